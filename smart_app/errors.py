@@ -1,0 +1,45 @@
+"""The project's own exceptions: each carries a message a user can act on."""
+
+from __future__ import annotations
+
+
+class SmartAppError(Exception):
+    """Base of every error the app raises on purpose; `hint` says what to do about it."""
+
+    title = "Something went wrong"
+    status_code = 500
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip()
+
+
+class ConfigError(SmartAppError):
+    """A setting, organization file or rule file is missing or wrong."""
+
+    title = "Configuration problem"
+
+
+class LaunchError(SmartAppError):
+    """The SMART launch could not be completed."""
+
+    title = "The app could not be launched"
+    status_code = 400
+
+
+class EhrError(SmartAppError):
+    """The EHR could not be reached or answered with an error."""
+
+    title = "The EHR did not answer as expected"
+    status_code = 502
+
+
+class SessionExpired(SmartAppError):
+    """The browser's session is unknown or expired; the user must relaunch from the chart."""
+
+    title = "Your session has ended"
+    status_code = 401

@@ -1,0 +1,45 @@
+"""Run an ASGI app under uvicorn on a loopback port in a background thread, for tests over real HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import uvicorn
+
+
+def reserve_socket(host: str = "127.0.0.1") -> socket.socket:
+    """Bind a listening socket on a free port so the URL is known before the app is built."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(128)
+    return sock
+
+
+@contextlib.contextmanager
+def serve(app_factory: Callable[[str], object], host: str = "127.0.0.1",
+          url_host: str | None = None) -> Iterator[str]:
+    """Build the app with its own base URL, serve it, yield the base URL, stop it on exit."""
+    sock = reserve_socket(host)
+    port = sock.getsockname()[1]
+    base_url = f"http://{url_host or host}:{port}"
+    app = app_factory(base_url)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"test server for {base_url} did not start")
+        time.sleep(0.01)
+    try:
+        yield base_url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
