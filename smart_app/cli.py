@@ -1,0 +1,144 @@
+"""The `smart-app` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from smart_app.errors import SmartAppError
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from smart_app.demo import run_demo
+
+    run_demo(args.port, open_browser=not args.no_browser, data_dir=args.data_dir)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from smart_app.db import make_engine, require_current
+    from smart_app.launch.organizations import load_directory
+    from smart_app.settings import load_settings
+    from smart_app.web.app import create_app
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    app = create_app(settings, load_directory(settings.launch_dir), engine)
+    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=True,
+                forwarded_allow_ips=args.forwarded_allow_ips)
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from smart_app.paths import data_path
+    from smart_app.sandbox import SandboxClient, SandboxConfig, create_app
+
+    base_url = args.base_url or f"http://localhost:{args.port}"
+    clients = [SandboxClient(client_id=args.client_id, redirect_uris=args.redirect_uri)
+               ] if args.client_id and args.redirect_uri else []
+    database = str(args.data_dir / "sandbox.db") if args.data_dir else None
+    config = SandboxConfig(base_url=base_url.rstrip("/"), fixtures_dir=args.fixtures or data_path("fixtures"),
+                           database=database, clients=clients, app_launch_url=args.app_launch_url,
+                           open=args.open, latency_ms=args.latency_ms)
+    print(f"Sandbox EHR FHIR base: {config.base_url}/fhir  (patients: {config.base_url}/ehr/)")
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from smart_app.db import current_revision, make_engine, upgrade
+    from smart_app.settings import load_settings
+
+    engine = make_engine(load_settings().database_url)
+    upgrade(engine)
+    print(f"Database is at migration {current_revision(engine)}.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="smart-app",
+        description="Care-coordination time capture and care-management billing, as a SMART on "
+                    "FHIR app launched from the EHR's patient chart.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the sandbox EHR and the app together on SQLite",
+                          description="Start the local sandbox EHR and the app side by side on "
+                                      "SQLite, print the chart URL to open, and serve until Ctrl+C.")
+    demo.add_argument("--port", type=int, default=8000,
+                      help="port of the app; the sandbox EHR uses the next one (default 8000)")
+    demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    demo.add_argument("--data-dir", type=Path, default=None,
+                      help="folder for the demo's databases (default: SMART_APP_DATA_DIR or "
+                           "~/.local/share/smart-app)")
+    demo.set_defaults(func=_demo)
+
+    serve = sub.add_parser("serve", help="run the app alone, configured from SMART_APP_* variables",
+                           description="Serve the app with settings from the environment "
+                                       "(SMART_APP_DATABASE_URL, SMART_APP_BASE_URL, "
+                                       "SMART_APP_SECRET_KEY, SMART_APP_DATA_DIR, "
+                                       "SMART_APP_LAUNCH_DIR). Run `smart-app db upgrade` first.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1",
+                       help="proxies trusted for X-Forwarded-* headers")
+    serve.set_defaults(func=_serve)
+
+    sandbox = sub.add_parser("sandbox", help="run the local sandbox EHR alone",
+                             description="Serve the local SMART sandbox EHR (authorization server, "
+                                         "FHIR R4 store seeded from fixtures, chart pages).")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind")
+    sandbox.add_argument("--port", type=int, default=8001, help="port to bind (default 8001)")
+    sandbox.add_argument("--base-url", help="public URL of the sandbox (default http://localhost:PORT)")
+    sandbox.add_argument("--open", action="store_true",
+                         help="serve the FHIR API without authorization, like open reference "
+                              "servers, so another authorization server can sit in front")
+    sandbox.add_argument("--client-id", help="register an app with this client id")
+    sandbox.add_argument("--redirect-uri", action="append", default=[],
+                         help="a redirect URI of that app (repeatable)")
+    sandbox.add_argument("--app-launch-url", default="",
+                         help="the app's launch URL, opened in the chart's iframe")
+    sandbox.add_argument("--data-dir", type=Path, help="keep the sandbox's data here (default: memory)")
+    sandbox.add_argument("--fixtures", type=Path, help="folder of fixture bundles to seed from")
+    sandbox.add_argument("--latency-ms", type=int, default=0, help="delay every FHIR request")
+    sandbox.set_defaults(func=_sandbox)
+
+    db = sub.add_parser("db", help="database maintenance",
+                        description="Database maintenance on SMART_APP_DATABASE_URL.")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_upgrade = db_sub.add_parser("upgrade", help="apply every pending migration",
+                                   description="Apply every pending Alembic migration.")
+    db_upgrade.set_defaults(func=_db_upgrade)
+
+    try:
+        from smart_app.rules.command import register as register_rules
+    except ImportError:  # the rules room is optional until it lands
+        register_rules = None
+    if register_rules is not None:
+        register_rules(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; errors the user can act on print as one message, exit 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SmartAppError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"what to do: {exc.hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""A small async FHIR R4 client over httpx that turns every failure into an actionable error."""
+
+from __future__ import annotations
+
+from urllib.parse import urljoin
+
+import httpx
+
+from smart_app.errors import EhrError, SessionExpired
+
+FHIR_JSON = "application/fhir+json"
+# A patient's chart rarely needs more; the cap keeps a runaway server from looping us.
+MAX_PAGES = 20
+
+
+def outcome_text(body: object) -> str:
+    """The diagnostics of an OperationOutcome, or '' when the body is not one."""
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+        parts = [str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code"))
+                 for i in body.get("issue") or [] if isinstance(i, dict)]
+        return "; ".join(p for p in parts if p and p != "None")
+    return ""
+
+
+class FhirClient:
+    """Reads a FHIR server as one user of one session."""
+
+    def __init__(self, http: httpx.AsyncClient, base: str, access_token: str | None) -> None:
+        self.http = http
+        self.base = base.rstrip("/") + "/"
+        self.headers = {"Accept": FHIR_JSON}
+        if access_token:
+            self.headers["Authorization"] = f"Bearer {access_token}"
+
+    async def _request(self, method: str, url: str, what: str, **kwargs: object) -> dict:
+        try:
+            response = await self.http.request(method, urljoin(self.base, url),
+                                               headers=self.headers, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise EhrError(f"The EHR did not answer in time while reading {what}.",
+                           "Reload the page in a minute.") from exc
+        except httpx.HTTPError as exc:
+            raise EhrError(f"The EHR could not be reached while reading {what} "
+                           f"({type(exc).__name__}).", "Reload the page in a minute.") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code == 401:
+            raise SessionExpired("The EHR no longer accepts this session's authorization.",
+                                 "Relaunch the app from the patient's chart.")
+        if response.status_code == 403:
+            raise EhrError(f"The EHR refused access to {what}: {outcome_text(body) or 'forbidden'}.",
+                           "Ask the EHR administrator to grant the app the scopes listed in "
+                           "docs/install.md.")
+        if response.status_code >= 400:
+            hint = ("Reload the page in a minute." if response.status_code >= 500
+                    else "Tell the EHR administrator; the app's request was refused.")
+            raise EhrError(f"The EHR answered HTTP {response.status_code} for {what}"
+                           f"{': ' + outcome_text(body) if outcome_text(body) else ''}.", hint)
+        if not isinstance(body, dict) or "resourceType" not in body:
+            raise EhrError(f"The EHR answered with something that is not FHIR JSON for {what}.",
+                           "Tell the EHR administrator.")
+        return body
+
+    async def read(self, resource_type: str, resource_id: str) -> dict:
+        """Read one resource by type and id."""
+        return await self._request("GET", f"{resource_type}/{resource_id}",
+                                   f"{resource_type}/{resource_id}")
+
+    async def search(self, resource_type: str, params: dict[str, str]) -> list[dict]:
+        """Search and follow `next` links; return the matched resources."""
+        what = f"the patient's {resource_type} records"
+        body = await self._request("GET", resource_type, what, params=params)
+        resources: list[dict] = []
+        for _ in range(MAX_PAGES):
+            if body.get("resourceType") != "Bundle":
+                raise EhrError(f"The EHR answered a {resource_type} search without a Bundle.",
+                               "Tell the EHR administrator.")
+            for entry in body.get("entry") or []:
+                mode = (entry.get("search") or {}).get("mode", "match")
+                resource = entry.get("resource")
+                if mode == "match" and isinstance(resource, dict):
+                    resources.append(resource)
+            next_url = next((link.get("url") for link in body.get("link") or []
+                             if link.get("relation") == "next"), None)
+            if not next_url:
+                return resources
+            body = await self._request("GET", next_url, what)
+        raise EhrError(f"The EHR returned more than {MAX_PAGES} pages of {resource_type}.",
+                       "Tell the EHR administrator; the app stopped reading to stay responsive.")

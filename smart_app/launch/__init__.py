@@ -1,0 +1,1 @@
+"""SMART EHR launch: organization registry, discovery, authorize with PKCE, callback, tokens."""

@@ -1,0 +1,66 @@
+"""Tables of the launch room: organizations, pending launches (OAuth state) and app sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from smart_app.db import Base, UTCDateTime
+
+
+class OrganizationRow(Base):
+    """One installed organization, loaded from its file in `launch/`."""
+
+    __tablename__ = "organizations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    issuer: Mapped[str] = mapped_column(String(500), unique=True)
+    client_id: Mapped[str] = mapped_column(String(200))
+    client_auth: Mapped[str] = mapped_column(String(40))
+    config: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PendingLaunch(Base):
+    """OAuth state of a launch between authorize and callback; consumed exactly once."""
+
+    __tablename__ = "pending_launches"
+
+    state: Mapped[str] = mapped_column(String(100), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    fhir_base: Mapped[str] = mapped_column(String(500))
+    token_endpoint: Mapped[str] = mapped_column(String(500))
+    code_verifier: Mapped[str] = mapped_column(String(200))
+    nonce: Mapped[str] = mapped_column(String(100))
+    jwks_uri: Mapped[str] = mapped_column(String(500))
+    id_token_issuer: Mapped[str] = mapped_column(String(500))
+    scope: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AppSession(Base):
+    """A launched session: bound to one organization, user and patient; tokens encrypted."""
+
+    __tablename__ = "app_sessions"
+
+    # sha256 of the opaque handle the browser holds; the handle itself is never stored.
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    fhir_base: Mapped[str] = mapped_column(String(500))
+    token_endpoint: Mapped[str] = mapped_column(String(500))
+    patient_id: Mapped[str] = mapped_column(String(200))
+    encounter_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    fhir_user: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    scope: Mapped[str] = mapped_column(Text)
+    access_token_enc: Mapped[str] = mapped_column(Text)
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    token_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    need_patient_banner: Mapped[bool] = mapped_column(Boolean, default=True)
+    smart_style_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    refresh_count: Mapped[int] = mapped_column(Integer, default=0)

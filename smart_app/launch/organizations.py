@@ -1,0 +1,143 @@
+"""The organization registry: one TOML file per organization in `launch/`, mirrored in the database."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from smart_app.db import utcnow
+from smart_app.errors import ConfigError
+from smart_app.launch.models import OrganizationRow
+from smart_app.paths import data_path
+
+CLIENT_AUTH_METHODS = ("public", "private_key_jwt")
+_REQUIRED = ("id", "name", "issuer", "client_id")
+
+
+@dataclass(frozen=True)
+class Organization:
+    """An installed organization: which EHR it trusts and its billing defaults."""
+
+    id: str
+    name: str
+    issuer: str
+    client_id: str
+    client_auth: str = "public"
+    key_id: str = ""
+    frame_origins: tuple[str, ...] = ()
+    timezone: str = "America/New_York"
+    place_of_service: str = "11"
+    billing_practitioner: str = ""
+    supervising_practitioner: str = ""
+    rule_set: str = "medicare-2026"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_config(self) -> dict[str, object]:
+        """JSON-safe form stored in the database."""
+        data = asdict(self)
+        data["frame_origins"] = list(self.frame_origins)
+        return data
+
+
+def parse_organization(data: dict[str, object], source: str) -> Organization:
+    """Validate one organization's settings; `source` names the file in error messages."""
+    missing = [key for key in _REQUIRED if not data.get(key)]
+    if missing:
+        raise ConfigError(f"{source}: missing {', '.join(missing)}.",
+                          "Every organization file needs id, name, issuer and client_id.")
+    issuer = str(data["issuer"]).rstrip("/")
+    if not issuer.startswith(("http://", "https://")):
+        raise ConfigError(f"{source}: issuer {issuer!r} is not an http(s) URL.",
+                          "Use the EHR's FHIR base URL, as the EHR sends it in `iss`.")
+    client_auth = str(data.get("client_auth", "public"))
+    if client_auth not in CLIENT_AUTH_METHODS:
+        raise ConfigError(f"{source}: client_auth {client_auth!r} is not supported.",
+                          f"Use one of {', '.join(CLIENT_AUTH_METHODS)}.")
+    timezone = str(data.get("timezone", "America/New_York"))
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"{source}: unknown timezone {timezone!r}.",
+                          "Use an IANA name such as America/Chicago.") from exc
+    origins = data.get("frame_origins", [])
+    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+        raise ConfigError(f"{source}: frame_origins must be a list of origins.",
+                          'For example frame_origins = ["https://ehr.example.org"].')
+    known = {f for f in Organization.__dataclass_fields__ if f != "extra"}
+    return Organization(
+        id=str(data["id"]), name=str(data["name"]), issuer=issuer,
+        client_id=str(data["client_id"]), client_auth=client_auth,
+        key_id=str(data.get("key_id", "")), frame_origins=tuple(o.rstrip("/") for o in origins),
+        timezone=timezone, place_of_service=str(data.get("place_of_service", "11")),
+        billing_practitioner=str(data.get("billing_practitioner", "")),
+        supervising_practitioner=str(data.get("supervising_practitioner", "")),
+        rule_set=str(data.get("rule_set", "medicare-2026")),
+        extra={k: v for k, v in data.items() if k not in known},
+    )
+
+
+def load_organization_file(path: Path) -> Organization:
+    """Read and validate one organization TOML file."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read organization file: {exc}.",
+                          "Fix the TOML syntax or the file permissions.") from exc
+    return parse_organization(data, str(path))
+
+
+def load_directory(directory: Path | None = None) -> list[Organization]:
+    """Every organization file in `directory` (default: the packaged `launch/` folder)."""
+    directory = directory or data_path("launch")
+    orgs = [load_organization_file(p) for p in sorted(directory.glob("*.toml"))]
+    seen: dict[str, str] = {}
+    for org in orgs:
+        for key in (org.id, org.issuer):
+            if key in seen:
+                raise ConfigError(f"Two organization files share {key!r} in {directory}.",
+                                  "Each organization needs its own id and issuer.")
+            seen[key] = org.id
+    return orgs
+
+
+def with_overrides(org: Organization, **changes: object) -> Organization:
+    """A copy of `org` with some settings replaced (the demo rewrites the sandbox's URLs)."""
+    return replace(org, **changes)  # type: ignore[arg-type]
+
+
+def save_organizations(session: Session, orgs: list[Organization]) -> None:
+    """Insert or update each organization in the database."""
+    for org in orgs:
+        row = session.get(OrganizationRow, org.id)
+        if row is None:
+            row = OrganizationRow(id=org.id)
+            session.add(row)
+        row.name, row.issuer, row.client_id = org.name, org.issuer, org.client_id
+        row.client_auth, row.config, row.updated_at = org.client_auth, org.to_config(), utcnow()
+
+
+def _from_row(row: OrganizationRow) -> Organization:
+    return parse_organization(dict(row.config), f"organization {row.id!r} in the database")
+
+
+def find_by_issuer(session: Session, issuer: str) -> Organization | None:
+    """The organization whose EHR has this FHIR base, or None."""
+    row = session.scalar(select(OrganizationRow).where(
+        OrganizationRow.issuer == issuer.rstrip("/")))
+    return _from_row(row) if row else None
+
+
+def get_organization(session: Session, org_id: str) -> Organization | None:
+    """The organization with this id, or None."""
+    row = session.get(OrganizationRow, org_id)
+    return _from_row(row) if row else None
+
+
+def list_organizations(session: Session) -> list[Organization]:
+    """All organizations, by id."""
+    return [_from_row(r) for r in session.scalars(select(OrganizationRow).order_by(OrganizationRow.id))]

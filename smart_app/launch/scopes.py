@@ -1,0 +1,26 @@
+"""The SMART v2 scopes the app asks for: per resource type, least privilege, no wildcards."""
+
+from __future__ import annotations
+
+# Identity and context: who is working (fhirUser via OpenID Connect) and on which patient.
+IDENTITY = ("launch", "openid", "fhirUser", "online_access")
+
+# What the in-chart page reads to decide eligibility and show the chart context.
+PATIENT_READS = (
+    "patient/Patient.r",
+    "patient/Condition.rs",
+    "patient/Observation.rs",
+    "patient/Consent.rs",
+    "patient/Encounter.rs",
+    "patient/CarePlan.rs",
+    "patient/CareTeam.rs",
+    "patient/Coverage.rs",
+)
+
+# The care team's own records, which sit outside the patient compartment.
+USER_READS = ("user/Practitioner.r", "user/PractitionerRole.rs")
+
+
+def launch_scopes() -> str:
+    """The space-separated scope string for an EHR launch."""
+    return " ".join(IDENTITY + PATIENT_READS + USER_READS)

@@ -1,0 +1,1 @@
+"""The web room: Starlette routes, sessions, error pages and templates."""
