@@ -1,4 +1,4 @@
-"""Run an ASGI app under uvicorn on a loopback port in a background thread, for tests over real HTTP."""
+"""Serve ASGI apps under uvicorn on loopback ports in background threads, for tests over real HTTP."""
 
 from __future__ import annotations
 
@@ -20,26 +20,36 @@ def reserve_socket(host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
+def url_of(sock: socket.socket, url_host: str | None = None) -> str:
+    """The base URL a client uses to reach a reserved socket."""
+    host, port = sock.getsockname()[:2]
+    return f"http://{url_host or host}:{port}"
+
+
+@contextlib.contextmanager
+def serve_on(sock: socket.socket, app: object) -> Iterator[None]:
+    """Serve `app` on an already reserved socket until the block ends."""
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"test server on {sock.getsockname()} did not start")
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
 @contextlib.contextmanager
 def serve(app_factory: Callable[[str], object], host: str = "127.0.0.1",
           url_host: str | None = None) -> Iterator[str]:
     """Build the app with its own base URL, serve it, yield the base URL, stop it on exit."""
     sock = reserve_socket(host)
-    port = sock.getsockname()[1]
-    base_url = f"http://{url_host or host}:{port}"
-    app = app_factory(base_url)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError(f"test server for {base_url} did not start")
-        time.sleep(0.01)
-    try:
+    base_url = url_of(sock, url_host)
+    with serve_on(sock, app_factory(base_url)):
         yield base_url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

@@ -1,0 +1,72 @@
+"""The EHR users: the fixture care-team practitioners, with the care manager as the default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smart_app.sandbox.references import reference_id
+from smart_app.sandbox.store import FhirStore
+
+_ROLE_ORDER = ("care manager", "care coordinator", "nurse", "billing")
+
+
+@dataclass
+class User:
+    """A practitioner who can sign in to the sandbox chart."""
+
+    id: str
+    name: str
+    role: str
+
+    @property
+    def label(self) -> str:
+        """How the user picker shows this user."""
+        return f"{self.name} ({self.role})" if self.role else self.name
+
+
+def display_name(resource: dict) -> str:
+    """A human name for a Patient or Practitioner."""
+    for name in resource.get("name") or []:
+        if name.get("text"):
+            return name["text"]
+        parts = [*(name.get("prefix") or []), *(name.get("given") or []), name.get("family")]
+        text = " ".join(p for p in parts if p)
+        if text:
+            return text
+    return resource.get("id", "?")
+
+
+def _role_text(role: dict) -> str:
+    for concept in [*(role.get("code") or []), *(role.get("specialty") or [])]:
+        if concept.get("text"):
+            return concept["text"]
+        for coding in concept.get("coding") or []:
+            if coding.get("display"):
+                return coding["display"]
+    return ""
+
+
+def _rank(user: User) -> tuple[int, str]:
+    role = user.role.lower()
+    for index, word in enumerate(_ROLE_ORDER):
+        if word in role:
+            return index, user.id
+    return len(_ROLE_ORDER), user.id
+
+
+def list_users(store: FhirStore) -> list[User]:
+    """Every practitioner, care manager first, then nurse, then billing, then the rest."""
+    roles: dict[str, str] = {}
+    for role in store.candidates("PractitionerRole"):
+        pid = reference_id((role.get("practitioner") or {}).get("reference"), "Practitioner")
+        if pid and pid not in roles:
+            roles[pid] = _role_text(role)
+    users = [User(p["id"], display_name(p), roles.get(p["id"], ""))
+             for p in store.candidates("Practitioner")]
+    return sorted(users, key=_rank)
+
+
+def default_user(store: FhirStore) -> str | None:
+    """The id of the user a launch runs as when none was picked."""
+    users = list_users(store)
+    return users[0].id if users else None

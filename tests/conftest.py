@@ -1,0 +1,33 @@
+"""Shared fixtures: throwaway databases on SQLite and PostgreSQL, and the running stack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.databases import BACKENDS, PostgresTemplate, fresh_database
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[PostgresTemplate]:
+    template = PostgresTemplate()
+    yield template
+    template.drop()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path, pg_template) -> Iterator[str]:
+    """A fresh migrated database on each backend."""
+    with fresh_database(request.param, tmp_path, pg_template) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(request: pytest.FixtureRequest, tmp_path_factory, pg_template) -> Iterator[object]:
+    """The sandbox EHR and the app running on loopback, on each database backend."""
+    from tests.stack import running_stack
+
+    tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
+    with fresh_database(request.param, tmp, pg_template) as url, running_stack(url, tmp) as running:
+        yield running

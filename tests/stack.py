@@ -1,0 +1,79 @@
+"""The whole system on loopback for end-to-end tests: the sandbox EHR and the app, each on its own port."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from smart_app.launch.organizations import Organization, load_directory, with_overrides
+from smart_app.paths import data_path
+from smart_app.sandbox import SandboxClient, SandboxConfig, create_app as create_sandbox
+from smart_app.settings import Settings, load_settings
+from smart_app.web.app import create_app
+from tests.live_server import reserve_socket, serve_on, url_of
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-the-app-0123456789"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """URLs and settings of a running sandbox EHR + app pair."""
+
+    app_url: str
+    sandbox_url: str
+    settings: Settings
+    organization: Organization
+
+    @property
+    def fhir_base(self) -> str:
+        return f"{self.sandbox_url}/fhir"
+
+    def chart_url(self, patient_id: str) -> str:
+        return f"{self.sandbox_url}/ehr/chart/{patient_id}"
+
+
+@contextlib.contextmanager
+def running_stack(database_url: str, data_dir: Path, *, app_host: str = "127.0.0.1",
+                  sandbox_host: str = "127.0.0.1") -> Iterator[Stack]:
+    """Start the sandbox and the app against `database_url`; stop both afterwards."""
+    app_sock, sandbox_sock = reserve_socket(), reserve_socket()
+    app_url, sandbox_url = url_of(app_sock, app_host), url_of(sandbox_sock, sandbox_host)
+    settings = load_settings(env={}, base_url=app_url, database_url=database_url,
+                             data_dir=data_dir, secret_key=TEST_SECRET)
+    sandbox_org = next(o for o in load_directory() if o.id == "sandbox")
+    org = with_overrides(sandbox_org, issuer=f"{sandbox_url}/fhir", frame_origins=(sandbox_url,))
+    sandbox = create_sandbox(SandboxConfig(
+        base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
+        clients=[SandboxClient(client_id=org.client_id, redirect_uris=[settings.redirect_uri])],
+        app_launch_url=settings.launch_url))
+    with serve_on(sandbox_sock, sandbox), serve_on(app_sock, create_app(settings, [org])):
+        yield Stack(app_url=app_url, sandbox_url=sandbox_url, settings=settings, organization=org)
+
+
+IFRAME_SRC = re.compile(r'<iframe[^>]*\ssrc="([^"]+)"', re.IGNORECASE)
+
+
+def iframe_src(chart_html: str) -> str:
+    """The app URL the sandbox chart embeds, with HTML entities decoded."""
+    match = IFRAME_SRC.search(chart_html)
+    assert match, "the chart page has no iframe"
+    return match.group(1).replace("&amp;", "&")
+
+
+def open_chart(browser: httpx.Client, stack: Stack, patient_id: str,
+               user: str | None = None) -> httpx.Response:
+    """Do what a person does: open the patient's chart, let the iframe launch the app."""
+    params = {"user": user} if user else {}
+    chart = browser.get(stack.chart_url(patient_id), params=params)
+    assert chart.status_code == 200, chart.text
+    return browser.get(iframe_src(chart.text))
+
+
+def new_browser() -> httpx.Client:
+    """An HTTP client that follows redirects and keeps cookies, as a browser does."""
+    return httpx.Client(follow_redirects=True, timeout=20)

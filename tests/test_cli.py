@@ -1,0 +1,45 @@
+"""The `smart-app` command: every subcommand explains itself, and `db upgrade` works."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SUBCOMMANDS = [[], ["demo"], ["serve"], ["sandbox"], ["db"], ["db", "upgrade"]]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "smart_app.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("words", SUBCOMMANDS, ids=lambda w: " ".join(w) or "top")
+def test_every_command_has_help(words: list[str]) -> None:
+    result = run_cli(*words, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage: smart-app" in result.stdout
+    assert len(result.stdout.splitlines()) > 3
+
+
+def test_top_level_help_lists_the_commands() -> None:
+    out = run_cli("--help").stdout
+    for name in ("demo", "serve", "sandbox", "db"):
+        assert name in out
+
+
+def test_db_upgrade_then_serve_check(tmp_path: Path) -> None:
+    env = {"SMART_APP_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = run_cli("db", "upgrade", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Database is at migration" in result.stdout
+    assert (tmp_path / "smart_app.db").exists()
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    env = {"SMART_APP_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = run_cli("serve", "--port", "1", env=env)
+    assert result.returncode == 2
+    assert "smart-app db upgrade" in result.stderr

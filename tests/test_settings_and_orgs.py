@@ -1,0 +1,75 @@
+"""Settings from the environment and organization files: defaults, and clear errors when wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smart_app.errors import ConfigError
+from smart_app.launch.organizations import load_directory, load_organization_file
+from smart_app.settings import load_settings
+
+
+def test_settings_default_to_sqlite_in_the_data_folder_and_keep_the_secret(tmp_path: Path) -> None:
+    env = {"SMART_APP_DATA_DIR": str(tmp_path)}
+    first = load_settings(env)
+    assert first.database_url == f"sqlite:///{tmp_path / 'smart_app.db'}"
+    assert first.base_url == "http://localhost:8000"
+    assert first.redirect_uri == "http://localhost:8000/callback"
+    # The generated secret survives a restart, so sessions do too.
+    assert load_settings(env).secret_key == first.secret_key
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_settings_read_the_environment(tmp_path: Path) -> None:
+    env = {"SMART_APP_DATA_DIR": str(tmp_path), "SMART_APP_BASE_URL": "https://app.example.org/",
+           "SMART_APP_DATABASE_URL": "postgresql://db/app", "SMART_APP_SECRET_KEY": "k" * 40}
+    settings = load_settings(env)
+    assert settings.base_url == "https://app.example.org"
+    assert settings.database_url == "postgresql://db/app"
+    assert settings.secret_key == "k" * 40
+
+
+@pytest.mark.parametrize(("env", "fragment"), [
+    ({"SMART_APP_BASE_URL": "app.example.org"}, "must start with http"),
+    ({"SMART_APP_SECRET_KEY": "short"}, "too short"),
+])
+def test_bad_settings_say_what_to_fix(tmp_path: Path, env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings({"SMART_APP_DATA_DIR": str(tmp_path), **env})
+
+
+def test_packaged_sandbox_organization_loads() -> None:
+    orgs = {o.id: o for o in load_directory()}
+    sandbox = orgs["sandbox"]
+    assert sandbox.issuer.endswith("/fhir")
+    assert sandbox.client_auth in ("public", "private_key_jwt")
+    assert sandbox.timezone == "America/New_York"
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ('id = "a"\nname = "A"\nclient_id = "c"\n', "missing issuer"),
+    ('id = "a"\nname = "A"\nissuer = "ehr.example"\nclient_id = "c"\n', "not an http"),
+    ('id = "a"\nname = "A"\nissuer = "https://e/fhir"\nclient_id = "c"\ntimezone = "Mars/Base"\n',
+     "unknown timezone"),
+    ('id = "a"\nname = "A"\nissuer = "https://e/fhir"\nclient_id = "c"\nclient_auth = "secret"\n',
+     "not supported"),
+    ('id = "a\n', "cannot read organization file"),
+])
+def test_broken_organization_file_names_the_file_and_the_problem(
+        tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "clinic.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_organization_file(path)
+    assert str(path) in raised.value.message
+    assert fragment in raised.value.message
+
+
+def test_two_files_with_one_issuer_are_refused(tmp_path: Path) -> None:
+    body = 'name = "A"\nissuer = "https://e/fhir"\nclient_id = "c"\n'
+    (tmp_path / "a.toml").write_text('id = "a"\n' + body)
+    (tmp_path / "b.toml").write_text('id = "b"\n' + body)
+    with pytest.raises(ConfigError, match="share"):
+        load_directory(tmp_path)
