@@ -12,7 +12,8 @@ import httpx
 
 from smart_app.launch.organizations import Organization, load_directory, with_overrides
 from smart_app.paths import data_path
-from smart_app.sandbox import SandboxClient, SandboxConfig, create_app as create_sandbox
+from smart_app.sandbox import SandboxClient, SandboxConfig
+from smart_app.sandbox import create_app as create_sandbox
 from smart_app.settings import Settings, load_settings
 from smart_app.web.app import create_app
 from tests.live_server import reserve_socket, serve_on, url_of
