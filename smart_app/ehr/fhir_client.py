@@ -33,9 +33,9 @@ class FhirClient:
             self.headers["Authorization"] = f"Bearer {access_token}"
 
     async def _request(self, method: str, url: str, what: str, **kwargs: object) -> dict:
+        kwargs.setdefault("headers", self.headers)
         try:
-            response = await self.http.request(method, urljoin(self.base, url),
-                                               headers=self.headers, **kwargs)
+            response = await self.http.request(method, urljoin(self.base, url), **kwargs)
         except httpx.TimeoutException as exc:
             raise EhrError(f"The EHR did not answer in time while reading {what}.",
                            "Reload the page in a minute.") from exc
@@ -68,10 +68,27 @@ class FhirClient:
         return await self._request("GET", f"{resource_type}/{resource_id}",
                                    f"{resource_type}/{resource_id}")
 
-    async def search(self, resource_type: str, params: dict[str, str]) -> list[dict]:
+    async def search(self, resource_type: str, params: dict[str, str] | list[tuple[str, str]]) -> list[dict]:
         """Search and follow `next` links; return the matched resources."""
         what = f"the patient's {resource_type} records"
         body = await self._request("GET", resource_type, what, params=params)
+        return await self.collect(body, resource_type)
+
+    async def batch(self, urls: list[str]) -> list[dict]:
+        """Send GETs as one batch Bundle; return each entry's `response`+`resource`, in order."""
+        bundle = {"resourceType": "Bundle", "type": "batch",
+                  "entry": [{"request": {"method": "GET", "url": url}} for url in urls]}
+        body = await self._request("POST", "", "the patient's records (batch)", json=bundle,
+                                   headers={**self.headers, "Content-Type": FHIR_JSON})
+        entries = body.get("entry") if body.get("resourceType") == "Bundle" else None
+        if not isinstance(entries, list) or len(entries) != len(urls):
+            raise EhrError("The EHR answered a batch with a malformed or incomplete Bundle.",
+                           "Tell the EHR administrator; reload the page to try again.")
+        return [e if isinstance(e, dict) else {} for e in entries]
+
+    async def collect(self, body: dict, resource_type: str) -> list[dict]:
+        """The matched resources of a searchset Bundle, following its `next` links."""
+        what = f"the patient's {resource_type} records"
         resources: list[dict] = []
         for _ in range(MAX_PAGES):
             if body.get("resourceType") != "Bundle":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,12 +17,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from smart_app.crypto import TokenBox, hash_handle
 from smart_app.db import transaction, utcnow
+from smart_app.ehr.capabilities import fetch_capabilities
 from smart_app.errors import ConfigError, LaunchError
 from smart_app.launch.discovery import discover
 from smart_app.launch.models import AppSession, PendingLaunch
 from smart_app.launch.organizations import Organization, find_by_issuer, get_organization
 from smart_app.launch.scopes import launch_scopes
 from smart_app.launch.token_client import request_token, verify_id_token
+
+log = logging.getLogger(__name__)
 
 # A person takes seconds at the EHR's authorize page; ten minutes leaves room for a slow SSO.
 PENDING_LIFETIME = timedelta(minutes=10)
@@ -60,7 +65,11 @@ async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) ->
                           "An EHR administrator must register this EHR with the app first "
                           "(see docs/install.md).")
     client_form(org)
-    config = await discover(deps.http, org.issuer)
+    # The CapabilityStatement is public: read it beside discovery so it adds no wait.
+    config, (capabilities, why_not) = await asyncio.gather(
+        discover(deps.http, org.issuer), fetch_capabilities(deps.http, org.issuer))
+    if why_not:
+        log.warning("EHR %s: %s; the app will read without batch", org.issuer, why_not)
     if "S256" not in config.code_challenge_methods:
         raise LaunchError("The EHR does not offer PKCE with S256, which the app requires.",
                           "Ask the EHR administrator to enable SMART App Launch 2.0.")
@@ -71,6 +80,7 @@ async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) ->
             state=state, organization_id=org.id, fhir_base=org.issuer,
             token_endpoint=config.token_endpoint, code_verifier=verifier, nonce=nonce,
             jwks_uri=config.jwks_uri, id_token_issuer=config.issuer or org.issuer,
+            capabilities=capabilities.to_json(),
             scope=scope, created_at=utcnow()))
     return prepare_grant_uri(
         config.authorization_endpoint, client_id=org.client_id, response_type="code",
@@ -140,6 +150,7 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str]) -> tuple[str
         refresh_token_enc=deps.tokens.seal(token.refresh_token) if token.refresh_token else None,
         token_expires_at=now + timedelta(seconds=token.expires_in),
         need_patient_banner=token.need_patient_banner, smart_style_url=token.smart_style_url,
+        capabilities=pending.capabilities,
         created_at=now, expires_at=now + deps.session_lifetime, refresh_count=0)
     with transaction(deps.sessions) as db:
         db.add(row)

@@ -37,6 +37,7 @@ class PendingLaunch(Base):
     nonce: Mapped[str] = mapped_column(String(100))
     jwks_uri: Mapped[str] = mapped_column(String(500))
     id_token_issuer: Mapped[str] = mapped_column(String(500))
+    capabilities: Mapped[dict] = mapped_column(JSON)
     scope: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -61,6 +62,8 @@ class AppSession(Base):
     token_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     need_patient_banner: Mapped[bool] = mapped_column(Boolean, default=True)
     smart_style_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # What the EHR's CapabilityStatement offered at launch (batch, creates, ...).
+    capabilities: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     refresh_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -9,6 +9,7 @@ from sqlalchemy import update
 
 from smart_app.crypto import hash_handle
 from smart_app.db import transaction, utcnow
+from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.errors import LaunchError, SessionExpired
 from smart_app.launch.flow import LaunchDeps, client_form
 from smart_app.launch.models import AppSession
@@ -35,6 +36,7 @@ class ActiveSession:
     access_token: str
     need_patient_banner: bool
     smart_style_url: str | None
+    capabilities: EhrCapabilities
 
 
 def _load(deps: LaunchDeps, id_hash: str) -> AppSession:
@@ -85,4 +87,5 @@ async def active_session(deps: LaunchDeps, handle: str | None) -> ActiveSession:
         id_hash=row.id_hash, organization_id=row.organization_id, fhir_base=row.fhir_base,
         patient_id=row.patient_id, encounter_id=row.encounter_id, fhir_user=row.fhir_user,
         scope=row.scope, access_token=deps.tokens.open(row.access_token_enc),
-        need_patient_banner=row.need_patient_banner, smart_style_url=row.smart_style_url)
+        need_patient_banner=row.need_patient_banner, smart_style_url=row.smart_style_url,
+        capabilities=EhrCapabilities.from_json(row.capabilities))

@@ -161,8 +161,18 @@ class Family(_Strict):
             for base in code.base_codes:
                 if base not in self.codes:
                     raise ValueError(f"code {key}: base code {base} is not in this family")
-                if self.codes[base].base_codes:
+                base_rule = self.codes[base]
+                if base_rule.base_codes:
                     raise ValueError(f"code {key}: base code {base} is itself an add-on")
+                # These two keep "more minutes never bill less" true: an add-on that appears
+                # with more minutes can neither count other people's time nor add exclusions.
+                if set(code.counted_roles) != set(base_rule.counted_roles):
+                    raise ValueError(f"code {key}: counted_roles must match base code {base}")
+                base_excl = {c for e in base_rule.exclusions for c in e.codes}
+                extra = {c for e in code.exclusions for c in e.codes} - base_excl - {base}
+                if extra:
+                    raise ValueError(f"code {key}: add-on excludes {sorted(extra)} which base "
+                                     f"code {base} does not")
         return self
 
 

@@ -1,0 +1,150 @@
+"""Everything the app reads about one patient for one month, in about one round trip.
+
+Where the EHR offers batch, all reads travel in one batch Bundle; where it does not (Epic, for
+one), they run as concurrent requests, so the wall time stays about that of the slowest read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from urllib.parse import urlencode
+
+from smart_app.ehr.capabilities import EhrCapabilities
+from smart_app.ehr.fhir_client import FhirClient, outcome_text
+from smart_app.errors import EhrError, SessionExpired
+
+LOINC = "http://loinc.org"
+# Validated rating scales the app reads: PHQ-9, GAD-7, PHQ-2, PHQ-A (adolescent), EPDS, AUDIT-C.
+RATING_SCALE_LOINC = ("44261-6", "70274-6", "55758-7", "89204-2", "99046-5", "75626-2")
+# Reads without which no decision can be made; the others degrade to a finding.
+ESSENTIAL = ("patient", "conditions")
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    """The raw FHIR resources read for a patient-month, and which reads failed and why."""
+
+    patient: dict
+    parts: dict[str, list[dict]]
+    user: dict | None
+    unavailable: dict[str, str] = field(default_factory=dict)
+    round_trips: int = 1
+
+    def get(self, part: str) -> list[dict]:
+        """The resources of one part (conditions, consents, scales, encounters, ...)."""
+        return self.parts.get(part, [])
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    """First day of `month` (YYYY-MM) and first day of the next month."""
+    year, mon = (int(x) for x in month.split("-"))
+    start = date(year, mon, 1)
+    end = date(year + (mon == 12), mon % 12 + 1, 1)
+    return start, end
+
+
+@dataclass(frozen=True)
+class FhirQuery:
+    """One read (`params` empty, `target` = Type/id) or search (`target` = Type) of the record."""
+
+    target: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def url(self) -> str:
+        """The relative URL, as a batch entry carries it."""
+        return f"{self.target}?{urlencode(self.params)}" if self.params else self.target
+
+
+def record_requests(patient_id: str, month: str, user_ref: str | None) -> dict[str, FhirQuery]:
+    """The reads and searches made for a patient-month, by part name."""
+    start, end = month_bounds(month)
+    # Encounters from 13 months back: the initiating visit (within a year) and recent discharges.
+    history = (start - timedelta(days=400)).isoformat()
+    scale_codes = ",".join(f"{LOINC}|{code}" for code in RATING_SCALE_LOINC)
+    queries = {
+        "patient": FhirQuery(f"Patient/{patient_id}"),
+        "conditions": FhirQuery("Condition", (("patient", patient_id),)),
+        "consents": FhirQuery("Consent", (("patient", patient_id),)),
+        "scales": FhirQuery("Observation", (
+            ("patient", patient_id), ("code", scale_codes),
+            ("date", f"ge{(start - timedelta(days=365)).isoformat()}"), ("date", f"lt{end.isoformat()}"))),
+        "encounters": FhirQuery("Encounter", (("patient", patient_id), ("date", f"ge{history}"))),
+        "care_plans": FhirQuery("CarePlan", (("patient", patient_id),)),
+        "care_teams": FhirQuery("CareTeam", (("patient", patient_id),)),
+        "coverage": FhirQuery("Coverage", (("beneficiary", patient_id),)),
+    }
+    if user_ref:
+        queries["user"] = FhirQuery(user_ref)
+    return queries
+
+
+def _reference(fhir_user: str | None) -> str | None:
+    """`Practitioner/x` from an absolute or relative fhirUser."""
+    if not fhir_user:
+        return None
+    parts = fhir_user.rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 else None
+
+
+async def _via_batch(client: FhirClient, urls: dict[str, FhirQuery]) -> tuple[dict, dict[str, str], int]:
+    entries = await client.batch([query.url for query in urls.values()])
+    results: dict[str, object] = {}
+    failures: dict[str, str] = {}
+    extra_trips = 0
+    for name, entry in zip(urls, entries, strict=True):
+        status = str((entry.get("response") or {}).get("status", ""))
+        resource = entry.get("resource")
+        if not status.startswith("2") or not isinstance(resource, dict):
+            detail = outcome_text(resource) or status or "no response"
+            failures[name] = f"the EHR answered {detail}"
+            continue
+        if resource.get("resourceType") == "Bundle":
+            has_next = any(link.get("relation") == "next" for link in resource.get("link") or [])
+            extra_trips += int(has_next)
+            results[name] = await client.collect(resource, name)
+        else:
+            results[name] = resource
+    return results, failures, 1 + extra_trips
+
+
+async def _via_concurrent(client: FhirClient, urls: dict[str, FhirQuery]) -> tuple[dict, dict[str, str], int]:
+    async def one(query: FhirQuery) -> object:
+        if query.params:
+            return await client.search(query.target, list(query.params))
+        kind, rid = query.target.split("/", 1)
+        return await client.read(kind, rid)
+
+    outcomes = await asyncio.gather(*(one(u) for u in urls.values()), return_exceptions=True)
+    results: dict[str, object] = {}
+    failures: dict[str, str] = {}
+    for name, outcome in zip(urls, outcomes, strict=True):
+        if isinstance(outcome, SessionExpired):
+            raise outcome
+        if isinstance(outcome, EhrError):
+            failures[name] = outcome.message
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            results[name] = outcome
+    return results, failures, 1
+
+
+async def fetch_record(client: FhirClient, caps: EhrCapabilities, patient_id: str, month: str,
+                       fhir_user: str | None) -> PatientRecord:
+    """Read the patient-month's record; EhrError when an essential part cannot be read."""
+    urls = record_requests(patient_id, month, _reference(fhir_user))
+    fetch = _via_batch if caps.batch else _via_concurrent
+    results, failures, trips = await fetch(client, urls)
+    for name in ESSENTIAL:
+        if name in failures:
+            raise EhrError(f"The patient's {name} could not be read: {failures[name]}.",
+                           "Reload the page in a minute; if it persists, tell the EHR administrator.")
+    user = results.get("user")
+    parts = {name: list(value) for name, value in results.items()
+             if isinstance(value, list)}
+    return PatientRecord(patient=results["patient"], parts=parts,  # type: ignore[arg-type]
+                         user=user if isinstance(user, dict) else None,
+                         unavailable=failures, round_trips=trips)
