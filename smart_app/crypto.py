@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -24,6 +25,14 @@ class TokenBox:
         """Encrypt a token for storage."""
         return self._fernet.encrypt(plaintext.encode()).decode()
 
+    def seal_json(self, value: dict) -> str:
+        """Encrypt a JSON object (a private key) for storage."""
+        return self.seal(json.dumps(value, sort_keys=True))
+
+    def open_json(self, ciphertext: str) -> dict:
+        """Decrypt a JSON object sealed with `seal_json`."""
+        return json.loads(self.open(ciphertext))
+
     def open(self, ciphertext: str) -> str:
         """Decrypt a stored token; a key change makes old sessions unusable, not a crash."""
         try:
@@ -36,3 +45,4 @@ class TokenBox:
 def hash_handle(handle: str) -> str:
     """The database key of an opaque handle (session id), so a database leak exposes no handle."""
     return hashlib.sha256(handle.encode()).hexdigest()
+

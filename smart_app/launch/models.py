@@ -67,3 +67,18 @@ class AppSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     refresh_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SigningKey(Base):
+    """The app's private keys for client assertions; retired keys stay published for an overlap."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(100), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(10))
+    private_jwk_enc: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # After this instant the key is no longer published; EHRs caching the JWKS have moved on.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -77,9 +77,21 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("state"),
     )
+    op.create_table(
+        "signing_keys",
+        sa.Column("kid", sa.String(length=100), nullable=False),
+        sa.Column("alg", sa.String(length=10), nullable=False),
+        sa.Column("private_jwk_enc", sa.Text(), nullable=False),
+        sa.Column("public_jwk", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("retired_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("kid"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("signing_keys")
 
     op.drop_table("pending_launches")
     with op.batch_alter_table("app_sessions", schema=None) as batch_op:
