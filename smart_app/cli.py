@@ -61,6 +61,33 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from smart_app.crypto import TokenBox
+    from smart_app.db import make_engine, require_current, session_factory, transaction
+    from smart_app.launch.keys import generate_key, published_keys, rotate_keys
+    from smart_app.settings import load_settings
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    box = TokenBox(settings.secret_key)
+    with transaction(session_factory(engine)) as db:
+        if args.keys_command == "generate":
+            row = generate_key(db, box, args.alg)
+            print(f"Generated {row.alg} key {row.kid}; it signs from now on.")
+        elif args.keys_command == "rotate":
+            row = rotate_keys(db, box, args.alg, timedelta(days=args.overlap_days))
+            print(f"New current key {row.kid}; older keys stay published for {args.overlap_days} days.")
+        for key in published_keys(db):
+            state = ("current" if key.retired_at is None
+                     else f"retired, published until {key.expires_at:%Y-%m-%d %H:%M} UTC")
+            print(f"{key.kid}\t{key.alg}\t{state}")
+    print(f"JWKS URL to register with EHRs: {settings.base_url}/.well-known/jwks.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -116,6 +143,23 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade = db_sub.add_parser("upgrade", help="apply every pending migration",
                                    description="Apply every pending Alembic migration.")
     db_upgrade.set_defaults(func=_db_upgrade)
+
+    keys = sub.add_parser("keys", help="the app's signing keys for private_key_jwt client authentication",
+                          description="Manage the keys the app signs client assertions with (SMART "
+                                      "confidential asymmetric clients). EHRs fetch the public half "
+                                      "from /.well-known/jwks.json.")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    for name, text in (("generate", "create a new current key"),
+                       ("rotate", "create a new current key and retire the others after an overlap"),
+                       ("list", "list the published keys")):
+        action = keys_sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        if name != "list":
+            action.add_argument("--alg", choices=("RS384", "ES384"), default="RS384",
+                                help="signature algorithm (default RS384)")
+        if name == "rotate":
+            action.add_argument("--overlap-days", type=int, default=7,
+                                help="days both keys stay published (default 7)")
+        action.set_defaults(func=_keys)
 
     try:
         from smart_app.rules.command import register as register_rules

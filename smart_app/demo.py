@@ -8,9 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from sqlalchemy import Engine
 
-from smart_app.db import make_engine, upgrade
+from smart_app.crypto import TokenBox
+from smart_app.db import make_engine, session_factory, transaction, upgrade
+from smart_app.errors import ConfigError
 from smart_app.launch.organizations import Organization, load_directory, with_overrides
+from smart_app.launch.registration import registration_for
 from smart_app.paths import data_path
 from smart_app.sandbox import SandboxClient, SandboxConfig
 from smart_app.sandbox import create_app as create_sandbox
@@ -27,7 +31,8 @@ class DemoPlan:
 
     settings: Settings
     sandbox: SandboxConfig
-    organizations: list[Organization]
+    organization: Organization
+    engine: Engine
     app_port: int
     sandbox_port: int
 
@@ -37,32 +42,44 @@ class DemoPlan:
         return f"{self.sandbox.base_url}/ehr/chart/{FIRST_PATIENT}"
 
 
+def sandbox_org(settings: Settings, sandbox_base: str) -> Organization:
+    """The demo organization from `launch/sandbox.toml`, pointed at the running sandbox."""
+    org = next((o for o in load_directory(settings.launch_dir) if o.id == DEMO_ORG), None)
+    if org is None:
+        raise ConfigError("No organization file with id 'sandbox' was found for the demo.",
+                          "Restore launch/sandbox.toml or point SMART_APP_LAUNCH_DIR at a folder with it.")
+    return with_overrides(org, issuer=f"{sandbox_base}/fhir", frame_origins=(sandbox_base,))
+
+
+def sandbox_client(engine: Engine, settings: Settings, org: Organization) -> SandboxClient:
+    """Register the app with the sandbox as an EHR administrator would, creating a key if needed."""
+    with transaction(session_factory(engine)) as db:
+        reg = registration_for(db, TokenBox(settings.secret_key), org, settings.redirect_uri,
+                               settings.launch_url, create_key=True)
+    return SandboxClient(client_id=reg.client_id, redirect_uris=[reg.redirect_uri],
+                         auth_method=reg.auth_method, jwks=reg.jwks)
+
+
 def plan_demo(port: int, data_dir: Path | None = None, host: str = "localhost") -> DemoPlan:
     """Configure the app on `port` and the sandbox EHR on `port + 1`, sharing one data folder."""
     settings = load_settings(base_url=f"http://{host}:{port}", data_dir=data_dir)
     sandbox_base = f"http://{host}:{port + 1}"
-    orgs = []
-    for org in load_directory(settings.launch_dir):
-        if org.id == DEMO_ORG:
-            org = with_overrides(org, issuer=f"{sandbox_base}/fhir", frame_origins=(sandbox_base,))
-        orgs.append(org)
-    demo_org = next((o for o in orgs if o.id == DEMO_ORG), None)
-    clients = [SandboxClient(client_id=demo_org.client_id, redirect_uris=[settings.redirect_uri])
-               ] if demo_org else []
+    org = sandbox_org(settings, sandbox_base)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
     sandbox = SandboxConfig(base_url=sandbox_base, fixtures_dir=data_path("fixtures"),
-                            database=str(settings.data_dir / "sandbox.db"), clients=clients,
+                            database=str(settings.data_dir / "sandbox.db"),
+                            clients=[sandbox_client(engine, settings, org)],
                             app_launch_url=settings.launch_url)
-    return DemoPlan(settings=settings, sandbox=sandbox, organizations=orgs, app_port=port,
-                    sandbox_port=port + 1)
+    return DemoPlan(settings=settings, sandbox=sandbox, organization=org, engine=engine,
+                    app_port=port, sandbox_port=port + 1)
 
 
 async def _serve_both(plan: DemoPlan, bind: str) -> None:
-    engine = make_engine(plan.settings.database_url)
-    upgrade(engine)
     servers = [
         uvicorn.Server(uvicorn.Config(create_sandbox(plan.sandbox), host=bind,
                                       port=plan.sandbox_port, log_level="warning")),
-        uvicorn.Server(uvicorn.Config(create_app(plan.settings, plan.organizations, engine),
+        uvicorn.Server(uvicorn.Config(create_app(plan.settings, [plan.organization], plan.engine),
                                       host=bind, port=plan.app_port, log_level="warning")),
     ]
     await asyncio.gather(*(server.serve() for server in servers))

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import httpx
 
-from smart_app.launch.organizations import Organization, load_directory, with_overrides
+from smart_app.db import make_engine
+from smart_app.demo import sandbox_client, sandbox_org
+from smart_app.launch.organizations import Organization
 from smart_app.paths import data_path
-from smart_app.sandbox import SandboxClient, SandboxConfig
+from smart_app.sandbox import SandboxConfig
 from smart_app.sandbox import create_app as create_sandbox
 from smart_app.settings import Settings, load_settings
 from smart_app.web.app import create_app
@@ -46,13 +48,12 @@ def running_stack(database_url: str, data_dir: Path, *, app_host: str = "127.0.0
     app_url, sandbox_url = url_of(app_sock, app_host), url_of(sandbox_sock, sandbox_host)
     settings = load_settings(env={}, base_url=app_url, database_url=database_url,
                              data_dir=data_dir, secret_key=TEST_SECRET)
-    sandbox_org = next(o for o in load_directory() if o.id == "sandbox")
-    org = with_overrides(sandbox_org, issuer=f"{sandbox_url}/fhir", frame_origins=(sandbox_url,))
+    org = sandbox_org(settings, sandbox_url)
+    engine = make_engine(database_url)
     sandbox = create_sandbox(SandboxConfig(
         base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
-        clients=[SandboxClient(client_id=org.client_id, redirect_uris=[settings.redirect_uri])],
-        app_launch_url=settings.launch_url))
-    with serve_on(sandbox_sock, sandbox), serve_on(app_sock, create_app(settings, [org])):
+        clients=[sandbox_client(engine, settings, org)], app_launch_url=settings.launch_url))
+    with serve_on(sandbox_sock, sandbox), serve_on(app_sock, create_app(settings, [org], engine)):
         yield Stack(app_url=app_url, sandbox_url=sandbox_url, settings=settings, organization=org)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-SUBCOMMANDS = [[], ["demo"], ["serve"], ["sandbox"], ["db"], ["db", "upgrade"]]
+SUBCOMMANDS = [[], ["demo"], ["serve"], ["sandbox"], ["db"], ["db", "upgrade"], ["keys"], ["keys", "generate"],
+               ["keys", "rotate"], ["keys", "list"]]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,3 +44,17 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     result = run_cli("serve", "--port", "1", env=env)
     assert result.returncode == 2
     assert "smart-app db upgrade" in result.stderr
+
+
+def test_keys_generate_then_rotate_keeps_both_published(tmp_path: Path) -> None:
+    env = {"SMART_APP_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    first = run_cli("keys", "generate", "--alg", "ES384", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "Generated ES384 key" in first.stdout
+    rotated = run_cli("keys", "rotate", env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    lines = [line for line in rotated.stdout.splitlines() if "\t" in line]
+    assert len(lines) == 2
+    assert sum("current" in line for line in lines) == 1
+    assert sum("retired, published until" in line for line in lines) == 1

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from smart_app.crypto import TokenBox
 from smart_app.db import make_engine, session_factory, transaction
+from smart_app.launch.keys import assertion_form, signing_key
 from smart_app.launch.models import AppSession
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.paths import data_path
@@ -45,6 +46,18 @@ def stored_sessions(stack: Stack) -> list[AppSession]:
     try:
         with transaction(session_factory(engine)) as db:
             return list(db.scalars(select(AppSession)))
+    finally:
+        engine.dispose()
+
+
+def client_auth(stack: Stack) -> dict[str, str]:
+    """The app's own client authentication, so only the PKCE verifier is wrong."""
+    engine = make_engine(stack.settings.database_url)
+    try:
+        with transaction(session_factory(engine)) as db:
+            key = signing_key(db)
+        return assertion_form(key, TokenBox(TEST_SECRET), stack.organization.client_id,
+                              f"{stack.sandbox_url}/auth/token")
     finally:
         engine.dispose()
 
@@ -109,7 +122,7 @@ def test_ehr_refuses_code_without_the_right_pkce_verifier(stack: Stack, verifier
     with new_browser() as browser:
         _, query = _authorize(browser, stack)
     form = {"grant_type": "authorization_code", "code": query["code"][0],
-            "redirect_uri": stack.settings.redirect_uri, "client_id": stack.organization.client_id}
+            "redirect_uri": stack.settings.redirect_uri, **client_auth(stack)}
     if verifier:
         form["code_verifier"] = verifier
     response = httpx.post(f"{stack.sandbox_url}/auth/token", data=form)

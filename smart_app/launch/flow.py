@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from smart_app.crypto import TokenBox, hash_handle
 from smart_app.db import transaction, utcnow
 from smart_app.ehr.capabilities import fetch_capabilities
-from smart_app.errors import ConfigError, LaunchError
+from smart_app.errors import LaunchError
 from smart_app.launch.discovery import discover
+from smart_app.launch.keys import assertion_form, signing_key
 from smart_app.launch.models import AppSession, PendingLaunch
 from smart_app.launch.organizations import Organization, find_by_issuer, get_organization
 from smart_app.launch.scopes import launch_scopes
@@ -42,12 +43,13 @@ class LaunchDeps:
     session_lifetime: timedelta
 
 
-def client_form(org: Organization) -> dict[str, str]:
-    if org.client_auth != "public":
-        raise ConfigError(f"Organization {org.id!r} uses client_auth {org.client_auth!r}, which this "
-                          "version cannot sign yet.",
-                          "Register the app as a public client (PKCE) for this EHR for now.")
-    return {"client_id": org.client_id}
+def client_auth_form(deps: LaunchDeps, org: Organization, token_url: str) -> dict[str, str]:
+    """How the app identifies itself at the token endpoint: client_id, or a signed assertion."""
+    if org.client_auth == "public":
+        return {"client_id": org.client_id}
+    with transaction(deps.sessions) as db:
+        key = signing_key(db, org.key_id)
+    return assertion_form(key, deps.tokens, org.client_id, token_url)
 
 
 async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) -> str:
@@ -64,7 +66,10 @@ async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) ->
         raise LaunchError(f"This app is not installed for the EHR at {iss}.",
                           "An EHR administrator must register this EHR with the app first "
                           "(see docs/install.md).")
-    client_form(org)
+    if org.client_auth == "private_key_jwt":
+        # Fail before the user signs in at the EHR, not after.
+        with transaction(deps.sessions) as db:
+            signing_key(db, org.key_id)
     # The CapabilityStatement is public: read it beside discovery so it adds no wait.
     config, (capabilities, why_not) = await asyncio.gather(
         discover(deps.http, org.issuer), fetch_capabilities(deps.http, org.issuer))
@@ -130,7 +135,8 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str]) -> tuple[str
         raise LaunchError("The EHR's response carries no authorization code.",
                           "Relaunch the app from the patient's chart.")
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": deps.redirect_uri,
-            "code_verifier": pending.code_verifier, **client_form(org)}
+            "code_verifier": pending.code_verifier,
+            **client_auth_form(deps, org, pending.token_endpoint)}
     token = await request_token(deps.http, pending.token_endpoint, form)
     if not token.patient:
         raise LaunchError("The EHR launched the app without a patient in context.",

@@ -21,6 +21,7 @@ from smart_app.ehr.chart import load_chart_summary
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.errors import SmartAppError
 from smart_app.launch.flow import begin_launch, complete_launch
+from smart_app.launch.keys import public_jwks
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.launch.sessions import active_session
 from smart_app.paths import data_path
@@ -56,6 +57,12 @@ async def index(request: Request) -> Response:
 
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+async def jwks(request: Request) -> Response:
+    with transaction(ctx(request).sessions) as db:
+        document = public_jwks(db)
+    return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})
 
 
 async def launch(request: Request) -> Response:
@@ -128,6 +135,7 @@ def create_app(settings: Settings, organizations: list[Organization] | None = No
     routes = [
         Route("/", index),
         Route("/healthz", healthz),
+        Route("/.well-known/jwks.json", jwks),
         Route("/launch", launch),
         Route("/callback", callback),
         Route("/patient", patient_page),

@@ -1,0 +1,1 @@
+"""The time ledger: append-only time entries with corrections, server-side timers and month locks."""
