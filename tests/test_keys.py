@@ -34,7 +34,7 @@ def test_assertion_has_the_smart_header_and_claims(database_url: str, alg: str) 
     assert claims["aud"] == token_url
     assert 0 < claims["exp"] - time.time() <= 300
     assert claims["jti"] != jwt.decode(second, KeySet.import_key_set(jwks), algorithms=[alg]).claims["jti"]
-    assert "d" not in str(jwks["keys"][0].keys()), "only public halves are published"
+    assert all("d" not in key for key in jwks["keys"]), "only public halves are published"
 
 
 def test_rotation_keeps_the_old_key_verifiable_for_the_overlap(database_url: str) -> None:

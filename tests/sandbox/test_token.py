@@ -17,7 +17,6 @@ from tests.sandbox.helpers import (
     exchange,
     get_code,
     login,
-    pkce,
 )
 
 
@@ -229,7 +228,3 @@ def test_system_scopes_are_not_granted_through_authorize(http: httpx.Client, bas
     body = login(http, base, scope="launch system/*.rs patient/Patient.rs")
     assert body["scope"] == "launch patient/Patient.rs"
 
-
-def test_pkce_helper_is_s256(http: httpx.Client) -> None:
-    verifier, challenge = pkce()
-    assert len(verifier) >= 43 and "=" not in challenge
