@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smart_app.db import Base, UTCDateTime
@@ -18,6 +18,8 @@ class TimeEntryRow(Base):
         Index("ix_time_entries_org_patient_month", "organization_id", "patient_id", "month"),
         Index("ix_time_entries_org_performer_start", "organization_id", "performer", "starts_at"),
         CheckConstraint("minutes > 0", name="ck_time_entries_minutes_positive"),
+        # An entry is corrected at most once, so concurrent corrections cannot fork its history.
+        UniqueConstraint("corrects_id", name="uq_time_entries_corrects_id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -37,8 +39,7 @@ class TimeEntryRow(Base):
     source: Mapped[str] = mapped_column(String(10))
     shared: Mapped[bool] = mapped_column(Boolean)
     kind: Mapped[str] = mapped_column(String(10))
-    # Unique: an entry is corrected at most once, so concurrent corrections cannot fork its history.
-    corrects_id: Mapped[str | None] = mapped_column(ForeignKey("time_entries.id"), unique=True, nullable=True)
+    corrects_id: Mapped[str | None] = mapped_column(ForeignKey("time_entries.id"), nullable=True)
     reason: Mapped[str] = mapped_column(Text)
     recorded_by: Mapped[str] = mapped_column(String(500))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

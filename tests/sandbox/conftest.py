@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,15 +64,22 @@ def make_clients(keys: Keys, jwks_url: str) -> list[SandboxClient]:
     ]
 
 
-@pytest.fixture(scope="session")
-def base(keys: Keys, jwks_url: str) -> Iterator[str]:
-    """Base URL of the session's sandbox EHR (in-memory, test fixtures)."""
+@contextmanager
+def sandbox_server(keys: Keys, jwks_url: str, **options: object) -> Iterator[str]:
+    """Serve a fresh sandbox (test fixtures, test clients) and yield its base URL."""
     def factory(base_url: str):
-        return create_app(SandboxConfig(base_url=base_url, fixtures_dir=FIXTURES,
-                                        clients=make_clients(keys, jwks_url),
-                                        app_launch_url=APP_LAUNCH_URL))
+        settings = {"fixtures_dir": FIXTURES, "clients": make_clients(keys, jwks_url),
+                    "app_launch_url": APP_LAUNCH_URL, **options}
+        return create_app(SandboxConfig(base_url=base_url, **settings))
 
     with serve(factory) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def base(keys: Keys, jwks_url: str) -> Iterator[str]:
+    """Base URL of the session's sandbox EHR (in-memory, test fixtures); tests may write."""
+    with sandbox_server(keys, jwks_url) as url:
         yield url
 
 

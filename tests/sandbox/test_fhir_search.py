@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import httpx
 import pytest
 
 from smart_app.sandbox.fixtures import shift_value
+from tests.sandbox.conftest import sandbox_server
 from tests.sandbox.helpers import bearer, login
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+
+
+@pytest.fixture(scope="module")
+def base(keys, jwks_url) -> Iterator[str]:
+    """A sandbox of its own: other modules write to the session one, changing counts."""
+    with sandbox_server(keys, jwks_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
