@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy import select
 
-from smart_app.db import make_engine
+from smart_app.crypto import TokenBox
+from smart_app.db import make_engine, session_factory, transaction
 from smart_app.demo import sandbox_client, sandbox_org
+from smart_app.launch.models import AppSession
 from smart_app.launch.organizations import Organization
 from smart_app.paths import data_path
 from smart_app.sandbox import SandboxConfig
@@ -79,3 +82,23 @@ def open_chart(browser: httpx.Client, stack: Stack, patient_id: str,
 def new_browser() -> httpx.Client:
     """An HTTP client that follows redirects and keeps cookies, as a browser does."""
     return httpx.Client(follow_redirects=True, timeout=20)
+
+
+def stored_sessions(stack: Stack) -> list[AppSession]:
+    """Every launched session in the app's database."""
+    engine = make_engine(stack.settings.database_url)
+    try:
+        with transaction(session_factory(engine)) as db:
+            return list(db.scalars(select(AppSession)))
+    finally:
+        engine.dispose()
+
+
+def launch_token(stack: Stack, patient_id: str, user: str | None = None) -> tuple[str, AppSession]:
+    """Launch the app for a patient as a person would; return the EHR access token it holds."""
+    with new_browser() as browser:
+        page = open_chart(browser, stack, patient_id, user=user)
+        assert page.status_code == 200, page.text
+    session = max(stored_sessions(stack), key=lambda s: s.created_at)
+    assert session.patient_id == patient_id
+    return TokenBox(TEST_SECRET).open(session.access_token_enc), session

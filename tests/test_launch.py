@@ -7,15 +7,13 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from smart_app.crypto import TokenBox
 from smart_app.db import make_engine, session_factory, transaction
 from smart_app.launch.keys import assertion_form, signing_key
-from smart_app.launch.models import AppSession
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.paths import data_path
-from tests.stack import TEST_SECRET, Stack, iframe_src, new_browser, open_chart
+from tests.stack import TEST_SECRET, Stack, iframe_src, new_browser, open_chart, stored_sessions
 
 
 def fixture_bundle(patient_id: str) -> list[dict]:
@@ -39,15 +37,6 @@ def active_problem_texts(resources: list[dict]) -> list[str]:
         if status == "active" and verification != "entered-in-error":
             texts.append(r["code"].get("text") or r["code"]["coding"][0]["display"])
     return texts
-
-
-def stored_sessions(stack: Stack) -> list[AppSession]:
-    engine = make_engine(stack.settings.database_url)
-    try:
-        with transaction(session_factory(engine)) as db:
-            return list(db.scalars(select(AppSession)))
-    finally:
-        engine.dispose()
 
 
 def client_auth(stack: Stack) -> dict[str, str]:

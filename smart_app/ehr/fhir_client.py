@@ -35,7 +35,8 @@ class FhirClient:
     async def _request(self, method: str, url: str, what: str, **kwargs: object) -> dict:
         kwargs.setdefault("headers", self.headers)
         try:
-            response = await self.http.request(method, urljoin(self.base, url), **kwargs)
+            target = urljoin(self.base, url) if url else self.base.rstrip("/")
+            response = await self.http.request(method, target, **kwargs)
         except httpx.TimeoutException as exc:
             raise EhrError(f"The EHR did not answer in time while reading {what}.",
                            "Reload the page in a minute.") from exc

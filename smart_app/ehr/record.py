@@ -16,6 +16,9 @@ from smart_app.ehr.fhir_client import FhirClient, outcome_text
 from smart_app.errors import EhrError, SessionExpired
 
 LOINC = "http://loinc.org"
+# The app's own code system for care-management programs, used on the Consents and CarePlans it
+# writes and reads (no standard code system names CCM, PCM, BHI or CoCM enrolment).
+CARE_PROGRAM = "http://example.org/fhir/CodeSystem/care-program"
 # Validated rating scales the app reads: PHQ-9, GAD-7, PHQ-2, PHQ-A (adolescent), EPDS, AUDIT-C.
 RATING_SCALE_LOINC = ("44261-6", "70274-6", "55758-7", "89204-2", "99046-5", "75626-2")
 # Reads without which no decision can be made; the others degrade to a finding.
@@ -71,6 +74,9 @@ def record_requests(patient_id: str, month: str, user_ref: str | None) -> dict[s
         "scales": FhirQuery("Observation", (
             ("patient", patient_id), ("code", scale_codes),
             ("date", f"ge{(start - timedelta(days=365)).isoformat()}"), ("date", f"lt{end.isoformat()}"))),
+        "mdm": FhirQuery("Observation", (
+            ("patient", patient_id), ("code", f"{CARE_PROGRAM}|mdm-complexity"),
+            ("date", f"ge{history}"), ("date", f"lt{end.isoformat()}"))),
         "encounters": FhirQuery("Encounter", (("patient", patient_id), ("date", f"ge{history}"))),
         "care_plans": FhirQuery("CarePlan", (("patient", patient_id),)),
         "care_teams": FhirQuery("CareTeam", (("patient", patient_id),)),

@@ -29,7 +29,8 @@ class Policy:
     """How to choose among billable combinations that exclude each other.
 
     most_supported (default): the combination the documentation supports most fully, i.e. the
-    most documented minutes behind billed codes, then the higher national rate total.
+    most documented minutes behind billed codes, then the most documentation requirements met
+    (the rule file's evidence list), then the higher national rate total.
     highest_rate: the higher national rate total first, then minutes.
     prefer: codes listed in `prefer` win (earlier first), then as most_supported.
     """
@@ -68,6 +69,7 @@ class _Option:
     rate_total: float
     evidence: tuple[EvidenceItem, ...] = ()
     warnings: tuple[str, ...] = ()
+    requirements: int = 0
 
     def code_set(self) -> frozenset[str]:
         return frozenset(c.code for c in self.codes)
@@ -481,7 +483,7 @@ class _Evaluator:
                                      alloc[0]))
         rate = _rate(base) + units * (_rate(addon) if addon else 0.0)
         return _Option(fk, tuple(codes), sum(alloc), rate, tuple(evidence),
-                       tuple(warnings)), []
+                       tuple(warnings), len(set(base.evidence))), []
 
     def billed(self, fk: str, ck: str, code: Code, units: int, minutes: int,
                counted: list[tuple[int, TimeEntry]], skip: int) -> BilledCode:
@@ -575,7 +577,8 @@ class _Evaluator:
                     "later than the face-to-face visit)",)
                 billed = BilledCode(ck, 1, fk, code.descriptor, 0, (), (), code.rate.amount,
                                     code.rate.year)
-                work.options.append(_Option(fk, (billed,), 0, _rate(code), evidence, warnings))
+                work.options.append(_Option(fk, (billed,), 0, _rate(code), evidence, warnings,
+                                            len(set(code.evidence))))
         if not work.options:
             work.reasons = _merge_reasons(per_path) or [
                 Reason(f"no discharge with a face-to-face visit in {self.ctx.month.label}",
@@ -601,7 +604,8 @@ class _Evaluator:
                     self.ctx.conditions.undetermined()):
                 warnings = (f"{ck}: some conditions are undetermined; a higher level may apply "
                             "once they are attested",)
-            work.options.append(_Option(fk, (billed,), 0, _rate(code), tuple(evidence), warnings))
+            work.options.append(_Option(fk, (billed,), 0, _rate(code), tuple(evidence), warnings,
+                                        len(set(code.evidence))))
         if not work.options:
             work.reasons = _merge_reasons(per_path)
         return work
@@ -627,11 +631,14 @@ def _conflicts(a: frozenset[str], b: frozenset[str],
 
 def _score(policy: Policy, chosen: Sequence[_Option]) -> tuple[float, ...]:
     minutes = float(sum(o.minutes for o in chosen))
+    # More documentation requirements met behind the same minutes means fuller documentation
+    # (documented complexity makes 99487 better supported than 99490 + 2x99439 at 60 minutes).
+    evidence = float(sum(o.requirements for o in chosen))
     rate = round(sum(o.rate_total for o in chosen), 2)
     units = float(sum(c.units for o in chosen for c in o.codes))
     if policy.strategy == "highest_rate":
-        return (rate, minutes, units)
-    base = (minutes, rate, units)
+        return (rate, minutes, evidence, units)
+    base = (minutes, evidence, rate, units)
     if policy.strategy == "prefer":
         codes = {c.code for o in chosen for c in o.codes}
         return tuple(1.0 if p in codes else 0.0 for p in policy.prefer) + base

@@ -2,6 +2,7 @@
 
 `GET /_sandbox/requests` returns it and `DELETE /_sandbox/requests` clears it; like every
 `/_sandbox` endpoint these are unauthenticated on purpose, since this is a local test EHR.
+Requests to the log itself are not recorded, so reading it does not change it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_ENTRIES = 20000
+LOG_PATH = "/_sandbox/requests"
 
 
 class RequestLog:
@@ -47,7 +49,7 @@ class RequestLogMiddleware:
         self.log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] == LOG_PATH:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

