@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from smart_app.ledger.errors import InvalidEntry
 from smart_app.ledger.months import parse_month
-from smart_app.ledger.vocabulary import Vocabulary
 from smart_app.ledger.values import MAX_ENTRY_MINUTES, PROGRAMS, ROLES, SOURCES, EntryInput
+from smart_app.ledger.vocabulary import Vocabulary
 
 PROGRAM_LABELS = {"ccm": "CCM", "pcm": "PCM", "bhi": "BHI", "cocm": "CoCM", "tcm": "TCM", "apcm": "APCM"}
 _PERFORMER_TYPES = ("Practitioner/", "PractitionerRole/")

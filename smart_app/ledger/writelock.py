@@ -1,4 +1,4 @@
-"""Serialize ledger writes across workers inside the caller's transaction (PostgreSQL advisory locks, SQLite's write lock)."""
+"""Serialize ledger writes across workers inside the caller's transaction (advisory locks, SQLite write lock)."""
 
 from __future__ import annotations
 

@@ -160,8 +160,11 @@ def _date_matcher(fields: tuple[str, ...], raw: str) -> Matcher:
 
 def build_matcher(rtype: str, name: str, value: str) -> Matcher | None:
     """A predicate for one `name=value` occurrence (comma = OR); None for unknown parameters."""
-    base = name.split(":", 1)[0]
+    base, _, modifier = name.partition(":")
     values = [v for v in value.split(",") if v != ""]
+    reference_param = base == "patient" or base in REFERENCE_PARAMS
+    if modifier and not (reference_param and modifier[:1].isupper()):
+        return None  # :text, :not, :missing... are not supported; ignored like unknown params
     if base == "patient":
         ids = set(patient_ids(values))
         return lambda r: patient_of(r) in ids

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from smart_app.rules import Discharge, evaluate
@@ -11,9 +9,10 @@ from tests.rules.conftest import billed, day, patient, reasons_text, t
 
 # Discharge Friday 2026-03-06: two business days later is Tuesday 2026-03-10.
 FRI = day(6)
+MON, THU = day(9), day(12)
 
 
-def dc(contact=day(9), f2f=day(12), mdm="high", date=FRI, **kw) -> Discharge:
+def dc(contact=MON, f2f=THU, mdm="high", date=FRI, **kw) -> Discharge:
     return Discharge(date, contact_date=contact, face_to_face_date=f2f, complexity=mdm,
                      medication_reconciliation_date=kw.pop("med", f2f), **kw)
 
@@ -74,4 +73,3 @@ def test_tcm_blocked_by_apcm_when_policy_prefers_apcm(rules):
     d = evaluate(patient(discharges=(dc(),), complexity="low"), [], rules,
                  policy=Policy("prefer", ("G0557",)))
     assert "G0557" in billed(d) and not billed(d, "tcm")
-    assert dt.date  # keep import used

@@ -141,3 +141,9 @@ def test_post_search(http: httpx.Client, token: dict) -> None:
     response = http.post("/fhir/Condition/_search", data={"patient": "beta"},
                          headers=bearer(token))
     assert [e["resource"]["id"] for e in response.json()["entry"]] == ["beta-copd"]
+
+
+def test_unsupported_modifiers_are_ignored_and_type_modifiers_work(http: httpx.Client,
+                                                                   token: dict) -> None:
+    assert len(ids(http, token, "/fhir/Condition?patient=alpha&code:text=zzz")) == 3
+    assert ids(http, token, "/fhir/Condition?subject:Patient=beta") == ["beta-copd"]
