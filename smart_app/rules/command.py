@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `rules` command (with `check` and `evaluate`) to the app's CLI."""
     parser = subparsers.add_parser("rules", help="billing rule sets: check files, evaluate a month")
     _add_subcommands(parser)
-    parser.set_defaults(handler=run)
+    # The app CLI dispatches on `func`; `handler` is kept for callers that use that name.
+    parser.set_defaults(func=run, handler=run)
 
 
 def _parse_policy(text: str) -> Policy:

@@ -104,5 +104,5 @@ def test_register_adds_rules_command(tmp_path, capsys):
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["rules", "evaluate", str(_write(tmp_path, DOC)), "--rules",
                               str(rule_file_path("medicare", 2026))])
-    assert args.handler(args) == 0
+    assert args.func(args) == 0
     assert json.loads(capsys.readouterr().out)["codes"][0]["code"] == "99490"
