@@ -12,9 +12,11 @@ from smart_app.ehr.facts import facts_from_record
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.ehr.record import PatientRecord, fetch_record, record_requests
 from smart_app.errors import EhrError
+from smart_app.rules.loader import default_rule_set
 from tests.stack import Stack, launch_token
 
 MONTH = "2026-11"
+SCALES = default_rule_set().scale_loinc_codes()
 
 
 def read(stack: Stack, token: str, patient_id: str, caps: EhrCapabilities | None,
@@ -25,7 +27,8 @@ def read(stack: Stack, token: str, patient_id: str, caps: EhrCapabilities | None
             if found is None:
                 found, why = await fetch_capabilities(http, stack.fhir_base)
                 assert why is None
-            return await fetch_record(FhirClient(http, stack.fhir_base, token), found, patient_id, MONTH, fhir_user)
+            return await fetch_record(FhirClient(http, stack.fhir_base, token), found, patient_id, MONTH, fhir_user,
+                                      SCALES)
     return asyncio.run(go())
 
 
@@ -62,7 +65,7 @@ def test_without_batch_reads_run_concurrently_and_agree(stack: Stack) -> None:
     clear_log(stack)
     concurrent = read(stack, token, "tcm-recent-discharge", EhrCapabilities(), session.fhir_user)
     requests = fhir_requests(stack)
-    assert len(requests) == len(record_requests("tcm-recent-discharge", MONTH, "Practitioner/x"))
+    assert len(requests) == len(record_requests("tcm-recent-discharge", MONTH, "Practitioner/x", SCALES))
     assert all(r["method"] == "GET" for r in requests)
     assert facts_from_record(batched, MONTH) == facts_from_record(concurrent, MONTH)
     discharge = facts_from_record(concurrent, MONTH).discharges[0]
@@ -90,6 +93,6 @@ def test_unreachable_ehr_reads_fail_with_an_actionable_error() -> None:
     async def go() -> None:
         async with httpx.AsyncClient(timeout=5) as http:
             await fetch_record(FhirClient(http, "http://127.0.0.1:9/fhir", "t"), EhrCapabilities(batch=True),
-                               "p", MONTH, None)
+                               "p", MONTH, None, SCALES)
     with pytest.raises(EhrError, match="could not be reached"):
         asyncio.run(go())

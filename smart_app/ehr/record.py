@@ -19,8 +19,6 @@ LOINC = "http://loinc.org"
 # The app's own code system for care-management programs, used on the Consents and CarePlans it
 # writes and reads (no standard code system names CCM, PCM, BHI or CoCM enrolment).
 CARE_PROGRAM = "http://example.org/fhir/CodeSystem/care-program"
-# Validated rating scales the app reads: PHQ-9, GAD-7, PHQ-2, PHQ-A (adolescent), EPDS, AUDIT-C.
-RATING_SCALE_LOINC = ("44261-6", "70274-6", "55758-7", "89204-2", "99046-5", "75626-2")
 # Reads without which no decision can be made; the others degrade to a finding.
 ESSENTIAL = ("patient", "conditions")
 
@@ -61,12 +59,13 @@ class FhirQuery:
         return f"{self.target}?{urlencode(self.params)}" if self.params else self.target
 
 
-def record_requests(patient_id: str, month: str, user_ref: str | None) -> dict[str, FhirQuery]:
-    """The reads and searches made for a patient-month, by part name."""
+def record_requests(patient_id: str, month: str, user_ref: str | None,
+                    scale_loinc: tuple[str, ...]) -> dict[str, FhirQuery]:
+    """The reads and searches made for a patient-month, by part name; `scale_loinc` from the rule set."""
     start, end = month_bounds(month)
     # Encounters from 13 months back: the initiating visit (within a year) and recent discharges.
     history = (start - timedelta(days=400)).isoformat()
-    scale_codes = ",".join(f"{LOINC}|{code}" for code in RATING_SCALE_LOINC)
+    scale_codes = ",".join(f"{LOINC}|{code}" for code in scale_loinc)
     queries = {
         "patient": FhirQuery(f"Patient/{patient_id}"),
         "conditions": FhirQuery("Condition", (("patient", patient_id),)),
@@ -139,9 +138,9 @@ async def _via_concurrent(client: FhirClient, urls: dict[str, FhirQuery]) -> tup
 
 
 async def fetch_record(client: FhirClient, caps: EhrCapabilities, patient_id: str, month: str,
-                       fhir_user: str | None) -> PatientRecord:
+                       fhir_user: str | None, scale_loinc: tuple[str, ...]) -> PatientRecord:
     """Read the patient-month's record; EhrError when an essential part cannot be read."""
-    urls = record_requests(patient_id, month, _reference(fhir_user))
+    urls = record_requests(patient_id, month, _reference(fhir_user), scale_loinc)
     fetch = _via_batch if caps.batch else _via_concurrent
     results, failures, trips = await fetch(client, urls)
     for name in ESSENTIAL:

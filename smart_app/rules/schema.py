@@ -223,6 +223,10 @@ class RuleSet(_Strict):
     rating_scales: dict[str, RatingScale] = Field(min_length=1)
     families: dict[str, Family] = Field(min_length=1)
 
+    def scale_loinc_codes(self) -> tuple[str, ...]:
+        """Every LOINC code of a validated rating scale, in file order."""
+        return tuple(code for scale in self.rating_scales.values() for code in scale.loinc)
+
     @model_validator(mode="after")
     def _cross_references(self) -> RuleSet:
         problems: list[str] = []
