@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
-from smart_app.ehr.fhir_client import FhirClient
-from smart_app.errors import EhrError
+from smart_app.ehr.record import PatientRecord
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
+ACTIVE_STATUSES = ("active", "recurrence", "relapse")
 
 
 @dataclass(frozen=True)
@@ -76,38 +75,25 @@ def problem_from_condition(condition: dict) -> Problem | None:
                    codes=tuple(labels), onset=str(onset)[:10] if onset else None)
 
 
-async def load_chart_summary(client: FhirClient, patient_id: str,
-                             fhir_user: str | None) -> ChartSummary:
-    """Read the patient, their active problems and the signed-in user, concurrently."""
-    reads = [client.read("Patient", patient_id),
-             client.search("Condition", {"patient": patient_id, "clinical-status": "active"})]
-    user_ref = fhir_user.rsplit("/", 2)[-2:] if fhir_user else None
-    if user_ref and len(user_ref) == 2:
-        reads.append(client.read(user_ref[0], user_ref[1]))
-    results = await asyncio.gather(*reads, return_exceptions=True)
-    patient, conditions = results[0], results[1]
-    for result in (patient, conditions):
-        if isinstance(result, BaseException):
-            raise result
-    findings: list[str] = []
-    user_name = None
-    if len(results) > 2:
-        if isinstance(results[2], EhrError):
-            # Who is signed in is a courtesy on this page; the patient's data is not.
-            findings.append(f"Signed-in user not shown: {results[2].message}")
-        elif isinstance(results[2], BaseException):
-            raise results[2]
-        else:
-            user_name = human_name(results[2])
+def chart_summary(record: PatientRecord) -> ChartSummary:
+    """The banner, active problems and signed-in user from a patient-month's record."""
+    findings = [f"The signed-in user could not be read: {record.unavailable['user']}"] \
+        if "user" in record.unavailable else []
     problems = []
-    for condition in conditions:
+    for condition in record.get("conditions"):
+        status = next((c.get("code") for c in (condition.get("clinicalStatus") or {}).get("coding") or []), None)
+        verification = next((c.get("code") for c in (condition.get("verificationStatus") or {}).get("coding") or []),
+                             None)
+        if status not in ACTIVE_STATUSES or verification == "entered-in-error":
+            continue
         problem = problem_from_condition(condition)
         if problem is None:
             findings.append(f"Condition/{condition.get('id', '?')} has no code or text; not shown.")
         else:
             problems.append(problem)
+    patient = record.patient
     return ChartSummary(
-        patient_id=patient_id, name=human_name(patient) or f"Patient {patient_id}",
+        patient_id=str(patient.get("id", "")), name=human_name(patient) or f"Patient {patient.get('id')}",
         birth_date=patient.get("birthDate"), gender=patient.get("gender"), mrn=_mrn(patient),
         problems=tuple(sorted(problems, key=lambda p: p.display.lower())),
-        user_name=user_name, findings=tuple(findings))
+        user_name=human_name(record.user) if record.user else None, findings=tuple(findings))

@@ -81,6 +81,30 @@ class Alternative:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """How far this month's counted minutes are from a code's next billable unit."""
+
+    code: str
+    minutes: int
+    target: int
+    unit: int = 1
+    at_cap: bool = False
+
+    @property
+    def remaining(self) -> int:
+        """Minutes still needed for the next unit (0 at the cap)."""
+        return max(self.target - self.minutes, 0)
+
+    def text(self) -> str:
+        """One line for people: '99490: 14 of 20 minutes'."""
+        if self.at_cap:
+            return f"{self.code}: at the cap of {self.unit} units"
+        if self.unit > 1:
+            return f"{self.code}: {self.remaining} more minutes for unit {self.unit}"
+        return f"{self.code}: {self.minutes} of {self.target} minutes"
+
+
+@dataclass(frozen=True)
 class ProgramDecision:
     """The outcome for one code family (ccm, complex_ccm, pcm, bhi, cocm, tcm, apcm)."""
 
@@ -93,7 +117,7 @@ class ProgramDecision:
     reasons: tuple[Reason, ...] = ()
     warnings: tuple[str, ...] = ()
     alternatives: tuple[Alternative, ...] = ()
-    progress: tuple[str, ...] = ()
+    progress: tuple[Progress, ...] = ()
 
     @property
     def billable(self) -> bool:
@@ -110,7 +134,7 @@ class ProgramDecision:
             "reasons": [r.to_json() for r in self.reasons],
             "warnings": list(self.warnings),
             "alternatives": [a.to_json() for a in self.alternatives],
-            "progress": list(self.progress),
+            "progress": [p.text() for p in self.progress],
         }
 
 

@@ -16,6 +16,7 @@ from smart_app.rules.decision import (
     Decision,
     EvidenceItem,
     ProgramDecision,
+    Progress,
     Reason,
 )
 from smart_app.rules.errors import FactsError
@@ -83,7 +84,7 @@ class _FamilyWork:
     reasons: list[Reason] = field(default_factory=list)
     evidence: list[EvidenceItem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    progress: list[str] = field(default_factory=list)
+    progress: list[Progress] = field(default_factory=list)
     minutes_total: int = 0
     minutes_by_role: dict[str, int] = field(default_factory=dict)
 
@@ -458,7 +459,7 @@ class _Evaluator:
             reasons.append(Reason(f"{minutes} of {need} minutes of {roles} time this month",
                                   f"{need - minutes} more minutes of {roles} time", "minutes",
                                   ck))
-            work.progress.append(f"{ck}: {minutes} of {need} minutes")
+            work.progress.append(Progress(ck, minutes, need))
         if reasons:
             return None, reasons
         addons = [(ak, a) for ak, a in fam.codes.items() if ck in a.base_codes]
@@ -473,9 +474,9 @@ class _Evaluator:
                 units = addon_units(minutes, base, addon)
                 nxt = minutes_for_next_unit(minutes, base, addon)
                 if nxt is None:
-                    work.progress.append(f"{addon_key}: at the cap of {addon.max_units} units")
+                    work.progress.append(Progress(addon_key, minutes, minutes, addon.max_units, at_cap=True))
                 else:
-                    work.progress.append(f"{addon_key}: {nxt} more minutes for unit {units + 1}")
+                    work.progress.append(Progress(addon_key, minutes, minutes + nxt, units + 1))
         alloc = allocation(minutes, base, addon, units)
         codes = [self.billed(fk, ck, base, 1, alloc[0], counted, 0)]
         if addon is not None and addon_key is not None and units:

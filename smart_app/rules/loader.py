@@ -81,3 +81,12 @@ def default_rule_set(payer: str = "medicare", year: int = 2026) -> RuleSet:
         raise RuleFileError(str(path), "payer", f"file says {rule_set.payer} {rule_set.year}, "
                             f"expected {payer} {year}")
     return rule_set
+
+
+def rule_set_named(name: str) -> RuleSet:
+    """The shipped rule set an organization names, as `<payer>-<year>` (e.g. medicare-2026)."""
+    payer, _, year = name.rpartition("-")
+    if not payer or not year.isdigit():
+        raise RuleFileError(name, "", "an organization's rule_set must look like <payer>-<year>, "
+                            "e.g. medicare-2026")
+    return default_rule_set(payer, int(year))

@@ -17,8 +17,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from smart_app.db import transaction
-from smart_app.ehr.chart import load_chart_summary
-from smart_app.ehr.fhir_client import FhirClient
 from smart_app.errors import SmartAppError
 from smart_app.launch.flow import begin_launch, complete_launch
 from smart_app.launch.keys import public_jwks
@@ -27,6 +25,7 @@ from smart_app.launch.sessions import active_session
 from smart_app.paths import data_path
 from smart_app.settings import Settings
 from smart_app.web.context import AppContext, build_context
+from smart_app.web.patient_view import build_patient_view
 
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "smart_app_session"
@@ -83,10 +82,9 @@ async def callback(request: Request) -> Response:
 async def patient_page(request: Request) -> Response:
     app_ctx = ctx(request)
     session = await active_session(app_ctx.launch, session_handle(request))
-    client = FhirClient(app_ctx.http, session.fhir_base, session.access_token)
-    summary = await load_chart_summary(client, session.patient_id, session.fhir_user)
+    view = await build_patient_view(app_ctx, session)
     return TEMPLATES.TemplateResponse(request, "patient.html", {
-        "summary": summary, "session": session})
+        "view": view, "summary": view.summary, "session": session})
 
 
 async def app_error(request: Request, exc: Exception) -> Response:

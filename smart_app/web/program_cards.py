@@ -1,0 +1,65 @@
+"""The in-chart view of a Decision: one card per program, ordered by what needs attention."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from smart_app.rules.decision import Decision, ProgramDecision, Progress, Reason
+
+# Reasons a clinician can act on this month; evidence gaps such as "no behavioral-health
+# diagnosis" mean the program does not apply, so those cards are folded away.
+ACTIONABLE = {"consent", "minutes", "undetermined"}
+
+
+@dataclass(frozen=True)
+class ProgramCard:
+    """What the page shows for one program."""
+
+    key: str
+    title: str
+    status: str  # billable | in-progress | needs-action | not-eligible
+    status_text: str
+    codes: tuple[tuple[str, int], ...]
+    bars: tuple[Progress, ...]
+    reasons: tuple[Reason, ...]
+    warnings: tuple[str, ...]
+    minutes_total: int
+
+    @property
+    def relevant(self) -> bool:
+        """Shown open on the page (the rest sit under 'other programs')."""
+        return self.status != "not-eligible"
+
+
+def card_for(program: ProgramDecision) -> ProgramCard:
+    """Classify one program's decision for display."""
+    kinds = {r.kind for r in program.reasons}
+    blocking = tuple(r for r in program.reasons if r.kind != "minutes")
+    if program.codes:
+        status, text = "billable", "Billable this month"
+    elif not kinds - {"minutes"}:
+        status, text = "in-progress", "On track: needs more minutes"
+    elif kinds <= ACTIONABLE or program.minutes_total:
+        status, text = "needs-action", "Needs action before it can be billed"
+    else:
+        status, text = "not-eligible", "Not eligible as documented"
+    return ProgramCard(
+        key=program.program, title=program.title, status=status, status_text=text,
+        codes=tuple((c.code, c.units) for c in program.codes), bars=program.progress,
+        reasons=blocking, warnings=program.warnings, minutes_total=program.minutes_total)
+
+
+ORDER = {"billable": 0, "in-progress": 1, "needs-action": 2, "not-eligible": 3}
+
+
+def program_cards(decision: Decision) -> list[ProgramCard]:
+    """Cards for every program, the ones closest to billing first."""
+    cards = [card_for(p) for p in decision.programs]
+    return sorted(cards, key=lambda c: (ORDER[c.status], -c.minutes_total))
+
+
+def days_left(today: dt.date) -> int:
+    """Days left in the month after today (0 on the last day)."""
+    next_month = dt.date(today.year + (today.month == 12), today.month % 12 + 1, 1)
+    return (next_month - today).days - 1
