@@ -1,0 +1,80 @@
+"""How the browser carries its session inside an EHR iframe, where cookies may be refused.
+
+The session handle travels in a `__Host-` cookie (Secure, HttpOnly, SameSite=None, Partitioned)
+where the browser keeps it, and otherwise as a bearer header that the page's script sends from
+sessionStorage. A state-changing request must prove it comes from our page: either the bearer
+header (which a cross-site form cannot set) or the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from smart_app.errors import SmartAppError
+from smart_app.settings import Settings
+
+SECURE_COOKIE = "__Host-smart_app_session"
+# Plain-http deployments other than loopback cannot hold Secure cookies; the demo there uses this.
+PLAIN_COOKIE = "smart_app_session"
+HANDLE_FIELD = "session_handle"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class CsrfRefused(SmartAppError):
+    """A state-changing request without proof that it came from the app's own page."""
+
+    title = "Request refused"
+    status_code = 403
+
+
+def secure_context(settings: Settings) -> bool:
+    """Whether browsers treat the app's origin as secure (https, or loopback over http)."""
+    parts = urlsplit(settings.base_url)
+    return parts.scheme == "https" or parts.hostname in ("localhost", "127.0.0.1", "::1")
+
+
+def cookie_name(settings: Settings) -> str:
+    """The session cookie's name for this deployment."""
+    return SECURE_COOKIE if secure_context(settings) else PLAIN_COOKIE
+
+
+def set_session_cookie(response: Response, settings: Settings, handle: str) -> None:
+    """Set the session cookie with the attributes a third-party iframe needs."""
+    if secure_context(settings):
+        response.set_cookie(SECURE_COOKIE, handle, max_age=settings.session_minutes * 60, path="/",
+                            secure=True, httponly=True, samesite="none", partitioned=True)
+    else:
+        response.set_cookie(PLAIN_COOKIE, handle, max_age=settings.session_minutes * 60, path="/",
+                            httponly=True, samesite="lax")
+
+
+def bearer_handle(request: Request) -> str | None:
+    """The handle from `Authorization: Bearer`, if sent."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def request_handle(request: Request, settings: Settings, form_handle: str | None = None) -> str | None:
+    """The session handle: bearer header first, then the cookie, then a posted form field."""
+    return bearer_handle(request) or request.cookies.get(cookie_name(settings)) or form_handle
+
+
+def csrf_token(settings: Settings, id_hash: str) -> str:
+    """The session's CSRF token: an HMAC of its id under the app's secret."""
+    return hmac.new(settings.secret_key.encode(), f"csrf:{id_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(request: Request, settings: Settings, id_hash: str, form_token: str | None = None) -> None:
+    """Refuse a state-changing request that carries neither the bearer handle nor the CSRF token."""
+    if request.method in SAFE_METHODS or bearer_handle(request):
+        return
+    sent = request.headers.get(CSRF_HEADER) or form_token or ""
+    if not hmac.compare_digest(sent, csrf_token(settings, id_hash)):
+        raise CsrfRefused("This change did not come from the app's own page, so it was refused.",
+                          "Reload the app from the patient's chart and try again.")
