@@ -102,3 +102,18 @@ def launch_token(stack: Stack, patient_id: str, user: str | None = None) -> tupl
     session = max(stored_sessions(stack), key=lambda s: s.created_at)
     assert session.patient_id == patient_id
     return TokenBox(TEST_SECRET).open(session.access_token_enc), session
+
+
+HANDLE_META = re.compile(r'<meta name="smart-app-handle" content="([^"]+)"')
+
+
+def page_handle(html: str) -> str:
+    """The per-launch session handle the page keeps for cookie-less browsers."""
+    match = HANDLE_META.search(html)
+    assert match, "the page carries no session handle"
+    return match.group(1)
+
+
+def bearer(html: str) -> dict[str, str]:
+    """Headers that carry the page's session as its script does."""
+    return {"Authorization": f"Bearer {page_handle(html)}"}

@@ -47,8 +47,10 @@ def cookie_name(settings: Settings) -> str:
 def set_session_cookie(response: Response, settings: Settings, handle: str) -> None:
     """Set the session cookie with the attributes a third-party iframe needs."""
     if secure_context(settings):
-        response.set_cookie(SECURE_COOKIE, handle, max_age=settings.session_minutes * 60, path="/",
-                            secure=True, httponly=True, samesite="none", partitioned=True)
+        # Written by hand: the standard library's cookie module learns `Partitioned` only in 3.14.
+        response.headers.append(
+            "set-cookie", f"{SECURE_COOKIE}={handle}; Max-Age={settings.session_minutes * 60}; Path=/; "
+                          "Secure; HttpOnly; SameSite=None; Partitioned")
     else:
         response.set_cookie(PLAIN_COOKIE, handle, max_age=settings.session_minutes * 60, path="/",
                             httponly=True, samesite="lax")
