@@ -1,0 +1,101 @@
+"""Tables of what the care team keeps on file besides minutes: consents, chronicity
+attestations, the audit chain, the patient directory and each patient-month's last evaluation."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from smart_app.db import Base, UTCDateTime
+
+
+class ConsentRow(Base):
+    """A consent captured in the app (append-only: a withdrawal is a new row)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_org_patient", "organization_id", "patient_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    patient_id: Mapped[str] = mapped_column(String(200))
+    program: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(12))  # consent | withdrawal
+    method: Mapped[str] = mapped_column(String(10))  # verbal | written
+    explained_availability: Mapped[bool] = mapped_column(Boolean)
+    explained_cost_sharing: Mapped[bool] = mapped_column(Boolean)
+    explained_right_to_stop: Mapped[bool] = mapped_column(Boolean)
+    explained_one_practitioner: Mapped[bool] = mapped_column(Boolean)
+    obtained_on: Mapped[date] = mapped_column(Date)
+    obtained_by: Mapped[str] = mapped_column(String(500))
+    note: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    withdraws_id: Mapped[str | None] = mapped_column(ForeignKey("consents.id"), nullable=True)
+    # Write-back to the EHR: pending | written | not-accepted | failed, with the server's id.
+    writeback_status: Mapped[str] = mapped_column(String(14))
+    writeback_detail: Mapped[str] = mapped_column(Text)
+    fhir_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class AttestationRow(Base):
+    """A clinician's statement that a condition the rules could not classify is (or is not) chronic."""
+
+    __tablename__ = "chronic_attestations"
+    __table_args__ = (Index("ix_attestations_org_patient", "organization_id", "patient_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    patient_id: Mapped[str] = mapped_column(String(200))
+    condition_id: Mapped[str] = mapped_column(String(200))
+    code: Mapped[str] = mapped_column(String(100))
+    chronic: Mapped[bool] = mapped_column(Boolean)
+    attested_by: Mapped[str] = mapped_column(String(500))
+    attested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    note: Mapped[str] = mapped_column(Text)
+
+
+class AuditEventRow(Base):
+    """One link of the append-only, hash-chained audit log."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    organization_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    actor: Mapped[str] = mapped_column(String(500))
+    action: Mapped[str] = mapped_column(String(60))
+    subject: Mapped[str] = mapped_column(String(500))
+    detail: Mapped[str] = mapped_column(Text)  # canonical JSON, hashed as stored
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class PatientRow(Base):
+    """The patient directory for panels: who a patient id is, refreshed at each launch."""
+
+    __tablename__ = "patients"
+
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    birth_date: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    mrn: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    care_manager: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    care_manager_name: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MonthStatusRow(Base):
+    """The last evaluation of a patient-month (eligibility from the EHR's facts), for the panel."""
+
+    __tablename__ = "month_status"
+    __table_args__ = (Index("ix_month_status_org_month", "organization_id", "month"),)
+
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    # Program keys whose only gaps are minutes (or that already bill): worth the team's time.
+    eligible_programs: Mapped[list] = mapped_column(JSON)
+    decision: Mapped[dict] = mapped_column(JSON)
+    evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime())
