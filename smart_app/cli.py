@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         register_rules = None
     if register_rules is not None:
         register_rules(sub)
+    from smart_app.ledger.audit_command import register as register_audit
+    register_audit(sub)
     return parser
 
 

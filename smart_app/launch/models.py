@@ -56,6 +56,8 @@ class AppSession(Base):
     patient_id: Mapped[str] = mapped_column(String(200))
     encounter_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     fhir_user: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # The user's billing role for this patient, settled from the care team at the first page view.
+    performer_role: Mapped[str | None] = mapped_column(String(40), nullable=True)
     scope: Mapped[str] = mapped_column(Text)
     access_token_enc: Mapped[str] = mapped_column(Text)
     refresh_token_enc: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -32,6 +32,7 @@ class ActiveSession:
     patient_id: str
     encounter_id: str | None
     fhir_user: str | None
+    performer_role: str | None
     scope: str
     access_token: str
     need_patient_banner: bool
@@ -86,6 +87,13 @@ async def active_session(deps: LaunchDeps, handle: str | None) -> ActiveSession:
     return ActiveSession(
         id_hash=row.id_hash, organization_id=row.organization_id, fhir_base=row.fhir_base,
         patient_id=row.patient_id, encounter_id=row.encounter_id, fhir_user=row.fhir_user,
+        performer_role=row.performer_role,
         scope=row.scope, access_token=deps.tokens.open(row.access_token_enc),
         need_patient_banner=row.need_patient_banner, smart_style_url=row.smart_style_url,
         capabilities=EhrCapabilities.from_json(row.capabilities))
+
+
+def settle_role(deps: LaunchDeps, id_hash: str, role: str) -> None:
+    """Record the user's billing role on the session once the care team has been read."""
+    with transaction(deps.sessions) as db:
+        db.execute(update(AppSession).where(AppSession.id_hash == id_hash).values(performer_role=role))

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -20,7 +20,7 @@ from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.paths import data_path
 from smart_app.settings import Settings
-from smart_app.web import pages
+from smart_app.web import api, pages
 from smart_app.web.context import build_context
 from smart_app.web.security import SecurityHeaders
 from smart_app.web.templating import TEMPLATES
@@ -28,9 +28,17 @@ from smart_app.web.templating import TEMPLATES
 log = logging.getLogger(__name__)
 
 
+def wants_json(request: Request) -> bool:
+    """API callers get errors as JSON, people get a page."""
+    return request.url.path.startswith("/api/")
+
+
 async def app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SmartAppError)
     log.info("user-facing error on %s: %s", request.url.path, exc.message)
+    if wants_json(request):
+        return JSONResponse({"error": {"title": exc.title, "message": exc.message, "hint": exc.hint}},
+                            status_code=exc.status_code)
     return TEMPLATES.TemplateResponse(request, "error.html", {
         "title": exc.title, "message": exc.message, "hint": exc.hint},
         status_code=exc.status_code)
@@ -39,6 +47,8 @@ async def app_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     title = "Page not found" if exc.status_code == 404 else "Request refused"
+    if wants_json(request):
+        return JSONResponse({"error": {"title": title, "message": str(exc.detail)}}, status_code=exc.status_code)
     return TEMPLATES.TemplateResponse(request, "error.html", {
         "title": title, "message": str(exc.detail), "hint": "Open the app from the patient's chart."},
         status_code=exc.status_code)
@@ -46,6 +56,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s", request.url.path, exc_info=exc)
+    if wants_json(request):
+        return JSONResponse({"error": {"title": "Unexpected error", "message": "The app hit an unexpected error.",
+                                       "hint": "Try again; if it persists, tell your administrator."}},
+                            status_code=500)
     return HTMLResponse(TEMPLATES.get_template("error.html").render(
         title="Something went wrong in the app",
         message="The app hit an unexpected error; nothing you entered was lost.",
@@ -78,6 +92,7 @@ def create_app(settings: Settings, organizations: list[Organization] | None = No
         Route("/launch", pages.launch),
         Route("/callback", pages.callback),
         Route("/patient", pages.patient_page, methods=["GET", "POST"]),
+        *api.routes(),
         Mount("/static", StaticFiles(directory=str(data_path("templates") / "static")), name="static"),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)],

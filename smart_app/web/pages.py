@@ -9,6 +9,7 @@ from smart_app.db import transaction
 from smart_app.launch.flow import begin_launch, complete_launch
 from smart_app.launch.keys import public_jwks
 from smart_app.launch.sessions import ActiveSession, active_session
+from smart_app.ledger.values import DEFAULT_TIMER_CAP_MINUTES
 from smart_app.web.patient_view import build_patient_view
 from smart_app.web.session_transport import (
     HANDLE_FIELD,
@@ -17,6 +18,9 @@ from smart_app.web.session_transport import (
     set_session_cookie,
 )
 from smart_app.web.templating import TEMPLATES, ctx
+
+# The commonest short tasks, logged in one click as ending now.
+QUICK_LOG = (("patient-call", 5), ("medication-reconciliation", 15), ("provider-communication", 10))
 
 
 async def index(request: Request) -> Response:
@@ -48,7 +52,10 @@ async def render_patient_page(request: Request, session: ActiveSession, handle: 
     template = "patient_main.html" if request.query_params.get("fragment") else "patient.html"
     return TEMPLATES.TemplateResponse(request, template, {
         "view": view, "summary": view.summary, "session": session, "handle": handle,
-        "csrf": csrf_token(app.settings, session.id_hash)}, status_code=status_code)
+        "csrf": csrf_token(app.settings, session.id_hash), "quick_log": QUICK_LOG,
+        "timer_cap": int(view.organization.extra.get("timer_cap_minutes", DEFAULT_TIMER_CAP_MINUTES)),
+        "activity_label": lambda code: (view.vocabulary.get(code).label if view.vocabulary.get(code) else code)},
+        status_code=status_code)
 
 
 async def callback(request: Request) -> Response:

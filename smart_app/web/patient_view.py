@@ -1,4 +1,4 @@
-"""Everything the in-chart page shows, gathered with one read of the EHR."""
+"""Everything the in-chart page shows, gathered with one read of the EHR and one of the ledger."""
 
 from __future__ import annotations
 
@@ -7,13 +7,19 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from smart_app.db import transaction
+from smart_app.ehr.care_team import care_manager, relative_reference, user_role
 from smart_app.ehr.chart import ChartSummary, chart_summary
 from smart_app.ehr.facts import facts_from_record
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.ehr.record import fetch_record
 from smart_app.errors import SessionExpired
 from smart_app.launch.organizations import Organization, get_organization
-from smart_app.launch.sessions import ActiveSession
+from smart_app.launch.sessions import ActiveSession, settle_role
+from smart_app.ledger.directory import remember_patient, save_month_status
+from smart_app.ledger.queries import patient_month
+from smart_app.ledger.timers import running_timer
+from smart_app.ledger.values import Entry, PatientMonth, Timer
+from smart_app.ledger.vocabulary import Vocabulary, default_vocabulary
 from smart_app.rules.decision import Decision
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.facts import TimeEntry
@@ -34,6 +40,12 @@ class PatientView:
     decision: Decision
     cards: tuple[ProgramCard, ...]
     findings: tuple[str, ...]
+    ledger: PatientMonth
+    timer: Timer | None
+    performer: str | None
+    role: str
+    vocabulary: Vocabulary
+    programs: tuple[str, ...]
 
 
 def org_today(org: Organization) -> dt.date:
@@ -41,23 +53,56 @@ def org_today(org: Organization) -> dt.date:
     return dt.datetime.now(ZoneInfo(org.timezone)).date()
 
 
-async def build_patient_view(app: AppContext, session: ActiveSession,
-                             minutes: list[TimeEntry] | None = None) -> PatientView:
-    """Read the EHR once, evaluate the month's rules, and shape the page."""
+def time_entries(entries: tuple[Entry, ...], tz: str) -> list[TimeEntry]:
+    """The evaluator's view of counting ledger entries: program, minutes, role, local date."""
+    zone = ZoneInfo(tz)
+    return [TimeEntry(program=e.program, minutes=e.minutes, performer=e.role,
+                      date=e.start.astimezone(zone).date(), id=e.id) for e in entries]
+
+
+def load_organization(app: AppContext, session: ActiveSession) -> Organization:
+    """The session's organization, or SessionExpired when it was removed."""
     with transaction(app.sessions) as db:
         org = get_organization(db, session.organization_id)
     if org is None:
         raise SessionExpired("This session's organization is no longer installed.",
                              "Ask the EHR administrator, then relaunch the app from the chart.")
+    return org
+
+
+async def build_patient_view(app: AppContext, session: ActiveSession) -> PatientView:
+    """Read the EHR once and the ledger once, evaluate the month, and keep the panel's snapshot."""
+    org = load_organization(app, session)
     today = org_today(org)
     month = f"{today:%Y-%m}"
     rule_set = rule_set_named(org.rule_set)
     client = FhirClient(app.http, session.fhir_base, session.access_token)
     record = await fetch_record(client, session.capabilities, session.patient_id, month,
                                 session.fhir_user, rule_set.scale_loinc_codes())
+    performer = relative_reference(session.fhir_user)
+    role = user_role(record, session.fhir_user, org.billing_practitioner)
+    if role != session.performer_role:
+        settle_role(app.launch, session.id_hash, role)
+    with transaction(app.sessions) as db:
+        ledger = patient_month(db, org.id, session.patient_id, month)
+        timer = running_timer(db, org.id, performer) if performer else None
     facts = facts_from_record(record, month)
-    decision = evaluate(facts, minutes or [], rule_set, month=month)
+    decision = evaluate(facts, time_entries(ledger.entries, org.timezone), rule_set, month=month)
     summary = chart_summary(record)
+    cards = tuple(program_cards(decision))
+    manager = care_manager(record)
+    with transaction(app.sessions) as db:
+        remember_patient(db, org.id, session.patient_id, name=summary.name, birth_date=summary.birth_date,
+                         mrn=summary.mrn, care_manager=manager.reference if manager else None,
+                         care_manager_name=manager.name if manager else None)
+        save_month_status(db, org.id, session.patient_id, month,
+                          eligible_programs=[c.key for c in cards if c.status in ("billable", "in-progress")],
+                          decision=decision.to_json())
+    time_programs = tuple(dict.fromkeys(
+        rule_set.families[c.key].time_program for c in cards
+        if c.relevant and rule_set.families[c.key].time_program))
     return PatientView(organization=org, month=month, today=today, days_left=days_left(today),
-                       summary=summary, decision=decision, cards=tuple(program_cards(decision)),
-                       findings=tuple(dict.fromkeys(summary.findings + facts.findings + decision.findings)))
+                       summary=summary, decision=decision, cards=cards,
+                       findings=tuple(dict.fromkeys(summary.findings + facts.findings + decision.findings)),
+                       ledger=ledger, timer=timer, performer=performer, role=role,
+                       vocabulary=default_vocabulary(), programs=time_programs)

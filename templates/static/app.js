@@ -38,3 +38,110 @@
     }
   };
 })();
+
+// Forms marked data-api are sent as JSON to the API; the page's main part is then re-rendered.
+(function () {
+  "use strict";
+  var app = window.smartApp;
+  if (!app) { return; }
+
+  function say(id, text) {
+    var el = document.getElementById(id);
+    if (el) { el.textContent = text || ""; }
+  }
+
+  function body(form) {
+    var data = {};
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!el.name || el.disabled) { return; }
+      if (el.type === "checkbox") { data[el.name] = el.checked; return; }
+      if (el.value === "") { return; }
+      if (el.type === "number") { data[el.name] = parseInt(el.value, 10); return; }
+      if (el.value === "true") { data[el.name] = true; return; }
+      data[el.name] = el.value;
+    });
+    if (form.hasAttribute("data-quick") && !data.program) {
+      var select = document.querySelector("form.start-timer [data-program-select]");
+      if (select) { data.program = select.value; }
+    }
+    return data;
+  }
+
+  function refresh(focusId) {
+    return fetch("/patient?fragment=1", { headers: app.headers(), credentials: "same-origin" })
+      .then(function (r) { return r.text().then(function (t) { return { ok: r.ok, text: t }; }); })
+      .then(function (res) {
+        if (!res.ok) { say("problem", "The page could not be refreshed; reload the app from the chart."); return; }
+        var main = document.getElementById("patient-main");
+        var status = document.getElementById("status").textContent;
+        main.innerHTML = res.text;
+        say("status", status);
+        wire(main);
+        var target = focusId && document.getElementById(focusId);
+        if (target) { target.focus(); }
+      });
+  }
+
+  function submit(event) {
+    event.preventDefault();
+    var form = event.target;
+    var button = form.querySelector("button[type=submit]");
+    if (button) { button.disabled = true; }
+    say("problem", "");
+    fetch(form.getAttribute("data-api"), {
+      method: "POST", credentials: "same-origin",
+      headers: app.headers({ "Content-Type": "application/json", "X-CSRF-Token": app.csrf }),
+      body: JSON.stringify(body(form))
+    }).then(function (r) {
+      return r.json().then(function (data) { return { ok: r.ok, data: data }; });
+    }).then(function (res) {
+      if (res.ok) {
+        say("status", res.data.message || "Saved.");
+        return refresh("capture-title");
+      }
+      var err = res.data.error || {};
+      say("problem", (err.message || "The request failed.") + (err.hint ? " " + err.hint : ""));
+      if (button) { button.disabled = false; }
+    }).catch(function () {
+      say("problem", "The app could not be reached; nothing was saved. Check the connection and try again.");
+      if (button) { button.disabled = false; }
+    });
+  }
+
+  function filterActivities(select) {
+    var form = select.form;
+    var activity = form.querySelector("[data-activity-select]");
+    if (!activity) { return; }
+    var first = null;
+    Array.prototype.forEach.call(activity.options, function (opt) {
+      var fits = (" " + opt.getAttribute("data-programs") + " ").indexOf(" " + select.value + " ") >= 0;
+      opt.hidden = !fits;
+      opt.disabled = !fits;
+      if (fits && !first) { first = opt; }
+    });
+    if (activity.selectedOptions[0] && activity.selectedOptions[0].disabled && first) { first.selected = true; }
+  }
+
+  function tick() {
+    var box = document.querySelector(".timer-running");
+    if (!box) { return; }
+    var started = new Date(box.getAttribute("data-started"));
+    var seconds = Math.max(0, Math.floor((Date.now() - started.getTime()) / 1000));
+    var m = Math.floor(seconds / 60), s = seconds % 60;
+    box.querySelector(".elapsed").textContent = m + " min " + (s < 10 ? "0" : "") + s + " s elapsed";
+  }
+
+  function wire(root) {
+    Array.prototype.forEach.call(root.querySelectorAll("form[data-api]"), function (form) {
+      form.addEventListener("submit", submit);
+    });
+    Array.prototype.forEach.call(root.querySelectorAll("[data-program-select]"), function (select) {
+      select.addEventListener("change", function () { filterActivities(select); });
+      filterActivities(select);
+    });
+    tick();
+  }
+
+  wire(document);
+  setInterval(tick, 1000);
+})();

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("patient_id", sa.String(length=200), nullable=False),
         sa.Column("encounter_id", sa.String(length=200), nullable=True),
         sa.Column("fhir_user", sa.String(length=500), nullable=True),
+        sa.Column("performer_role", sa.String(length=40), nullable=True),
         sa.Column("scope", sa.Text(), nullable=False),
         sa.Column("access_token_enc", sa.Text(), nullable=False),
         sa.Column("refresh_token_enc", sa.Text(), nullable=True),

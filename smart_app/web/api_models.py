@@ -1,0 +1,55 @@
+"""Request bodies of the JSON API, validated with pydantic so errors name the field."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class TimerStart(_Body):
+    """Start a timer for a program and activity."""
+
+    program: str = Field(min_length=2, max_length=10)
+    activity: str = Field(min_length=1, max_length=80)
+    note: str = Field(default="", max_length=2000)
+
+
+class TimerStop(_Body):
+    """Stop a timer; `confirm_long` counts a timer that ran past the cap, `minutes` adjusts it."""
+
+    confirm_long: bool = False
+    minutes: int | None = None
+    shared: bool = False
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class EntryCreate(_Body):
+    """A manual entry: local date and time in the organization's timezone, or ending now (quick log)."""
+
+    program: str = Field(min_length=2, max_length=10)
+    activity: str = Field(min_length=1, max_length=80)
+    date: dt.date | None = None
+    time: dt.time | None = None
+    ending_now: bool = False
+    minutes: int
+    note: str = Field(default="", max_length=2000)
+    shared: bool = False
+    allow_closed_month: bool = False
+
+
+class EntryAmend(EntryCreate):
+    """A correction that replaces an entry, with the reason."""
+
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class EntryVoid(_Body):
+    """Cancel an entry, with the reason."""
+
+    reason: str = Field(min_length=3, max_length=500)
+    allow_closed_month: bool = False

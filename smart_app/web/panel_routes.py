@@ -1,0 +1,141 @@
+"""The care-team panel pages: `GET /panel` (HTML) and `GET /panel.csv` (the same rows as CSV).
+
+Both are authorized by the launch session (bearer header or cookie) and show only the session's
+organization. The month is the organization's current month unless `?month=YYYY-MM` names
+another; `?program=` and `?care_manager=` filter the rows. What the columns and estimates mean
+is in `smart_app.ledger.panel`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from smart_app.db import transaction
+from smart_app.launch.organizations import Organization
+from smart_app.launch.sessions import active_session
+from smart_app.ledger.months import month_label, parse_month
+from smart_app.ledger.panel import (
+    ESTIMATE_LABEL,
+    NOT_CHECKED,
+    NOT_ELIGIBLE,
+    Panel,
+    PanelRow,
+    panel_csv,
+    panel_rows,
+)
+from smart_app.ledger.validation import program_label
+from smart_app.rules.loader import rule_set_named
+from smart_app.web.patient_view import load_organization, org_today
+from smart_app.web.session_transport import request_handle
+from smart_app.web.templating import TEMPLATES, ctx
+
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def _param(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name, "").strip()
+    return value or None
+
+
+def _month(request: Request, today: dt.date) -> str:
+    month = _param(request, "month")
+    if month is None:
+        return f"{today:%Y-%m}"
+    try:
+        parse_month(month)
+    except ValueError:
+        raise _BadRequest(f"{month!r} is not a month.",
+                          "Write the month as YYYY-MM, for example 2026-10.") from None
+    return month
+
+
+async def _load(request: Request) -> tuple[Organization, Panel]:
+    """Authorize by the session, then read the panel of the session's organization."""
+    app = ctx(request)
+    session = await active_session(app.launch, request_handle(request, app.settings))
+    org = load_organization(app, session)
+    today = org_today(org)
+    month = _month(request, today)
+    rule_set = rule_set_named(org.rule_set)
+    program = _param(request, "program")
+    with transaction(app.sessions) as db:
+        panel = panel_rows(db, org.id, month, rule_set, today=today, program=program,
+                           care_manager=_param(request, "care_manager"))
+    if program is not None and program not in panel.programs:
+        raise _BadRequest(f"Unknown program {program!r}.",
+                          f"Choose one of: {', '.join(panel.programs)}, or all programs.")
+    return org, panel
+
+
+def _bad_request(request: Request, exc: _BadRequest) -> Response:
+    return TEMPLATES.TemplateResponse(request, "error.html", {
+        "title": "Bad request", "message": exc.message, "hint": exc.hint}, status_code=400)
+
+
+def _query(panel: Panel, program: str | None, care_manager: str | None) -> str:
+    params = {"month": panel.month}
+    if program:
+        params["program"] = program
+    if care_manager:
+        params["care_manager"] = care_manager
+    return urlencode(params)
+
+
+def _money(amount: object) -> str:
+    return f"${amount:,.2f}"
+
+
+def _eligibility_text(row: PanelRow, zone: ZoneInfo) -> str:
+    if row.eligibility == NOT_CHECKED or row.eligibility_as_of is None:
+        return "eligibility not yet checked"
+    when = row.eligibility_as_of.astimezone(zone).strftime("%b %d, %H:%M")
+    prefix = "not eligible" if row.eligibility == NOT_ELIGIBLE else "eligible"
+    return f"{prefix}, eligibility as of {when}"
+
+
+async def panel_page(request: Request) -> Response:
+    try:
+        org, panel = await _load(request)
+    except _BadRequest as exc:
+        return _bad_request(request, exc)
+    program, care_manager = _param(request, "program"), _param(request, "care_manager")
+    zone = ZoneInfo(org.timezone)
+    return TEMPLATES.TemplateResponse(request, "panel.html", {
+        "org": org, "panel": panel, "totals": panel.totals, "month_label": month_label(panel.month),
+        "program": program, "care_manager": care_manager, "estimate_label": ESTIMATE_LABEL,
+        "csv_url": "/panel.csv?" + _query(panel, program, care_manager),
+        "program_label": program_label, "money": _money,
+        "eligibility": lambda row: _eligibility_text(row, zone)})
+
+
+def csv_filename(org_id: str, month: str) -> str:
+    """`panel-<org>-<month>.csv`, with anything unsafe in a header replaced."""
+    return f"panel-{_UNSAFE_FILENAME.sub('-', org_id)}-{month}.csv"
+
+
+async def panel_csv_download(request: Request) -> Response:
+    try:
+        org, panel = await _load(request)
+    except _BadRequest as exc:
+        return _bad_request(request, exc)
+    return Response(panel_csv(panel), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{csv_filename(org.id, panel.month)}"'})
+
+
+def routes() -> list[Route]:
+    """The panel's routes, for the app to mount."""
+    return [Route("/panel", panel_page, methods=["GET"]),
+            Route("/panel.csv", panel_csv_download, methods=["GET"])]
