@@ -32,10 +32,18 @@ class WritebackOutcome:
     fhir_id: str | None = None
 
 
-def _business_id(resource: dict) -> str:
+def _business_id_or_none(resource: dict) -> str | None:
     for identifier in resource.get("identifier") or []:
-        if identifier.get("system") == CONSENT_IDENTIFIER_SYSTEM and identifier.get("value"):
+        if isinstance(identifier, dict) and identifier.get("system") == CONSENT_IDENTIFIER_SYSTEM \
+                and identifier.get("value"):
             return str(identifier["value"])
+    return None
+
+
+def _business_id(resource: dict) -> str:
+    found = _business_id_or_none(resource)
+    if found:
+        return found
     raise ValueError(f"the Consent carries no {CONSENT_IDENTIFIER_SYSTEM} identifier; build it with "
                      "consent_resource()")
 
@@ -67,6 +75,8 @@ async def write_consent(client: FhirClient, caps: EhrCapabilities, resource: dic
                 # `search` keeps no status; creating blindly could duplicate, so try again later.
                 return WritebackOutcome("pending", f"Will retry: could not check whether the EHR already "
                                                    f"has this consent ({exc.message})")
+            # A server that ignores an unknown parameter returns everything: trust only a real match.
+            found = [r for r in found if _business_id_or_none(r) == consent_id]
             if found:
                 fhir_id = found[0].get("id")
                 return WritebackOutcome("written", f"The EHR already has this consent (Consent/{fhir_id}).",

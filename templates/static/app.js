@@ -9,15 +9,19 @@
     return el ? el.getAttribute("content") : null;
   }
 
+  // A third-party iframe may be denied storage altogether; the page then keeps the handle in memory.
+  var storage = null;
+  try { storage = window.sessionStorage; storage.getItem(KEY); } catch (e) { storage = null; }
+
   var handle = meta(KEY);
   if (handle) {
-    sessionStorage.setItem(KEY, handle);
+    if (storage) { storage.setItem(KEY, handle); }
     if (location.pathname === "/callback") {
       // The callback URL holds a used code; keep it out of history and reloads.
       history.replaceState(null, "", "/patient");
     }
-  } else {
-    handle = sessionStorage.getItem(KEY);
+  } else if (storage) {
+    handle = storage.getItem(KEY);
   }
 
   var recover = document.getElementById("recover-form");

@@ -1,0 +1,66 @@
+"""In a real browser, with the EHR and the app on two sites so the iframe is truly third-party:
+launch, start and stop a timer, quick-log an activity, and watch the progress bar move."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.databases import fresh_database
+from tests.stack import Stack, running_stack
+
+
+@pytest.fixture(scope="module")
+def cross_site(tmp_path_factory, pg_template) -> Iterator[Stack]:
+    # localhost and 127.0.0.1 are different sites to a browser: the app's cookies are third-party.
+    tmp = tmp_path_factory.mktemp("cross-site")
+    with fresh_database("sqlite", tmp, pg_template) as url, \
+            running_stack(url, tmp, app_host="127.0.0.1", sandbox_host="localhost") as stack:
+        yield stack
+
+
+def app_frame(page, stack: Stack, patient_id: str):
+    page.goto(stack.chart_url(patient_id))
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("heading", name="Capture time").wait_for(timeout=20000)
+    return frame
+
+
+def bar_value(frame, bar_id: str) -> int:
+    return int(frame.locator(f"#{bar_id}").get_attribute("value"))
+
+
+def test_timer_and_quick_log_in_a_third_party_iframe(cross_site: Stack, page) -> None:
+    assert cross_site.sandbox_url.startswith("http://localhost:")
+    assert cross_site.app_url.startswith("http://127.0.0.1:")
+    frame = app_frame(page, cross_site, "ccm-two-chronic")
+    assert bar_value(frame, "bar-ccm-99490") == 0
+
+    frame.get_by_role("button", name="Start timer").click()
+    frame.get_by_text("Timer running for").wait_for(timeout=10000)
+    frame.get_by_role("button", name="Stop and record").click()
+    # Under a minute: the app says nothing was recorded rather than inventing a minute.
+    frame.get_by_text("less than a minute, so nothing was recorded").wait_for(timeout=10000)
+    assert frame.get_by_text("Timer running for").count() == 0
+
+    frame.get_by_role("button", name="Medication reconciliation, 15 min").click()
+    frame.get_by_text("Recorded").first.wait_for(timeout=10000)
+    frame.locator("#bar-ccm-99490[value='15']").wait_for(timeout=10000)
+    assert bar_value(frame, "bar-ccm-99490") == 15
+    assert frame.locator(".entries tbody tr").count() == 1
+
+
+def test_manual_entry_errors_are_announced_and_nothing_is_saved(cross_site: Stack, page) -> None:
+    frame = app_frame(page, cross_site, "pcm-single-complex")
+    frame.get_by_text("Add time manually").click()
+    form = frame.locator(".manual-entry form")
+    form.get_by_label("Start time").fill("09:00")
+    form.get_by_label("Minutes").fill("5")
+    form.get_by_label("Date").fill("2099-01-01")
+    # The browser's own max-date check would stop the submit; remove it to reach the server's check.
+    form.get_by_label("Date").evaluate("el => el.removeAttribute('max')")
+    form.get_by_role("button", name="Record time").click()
+    alert = frame.get_by_role("alert")
+    alert.filter(has_text="future").wait_for(timeout=10000)
+    assert frame.locator(".entries tbody tr").count() == 0
