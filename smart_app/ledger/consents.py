@@ -63,6 +63,12 @@ class ConsentConflict(LedgerError):
         self.existing = existing
 
 
+class AlreadyWithdrawn(ConsentConflict):
+    """The consent was withdrawn already (perhaps in another tab); `existing` is the withdrawal."""
+
+    title = "This consent was already withdrawn"
+
+
 @dataclass(frozen=True)
 class ConsentInput:
     """What the clinician documents. `obtained_by` is a FHIR reference (Practitioner/... or PractitionerRole/...)."""
@@ -246,7 +252,8 @@ def _to_records(session: Session, rows: Iterable[ConsentRow]) -> list[ConsentRec
     ) for row in rows]
 
 
-def _active_rows(session: Session, organization_id: str, patient_id: str, program: str | None = None) -> list:
+def _active_rows(session: Session, organization_id: str, patient_id: str,
+                 program: str | None = None) -> list[ConsentRecord]:
     query = select(ConsentRow).where(
         ConsentRow.organization_id == organization_id, ConsentRow.patient_id == patient_id,
         ConsentRow.kind == "consent")
@@ -321,7 +328,7 @@ def withdraw_consent(session: Session, organization_id: str, consent_id: str, *,
     target = get_consent(session, organization_id, consent_id)  # re-read under the lock
     if target.withdrawn_by is not None:
         earlier = get_consent(session, organization_id, target.withdrawn_by)
-        raise ConsentConflict(
+        raise AlreadyWithdrawn(
             f"This {program_label(target.program)} consent was already withdrawn on {_fmt(earlier.obtained_on)} "
             f"(recorded by {earlier.obtained_by}).", "Nothing to do; reload the page to see the current state.",
             earlier)
@@ -350,7 +357,9 @@ def consent_history(session: Session, organization_id: str, patient_id: str,
                                      ConsentRow.patient_id == patient_id)
     if program is not None:
         query = query.where(ConsentRow.program == program)
-    return _to_records(session, session.scalars(query.order_by(ConsentRow.recorded_at, ConsentRow.id)))
+    # Ties (one request recording both) fall back to the day, then consent before withdrawal.
+    order = (ConsentRow.recorded_at, ConsentRow.obtained_on, ConsentRow.kind, ConsentRow.id)
+    return _to_records(session, session.scalars(query.order_by(*order)))
 
 
 def facts_consents(records: Iterable[ConsentRecord]) -> tuple[Consent, ...]:

@@ -148,9 +148,10 @@ class _Path:
     base: Code
     addon_key: str | None
     addon: Code | None
+    roles: frozenset[str]
 
     def counted(self, by_role: dict[str, int]) -> int:
-        return sum(m for role, m in by_role.items() if role in self.base.counted_roles)
+        return sum(m for role, m in by_role.items() if role in self.roles)
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,8 @@ class _Paths:
             return (program,)
         return tuple(timed)
 
-    def paths(self, program: str, eligible: set[str]) -> tuple[_Path, ...]:
+    def paths(self, program: str, eligible: set[str]) -> tuple[tuple[str, tuple[str, ...]], tuple[_Path, ...]]:
+        """A hashable key of the choice, and the paths."""
         families = self.families(program, eligible)
         key = (program, families)
         if key not in self._cache:
@@ -229,39 +231,40 @@ class _Paths:
                     addons = [(ak, a) for ak, a in codes.items()
                               if ck in a.base_codes and _effective(a, self.first, self.last)]
                     addon_key, addon = addons[0] if addons else (None, None)
-                    found.append(_Path(len(found), ck, code, addon_key, addon))
+                    found.append(_Path(len(found), ck, code, addon_key, addon, frozenset(code.counted_roles)))
             self._cache[key] = tuple(found)
-        return self._cache[key]
+        return key, self._cache[key]
 
 
-def _assess(paths: tuple[_Path, ...], by_role: dict[str, int], minutes: int,
+def _assess(paths: tuple[_Path, ...], counted: tuple[int, ...], started: bool,
             close_within: int) -> _Assessment:
+    """Status, next threshold and codes met of one patient-program, from each path's counted minutes."""
     if not paths:
         return _Assessment(NOT_TIMED, 0)
-    met = [p for p in paths if base_met(p.counted(by_role), p.base)]
+    met = [(p, m) for p, m in zip(paths, counted, strict=True) if base_met(m, p.base)]
     if not met:
-        need, _, path = min(((p.base.time.min_minutes or 0) - p.counted(by_role), p.order, p) for p in paths)
-        counted = path.counted(by_role)
-        if minutes <= 0:
+        need, _, path, mins = min(((p.base.time.min_minutes or 0) - m, p.order, p, m)
+                                  for p, m in zip(paths, counted, strict=True))
+        if not started:
             status = NOT_STARTED
         elif need <= close_within:
             status = CLOSE
         else:
             status = IN_PROGRESS
-        return _Assessment(status, counted, path.key, path.base.time.min_minutes, need, _rate(path.base))
+        return _Assessment(status, mins, path.key, path.base.time.min_minutes, need, _rate(path.base))
 
-    def units_of(p: _Path) -> int:
-        return addon_units(p.counted(by_role), p.base, p.addon) if p.addon is not None else 0
+    def units_of(p: _Path, m: int) -> int:
+        return addon_units(m, p.base, p.addon) if p.addon is not None else 0
 
-    def score(p: _Path) -> tuple[int, Decimal, int]:
-        units = units_of(p)
-        behind = sum(allocation(p.counted(by_role), p.base, p.addon, units))
+    def score(item: tuple[_Path, int]) -> tuple[int, Decimal, int]:
+        p, m = item
+        units = units_of(p, m)
+        behind = sum(allocation(m, p.base, p.addon, units))
         rate = (_rate(p.base) or _ZERO) + units * ((_rate(p.addon) or _ZERO) if p.addon else _ZERO)
         return behind, rate, -p.order
 
-    path = max(met, key=score)
-    counted = path.counted(by_role)
-    units = units_of(path)
+    path, mins = max(met, key=score)
+    units = units_of(path, mins)
     codes_met: list[tuple[str, int]] = [(path.key, 1)]
     rates: list[tuple[Decimal | None, int]] = [(_rate(path.base), 1)]
     if path.addon is not None and path.addon_key is not None and units:
@@ -269,13 +272,11 @@ def _assess(paths: tuple[_Path, ...], by_role: dict[str, int], minutes: int,
         rates.append((_rate(path.addon), units))
     captured = sum((r * n for r, n in rates if r is not None), _ZERO)
     unknown = sum(n for r, n in rates if r is None)
-    nxt = (minutes_for_next_unit(counted, path.base, path.addon)
-           if path.addon is not None else None)
+    nxt = minutes_for_next_unit(mins, path.base, path.addon) if path.addon is not None else None
     if nxt is None:
-        return _Assessment(BILLABLE, counted, codes_met=tuple(codes_met), captured=captured,
+        return _Assessment(BILLABLE, mins, codes_met=tuple(codes_met), captured=captured,
                            captured_unknown=unknown)
-    assert path.addon is not None
-    return _Assessment(BILLABLE, counted, path.addon_key, counted + nxt, nxt, _rate(path.addon),
+    return _Assessment(BILLABLE, mins, path.addon_key, mins + nxt, nxt, _rate(path.addon),
                        tuple(codes_met), captured, unknown)
 
 
@@ -284,10 +285,8 @@ def _program_order(rule_set: RuleSet) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*known, *PROGRAMS]))
 
 
-def _sort_key(row: PanelRow, program_rank: dict[str, int]) -> tuple:
-    group = STATUSES.index(row.status)
-    needed = row.minutes_needed if row.minutes_needed is not None else float("inf")
-    return (group, needed, row.name.casefold(), row.patient_id, program_rank.get(row.program, 99), row.program)
+_GROUP = {status: i for i, status in enumerate(STATUSES)}
+_NEVER = 1 << 30  # sorts rows with no next threshold after every number of minutes
 
 
 def panel_rows(session: Session, organization_id: str, month: str, rule_set: RuleSet, *, today: dt.date,
@@ -322,59 +321,101 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
 
     paths = _Paths(rule_set, month)
     days_left = days_left_in(month, today)
+    order = _program_order(rule_set)
+    rank = {p: i for i, p in enumerate(order)}
     enrolled = set(minutes_by) | {p for p, (eligible, _) in snapshots.items() if eligible}
-    rows: list[PanelRow] = []
     managers: dict[str, str] = {}
+    assessed: dict[tuple, _Assessment] = {}
+    # Snapshots repeat a handful of eligible lists: map each list to its programs once.
+    eligible_cache: dict[tuple[str, ...], tuple[set[str], frozenset[str]]] = {}
+    keyed: list[tuple[tuple, PanelRow]] = []
+    no_minutes: dict[str, dict[str, int]] = {}
     for patient_id in enrolled:
         person = directory.get(patient_id)
-        eligible_keys, as_of = snapshots.get(patient_id, ([], None))
-        eligible_set = set(eligible_keys)
-        eligible_programs = {paths.program_of(k) for k in eligible_keys}
         if person is not None and person.care_manager:
             managers[person.care_manager] = person.care_manager_name or person.care_manager
-        programs = dict.fromkeys([*sorted(minutes_by.get(patient_id, {})), *sorted(eligible_programs)])
-        for prog in programs:
-            by_role = minutes_by.get(patient_id, {}).get(prog, {})
+        manager = person.care_manager if person is not None else None
+        if care_manager is not None and manager != care_manager:
+            continue
+        snap = snapshots.get(patient_id)
+        eligible_keys: tuple[str, ...] = tuple(snap[0]) if snap is not None else ()
+        as_of = snap[1] if snap is not None else None
+        if eligible_keys not in eligible_cache:
+            eligible_cache[eligible_keys] = ({paths.program_of(k) for k in eligible_keys}, frozenset(eligible_keys))
+        eligible_programs, eligible_set = eligible_cache[eligible_keys]
+        by_program = minutes_by.get(patient_id, no_minutes)
+        if person is not None:
+            name, mrn, manager_name = person.name, person.mrn, person.care_manager_name or person.care_manager
+        else:
+            name, mrn, manager_name = patient_id, None, None
+        folded = name.casefold()
+        for prog in dict.fromkeys([*sorted(by_program), *sorted(eligible_programs)]):
+            if program is not None and prog != program:
+                continue
+            by_role = by_program.get(prog, no_minutes)
             minutes = sum(by_role.values())
-            if patient_id not in snapshots:
+            if snap is None:
                 eligibility = NOT_CHECKED
             else:
                 eligibility = ELIGIBLE if prog in eligible_programs else NOT_ELIGIBLE
-            a = _assess(paths.paths(prog, eligible_set), by_role, minutes, close_within)
+            paths_key, chosen = paths.paths(prog, eligible_set)
+            counted = tuple(p.counted(by_role) for p in chosen)
+            # Patients share few distinct minute totals: assess each combination once.
+            memo_key = (paths_key, counted, minutes > 0)
+            a = assessed.get(memo_key)
+            if a is None:
+                a = assessed[memo_key] = _assess(chosen, counted, minutes > 0, close_within)
             counts = eligibility != NOT_ELIGIBLE
             reach = (counts and days_left > 0 and a.status in (CLOSE, BILLABLE) and a.needed is not None
                      and 0 < a.needed <= close_within)
-            rows.append(PanelRow(
-                patient_id=patient_id, name=person.name if person is not None else patient_id,
-                mrn=person.mrn if person is not None else None,
-                care_manager_name=(person.care_manager_name or person.care_manager) if person is not None else None,
-                program=prog, minutes=minutes, next_code=a.next_code, next_threshold=a.next_threshold,
-                minutes_needed=a.needed, status=a.status, eligibility_as_of=as_of, eligibility=eligibility,
-                care_manager=person.care_manager if person is not None else None, counted_minutes=a.counted,
-                codes_met=a.codes_met, captured=a.captured if counts else _ZERO,
-                captured_unknown=a.captured_unknown if counts else 0, within_reach=reach,
-                reach_rate=a.reach_rate if reach else None))
+            row = PanelRow(
+                patient_id, name, mrn, manager_name, prog, minutes, a.next_code, a.next_threshold, a.needed,
+                a.status, as_of, eligibility, manager, a.counted, a.codes_met,
+                a.captured if counts else _ZERO, a.captured_unknown if counts else 0, reach,
+                a.reach_rate if reach else None)
+            needed = a.needed if a.needed is not None else _NEVER
+            keyed.append(((_GROUP[a.status], needed, folded, patient_id, rank.get(prog, len(rank)), prog), row))
 
-    order = _program_order(rule_set)
-    rank = {p: i for i, p in enumerate(order)}
-    shown = [r for r in rows if (program is None or r.program == program)
-             and (care_manager is None or r.care_manager == care_manager)]
-    shown.sort(key=lambda r: _sort_key(r, rank))
-    reach_rows = [r for r in shown if r.within_reach]
-    totals = Totals(
-        rows=len(shown), patients=len({r.patient_id for r in shown}),
-        by_status=tuple((s, sum(1 for r in shown if r.status == s)) for s in STATUSES),
-        days_left=days_left,
-        captured=sum((r.captured for r in shown), _ZERO),
-        captured_unknown=sum(r.captured_unknown for r in shown),
-        within_reach=sum((r.reach_rate for r in reach_rows if r.reach_rate is not None), _ZERO),
-        within_reach_rows=len(reach_rows),
-        within_reach_unknown=sum(1 for r in reach_rows if r.reach_rate is None),
-        not_checked=sum(1 for r in shown if r.eligibility == NOT_CHECKED),
-        not_eligible=sum(1 for r in shown if r.eligibility == NOT_ELIGIBLE))
-    programs_found = tuple(dict.fromkeys([*order, *sorted({r.program for r in rows} - set(order))]))
-    care_managers = tuple(sorted(managers.items(), key=lambda item: (item[1].casefold(), item[0])))
-    return Panel(tuple(shown), totals, care_managers, programs_found, month, close_within)
+    keyed.sort(key=lambda item: item[0])
+    shown = tuple(row for _, row in keyed)
+    return Panel(shown, _totals(shown, days_left), _managers(managers), _programs(order, minutes_by, snapshots,
+                                                                                    paths), month, close_within)
+
+
+def _totals(rows: tuple[PanelRow, ...], days_left: int) -> Totals:
+    by_status = dict.fromkeys(STATUSES, 0)
+    captured, within_reach = _ZERO, _ZERO
+    captured_unknown = reach_rows = reach_unknown = not_checked = not_eligible = 0
+    for r in rows:
+        by_status[r.status] += 1
+        captured += r.captured
+        captured_unknown += r.captured_unknown
+        if r.within_reach:
+            reach_rows += 1
+            if r.reach_rate is None:
+                reach_unknown += 1
+            else:
+                within_reach += r.reach_rate
+        if r.eligibility == NOT_CHECKED:
+            not_checked += 1
+        elif r.eligibility == NOT_ELIGIBLE:
+            not_eligible += 1
+    return Totals(rows=len(rows), patients=len({r.patient_id for r in rows}), by_status=tuple(by_status.items()),
+                  days_left=days_left, captured=captured, captured_unknown=captured_unknown,
+                  within_reach=within_reach, within_reach_rows=reach_rows, within_reach_unknown=reach_unknown,
+                  not_checked=not_checked, not_eligible=not_eligible)
+
+
+def _managers(managers: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(managers.items(), key=lambda item: (item[1].casefold(), item[0])))
+
+
+def _programs(order: tuple[str, ...], minutes_by: dict[str, dict[str, dict[str, int]]],
+              snapshots: dict[str, tuple[list[str], dt.datetime]], paths: _Paths) -> tuple[str, ...]:
+    """Every program the rule set knows, then any other the month's data names (unfiltered)."""
+    found = {prog for programs in minutes_by.values() for prog in programs}
+    found |= {paths.program_of(k) for eligible, _ in snapshots.values() for k in eligible}
+    return tuple(dict.fromkeys([*order, *sorted(found - set(order))]))
 
 
 # -- CSV ----------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from smart_app.rules.decision import Decision, ProgramDecision, Progress, Reason
@@ -32,10 +34,19 @@ class ProgramCard:
         return self.status != "not-eligible"
 
 
+# The rule engine's hints name input fields for integrators, e.g. "(patient.complexity)".
+FIELD_NOTE = re.compile(r"\s*\((?:patient|time)\.[^)]*\)")
+
+
+def for_people(reason: Reason) -> Reason:
+    """The reason without the input-field notes meant for the command line."""
+    return dataclasses.replace(reason, lift=FIELD_NOTE.sub("", reason.lift) if reason.lift else reason.lift)
+
+
 def card_for(program: ProgramDecision) -> ProgramCard:
     """Classify one program's decision for display."""
     kinds = {r.kind for r in program.reasons}
-    blocking = tuple(r for r in program.reasons if r.kind != "minutes")
+    blocking = tuple(for_people(r) for r in program.reasons if r.kind != "minutes")
     if program.codes:
         status, text = "billable", "Billable this month"
     elif not kinds - {"minutes"}:

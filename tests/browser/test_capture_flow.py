@@ -42,7 +42,7 @@ def test_timer_and_quick_log_in_a_third_party_iframe(cross_site: Stack, page) ->
     frame.get_by_role("button", name="Stop and record").click()
     # Under a minute: the app says nothing was recorded rather than inventing a minute.
     frame.get_by_text("less than a minute, so nothing was recorded").wait_for(timeout=10000)
-    assert frame.get_by_text("Timer running for").count() == 0
+    frame.get_by_text("Timer running for").wait_for(state="detached", timeout=10000)
 
     frame.get_by_role("button", name="Medication reconciliation, 15 min").click()
     frame.get_by_text("Recorded").first.wait_for(timeout=10000)
@@ -55,11 +55,11 @@ def test_manual_entry_errors_are_announced_and_nothing_is_saved(cross_site: Stac
     frame = app_frame(page, cross_site, "pcm-single-complex")
     frame.get_by_text("Add time manually").click()
     form = frame.locator(".manual-entry form")
-    form.get_by_label("Start time").fill("09:00")
-    form.get_by_label("Minutes").fill("5")
-    form.get_by_label("Date").fill("2099-01-01")
+    form.get_by_label("Start time", exact=True).fill("09:00")
+    form.get_by_label("Minutes", exact=True).fill("5")
+    form.get_by_label("Date", exact=True).fill("2099-01-01")
     # The browser's own max-date check would stop the submit; remove it to reach the server's check.
-    form.get_by_label("Date").evaluate("el => el.removeAttribute('max')")
+    form.get_by_label("Date", exact=True).evaluate("el => el.removeAttribute('max')")
     form.get_by_role("button", name="Record time").click()
     alert = frame.get_by_role("alert")
     alert.filter(has_text="future").wait_for(timeout=10000)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from smart_app.db import transaction
 from smart_app.ledger.attestations import InvalidAttestation, attestations_for, record_attestation
 from smart_app.ledger.consents import (
+    AlreadyWithdrawn,
     ConsentConflict,
     ConsentInput,
     InvalidConsent,
@@ -203,7 +204,7 @@ def test_withdrawal_refusals(factory) -> None:
     with pytest.raises(LedgerNotFound):
         withdraw(factory, "no-such-consent", date(2026, 11, 10))
     stopped = withdraw(factory, consent.id, date(2026, 11, 10))
-    with pytest.raises(ConsentConflict) as caught:
+    with pytest.raises(AlreadyWithdrawn) as caught:
         withdraw(factory, consent.id, date(2026, 11, 12))
     assert "already withdrawn on Nov 10, 2026" in caught.value.message and caught.value.existing == stopped
     with pytest.raises(InvalidConsent, match="records a withdrawal"):

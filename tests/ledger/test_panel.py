@@ -151,7 +151,7 @@ def test_voided_and_amended_away_entries_do_not_count(factory) -> None:
     result = panel(factory)
     assert "gone" not in {r.patient_id for r in result.rows}
     fixed = row(result, "fixed")
-    assert (fixed.minutes, fixed.status, fixed.minutes_needed) == (12, "in progress", 8)
+    assert (fixed.minutes, fixed.status, fixed.minutes_needed) == (12, "close", 8)
 
 
 # -- enrolment and eligibility -------------------------------------------------------------------

@@ -1,0 +1,175 @@
+"""The panel's routes: authorized by the launch session, one organization only, HTML and CSV."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.testclient import TestClient
+
+from smart_app.crypto import TokenBox, hash_handle
+from smart_app.db import make_engine, transaction
+from smart_app.errors import SmartAppError
+from smart_app.launch.models import AppSession
+from smart_app.launch.organizations import Organization, save_organizations
+from smart_app.ledger.entries import record_entry
+from smart_app.ledger.months import month_label
+from smart_app.ledger.panel import CSV_HEADER, ESTIMATE_LABEL
+from smart_app.ledger.records import MonthStatusRow, PatientRow
+from smart_app.ledger.values import EntryInput
+from smart_app.settings import Settings
+from smart_app.web.app import app_error, http_error
+from smart_app.web.context import build_context
+from smart_app.web.panel_routes import csv_filename, routes
+from smart_app.web.patient_view import org_today
+
+TZ = "America/New_York"
+NOW = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
+SECRET = "panel-test-secret"
+ORGS = (Organization(id="org-ny", name="NY Clinic", issuer="https://ehr.example.org/fhir", client_id="app",
+                     timezone=TZ),
+        Organization(id="org-la", name="LA Clinic", issuer="https://la.example.org/fhir", client_id="app",
+                     timezone="America/Los_Angeles"))
+HANDLES = {"org-ny": "handle-ny", "org-la": "handle-la", "expired": "handle-expired"}
+
+
+def bearer(org: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {HANDLES[org]}"}
+
+
+def seed(sessions: sessionmaker[Session]) -> None:
+    tokens = TokenBox(SECRET)
+    now = datetime.now(UTC)
+    with transaction(sessions) as db:
+        save_organizations(db, list(ORGS))
+    with transaction(sessions) as db:
+        for key, handle in HANDLES.items():
+            org = "org-ny" if key == "expired" else key
+            ends = now - timedelta(minutes=1) if key == "expired" else now + timedelta(hours=1)
+            db.add(AppSession(id_hash=hash_handle(handle), organization_id=org, fhir_base="https://ehr.example.org/fhir",
+                              token_endpoint="https://ehr.example.org/token", patient_id="pat-1", encounter_id=None,
+                              fhir_user="Practitioner/lead", scope="launch openid fhirUser",
+                              access_token_enc=tokens.seal("access"), refresh_token_enc=None,
+                              token_expires_at=now + timedelta(hours=1), need_patient_banner=True,
+                              smart_style_url=None, capabilities={}, created_at=now, expires_at=ends,
+                              refresh_count=0))
+        patients = [("org-ny", "ny-1", "Nora Close", "Practitioner/cm-1", "Carla Manager", "=cmd|' /C calc'!A0"),
+                    ("org-ny", "ny-2", "Ned Billable", "Practitioner/cm-2", "Bruno Manager", "MRN-2"),
+                    ("org-la", "la-1", "Lara Elsewhere", "Practitioner/cm-9", "Other Manager", "MRN-9")]
+        for org, patient, name, manager, manager_name, mrn in patients:
+            db.add(PatientRow(organization_id=org, patient_id=patient, name=name, birth_date=None, mrn=mrn,
+                              care_manager=manager, care_manager_name=manager_name, updated_at=NOW))
+        db.add(MonthStatusRow(organization_id="org-ny", patient_id="ny-1", month="2026-11",
+                              eligible_programs=["ccm", "bhi"], decision={}, evaluated_at=NOW))
+    for org, patient, minutes, program, n in (("org-ny", "ny-1", 15, "ccm", 1), ("org-ny", "ny-2", 25, "ccm", 2),
+                                              ("org-la", "la-1", 19, "ccm", 3), ("org-ny", "ny-2", 5, "bhi", 4)):
+        with transaction(sessions) as db:
+            record_entry(db, EntryInput(organization_id=org, patient_id=patient, performer=f"Practitioner/n{n}",
+                                        role="clinical-staff", program=program, activity="record-review",
+                                        start=datetime(2026, 11, 20, 14, 0, tzinfo=UTC), minutes=minutes),
+                         timezone=TZ, now=NOW)
+
+
+@pytest.fixture
+def client(database_url: str, tmp_path) -> Iterator[TestClient]:
+    engine = make_engine(database_url)
+    settings = Settings(data_dir=tmp_path, database_url=database_url, base_url="http://127.0.0.1:8000",
+                        secret_key=SECRET)
+    app = Starlette(routes=routes(), exception_handlers={SmartAppError: app_error, HTTPException: http_error})
+    app.state.ctx = build_context(settings, engine)
+    seed(app.state.ctx.sessions)
+    try:
+        with TestClient(app) as test_client:
+            yield test_client
+    finally:
+        asyncio.run(app.state.ctx.http.aclose())
+        engine.dispose()
+
+
+def test_panel_page_shows_only_the_sessions_organization(client: TestClient) -> None:
+    page = client.get("/panel?month=2026-11", headers=bearer("org-ny"))
+    assert page.status_code == 200
+    assert "Nora Close" in page.text and "Ned Billable" in page.text
+    assert "Lara Elsewhere" not in page.text and "Other Manager" not in page.text
+    assert page.text.index("Nora Close") < page.text.index("Ned Billable")  # close before billable
+    other = client.get("/panel?month=2026-11", headers=bearer("org-la"))
+    assert "Lara Elsewhere" in other.text and "Nora Close" not in other.text
+
+
+def test_panel_page_markup_is_accessible_and_labels_the_estimates(client: TestClient) -> None:
+    text = client.get("/panel?month=2026-11", headers=bearer("org-ny")).text
+    assert '<caption id="panel-caption">Enrolled patients, November 2026' in text
+    assert text.count('<th scope="col"') == 9
+    assert '<th scope="row">Nora Close</th>' in text
+    assert '<label for="panel-program">' in text and 'id="panel-program" name="program"' in text
+    assert '<label for="panel-care-manager">' in text and '<form class="panel-filters" method="get"' in text
+    assert 'role="region" aria-labelledby="panel-caption" tabindex="0"' in text
+    assert ESTIMATE_LABEL in text
+    assert "$66.13" in text  # captured: 99490 for Ned
+    assert 'href="/panel.csv?month=2026-11"' in text
+    assert "eligibility as of Nov 20, 12:00" in text  # 17:00 UTC in New York
+    assert "eligibility not yet checked" in text
+    # Autoescaped: the MRN's markup-like text is shown, not run.
+    assert "=cmd|&#39; /C calc&#39;!A0" in text
+
+
+def test_filters_come_from_the_query(client: TestClient) -> None:
+    bhi = client.get("/panel?month=2026-11&program=bhi", headers=bearer("org-ny")).text
+    assert '<option value="bhi" selected>' in bhi
+    assert bhi.count('<th scope="row">') == 2  # Nora (eligible, no minutes) and Ned (5 minutes)
+    assert 'href="/panel.csv?month=2026-11&amp;program=bhi"' in bhi
+    carla = client.get("/panel?month=2026-11&care_manager=Practitioner/cm-1", headers=bearer("org-ny")).text
+    assert "Nora Close" in carla and "Ned Billable" not in carla
+    assert '<option value="Practitioner/cm-1" selected>Carla Manager</option>' in carla
+    assert '<option value="Practitioner/cm-2">Bruno Manager</option>' in carla
+    nobody = client.get("/panel?month=2026-11&care_manager=Practitioner/cm-9", headers=bearer("org-ny")).text
+    assert "No enrolled patients this month match these filters." in nobody
+
+
+def test_the_default_month_is_the_organizations_current_month(client: TestClient) -> None:
+    text = client.get("/panel", headers=bearer("org-ny")).text
+    assert month_label(f"{org_today(ORGS[0]):%Y-%m}") in text
+
+
+def test_without_a_live_session_the_panel_is_refused(client: TestClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer made-up"}, bearer("expired")):
+        page = client.get("/panel?month=2026-11", headers=headers)
+        assert page.status_code == 401
+        assert "Nora Close" not in page.text and "Relaunch the app" in page.text
+    assert client.get("/panel.csv?month=2026-11").status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/panel", "/panel.csv"])
+def test_a_bad_month_or_program_is_a_400_that_says_what_to_write(client: TestClient, path: str) -> None:
+    for month in ("2026-13", "Nov-2026", "2026-1"):
+        page = client.get(path, params={"month": month}, headers=bearer("org-ny"))
+        assert page.status_code == 400
+        assert "YYYY-MM" in page.text and "text/html" in page.headers["content-type"]
+    page = client.get(path, params={"month": "2026-11", "program": "nope"}, headers=bearer("org-ny"))
+    assert page.status_code == 400 and "Unknown program" in page.text
+
+
+def test_csv_download(client: TestClient) -> None:
+    response = client.get("/panel.csv?month=2026-11", headers=bearer("org-ny"))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-disposition"] == 'attachment; filename="panel-org-ny-2026-11.csv"'
+    rows = list(csv.reader(io.StringIO(response.text, newline="")))
+    assert tuple(rows[0]) == CSV_HEADER
+    body = [dict(zip(CSV_HEADER, r, strict=True)) for r in rows[1:]]
+    assert {r["Patient ID"] for r in body} == {"ny-1", "ny-2"}
+    assert next(r for r in body if r["Patient ID"] == "ny-1" and r["Program"] == "ccm")["MRN"].startswith("'=")
+    filtered = client.get("/panel.csv?month=2026-11&program=bhi&care_manager=Practitioner/cm-2",
+                          headers=bearer("org-ny"))
+    assert [r[2] for r in csv.reader(io.StringIO(filtered.text, newline=""))][1:] == ["ny-2"]
+
+
+def test_csv_filename_is_header_safe() -> None:
+    assert csv_filename('org "x"/y', "2026-11") == "panel-org-x-y-2026-11.csv"
