@@ -88,6 +88,67 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _org(args: argparse.Namespace) -> int:
+    import asyncio
+    import shutil
+
+    import httpx
+
+    from smart_app.db import make_engine, require_current, session_factory, transaction
+    from smart_app.errors import ConfigError
+    from smart_app.launch.org_check import check_organization
+    from smart_app.launch.organizations import (
+        get_organization,
+        list_organizations,
+        load_directory,
+        load_organization_file,
+        save_organizations,
+    )
+    from smart_app.paths import data_path
+    from smart_app.settings import load_settings
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    sessions = session_factory(engine)
+    if args.org_command == "add":
+        org = load_organization_file(args.file)
+        target = (settings.launch_dir or data_path("launch")) / f"{org.id}.toml"
+        if target.resolve() != args.file.resolve():
+            shutil.copyfile(args.file, target)
+        with transaction(sessions) as db:
+            save_organizations(db, [org])
+        print(f"Installed {org.name} ({org.id}) for the EHR at {org.issuer}. Next: smart-app org check {org.id}")
+        return 0
+    if args.org_command == "list":
+        with transaction(sessions) as db:
+            stored = {o.id: o for o in list_organizations(db)}
+        files = {o.id: o for o in load_directory(settings.launch_dir)}
+        for org_id in sorted(stored.keys() | files.keys()):
+            org = stored.get(org_id) or files[org_id]
+            where = "database and file" if org_id in stored and org_id in files else (
+                "database only" if org_id in stored else "file only (loaded at next start)")
+            print(f"{org.id}\t{org.name}\t{org.issuer}\t{org.client_auth}\t{where}")
+        return 0
+    with transaction(sessions) as db:
+        org = get_organization(db, args.org_id)
+    org = org or next((o for o in load_directory(settings.launch_dir) if o.id == args.org_id), None)
+    if org is None:
+        raise ConfigError(f"No organization {args.org_id!r}.", "Run `smart-app org list` to see the installed ones.")
+
+    async def run() -> list:
+        async with httpx.AsyncClient(timeout=15) as http:
+            return await check_organization(http, org)
+
+    checks = asyncio.run(run())
+    for check in checks:
+        mark = "ok " if check.ok else ("MISSING" if check.blocking else "note")
+        print(f"[{mark}] {check.text}" + ("" if check.ok else f"\n        {check.fix}"))
+    blocking = [c for c in checks if not c.ok and c.blocking]
+    print("Ready to launch." if not blocking else f"{len(blocking)} requirement(s) missing before anyone can launch.")
+    return 1 if blocking else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -143,6 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade = db_sub.add_parser("upgrade", help="apply every pending migration",
                                    description="Apply every pending Alembic migration.")
     db_upgrade.set_defaults(func=_db_upgrade)
+
+    org = sub.add_parser("org", help="install organizations and check their EHRs",
+                         description="Organizations are files in launch/ (one per EHR installation), "
+                                     "mirrored in the database.")
+    org_sub = org.add_subparsers(dest="org_command", required=True, metavar="ACTION")
+    org_add = org_sub.add_parser("add", help="install an organization from its TOML file",
+                                 description="Validate an organization file, copy it into the launch folder "
+                                             "and save it in the database.")
+    org_add.add_argument("file", type=Path, help="the organization's TOML file")
+    org_add.set_defaults(func=_org)
+    org_list = org_sub.add_parser("list", help="list installed organizations",
+                                  description="List organizations in the database and the launch folder.")
+    org_list.set_defaults(func=_org)
+    org_check = org_sub.add_parser("check", help="check what the organization's EHR offers",
+                                   description="Fetch the EHR's discovery documents and report, in plain words, "
+                                               "what is missing before anyone launches (exit 1 if blocking).")
+    org_check.add_argument("org_id", help="the organization id")
+    org_check.set_defaults(func=_org)
 
     keys = sub.add_parser("keys", help="the app's signing keys for private_key_jwt client authentication",
                           description="Manage the keys the app signs client assertions with (SMART "

@@ -327,7 +327,8 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
     managers: dict[str, str] = {}
     assessed: dict[tuple, _Assessment] = {}
     # Snapshots repeat a handful of eligible lists: map each list to its programs once.
-    eligible_cache: dict[tuple[str, ...], tuple[set[str], frozenset[str]]] = {}
+    eligible_cache: dict[tuple[str, ...], tuple[tuple[str, ...], frozenset[str]]] = {}
+    paths_cache: dict[tuple[str, frozenset[str]], tuple[tuple, tuple[_Path, ...]]] = {}
     keyed: list[tuple[tuple, PanelRow]] = []
     no_minutes: dict[str, dict[str, int]] = {}
     for patient_id in enrolled:
@@ -341,7 +342,8 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
         eligible_keys: tuple[str, ...] = tuple(snap[0]) if snap is not None else ()
         as_of = snap[1] if snap is not None else None
         if eligible_keys not in eligible_cache:
-            eligible_cache[eligible_keys] = ({paths.program_of(k) for k in eligible_keys}, frozenset(eligible_keys))
+            eligible_cache[eligible_keys] = (tuple(sorted({paths.program_of(k) for k in eligible_keys})),
+                                             frozenset(eligible_keys))
         eligible_programs, eligible_set = eligible_cache[eligible_keys]
         by_program = minutes_by.get(patient_id, no_minutes)
         if person is not None:
@@ -349,7 +351,7 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
         else:
             name, mrn, manager_name = patient_id, None, None
         folded = name.casefold()
-        for prog in dict.fromkeys([*sorted(by_program), *sorted(eligible_programs)]):
+        for prog in dict.fromkeys([*sorted(by_program), *eligible_programs]):
             if program is not None and prog != program:
                 continue
             by_role = by_program.get(prog, no_minutes)
@@ -358,7 +360,10 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
                 eligibility = NOT_CHECKED
             else:
                 eligibility = ELIGIBLE if prog in eligible_programs else NOT_ELIGIBLE
-            paths_key, chosen = paths.paths(prog, eligible_set)
+            found = paths_cache.get((prog, eligible_set))
+            if found is None:
+                found = paths_cache[(prog, eligible_set)] = paths.paths(prog, eligible_set)
+            paths_key, chosen = found
             counted = tuple(p.counted(by_role) for p in chosen)
             # Patients share few distinct minute totals: assess each combination once.
             memo_key = (paths_key, counted, minutes > 0)

@@ -1,0 +1,78 @@
+"""`smart-app org check`: what an organization's EHR offers, and what is missing, in plain words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
+from smart_app.launch.discovery import SmartConfiguration, discover
+from smart_app.launch.organizations import Organization
+from smart_app.launch.scopes import launch_scopes
+
+
+@dataclass(frozen=True)
+class Check:
+    """One requirement: whether the EHR meets it, and what to do when it does not."""
+
+    ok: bool
+    text: str
+    fix: str = ""
+    blocking: bool = True
+
+
+def _smart_checks(org: Organization, config: SmartConfiguration) -> list[Check]:
+    caps = set(config.capabilities)
+    checks = [
+        Check("S256" in config.code_challenge_methods, "PKCE with S256",
+              "Ask the EHR administrator to enable PKCE (SMART App Launch 2.0 requires S256)."),
+        Check("launch-ehr" in caps, "EHR launch (launch-ehr)",
+              "Enable EHR launch for the app in the EHR's app registration."),
+        Check("context-ehr-patient" in caps, "Patient context at launch (context-ehr-patient)",
+              "The app opens in a patient's chart; the EHR must pass the patient."),
+        Check("sso-openid-connect" in caps or "openid" in config.scopes_supported,
+              "OpenID Connect (who is signed in: openid fhirUser)",
+              "Without fhirUser, time cannot be attributed to a person; enable openid and fhirUser.",
+              blocking=False),
+        Check("permission-v2" in caps, "SMART v2 scopes (permission-v2)",
+              "The app asks for v2 scopes such as patient/Condition.rs; ask for v2 support.", blocking=False),
+    ]
+    if org.client_auth == "private_key_jwt":
+        checks.append(Check("private_key_jwt" in config.token_auth_methods
+                            or "client-confidential-asymmetric" in caps,
+                            "Confidential asymmetric client authentication (private_key_jwt)",
+                            "Register the app's JWKS URL, or set client_auth = \"public\" in the organization file."))
+    checks.append(Check("client_credentials" in config.grant_types,
+                        "Backend services for the month-end rollup (client_credentials)",
+                        "Without it the rollup cannot refresh facts from the EHR unattended.", blocking=False))
+    if config.scopes_supported:
+        missing = [s for s in launch_scopes().split() if s not in config.scopes_supported]
+        checks.append(Check(not missing, "Scopes the app requests",
+                            f"Not listed by the EHR: {' '.join(missing)}. Grant them to the app's registration.",
+                            blocking=False))
+    return checks
+
+
+def _writeback_checks(caps: EhrCapabilities) -> list[Check]:
+    out = []
+    for kind in ("Consent", "Observation", "Task", "Claim", "DocumentReference"):
+        out.append(Check(caps.can(kind, "create"), f"The EHR accepts {kind} from apps",
+                         f"{kind} will stay in the app and reach billers through its export instead.",
+                         blocking=False))
+    out.append(Check(caps.batch, "Batch requests (one round trip per page)",
+                     "Reads will run as concurrent requests instead.", blocking=False))
+    return out
+
+
+async def check_organization(http: httpx.AsyncClient, org: Organization) -> list[Check]:
+    """Fetch the EHR's discovery documents and list what is met and missing."""
+    config = await discover(http, org.issuer)
+    caps, why_not = await fetch_capabilities(http, org.issuer)
+    checks = [Check(True, f"Discovery found ({config.source}): authorize {config.authorization_endpoint}")]
+    checks += _smart_checks(org, config)
+    if why_not:
+        checks.append(Check(False, "CapabilityStatement", f"{why_not}; write-back cannot be planned.", False))
+    else:
+        checks += _writeback_checks(caps)
+    return checks
