@@ -25,6 +25,7 @@ from smart_app.ledger.panel import CSV_HEADER, ESTIMATE_LABEL
 from smart_app.ledger.records import MonthStatusRow, PatientRow
 from smart_app.ledger.values import EntryInput
 from smart_app.settings import Settings
+from smart_app.web import panel_routes
 from smart_app.web.app import app_error, http_error
 from smart_app.web.context import build_context
 from smart_app.web.panel_routes import csv_filename, routes
@@ -173,3 +174,16 @@ def test_csv_download(client: TestClient) -> None:
 
 def test_csv_filename_is_header_safe() -> None:
     assert csv_filename('org "x"/y', "2026-11") == "panel-org-x-y-2026-11.csv"
+
+
+def test_the_page_shows_a_page_of_rows_and_links_to_the_next(client: TestClient, monkeypatch) -> None:
+    monkeypatch.setattr(panel_routes, "PAGE_SIZE", 1)
+    first = client.get("/panel?month=2026-11", headers=bearer("org-ny")).text
+    assert first.count('<th scope="row">') == 1 and "Nora Close" in first
+    assert "Page 1 of 4" in first and 'href="/panel?month=2026-11&amp;page=2" rel="next"' in first
+    second = client.get("/panel?month=2026-11&page=2", headers=bearer("org-ny")).text
+    assert "Ned Billable" in second and 'rel="prev"' in second and "Nora Close" not in second
+    beyond = client.get("/panel?month=2026-11&page=99", headers=bearer("org-ny"))
+    assert beyond.status_code == 200 and "Page 4 of 4" in beyond.text
+    assert client.get("/panel?month=2026-11&page=0", headers=bearer("org-ny")).status_code == 400
+    assert client.get("/panel?month=2026-11&page=x", headers=bearer("org-ny")).status_code == 400

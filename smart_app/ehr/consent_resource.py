@@ -101,7 +101,7 @@ def validate_consent(resource: dict) -> dict:
     return resource
 
 
-def consent_resource(record: ConsentRecord, *, patient_ref: str, organization_ref: str,
+def consent_resource(record: ConsentRecord, *, patient_ref: str, organization_ref: str | None,
                      performer_ref: str) -> dict:
     """The FHIR R4 Consent (JSON) for a consent or withdrawal row, validated."""
     name = PROGRAM_NAMES.get(record.program, record.program.upper())
@@ -125,11 +125,12 @@ def consent_resource(record: ConsentRecord, *, patient_ref: str, organization_re
         "patient": {"reference": patient_ref},
         "dateTime": record.obtained_on.isoformat(),
         "performer": [{"reference": ref} for ref in performers],
-        "organization": [{"reference": organization_ref}],
         "policyRule": {"coding": [{"system": ACT_CODE, "code": "OPTIN", "display": "opt-in"}],
                        "text": f"Patient opt-in to {name}" + (", withdrawn by the patient." if withdrawal else ".")},
         "provision": provision,
     }
+    if organization_ref:
+        resource["organization"] = [{"reference": organization_ref}]
     if not withdrawal:
         resource["extension"] = [_elements_extension(record)]
         if record.method == "verbal":

@@ -23,6 +23,7 @@ from smart_app.rules.facts import (
 )
 
 MDM_CODE = "mdm-complexity"
+APP_CONSENT = "urn:smart-app:consent"
 SEVERE = ("http://snomed.info/sct", "24484000")
 INPATIENT_CLASSES = {"IMP", "ACUTE", "NONAC", "OBSENC", "SS"}
 VIRTUAL_CLASSES = {"VR", "PHONE"}
@@ -87,6 +88,9 @@ def map_consents(resources: Iterable[dict], findings: list[str]) -> list[Consent
     """One Consent per program named on each FHIR Consent."""
     consents = []
     for resource in resources:
+        if any(i.get("system") == APP_CONSENT for i in resource.get("identifier") or [] if isinstance(i, dict)):
+            # Written by this app, whose own record of it is authoritative (and already counted).
+            continue
         programs = _programs(resource.get("category"))
         when = _date(resource.get("dateTime")) or _date(
             ((resource.get("provision") or {}).get("period") or {}).get("start"))

@@ -35,6 +35,8 @@ class Organization:
     billing_practitioner: str = ""
     supervising_practitioner: str = ""
     rule_set: str = "medicare-2026"
+    # The practice's own Organization resource in the EHR, referenced from what the app writes.
+    fhir_organization: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
     def to_config(self) -> dict[str, object]:
@@ -77,6 +79,7 @@ def parse_organization(data: dict[str, object], source: str) -> Organization:
         billing_practitioner=str(data.get("billing_practitioner", "")),
         supervising_practitioner=str(data.get("supervising_practitioner", "")),
         rule_set=str(data.get("rule_set", "medicare-2026")),
+        fhir_organization=str(data.get("fhir_organization", "")),
         extra={k: v for k, v in data.items() if k not in known},
     )
 

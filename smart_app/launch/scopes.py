@@ -17,10 +17,13 @@ PATIENT_READS = (
     "patient/Coverage.rs",
 )
 
+# What the page writes back as the user works: consents captured in the app.
+PATIENT_WRITES = ("patient/Consent.c",)
+
 # The care team's own records, which sit outside the patient compartment.
 USER_READS = ("user/Practitioner.r", "user/PractitionerRole.rs")
 
 
 def launch_scopes() -> str:
     """The space-separated scope string for an EHR launch."""
-    return " ".join(IDENTITY + PATIENT_READS + USER_READS)
+    return " ".join(IDENTITY + PATIENT_READS + PATIENT_WRITES + USER_READS)

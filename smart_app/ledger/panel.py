@@ -315,9 +315,11 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
     month_patients = or_(
         pr.patient_id.in_(select(te.patient_id).where(te.organization_id == organization_id, te.month == month)),
         pr.patient_id.in_(select(ms.patient_id).where(ms.organization_id == organization_id, ms.month == month)))
-    directory = {row.patient_id: row for row in session.execute(
-        select(pr.patient_id, pr.name, pr.mrn, pr.care_manager, pr.care_manager_name)
-        .where(pr.organization_id == organization_id, month_patients))}
+    directory: dict[str, tuple[str, str | None, str | None, str | None]] = {
+        patient_id: (name, mrn, manager, manager_name or manager)
+        for patient_id, name, mrn, manager, manager_name in session.execute(
+            select(pr.patient_id, pr.name, pr.mrn, pr.care_manager, pr.care_manager_name)
+            .where(pr.organization_id == organization_id, month_patients))}
 
     paths = _Paths(rule_set, month)
     days_left = days_left_in(month, today)
@@ -332,10 +334,9 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
     keyed: list[tuple[tuple, PanelRow]] = []
     no_minutes: dict[str, dict[str, int]] = {}
     for patient_id in enrolled:
-        person = directory.get(patient_id)
-        if person is not None and person.care_manager:
-            managers[person.care_manager] = person.care_manager_name or person.care_manager
-        manager = person.care_manager if person is not None else None
+        name, mrn, manager, manager_name = directory.get(patient_id) or (patient_id, None, None, None)
+        if manager:
+            managers[manager] = manager_name or manager
         if care_manager is not None and manager != care_manager:
             continue
         snap = snapshots.get(patient_id)
@@ -346,10 +347,6 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
                                              frozenset(eligible_keys))
         eligible_programs, eligible_set = eligible_cache[eligible_keys]
         by_program = minutes_by.get(patient_id, no_minutes)
-        if person is not None:
-            name, mrn, manager_name = person.name, person.mrn, person.care_manager_name or person.care_manager
-        else:
-            name, mrn, manager_name = patient_id, None, None
         folded = name.casefold()
         for prog in dict.fromkeys([*sorted(by_program), *eligible_programs]):
             if program is not None and prog != program:
@@ -364,11 +361,11 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
             if found is None:
                 found = paths_cache[(prog, eligible_set)] = paths.paths(prog, eligible_set)
             paths_key, chosen = found
-            counted = tuple(p.counted(by_role) for p in chosen)
             # Patients share few distinct minute totals: assess each combination once.
-            memo_key = (paths_key, counted, minutes > 0)
+            memo_key = (paths_key, frozenset(by_role.items()))
             a = assessed.get(memo_key)
             if a is None:
+                counted = tuple(p.counted(by_role) for p in chosen)
                 a = assessed[memo_key] = _assess(chosen, counted, minutes > 0, close_within)
             counts = eligibility != NOT_ELIGIBLE
             reach = (counts and days_left > 0 and a.status in (CLOSE, BILLABLE) and a.needed is not None

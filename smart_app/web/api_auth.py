@@ -9,7 +9,7 @@ from starlette.requests import Request
 from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization
 from smart_app.launch.sessions import ActiveSession, active_session
-from smart_app.web.patient_view import load_organization
+from smart_app.web.orgs import load_organization
 from smart_app.web.session_transport import check_csrf, request_handle
 from smart_app.web.templating import ctx
 

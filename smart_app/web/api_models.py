@@ -53,3 +53,33 @@ class EntryVoid(_Body):
 
     reason: str = Field(min_length=3, max_length=500)
     allow_closed_month: bool = False
+
+
+class ConsentCreate(_Body):
+    """Consent obtained for a program, with the elements CMS expects explained."""
+
+    program: str = Field(min_length=2, max_length=10)
+    method: str = Field(pattern="^(verbal|written)$")
+    explained_availability: bool = False
+    explained_cost_sharing: bool = False
+    explained_right_to_stop: bool = False
+    explained_one_practitioner: bool = False
+    obtained_on: dt.date
+    note: str = Field(default="", max_length=2000)
+
+
+class ConsentWithdraw(_Body):
+    """The patient's withdrawal of a consent."""
+
+    on: dt.date
+    method: str = Field(default="verbal", pattern="^(verbal|written)$")
+    note: str = Field(default="", max_length=2000)
+
+
+class AttestationCreate(_Body):
+    """A clinician's statement that an undetermined condition is (or is not) chronic."""
+
+    condition_id: str = Field(min_length=1, max_length=200)
+    code: str = Field(default="", max_length=100)
+    chronic: bool
+    note: str = Field(default="", max_length=2000)

@@ -9,6 +9,7 @@ from smart_app.db import transaction
 from smart_app.launch.flow import begin_launch, complete_launch
 from smart_app.launch.keys import public_jwks
 from smart_app.launch.sessions import ActiveSession, active_session
+from smart_app.ledger.consents import ConsentRecord
 from smart_app.ledger.values import DEFAULT_TIMER_CAP_MINUTES
 from smart_app.web.patient_view import build_patient_view
 from smart_app.web.session_transport import (
@@ -21,6 +22,14 @@ from smart_app.web.templating import TEMPLATES, ctx
 
 # The commonest short tasks, logged in one click as ending now.
 QUICK_LOG = (("patient-call", 5), ("medication-reconciliation", 15), ("provider-communication", 10))
+
+
+def writeback_text(consent: ConsentRecord) -> str:
+    """Where a consent stands with the EHR, for the page."""
+    return {"written": "written to the EHR",
+            "not-accepted": "kept in the app (this EHR does not accept Consent from apps)",
+            "pending": "not yet in the EHR: it will be sent when the EHR answers",
+            "failed": f"the EHR refused it: {consent.writeback_detail}"}.get(consent.writeback_status, "")
 
 
 async def index(request: Request) -> Response:
@@ -54,6 +63,7 @@ async def render_patient_page(request: Request, session: ActiveSession, handle: 
         "view": view, "summary": view.summary, "session": session, "handle": handle,
         "csrf": csrf_token(app.settings, session.id_hash), "quick_log": QUICK_LOG,
         "timer_cap": int(view.organization.extra.get("timer_cap_minutes", DEFAULT_TIMER_CAP_MINUTES)),
+        "writeback_text": writeback_text,
         "activity_label": lambda code: (view.vocabulary.get(code).label if view.vocabulary.get(code) else code)},
         status_code=status_code)
 

@@ -2,7 +2,8 @@
 
 Both are authorized by the launch session (bearer header or cookie) and show only the session's
 organization. The month is the organization's current month unless `?month=YYYY-MM` names
-another; `?program=` and `?care_manager=` filter the rows. What the columns and estimates mean
+another; `?program=` and `?care_manager=` filter the rows; the page shows `PAGE_SIZE` rows at a
+time (`?page=N`), the CSV every row. What the columns and estimates mean
 is in `smart_app.ledger.panel`.
 """
 
@@ -37,6 +38,8 @@ from smart_app.web.session_transport import request_handle
 from smart_app.web.templating import TEMPLATES, ctx
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+# Rows per page: the panel is sorted by what needs attention, and the CSV always holds every row.
+PAGE_SIZE = 200
 
 
 class _BadRequest(Exception):
@@ -85,13 +88,22 @@ def _bad_request(request: Request, exc: _BadRequest) -> Response:
         "title": "Bad request", "message": exc.message, "hint": exc.hint}, status_code=400)
 
 
-def _query(panel: Panel, program: str | None, care_manager: str | None) -> str:
+def _query(panel: Panel, program: str | None, care_manager: str | None, page: int | None = None) -> str:
     params = {"month": panel.month}
     if program:
         params["program"] = program
     if care_manager:
         params["care_manager"] = care_manager
+    if page is not None and page > 1:
+        params["page"] = str(page)
     return urlencode(params)
+
+
+def _page(request: Request) -> int:
+    raw = _param(request, "page") or "1"
+    if not raw.isdigit() or int(raw) < 1:
+        raise _BadRequest(f"{raw!r} is not a page number.", "Use a whole number from 1, or leave page out.")
+    return int(raw)
 
 
 def _money(amount: object) -> str:
@@ -108,14 +120,22 @@ def _eligibility_text(row: PanelRow, zone: ZoneInfo) -> str:
 
 async def panel_page(request: Request) -> Response:
     try:
+        page = _page(request)
         org, panel = await _load(request)
     except _BadRequest as exc:
         return _bad_request(request, exc)
     program, care_manager = _param(request, "program"), _param(request, "care_manager")
     zone = ZoneInfo(org.timezone)
+    pages = max(1, -(-len(panel.rows) // PAGE_SIZE))
+    page = min(page, pages)
+    start = (page - 1) * PAGE_SIZE
     return TEMPLATES.TemplateResponse(request, "panel.html", {
         "org": org, "panel": panel, "totals": panel.totals, "month_label": month_label(panel.month),
         "program": program, "care_manager": care_manager, "estimate_label": ESTIMATE_LABEL,
+        "rows": panel.rows[start:start + PAGE_SIZE], "page": page, "pages": pages, "first": start + 1,
+        "last": min(start + PAGE_SIZE, len(panel.rows)),
+        "prev_url": "/panel?" + _query(panel, program, care_manager, page - 1) if page > 1 else None,
+        "next_url": "/panel?" + _query(panel, program, care_manager, page + 1) if page < pages else None,
         "csv_url": "/panel.csv?" + _query(panel, program, care_manager),
         "program_label": program_label, "money": _money,
         "eligibility": lambda row: _eligibility_text(row, zone)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -12,20 +13,24 @@ from smart_app.ehr.chart import ChartSummary, chart_summary
 from smart_app.ehr.facts import facts_from_record
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.ehr.record import fetch_record
-from smart_app.errors import SessionExpired
-from smart_app.launch.organizations import Organization, get_organization
+from smart_app.launch.organizations import Organization
 from smart_app.launch.sessions import ActiveSession, settle_role
+from smart_app.ledger.attestations import attestations_for
+from smart_app.ledger.consents import ConsentRecord, consent_history, facts_consents
 from smart_app.ledger.directory import remember_patient, save_month_status
 from smart_app.ledger.queries import patient_month
 from smart_app.ledger.timers import running_timer
 from smart_app.ledger.values import Entry, PatientMonth, Timer
 from smart_app.ledger.vocabulary import Vocabulary, default_vocabulary
+from smart_app.rules.conditions import CountedCondition, summarize
 from smart_app.rules.decision import Decision
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.facts import TimeEntry
 from smart_app.rules.loader import rule_set_named
+from smart_app.web.consent_sync import send_pending_consents
 from smart_app.web.context import AppContext
-from smart_app.web.program_cards import ProgramCard, days_left, program_cards
+from smart_app.web.orgs import load_organization, org_today
+from smart_app.web.program_cards import ProgramCard, days_left, next_month_start, program_cards
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,14 @@ class PatientView:
     role: str
     vocabulary: Vocabulary
     programs: tuple[str, ...]
+    consents: tuple[ConsentRecord, ...]
+    consent_programs: tuple[str, ...]
+    undetermined: tuple[CountedCondition, ...]
 
-
-def org_today(org: Organization) -> dt.date:
-    """Today's date in the organization's timezone: months close at local midnight."""
-    return dt.datetime.now(ZoneInfo(org.timezone)).date()
+    @property
+    def active_consent_programs(self) -> set[str]:
+        """Programs with an active consent captured in the app."""
+        return {c.program for c in self.consents if c.active}
 
 
 def time_entries(entries: tuple[Entry, ...], tz: str) -> list[TimeEntry]:
@@ -58,16 +66,6 @@ def time_entries(entries: tuple[Entry, ...], tz: str) -> list[TimeEntry]:
     zone = ZoneInfo(tz)
     return [TimeEntry(program=e.program, minutes=e.minutes, performer=e.role,
                       date=e.start.astimezone(zone).date(), id=e.id) for e in entries]
-
-
-def load_organization(app: AppContext, session: ActiveSession) -> Organization:
-    """The session's organization, or SessionExpired when it was removed."""
-    with transaction(app.sessions) as db:
-        org = get_organization(db, session.organization_id)
-    if org is None:
-        raise SessionExpired("This session's organization is no longer installed.",
-                             "Ask the EHR administrator, then relaunch the app from the chart.")
-    return org
 
 
 async def build_patient_view(app: AppContext, session: ActiveSession) -> PatientView:
@@ -86,8 +84,19 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
     with transaction(app.sessions) as db:
         ledger = patient_month(db, org.id, session.patient_id, month)
         timer = running_timer(db, org.id, performer) if performer else None
-    facts = facts_from_record(record, month)
+        consents = consent_history(db, org.id, session.patient_id)
+        attestations = attestations_for(db, org.id, session.patient_id, timezone=org.timezone)
+    if any(c.writeback_status == "pending" for c in consents):
+        await send_pending_consents(app, session, org, consents)
+        with transaction(app.sessions) as db:
+            consents = consent_history(db, org.id, session.patient_id)
+    ehr_facts = facts_from_record(record, month)
+    # The app is the system of record for the consents and attestations captured in it.
+    facts = dataclasses.replace(ehr_facts, consents=ehr_facts.consents + facts_consents(consents),
+                                attestations=ehr_facts.attestations + attestations)
     decision = evaluate(facts, time_entries(ledger.entries, org.timezone), rule_set, month=month)
+    month_end = next_month_start(today) - dt.timedelta(days=1)
+    undetermined = summarize(facts, rule_set.conditions, month_end).undetermined()
     summary = chart_summary(record)
     cards = tuple(program_cards(decision))
     manager = care_manager(record)
@@ -105,4 +114,6 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
                        summary=summary, decision=decision, cards=cards,
                        findings=tuple(dict.fromkeys(summary.findings + facts.findings + decision.findings)),
                        ledger=ledger, timer=timer, performer=performer, role=role,
-                       vocabulary=default_vocabulary(), programs=time_programs)
+                       vocabulary=default_vocabulary(), programs=time_programs, consents=tuple(consents),
+                       consent_programs=tuple(p for p in time_programs if p != "tcm"),
+                       undetermined=tuple(undetermined))

@@ -61,7 +61,7 @@
       if (el.type === "checkbox") { data[el.name] = el.checked; return; }
       if (el.value === "") { return; }
       if (el.type === "number") { data[el.name] = parseInt(el.value, 10); return; }
-      if (el.value === "true") { data[el.name] = true; return; }
+      if (el.value === "true" || el.value === "false") { data[el.name] = el.value === "true"; return; }
       data[el.name] = el.value;
     });
     if (form.hasAttribute("data-quick") && !data.program) {
