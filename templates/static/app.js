@@ -77,9 +77,7 @@
       .then(function (res) {
         if (!res.ok) { say("problem", "The page could not be refreshed; reload the app from the chart."); return; }
         var main = document.getElementById("patient-main");
-        var status = document.getElementById("status").textContent;
         main.innerHTML = res.text;
-        say("status", status);
         wire(main);
         var target = focusId && document.getElementById(focusId);
         if (target) { target.focus(); }
@@ -100,8 +98,8 @@
       return r.json().then(function (data) { return { ok: r.ok, data: data }; });
     }).then(function (res) {
       if (res.ok) {
-        say("status", res.data.message || "Saved.");
-        return refresh("capture-title");
+        // Announce only once the page shows the new state, so what is read matches what is seen.
+        return refresh("capture-title").then(function () { say("status", res.data.message || "Saved."); });
       }
       var err = res.data.error || {};
       say("problem", (err.message || "The request failed.") + (err.hint ? " " + err.hint : ""));

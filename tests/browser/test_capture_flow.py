@@ -64,3 +64,20 @@ def test_manual_entry_errors_are_announced_and_nothing_is_saved(cross_site: Stac
     alert = frame.get_by_role("alert")
     alert.filter(has_text="future").wait_for(timeout=10000)
     assert frame.locator(".entries tbody tr").count() == 0
+
+
+def test_consent_captured_in_the_iframe_unblocks_the_program(cross_site: Stack, page) -> None:
+    frame = app_frame(page, cross_site, "ccm-no-consent")
+    ccm = frame.locator("article.program", has_text="Chronic care management (non-complex)")
+    assert "no consent on file" in ccm.inner_text()
+    form = frame.locator(".capture-consent form")
+    form.get_by_role("button", name="Record consent").click()
+    frame.get_by_role("alert").filter(has_text="explain").wait_for(timeout=10000)
+    for label in ("that the service is available", "that cost sharing", "that they may stop",
+                  "that only one practitioner"):
+        form.get_by_label(label).check()
+    form.get_by_role("button", name="Record consent").click()
+    frame.get_by_text("written to the EHR").first.wait_for(timeout=10000)
+    ccm = frame.locator("article.program", has_text="Chronic care management (non-complex)")
+    assert "no consent on file" not in ccm.inner_text()
+    assert "On track" in ccm.inner_text()
