@@ -53,6 +53,7 @@ import csv
 import datetime as dt
 import io
 from collections import defaultdict
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -208,7 +209,7 @@ class _Paths:
         fam = self.rule_set.families.get(family_or_program)
         return fam.time_program if fam is not None else family_or_program
 
-    def families(self, program: str, eligible: set[str]) -> tuple[str, ...]:
+    def families(self, program: str, eligible: AbstractSet[str]) -> tuple[str, ...]:
         timed = self.timed.get(program, [])
         chosen = [k for k in timed if k in eligible]
         if chosen:
@@ -217,7 +218,7 @@ class _Paths:
             return (program,)
         return tuple(timed)
 
-    def paths(self, program: str, eligible: set[str]) -> tuple[tuple[str, tuple[str, ...]], tuple[_Path, ...]]:
+    def paths(self, program: str, eligible: AbstractSet[str]) -> tuple[tuple[str, tuple[str, ...]], tuple[_Path, ...]]:
         """A hashable key of the choice, and the paths."""
         families = self.families(program, eligible)
         key = (program, families)

@@ -1,0 +1,101 @@
+"""Tables of the billing room: proposed claims (versioned), the write-back outbox, backend tokens,
+a cache of EHR facts for unattended rollups, and rate-limit counters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from smart_app.db import Base, UTCDateTime
+
+
+class ClaimRow(Base):
+    """One version of a patient-month's claim; a re-run that changes nothing adds no version."""
+
+    __tablename__ = "claims"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "patient_id", "month", "version", name="uq_claims_version"),
+        Index("ix_claims_org_month", "organization_id", "month"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    patient_id: Mapped[str] = mapped_column(String(200))
+    month: Mapped[str] = mapped_column(String(7))
+    version: Mapped[int] = mapped_column(Integer)
+    # proposed | approved | held | superseded | nothing-billable
+    status: Mapped[str] = mapped_column(String(20))
+    content: Mapped[dict] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reviewed_by: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    review_note: Mapped[str] = mapped_column(Text, default="")
+
+
+class OutboxRow(Base):
+    """One resource to deliver to the EHR, written in the same transaction as the decision."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        # The business identifier is deterministic, so enqueueing the same resource twice is a no-op.
+        UniqueConstraint("organization_id", "identifier", name="uq_outbox_identifier"),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_claim", "claim_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    claim_id: Mapped[str | None] = mapped_column(ForeignKey("claims.id"), nullable=True)
+    patient_id: Mapped[str] = mapped_column(String(200))
+    month: Mapped[str] = mapped_column(String(7))
+    resource_type: Mapped[str] = mapped_column(String(40))
+    # What the resource is for (claim, minutes, activity, superbill, consent, replaces-claim...).
+    purpose: Mapped[str] = mapped_column(String(40))
+    identifier: Mapped[str] = mapped_column(String(300))
+    payload: Mapped[dict] = mapped_column(JSON)
+    # pending | done | failed | not-accepted
+    status: Mapped[str] = mapped_column(String(14))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A worker leases a row until this instant; another worker may take it over afterwards.
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    fhir_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BackendTokenRow(Base):
+    """The organization's current SMART Backend Services access token, encrypted."""
+
+    __tablename__ = "backend_tokens"
+
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    access_token_enc: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FactsCacheRow(Base):
+    """The EHR facts of a patient-month as last read, so a rollup can run from them unattended."""
+
+    __tablename__ = "facts_cache"
+
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    facts: Mapped[dict] = mapped_column(JSON)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RateLimitRow(Base):
+    """Requests counted per key (client address, session) and fixed time window."""
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

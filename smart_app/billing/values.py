@@ -1,0 +1,114 @@
+"""Values that cross rooms at month end: a proposed claim and its lines, as JSON-safe dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ClaimLine:
+    """One billed code: units, the minutes behind it by role, and the national rate as an estimate."""
+
+    code: str
+    units: int
+    program: str
+    descriptor: str
+    minutes: int
+    minutes_by_role: dict[str, int]
+    service_date: dt.date
+    rate: float | None = None
+    rate_year: int | None = None
+    entry_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A qualifying diagnosis on the claim."""
+
+    code: str
+    system: str
+    display: str = ""
+    condition_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Performer:
+    """A person whose time or supervision backs the claim."""
+
+    reference: str
+    role: str
+    minutes: int = 0
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ConsentEvidence:
+    """The consent a program's codes rely on."""
+
+    program: str
+    date: dt.date
+    consent_id: str | None = None
+    source: str = "app"  # app | ehr
+
+
+@dataclass(frozen=True)
+class ProposedClaim:
+    """Everything a biller reviews and the EHR receives for one patient-month."""
+
+    organization_id: str
+    patient_id: str
+    month: str
+    lines: tuple[ClaimLine, ...]
+    diagnoses: tuple[Diagnosis, ...] = ()
+    performers: tuple[Performer, ...] = ()
+    consents: tuple[ConsentEvidence, ...] = ()
+    billing_practitioner: str = ""
+    supervising_practitioner: str = ""
+    place_of_service: str = "11"
+    coverage: str | None = None
+    patient_name: str = ""
+    patient_birth_date: str | None = None
+    patient_mrn: str | None = None
+    warnings: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    late_entries: tuple[str, ...] = ()
+    decision: dict = field(default_factory=dict)
+
+    @property
+    def billable(self) -> bool:
+        """At least one code is billed."""
+        return bool(self.lines)
+
+    @property
+    def estimated_total(self) -> float:
+        """Sum of national rates times units, where known (an estimate, not a payment)."""
+        return round(sum((line.rate or 0.0) * line.units for line in self.lines), 2)
+
+    def to_json(self) -> dict:
+        """JSON-safe form (dates as ISO strings)."""
+        return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, data: dict) -> ProposedClaim:
+        """Inverse of `to_json`."""
+        lines = tuple(ClaimLine(**{**line, "service_date": dt.date.fromisoformat(line["service_date"]),
+                                   "entry_ids": tuple(line.get("entry_ids", ()))}) for line in data["lines"])
+        consents = tuple(ConsentEvidence(**{**c, "date": dt.date.fromisoformat(c["date"])})
+                         for c in data.get("consents", ()))
+        return cls(**{**data, "lines": lines, "consents": consents,
+                      "diagnoses": tuple(Diagnosis(**d) for d in data.get("diagnoses", ())),
+                      "performers": tuple(Performer(**p) for p in data.get("performers", ())),
+                      "warnings": tuple(data.get("warnings", ())), "evidence": tuple(data.get("evidence", ())),
+                      "late_entries": tuple(data.get("late_entries", ()))})
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
