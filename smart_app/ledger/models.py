@@ -16,6 +16,8 @@ class TimeEntryRow(Base):
     __tablename__ = "time_entries"
     __table_args__ = (
         Index("ix_time_entries_org_patient_month", "organization_id", "patient_id", "month"),
+        # The panel and the rollup read a whole organization-month at once.
+        Index("ix_time_entries_org_month", "organization_id", "month"),
         Index("ix_time_entries_org_performer_start", "organization_id", "performer", "starts_at"),
         CheckConstraint("minutes > 0", name="ck_time_entries_minutes_positive"),
         # An entry is corrected at most once, so concurrent corrections cannot fork its history.

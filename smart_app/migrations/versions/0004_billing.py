@@ -14,6 +14,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_time_entries_org_month", "time_entries", ["organization_id", "month"], unique=False)
 
     op.create_table(
         "rate_limits",
@@ -107,6 +108,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_time_entries_org_month", table_name="time_entries")
 
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_due")
