@@ -24,10 +24,10 @@ from smart_app.ledger.months import month_label
 from smart_app.ledger.panel import CSV_HEADER, ESTIMATE_LABEL
 from smart_app.ledger.records import MonthStatusRow, PatientRow
 from smart_app.ledger.values import EntryInput
+from smart_app.services import build_context
 from smart_app.settings import Settings
 from smart_app.web import panel_routes
 from smart_app.web.app import app_error, http_error
-from smart_app.web.context import build_context
 from smart_app.web.panel_routes import csv_filename, routes
 from smart_app.web.patient_view import org_today
 

@@ -1,5 +1,5 @@
-"""Tables of the billing room: proposed claims (versioned), the write-back outbox, backend tokens,
-a cache of EHR facts for unattended rollups, and rate-limit counters."""
+"""Tables of the billing room: proposed claims (versioned), the write-back outbox, a cache of EHR
+facts for unattended rollups, and rate-limit counters."""
 
 from __future__ import annotations
 
@@ -66,17 +66,6 @@ class OutboxRow(Base):
     fhir_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class BackendTokenRow(Base):
-    """The organization's current SMART Backend Services access token, encrypted."""
-
-    __tablename__ = "backend_tokens"
-
-    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
-    access_token_enc: Mapped[str] = mapped_column(Text)
-    scope: Mapped[str] = mapped_column(Text)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class FactsCacheRow(Base):

@@ -84,3 +84,14 @@ class SigningKey(Base):
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # After this instant the key is no longer published; EHRs caching the JWKS have moved on.
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class BackendTokenRow(Base):
+    """The organization's current SMART Backend Services access token, encrypted."""
+
+    __tablename__ = "backend_tokens"
+
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    access_token_enc: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -27,3 +27,16 @@ USER_READS = ("user/Practitioner.r", "user/PractitionerRole.rs")
 def launch_scopes() -> str:
     """The space-separated scope string for an EHR launch."""
     return " ".join(IDENTITY + PATIENT_READS + PATIENT_WRITES + USER_READS)
+
+# SMART Backend Services (no user present): the month-end rollup reads facts and writes back.
+BACKEND_READS = tuple(s.replace("patient/", "system/") for s in PATIENT_READS) + (
+    "system/Practitioner.r", "system/PractitionerRole.rs")
+BACKEND_WRITES = ("system/Claim.cu", "system/ChargeItem.c", "system/Observation.c", "system/Task.c",
+                  "system/Communication.c", "system/DocumentReference.c", "system/Consent.c",
+                  "system/Claim.s", "system/ChargeItem.s", "system/Observation.s", "system/Task.s",
+                  "system/Communication.s", "system/DocumentReference.s", "system/Consent.s")
+
+
+def backend_scopes() -> str:
+    """The space-separated scope string for SMART Backend Services."""
+    return " ".join(BACKEND_READS + BACKEND_WRITES)

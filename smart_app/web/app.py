@@ -19,9 +19,9 @@ from smart_app.db import transaction
 from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.paths import data_path
+from smart_app.services import build_context
 from smart_app.settings import Settings
 from smart_app.web import api, consent_api, pages, panel_routes
-from smart_app.web.context import build_context
 from smart_app.web.security import SecurityHeaders
 from smart_app.web.templating import TEMPLATES
 

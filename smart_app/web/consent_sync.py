@@ -9,7 +9,7 @@ from smart_app.ehr.fhir_client import FhirClient
 from smart_app.launch.organizations import Organization
 from smart_app.launch.sessions import ActiveSession
 from smart_app.ledger.consents import ConsentRecord, mark_writeback
-from smart_app.web.context import AppContext
+from smart_app.services import AppContext
 
 
 async def send_consent(app: AppContext, session: ActiveSession, org: Organization,

@@ -9,7 +9,7 @@ from smart_app.db import transaction
 from smart_app.errors import SessionExpired
 from smart_app.launch.organizations import Organization, get_organization
 from smart_app.launch.sessions import ActiveSession
-from smart_app.web.context import AppContext
+from smart_app.services import AppContext
 
 
 def org_today(org: Organization) -> dt.date:

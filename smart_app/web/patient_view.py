@@ -27,8 +27,8 @@ from smart_app.rules.decision import Decision
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.facts import TimeEntry
 from smart_app.rules.loader import rule_set_named
+from smart_app.services import AppContext
 from smart_app.web.consent_sync import send_pending_consents
-from smart_app.web.context import AppContext
 from smart_app.web.orgs import load_organization, org_today
 from smart_app.web.program_cards import ProgramCard, days_left, next_month_start, program_cards
 

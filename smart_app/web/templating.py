@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from smart_app.paths import data_path
-from smart_app.web.context import AppContext
+from smart_app.services import AppContext
 
 
 def _local(instant: datetime, tz: str, fmt: str = "%b %d, %H:%M") -> str:

@@ -1,0 +1,47 @@
+"""SMART Backend Services: an access token for unattended jobs (client_credentials + private_key_jwt)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from smart_app.db import transaction, utcnow
+from smart_app.errors import ConfigError
+from smart_app.launch.discovery import discover
+from smart_app.launch.flow import LaunchDeps
+from smart_app.launch.keys import assertion_form, signing_key
+from smart_app.launch.models import BackendTokenRow
+from smart_app.launch.organizations import Organization
+from smart_app.launch.scopes import backend_scopes
+from smart_app.launch.token_client import request_token
+
+# Re-use a stored token only while it has this long left, so a job never starts on a dying token.
+MIN_REMAINING = timedelta(minutes=2)
+
+
+async def backend_token(deps: LaunchDeps, org: Organization, scope: str | None = None) -> str:
+    """A system-scoped access token for the organization's EHR, cached encrypted in the database."""
+    with transaction(deps.sessions) as db:
+        row = db.get(BackendTokenRow, org.id)
+        if row is not None and row.expires_at - MIN_REMAINING > utcnow():
+            return deps.tokens.open(row.access_token_enc)
+    if org.client_auth != "private_key_jwt":
+        raise ConfigError(f"Organization {org.id!r} is registered as a public client, which cannot use "
+                          "SMART Backend Services.",
+                          "Register the app with private_key_jwt (see docs/install.md) to run month-end jobs.")
+    config = await discover(deps.http, org.issuer)
+    if "client_credentials" not in config.grant_types:
+        raise ConfigError(f"The EHR of {org.id!r} does not offer SMART Backend Services (client_credentials).",
+                          "Ask the EHR administrator to enable backend services for the app's client.")
+    with transaction(deps.sessions) as db:
+        key = signing_key(db, org.key_id)
+    form = {"grant_type": "client_credentials", "scope": scope or backend_scopes(),
+            **assertion_form(key, deps.tokens, org.client_id, config.token_endpoint)}
+    token = await request_token(deps.http, config.token_endpoint, form)
+    expires_at = utcnow() + timedelta(seconds=token.expires_in)
+    with transaction(deps.sessions) as db:
+        row = db.get(BackendTokenRow, org.id)
+        if row is None:
+            row = BackendTokenRow(organization_id=org.id)
+            db.add(row)
+        row.access_token_enc, row.scope, row.expires_at = deps.tokens.seal(token.access_token), token.scope, expires_at
+    return token.access_token
