@@ -240,14 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="days both keys stay published (default 7)")
         action.set_defaults(func=_keys)
 
-    try:
-        from smart_app.rules.command import register as register_rules
-    except ImportError:  # the rules room is optional until it lands
-        register_rules = None
-    if register_rules is not None:
-        register_rules(sub)
+    from smart_app.billing.rollup_command import register as register_rollup
     from smart_app.ledger.audit_command import register as register_audit
+    from smart_app.rules.command import register as register_rules
+
+    register_rules(sub)
     register_audit(sub)
+    register_rollup(sub)
     return parser
 
 

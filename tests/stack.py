@@ -45,17 +45,24 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(database_url: str, data_dir: Path, *, app_host: str = "127.0.0.1",
-                  sandbox_host: str = "127.0.0.1") -> Iterator[Stack]:
-    """Start the sandbox and the app against `database_url`; stop both afterwards."""
+                  sandbox_host: str = "127.0.0.1", client_jwks_url: bool = False) -> Iterator[Stack]:
+    """Start the sandbox and the app against `database_url`; stop both afterwards.
+
+    With `client_jwks_url`, the sandbox knows the app's keys by its JWKS URL (fetched at each token
+    request, so rotated keys work at once) instead of a copy of the JWKS taken at start-up.
+    """
     app_sock, sandbox_sock = reserve_socket(), reserve_socket()
     app_url, sandbox_url = url_of(app_sock, app_host), url_of(sandbox_sock, sandbox_host)
     settings = load_settings(env={}, base_url=app_url, database_url=database_url,
                              data_dir=data_dir, secret_key=TEST_SECRET)
     org = sandbox_org(settings, sandbox_url)
     engine = make_engine(database_url)
+    client = sandbox_client(engine, settings, org)
+    if client_jwks_url:
+        client.jwks, client.jwks_url = None, f"{app_url}/.well-known/jwks.json"
     sandbox = create_sandbox(SandboxConfig(
         base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
-        clients=[sandbox_client(engine, settings, org)], app_launch_url=settings.launch_url))
+        clients=[client], app_launch_url=settings.launch_url))
     with serve_on(sandbox_sock, sandbox), serve_on(app_sock, create_app(settings, [org], engine)):
         yield Stack(app_url=app_url, sandbox_url=sandbox_url, settings=settings, organization=org)
 

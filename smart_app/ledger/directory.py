@@ -4,27 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from smart_app.db import utcnow
+from smart_app.dialect_upsert import upsert
 from smart_app.ledger.records import MonthStatusRow, PatientRow
-
-
-def _upsert(db: Session, table: type, values: dict, keys: tuple[str, ...]) -> None:
-    """Insert or update one row atomically; two workers writing the same key both succeed."""
-    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(**values)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(keys), set_={k: v for k, v in values.items() if k not in keys})
-    db.execute(statement)
 
 
 def remember_patient(db: Session, organization_id: str, patient_id: str, *, name: str,
                      birth_date: str | None, mrn: str | None, care_manager: str | None,
                      care_manager_name: str | None, now: datetime | None = None) -> None:
     """Keep the patient's display details current for the panel."""
-    _upsert(db, PatientRow, {
+    upsert(db, PatientRow, {
         "organization_id": organization_id, "patient_id": patient_id, "name": name,
         "birth_date": birth_date, "mrn": mrn, "care_manager": care_manager,
         "care_manager_name": care_manager_name, "updated_at": now or utcnow()},
@@ -34,7 +25,7 @@ def remember_patient(db: Session, organization_id: str, patient_id: str, *, name
 def save_month_status(db: Session, organization_id: str, patient_id: str, month: str, *,
                       eligible_programs: list[str], decision: dict, now: datetime | None = None) -> None:
     """Store the latest evaluation of a patient-month."""
-    _upsert(db, MonthStatusRow, {
+    upsert(db, MonthStatusRow, {
         "organization_id": organization_id, "patient_id": patient_id, "month": month,
         "eligible_programs": eligible_programs, "decision": decision, "evaluated_at": now or utcnow()},
         ("organization_id", "patient_id", "month"))

@@ -9,6 +9,7 @@ import uvicorn
 
 from smart_app.paths import data_path
 from smart_app.sandbox import SandboxClient, SandboxConfig, create_app
+from smart_app.sandbox.profiles import PROFILES
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,11 +23,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client-id", default="", help="register a public client with this id")
     parser.add_argument("--redirect-uri", action="append", default=[])
     parser.add_argument("--open", action="store_true", help="serve FHIR without authorization")
+    parser.add_argument("--profile", choices=list(PROFILES), default="open",
+                        help="EHR profile: which FHIR interactions are offered (default open; "
+                             "unrelated to --open, which drops authorization)")
     args = parser.parse_args(argv)
     clients = [SandboxClient(args.client_id, args.redirect_uri)] if args.client_id else []
     config = SandboxConfig(base_url=f"http://{args.host}:{args.port}",
                            fixtures_dir=args.fixtures, database=args.database,
-                           clients=clients, app_launch_url=args.app_launch_url, open=args.open)
+                           clients=clients, app_launch_url=args.app_launch_url, open=args.open,
+                           profile=args.profile)
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info")
 
 

@@ -71,7 +71,7 @@ def build_sandbox(config: SandboxConfig) -> Sandbox:
     db = Database(config.database)
     store = FhirStore(db)
     load_fixtures(store, config.fixtures_dir, config.shift_dates)
-    return Sandbox(config, db, store, FhirService(store), AuthState(db),
+    return Sandbox(config, db, store, FhirService(store, config.ehr_profile), AuthState(db),
                    SigningKey.load_or_create(db), RequestLog())
 
 

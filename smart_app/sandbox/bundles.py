@@ -110,6 +110,7 @@ def process_bundle(service: FhirService, access: Access, body: object, fhir_base
     kind = body.get("type")
     if kind not in ("batch", "transaction"):
         raise FhirError(400, f"Bundle.type must be batch or transaction, not {kind!r}")
+    service.profile.require_bundle(kind)
     raw_entries = body.get("entry") or []
     if not isinstance(raw_entries, list):
         raise FhirError(400, "Bundle.entry must be a list")
@@ -167,7 +168,7 @@ def _transaction(service: FhirService, access: Access, raw_entries: list,
 def _resolve_post(service: FhirService, entry: Entry) -> str:
     """The id a POST entry will have: an existing match (ifNoneExist) or a fresh one."""
     check_type(entry.rtype)
-    if entry.if_none_exist:
+    if entry.if_none_exist and service.honours_if_none_exist(entry.rtype, entry.if_none_exist):
         matches = service.match_existing(entry.rtype, entry.if_none_exist)
         if len(matches) > 1:
             raise FhirError(412, f"entry {entry.index}: ifNoneExist {entry.if_none_exist!r} "

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smart_app.sandbox.profiles import EhrProfile, get_profile
+
 SANDBOX_NAME = "SMART Sandbox EHR"
 
 
@@ -32,10 +34,17 @@ class SandboxConfig:
     open: bool = False
     shift_dates: bool = True
     latency_ms: int = 0
+    profile: str = "open"  # EHR profile: "open", "epic-like" or "oracle-like" (see profiles.py)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         self.fixtures_dir = Path(self.fixtures_dir)
+        get_profile(self.profile)  # fail fast on an unknown profile name
+
+    @property
+    def ehr_profile(self) -> EhrProfile:
+        """The EHR profile whose capabilities the FHIR API publishes and enforces."""
+        return get_profile(self.profile)
 
     @property
     def fhir_base(self) -> str:

@@ -51,6 +51,13 @@ CREATE TABLE IF NOT EXISTS signing_keys (
     kid TEXT PRIMARY KEY,
     pem TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS faults (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    match TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    remaining INTEGER NOT NULL,
+    delay_s REAL NOT NULL
+);
 """
 
 

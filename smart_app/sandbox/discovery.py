@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from smart_app.sandbox.config import SANDBOX_NAME, SandboxConfig
 from smart_app.sandbox.outcome import fhir_response
+from smart_app.sandbox.profiles import APP_TYPES, INTERACTIONS, OTHER_TYPES, EhrProfile
 from smart_app.sandbox.runtime import sandbox_of
 from smart_app.sandbox.search import TOKEN_PARAMS
 
@@ -23,13 +24,8 @@ SCOPES = [
     "online_access", "patient/*.cruds", "user/*.cruds", "system/*.cruds", "patient/*.read",
     "patient/*.write", "user/*.read", "user/*.write", "system/*.read",
 ]
-# Types listed in the CapabilityStatement even before any is stored; every type is accepted.
-KNOWN_TYPES = [
-    "Patient", "Practitioner", "PractitionerRole", "Organization", "Location", "Condition",
-    "Observation", "Encounter", "Consent", "Coverage", "CarePlan", "CareTeam", "Claim", "Task",
-    "DocumentReference", "Procedure", "MedicationRequest", "Medication", "Provenance",
-    "QuestionnaireResponse", "AllergyIntolerance", "DiagnosticReport", "Goal",
-]
+# Types listed in the open profile's CapabilityStatement even before any is stored.
+KNOWN_TYPES = [*APP_TYPES, *OTHER_TYPES]
 SEARCH_PARAMS = [
     ("_id", "token"), ("patient", "reference"), ("subject", "reference"),
     ("beneficiary", "reference"), ("encounter", "reference"), ("date", "date"),
@@ -70,48 +66,66 @@ def openid_configuration(config: SandboxConfig) -> dict:
     }
 
 
+def resource_capability(profile: EhrProfile, rtype: str) -> dict:
+    """One rest.resource entry: exactly what the profile offers for `rtype`."""
+    rules = profile.rules(rtype)
+    assert rules is not None
+    entry: dict = {
+        "type": rtype,
+        "interaction": [{"code": c} for c in INTERACTIONS if rules.offers(c)],
+        "versioning": "versioned-update" if rules.offers("update") else "versioned",
+        "updateCreate": profile.update_create and rules.offers("update"),
+        "conditionalCreate": rules.conditional_create,
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": [{"name": n, "type": kind} for n, kind in SEARCH_PARAMS],
+    }
+    if rules.create_categories is not None:
+        entry["documentation"] = ("create is supported only for Observation categories "
+                                  + ", ".join(sorted(rules.create_categories)))
+    return entry
+
+
 def capability_statement(config: SandboxConfig, stored_types: list[str]) -> dict:
-    """A CapabilityStatement (R4) for the generic store."""
-    interactions = [{"code": c} for c in
-                    ("read", "search-type", "create", "update", "delete")]
-    types = sorted(set(KNOWN_TYPES) | set(stored_types))
+    """A CapabilityStatement (R4) publishing exactly the configured EHR profile's capabilities."""
+    profile = config.ehr_profile
+    types = sorted(t for t in set(profile.resources) | set(stored_types)
+                   if profile.rules(t) is not None)
+    rest: dict = {
+        "mode": "server",
+        "security": {
+            "cors": False,
+            "service": [{"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR",
+            }]}],
+            "extension": [{
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [
+                    {"url": "authorize", "valueUri": f"{config.base_url}/auth/authorize"},
+                    {"url": "token", "valueUri": config.token_url},
+                ],
+            }],
+        },
+        "resource": [resource_capability(profile, t) for t in types],
+    }
+    # Listed only when offered: a client must not assume batch or transaction support.
+    bundle_kinds = [kind for kind, offered in
+                    (("transaction", profile.transaction), ("batch", profile.batch)) if offered]
+    if bundle_kinds:
+        rest["interaction"] = [{"code": kind} for kind in bundle_kinds]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": "2026-11-01",
         "kind": "instance",
         "software": {"name": SANDBOX_NAME},
-        "implementation": {"description": SANDBOX_NAME, "url": config.fhir_base},
+        "implementation": {"description": f"{SANDBOX_NAME} ({profile.name} profile: "
+                                          f"{profile.description})",
+                           "url": config.fhir_base},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
-        "rest": [{
-            "mode": "server",
-            "security": {
-                "cors": False,
-                "service": [{"coding": [{
-                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                    "code": "SMART-on-FHIR",
-                }]}],
-                "extension": [{
-                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                    "extension": [
-                        {"url": "authorize", "valueUri": f"{config.base_url}/auth/authorize"},
-                        {"url": "token", "valueUri": config.token_url},
-                    ],
-                }],
-            },
-            "resource": [{
-                "type": t,
-                "interaction": interactions,
-                "versioning": "versioned-update",
-                "updateCreate": True,
-                "conditionalCreate": True,
-                "conditionalUpdate": False,
-                "conditionalDelete": "not-supported",
-                "searchParam": [{"name": n, "type": kind} for n, kind in SEARCH_PARAMS],
-            } for t in types],
-            "interaction": [{"code": "transaction"}, {"code": "batch"}],
-        }],
+        "rest": [rest],
     }
 
 

@@ -1,5 +1,10 @@
 """FHIR interactions (read, search, create, update, delete) with authorization, shared by the
-REST routes and batch/transaction bundles."""
+REST routes and batch/transaction bundles.
+
+Every interaction is first checked against the EHR profile (profiles.py): what the profile does
+not offer is refused (405/404/422), and If-None-Exist is ignored where conditional create is not
+offered.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from urllib.parse import parse_qsl
 
 from smart_app.sandbox.access import Access
 from smart_app.sandbox.outcome import FhirError
+from smart_app.sandbox.profiles import CREATE, DELETE, OPEN, READ, SEARCH, UPDATE, EhrProfile
 from smart_app.sandbox.references import PATIENT_FIELDS, reference_id
 from smart_app.sandbox.search import SearchResult, patient_ids, run_search
 from smart_app.sandbox.store import ID_RE, TYPE_RE, FhirStore, new_id
@@ -47,12 +53,14 @@ def conditional_params(criteria: str) -> list[tuple[str, str]]:
 class FhirService:
     """The interactions every route and bundle entry goes through."""
 
-    def __init__(self, store: FhirStore) -> None:
+    def __init__(self, store: FhirStore, profile: EhrProfile = OPEN) -> None:
         self.store = store
+        self.profile = profile
 
     def read(self, access: Access, rtype: str, rid: str) -> dict:
         """The resource, after checking the caller may read it."""
         check_type(rtype)
+        self.profile.require(rtype, READ)
         access.covering(rtype, "r")
         resource = self.store.get(rtype, rid)
         if resource is None:
@@ -63,6 +71,7 @@ class FhirService:
     def search(self, access: Access, rtype: str, params: list[tuple[str, str]]) -> SearchResult:
         """Search within what the caller's scopes allow."""
         check_type(rtype)
+        self.profile.require(rtype, SEARCH)
         restrict, allow = access.search_limits(rtype)
         if restrict is not None:
             for name, value in params:
@@ -72,6 +81,11 @@ class FhirService:
                         raise FhirError(403, f"patient {others[0]} is outside the granted "
                                              "patient compartment")
         return run_search(self.store, rtype, params, restrict, allow)
+
+    def honours_if_none_exist(self, rtype: str, criteria: str | None) -> bool:
+        """Whether conditional-create criteria are applied; without profile support they are
+        ignored (not refused), as many real servers do."""
+        return bool(criteria) and self.profile.conditional_create(rtype)
 
     def match_existing(self, rtype: str, criteria: str) -> list[dict]:
         """Resources of `rtype` matching conditional-create criteria (first two at most)."""
@@ -84,9 +98,11 @@ class FhirService:
         rtype = resource.get("resourceType", "")
         check_type(rtype)
         check_body(resource, rtype)
+        rules = self.profile.require(rtype, CREATE)
         access.covering(rtype, "c")
+        self.profile.check_create(rules, resource)
         with self.store.db.transaction():
-            if if_none_exist:
+            if if_none_exist and self.honours_if_none_exist(rtype, if_none_exist):
                 matches = self.match_existing(rtype, if_none_exist)
                 if len(matches) > 1:
                     raise FhirError(412, f"If-None-Exist {if_none_exist!r} matches more than "
@@ -111,11 +127,15 @@ class FhirService:
             raise FhirError(400, f"the body's id {resource.get('id')!r} does not match {rid!r}")
         if not ID_RE.match(rid):
             raise FhirError(400, f"{rid!r} is not a valid FHIR id")
+        self.profile.require(rtype, UPDATE)
         access.covering(rtype, "u")
         with self.store.db.transaction():
             existing = self.store.get(rtype, rid)
             if existing is not None:
                 access.check(existing, "u")
+            elif not self.profile.update_create:
+                raise FhirError(405, f"{rtype} create by update (PUT to the new id {rid}) is "
+                                     "not supported by this server", "not-supported")
             if if_match:
                 current = (existing or {}).get("meta", {}).get("versionId")
                 wanted = if_match.removeprefix("W/").strip('"')
@@ -130,6 +150,7 @@ class FhirService:
     def delete(self, access: Access, rtype: str, rid: str) -> None:
         """Delete a resource; deleting an absent one succeeds, as FHIR allows."""
         check_type(rtype)
+        self.profile.require(rtype, DELETE)
         access.covering(rtype, "d")
         with self.store.db.transaction():
             existing = self.store.get(rtype, rid)

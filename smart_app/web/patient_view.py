@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
+from smart_app.billing.facts_source import coverage_reference, save_facts
 from smart_app.db import transaction
 from smart_app.ehr.care_team import care_manager, relative_reference, user_role
 from smart_app.ehr.chart import ChartSummary, chart_summary
@@ -15,17 +14,16 @@ from smart_app.ehr.fhir_client import FhirClient
 from smart_app.ehr.record import fetch_record
 from smart_app.launch.organizations import Organization
 from smart_app.launch.sessions import ActiveSession, settle_role
-from smart_app.ledger.attestations import attestations_for
-from smart_app.ledger.consents import ConsentRecord, consent_history, facts_consents
+from smart_app.ledger.consents import ConsentRecord, consent_history
 from smart_app.ledger.directory import remember_patient, save_month_status
+from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.queries import patient_month
 from smart_app.ledger.timers import running_timer
-from smart_app.ledger.values import Entry, PatientMonth, Timer
+from smart_app.ledger.values import PatientMonth, Timer
 from smart_app.ledger.vocabulary import Vocabulary, default_vocabulary
 from smart_app.rules.conditions import CountedCondition, summarize
 from smart_app.rules.decision import Decision
 from smart_app.rules.evaluate import evaluate
-from smart_app.rules.facts import TimeEntry
 from smart_app.rules.loader import rule_set_named
 from smart_app.services import AppContext
 from smart_app.web.consent_sync import send_pending_consents
@@ -61,13 +59,6 @@ class PatientView:
         return {c.program for c in self.consents if c.active}
 
 
-def time_entries(entries: tuple[Entry, ...], tz: str) -> list[TimeEntry]:
-    """The evaluator's view of counting ledger entries: program, minutes, role, local date."""
-    zone = ZoneInfo(tz)
-    return [TimeEntry(program=e.program, minutes=e.minutes, performer=e.role,
-                      date=e.start.astimezone(zone).date(), id=e.id) for e in entries]
-
-
 async def build_patient_view(app: AppContext, session: ActiveSession) -> PatientView:
     """Read the EHR once and the ledger once, evaluate the month, and keep the panel's snapshot."""
     org = load_organization(app, session)
@@ -85,15 +76,15 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
         ledger = patient_month(db, org.id, session.patient_id, month)
         timer = running_timer(db, org.id, performer) if performer else None
         consents = consent_history(db, org.id, session.patient_id)
-        attestations = attestations_for(db, org.id, session.patient_id, timezone=org.timezone)
     if any(c.writeback_status == "pending" for c in consents):
         await send_pending_consents(app, session, org, consents)
         with transaction(app.sessions) as db:
             consents = consent_history(db, org.id, session.patient_id)
     ehr_facts = facts_from_record(record, month)
-    # The app is the system of record for the consents and attestations captured in it.
-    facts = dataclasses.replace(ehr_facts, consents=ehr_facts.consents + facts_consents(consents),
-                                attestations=ehr_facts.attestations + attestations)
+    with transaction(app.sessions) as db:
+        # Kept so the month-end rollup can run from the last read when the EHR is unavailable.
+        save_facts(db, org.id, session.patient_id, month, ehr_facts, coverage_reference(record))
+        facts = with_app_records(db, org.id, session.patient_id, org.timezone, ehr_facts)
     decision = evaluate(facts, time_entries(ledger.entries, org.timezone), rule_set, month=month)
     month_end = next_month_start(today) - dt.timedelta(days=1)
     undetermined = summarize(facts, rule_set.conditions, month_end).undetermined()

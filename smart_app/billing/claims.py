@@ -1,0 +1,86 @@
+"""Storing proposed claims as versions: a re-run that changes nothing writes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from smart_app.billing.models import ClaimRow
+from smart_app.billing.proposal import content_hash
+from smart_app.billing.values import ProposedClaim
+from smart_app.db import utcnow
+
+# Versions a new one replaces outright; an approved version stays as the record of what was sent.
+REPLACEABLE = ("proposed", "held", "nothing-billable")
+
+
+@dataclass(frozen=True)
+class StoredClaim:
+    """A claim version as the biller sees it."""
+
+    id: str
+    organization_id: str
+    patient_id: str
+    month: str
+    version: int
+    status: str
+    claim: ProposedClaim
+    created_at: datetime
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    review_note: str
+
+
+def to_stored(row: ClaimRow) -> StoredClaim:
+    """The value form of a claim row."""
+    return StoredClaim(row.id, row.organization_id, row.patient_id, row.month, row.version, row.status,
+                       ProposedClaim.from_json(row.content), row.created_at, row.reviewed_by, row.reviewed_at,
+                       row.review_note or "")
+
+
+def latest_version(db: Session, organization_id: str, patient_id: str, month: str) -> ClaimRow | None:
+    """The newest version of a patient-month's claim."""
+    return db.scalars(select(ClaimRow).where(
+        ClaimRow.organization_id == organization_id, ClaimRow.patient_id == patient_id, ClaimRow.month == month)
+        .order_by(ClaimRow.version.desc()).limit(1)).first()
+
+
+def store_claim(db: Session, claim: ProposedClaim, now: datetime | None = None) -> tuple[str, ClaimRow]:
+    """Save the claim if it differs from the newest version: ("unchanged" | "new", row)."""
+    digest = content_hash(claim)
+    latest = latest_version(db, claim.organization_id, claim.patient_id, claim.month)
+    if latest is not None and latest.content_hash == digest:
+        return "unchanged", latest
+    if latest is not None and latest.status in REPLACEABLE:
+        latest.status = "superseded"
+    row = ClaimRow(id=str(uuid.uuid4()), organization_id=claim.organization_id, patient_id=claim.patient_id,
+                   month=claim.month, version=(latest.version + 1) if latest else 1,
+                   status="proposed" if claim.billable else "nothing-billable", content=claim.to_json(),
+                   content_hash=digest, created_at=now or utcnow(), review_note="")
+    db.add(row)
+    db.flush()
+    return "new", row
+
+
+def month_claims(db: Session, organization_id: str, month: str) -> list[StoredClaim]:
+    """The newest version of every patient's claim in a month, plus approved versions a newer one replaces."""
+    rows = db.scalars(select(ClaimRow).where(ClaimRow.organization_id == organization_id, ClaimRow.month == month)
+                      .order_by(ClaimRow.patient_id, ClaimRow.version.desc())).all()
+    newest: dict[str, ClaimRow] = {}
+    for row in rows:
+        newest.setdefault(row.patient_id, row)
+    return [to_stored(row) for row in sorted(newest.values(), key=lambda r: (r.content.get("patient_name") or "",
+                                                                              r.patient_id))]
+
+
+def approved_before(db: Session, claim: StoredClaim) -> StoredClaim | None:
+    """The newest approved version older than this one (the claim a correction replaces)."""
+    row = db.scalars(select(ClaimRow).where(
+        ClaimRow.organization_id == claim.organization_id, ClaimRow.patient_id == claim.patient_id,
+        ClaimRow.month == claim.month, ClaimRow.version < claim.version, ClaimRow.status == "approved")
+        .order_by(ClaimRow.version.desc()).limit(1)).first()
+    return to_stored(row) if row else None

@@ -1,0 +1,29 @@
+"""Add what the app itself keeps (consents, chronicity attestations) to the facts read from the EHR."""
+
+from __future__ import annotations
+
+import dataclasses
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from smart_app.ledger.attestations import attestations_for
+from smart_app.ledger.consents import consent_history, facts_consents
+from smart_app.ledger.values import Entry
+from smart_app.rules.facts import PatientFacts, TimeEntry
+
+
+def with_app_records(db: Session, organization_id: str, patient_id: str, timezone: str,
+                     ehr_facts: PatientFacts) -> PatientFacts:
+    """The EHR's facts plus the consents and attestations captured in the app (its system of record)."""
+    consents = consent_history(db, organization_id, patient_id)
+    attestations = attestations_for(db, organization_id, patient_id, timezone=timezone)
+    return dataclasses.replace(ehr_facts, consents=ehr_facts.consents + facts_consents(consents),
+                               attestations=ehr_facts.attestations + attestations)
+
+
+def time_entries(entries: tuple[Entry, ...], tz: str) -> list[TimeEntry]:
+    """The evaluator's view of counting ledger entries: program, minutes, role, local date."""
+    zone = ZoneInfo(tz)
+    return [TimeEntry(program=e.program, minutes=e.minutes, performer=e.role,
+                      date=e.start.astimezone(zone).date(), id=e.id) for e in entries]

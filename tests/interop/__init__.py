@@ -1,0 +1,1 @@
+"""The FHIR gateway against an independent FHIR R4 engine (Medplum's fhir-router, see medplum/)."""

@@ -1,0 +1,233 @@
+"""The FHIR gateway against Medplum's FHIR router: the sandbox's reading of FHIR must not hide a bug.
+
+The same behaviours as tests/test_patient_record.py and tests/test_consent_writeback.py, over real
+HTTP against an independent FHIR R4 engine (conftest.py starts it). Where the two engines could
+answer differently, the facts the app derives from Medplum are compared with those it derives from
+our sandbox, both holding the unshifted fixtures (anchor month November 2026).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import httpx
+import pytest
+
+from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
+from smart_app.ehr.consent_resource import consent_resource
+from smart_app.ehr.consent_writeback import WritebackOutcome, write_consent
+from smart_app.ehr.facts import facts_from_record, map_consents
+from smart_app.ehr.fhir_client import FhirClient
+from smart_app.ehr.record import PatientRecord, fetch_record, record_requests
+from smart_app.ledger.consents import ConsentRecord
+from smart_app.paths import data_path
+from smart_app.rules.facts import Consent, PatientFacts
+from smart_app.rules.loader import default_rule_set
+from smart_app.sandbox import SandboxConfig, create_app
+from tests.interop.conftest import Medplum
+from tests.live_server import serve
+
+MONTH = "2026-11"  # the fixtures' anchor month; neither server here shifts dates
+SCALES = default_rule_set().scale_loinc_codes()
+USER = "Practitioner/pr-care-manager"
+PATIENTS = sorted(p.stem for p in data_path("fixtures").glob("*.json") if p.stem != "organization")
+CONSENT_PATIENT = "ccm-no-consent"
+_counter = iter(range(1_000_000))
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+def capabilities(fhir_base: str) -> EhrCapabilities:
+    async def go() -> EhrCapabilities:
+        async with httpx.AsyncClient(timeout=20) as http:
+            found, why = await fetch_capabilities(http, fhir_base)
+            assert why is None, why
+            return found
+    return asyncio.run(go())
+
+
+def read(fhir_base: str, caps: EhrCapabilities, patient_id: str, fhir_user: str | None = USER) -> PatientRecord:
+    async def go() -> PatientRecord:
+        async with httpx.AsyncClient(timeout=20) as http:
+            return await fetch_record(FhirClient(http, fhir_base, None), caps, patient_id, MONTH, fhir_user, SCALES)
+    return asyncio.run(go())
+
+
+def facts(record: PatientRecord) -> PatientFacts:
+    return facts_from_record(record, MONTH)
+
+
+def ids(record: PatientRecord) -> dict[str, list[str]]:
+    """The resource ids read per part, sorted: what each engine matched, whatever its order."""
+    return {part: sorted(r["id"] for r in resources) for part, resources in record.parts.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """Our sandbox EHR, open and unshifted, as the baseline for Medplum's answers."""
+
+    fhir: str
+    caps: EhrCapabilities
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Reference]:
+    def app(base_url: str):  # noqa: ANN202
+        return create_app(SandboxConfig(base_url=base_url, fixtures_dir=data_path("fixtures"), open=True,
+                                        shift_dates=False))
+    with serve(app) as base:
+        yield Reference(f"{base}/fhir", capabilities(f"{base}/fhir"))
+
+
+@pytest.fixture(scope="module")
+def medplum_caps(medplum: Medplum) -> EhrCapabilities:
+    return capabilities(medplum.fhir)
+
+
+# --- capabilities ---------------------------------------------------------------------------
+
+def test_the_gateway_reads_medplums_capability_statement(medplum: Medplum, medplum_caps: EhrCapabilities) -> None:
+    caps = medplum_caps
+    assert caps.batch and caps.transaction
+    for kind in ("Patient", "Condition", "Consent", "Observation", "Encounter", "CarePlan", "CareTeam", "Coverage",
+                 "Practitioner"):
+        assert caps.can(kind, "read") and caps.can(kind, "search-type"), kind
+    assert caps.can("Consent", "create") and "Consent" in caps.conditional_create
+    for kind in ("Claim", "Task", "Observation", "DocumentReference"):  # month-end write-back targets
+        assert caps.can(kind, "create") and caps.can(kind, "update") and kind in caps.conditional_create, kind
+    # Every search parameter the gateway sends is one Medplum declares for that type.
+    for query in record_requests("p", MONTH, USER, SCALES).values():
+        kind = query.target.split("/")[0]
+        assert {name for name, _ in query.params} <= caps.search_params[kind], query
+    assert {"identifier", "patient"} <= caps.search_params["Consent"]
+
+
+# --- reading a patient-month ----------------------------------------------------------------
+
+@pytest.mark.parametrize("patient_id", PATIENTS)
+def test_one_batch_reads_the_same_record_as_the_sandbox(medplum: Medplum, medplum_caps: EhrCapabilities,
+                                                        sandbox: Reference, patient_id: str) -> None:
+    medplum.clear_requests()
+    record = read(medplum.fhir, medplum_caps, patient_id)
+    assert medplum.requests() == [("POST", "/fhir")]
+    assert record.round_trips == 1 and record.unavailable == {}
+    assert record.patient["id"] == patient_id
+    assert record.user is not None and record.user["id"] == "pr-care-manager"
+    baseline = read(sandbox.fhir, sandbox.caps, patient_id)
+    assert ids(record) == ids(baseline)
+    assert facts(record) == facts(baseline)
+
+
+@pytest.mark.parametrize("patient_id", ["tcm-recent-discharge", "cocm-depression-anxiety", "complex-ccm-high",
+                                        "bhi-depression-phq9"])
+def test_without_batch_concurrent_reads_agree_with_the_batch(medplum: Medplum, medplum_caps: EhrCapabilities,
+                                                             patient_id: str) -> None:
+    batched = read(medplum.fhir, medplum_caps, patient_id)
+    medplum.clear_requests()
+    concurrent = read(medplum.fhir, EhrCapabilities(), patient_id)
+    requests = medplum.requests()
+    assert len(requests) == len(record_requests(patient_id, MONTH, USER, SCALES))
+    assert all(method == "GET" for method, _ in requests)
+    assert concurrent.unavailable == {}
+    assert ids(concurrent) == ids(batched)
+    assert facts(concurrent) == facts(batched)
+
+
+def test_medplum_understands_the_searches_behind_the_key_facts(medplum: Medplum,
+                                                               medplum_caps: EhrCapabilities) -> None:
+    # code with a system|code list, date ge/lt: only this month's and last month's rating scales.
+    cocm = facts(read(medplum.fhir, medplum_caps, "cocm-depression-anxiety"))
+    assert {c.code for c in cocm.conditions} >= {"F33.1", "F41.1"}
+    assert {(s.code, s.date.isoformat()[:7]) for s in cocm.rating_scales} >= {("44261-6", MONTH), ("70274-6", MONTH)}
+    assert [c.program for c in cocm.consents] == ["cocm"]
+    assert any(e.program == "cocm" for e in cocm.episodes)
+    # Encounter date ge, the care-program mdm code: the discharge with its moderate MDM.
+    tcm = facts(read(medplum.fhir, EhrCapabilities(), "tcm-recent-discharge"))
+    (discharge,) = tcm.discharges
+    assert discharge.contact_date is not None and discharge.face_to_face_date is not None
+    assert discharge.date < discharge.contact_date <= discharge.face_to_face_date
+    assert discharge.complexity == "moderate"
+    # Coverage by beneficiary.
+    record = read(medplum.fhir, medplum_caps, "ccm-two-chronic")
+    assert [c["id"] for c in record.get("coverage")] == ["ccm-two-chronic-coverage"]
+
+
+# --- consent write-back ---------------------------------------------------------------------
+
+def consent_record(method: str = "verbal") -> ConsentRecord:
+    return ConsentRecord(
+        id=f"interop-consent-{next(_counter)}-{datetime.now(UTC).timestamp()}", organization_id="org-ny",
+        patient_id=CONSENT_PATIENT, program="ccm", kind="consent", method=method, explained_availability=True,
+        explained_cost_sharing=True, explained_right_to_stop=True, explained_one_practitioner=True,
+        obtained_on=date(2026, 11, 3), obtained_by=USER, note="", recorded_at=datetime(2026, 11, 20, 17, tzinfo=UTC),
+        withdraws_id=None, writeback_status="pending", writeback_detail="", fhir_id=None)
+
+
+def consent_of(rec: ConsentRecord) -> dict:
+    return consent_resource(rec, patient_ref=f"Patient/{CONSENT_PATIENT}", organization_ref="Organization/org-practice",
+                            performer_ref=f"Patient/{CONSENT_PATIENT}")
+
+
+def write(medplum: Medplum, caps: EhrCapabilities, resource: dict) -> WritebackOutcome:
+    async def go() -> WritebackOutcome:
+        async with httpx.AsyncClient(timeout=20) as http:
+            return await write_consent(FhirClient(http, medplum.fhir, None), caps, resource)
+    return asyncio.run(go())
+
+
+def stored_consents(medplum: Medplum, consent_id: str) -> list[dict]:
+    bundle = httpx.get(f"{medplum.fhir}/Consent", params={"identifier": f"urn:smart-app:consent|{consent_id}"},
+                       timeout=10).json()
+    return [e["resource"] for e in bundle.get("entry") or []]
+
+
+def test_conditional_create_twice_leaves_one_consent(medplum: Medplum, medplum_caps: EhrCapabilities) -> None:
+    rec = consent_record()
+    resource = consent_of(rec)
+    medplum.clear_requests()
+    first = write(medplum, medplum_caps, resource)
+    second = write(medplum, medplum_caps, resource)
+    assert first.status == "written" and first.fhir_id, first
+    assert first.detail == f"Written to the EHR as Consent/{first.fhir_id}."
+    assert second == WritebackOutcome("written", f"The EHR already has this consent (Consent/{first.fhir_id}).",
+                                      first.fhir_id)
+    assert medplum.requests() == [("POST", "/fhir/Consent"), ("POST", "/fhir/Consent")]
+    (stored,) = stored_consents(medplum, rec.id)
+    assert stored["id"] == first.fhir_id
+    # Medplum's validator accepted it on the way in; what the app reads back counts as CCM consent.
+    findings: list[str] = []
+    assert map_consents([stored], findings) == [Consent("ccm", "active", date(2026, 11, 3), first.fhir_id)]
+    assert findings == []
+
+
+def test_without_conditional_create_search_then_create_writes_once(medplum: Medplum,
+                                                                    medplum_caps: EhrCapabilities) -> None:
+    caps = dataclasses.replace(medplum_caps, conditional_create=medplum_caps.conditional_create - {"Consent"})
+    rec = consent_record(method="written")
+    resource = consent_of(rec)
+    medplum.clear_requests()
+    first = write(medplum, caps, resource)
+    second = write(medplum, caps, resource)
+    assert first.status == "written" and second.status == "written" and first.fhir_id == second.fhir_id
+    assert "already has" in second.detail
+    assert medplum.requests() == [("GET", "/fhir/Consent"), ("POST", "/fhir/Consent"), ("GET", "/fhir/Consent")]
+    assert len(stored_consents(medplum, rec.id)) == 1
+
+
+def test_an_invalid_consent_is_refused_with_medplums_reason(medplum: Medplum, medplum_caps: EhrCapabilities) -> None:
+    resource = json.loads(json.dumps(consent_of(consent_record())))
+    resource["status"] = "not-a-status"  # bypasses the app's own validation, as a bug would
+    outcome = write(medplum, medplum_caps, resource)
+    assert outcome.status == "failed" and outcome.fhir_id is None
+    assert outcome.detail.startswith("The EHR refused the Consent (HTTP 400): ")
+
+
+# --- claim write-back -----------------------------------------------------------------------
+# Claim (and month-end Task / Observation / DocumentReference) write-back tests against Medplum go
+# here, added by the lead with the billing write-back: the CapabilityStatement already declares
+# create, update and conditional create for Claim, Task, Observation and DocumentReference, and
+# transaction Bundles are atomic in this wrapper.

@@ -1,0 +1,84 @@
+"""What the security tests share: launching as a person would, calling the API, reading the database."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import httpx
+from sqlalchemy.orm import Session
+
+from smart_app.crypto import hash_handle
+from smart_app.db import make_engine, session_factory, transaction
+from tests.stack import Stack, new_browser, open_chart, page_handle
+
+CSRF_META = re.compile(r'<meta name="smart-app-csrf" content="([^"]+)"')
+COOKIE = re.compile(r"__Host-smart_app_session=([^;]+)")
+
+
+@dataclass(frozen=True)
+class Launched:
+    """One launch as the browser sees it: the page, its handle, its CSRF token and its cookie."""
+
+    stack: Stack
+    page: str
+    handle: str
+    csrf: str
+    cookie: str
+
+    @property
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.handle}"}
+
+    @property
+    def id_hash(self) -> str:
+        return hash_handle(self.handle)
+
+    def api(self, method: str, path: str, headers: dict[str, str] | None = None,
+            **kwargs: object) -> httpx.Response:
+        """Call /api/v1 as the page's script does (bearer handle), unless `headers` say otherwise."""
+        return httpx.request(method, f"{self.stack.app_url}/api/v1{path}",
+                             headers=self.bearer if headers is None else headers, timeout=20, **kwargs)
+
+
+def launch(stack: Stack, patient_id: str = "ccm-two-chronic", user: str | None = "pr-nurse") -> Launched:
+    """Open the patient's chart in the sandbox EHR and let it launch the app."""
+    with new_browser() as browser:
+        page = open_chart(browser, stack, patient_id, user=user)
+    assert page.status_code == 200, page.text
+    cookie = COOKIE.search(page.headers["set-cookie"])
+    csrf = CSRF_META.search(page.text)
+    assert cookie and csrf, "the page sets the session cookie and carries its CSRF token"
+    return Launched(stack=stack, page=page.text, handle=page_handle(page.text), csrf=csrf.group(1),
+                    cookie=cookie.group(1))
+
+
+@contextlib.contextmanager
+def database(stack: Stack) -> Iterator[Session]:
+    """One transaction on the stack's database, as an operator (or an attacker with SQL access) has."""
+    engine = make_engine(stack.settings.database_url)
+    try:
+        with transaction(session_factory(engine)) as db:
+            yield db
+    finally:
+        engine.dispose()
+
+
+def manual_entry(minutes_ago: int, minutes: int = 5, activity: str = "patient-call") -> dict:
+    """A manual entry's body, started `minutes_ago` today in the organization's timezone.
+
+    Each test passes its own `minutes_ago`, so entries of one person never overlap across tests.
+    """
+    now = dt.datetime.now(ZoneInfo("America/New_York"))
+    start = max(now - dt.timedelta(minutes=minutes_ago), now.replace(hour=0, minute=0))
+    return {"program": "ccm", "activity": activity, "date": start.strftime("%Y-%m-%d"),
+            "time": start.strftime("%H:%M"), "minutes": minutes}
+
+
+def no_stack_trace(text: str) -> bool:
+    """Whether a response body is free of Python internals."""
+    return not any(marker in text for marker in ("Traceback", 'File "', "sqlalchemy.", "Exception:"))
