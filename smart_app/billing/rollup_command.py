@@ -59,7 +59,8 @@ def _run(args: argparse.Namespace) -> int:
             with transaction(app.sessions) as db:
                 org = get_organization(db, args.org)
             if org is None:
-                raise ConfigError(f"No organization {args.org!r}.", "Run `smart-app org list` to see the installed ones.")
+                raise ConfigError(f"No organization {args.org!r}.",
+                                  "Run `smart-app org list` to see the installed ones.")
             report = await run_rollup(app, org, args.month, source=args.source, progress=ProgressBar(sys.stderr))
         finally:
             await app.http.aclose()
