@@ -1,0 +1,368 @@
+"""Superbills for a patient-month (one claim) or an organization-month (many): HTML, PDF and CSV.
+
+All three show the same facts per claim: patient (name, MRN, birth date), codes with units and
+service dates, minutes by program, role and person, the billing and supervising practitioners,
+diagnoses, consent dates and place of service. Money is the rule set's national rate times units,
+always labelled `ESTIMATE_LABEL`: it is not a payment amount.
+
+- HTML: `templates/superbill.html` in the app's autoescaped Jinja2 environment, styled only by
+  `/static/superbill.css` (the CSP allows no inline styles and the page runs no script); one
+  section per patient, each printed on its own page.
+- PDF: fpdf2 with the core Helvetica font (no font files); text outside Latin-1 is folded to its
+  closest Latin-1 form or "?"; one patient per page, page numbers and the estimate label in the footer.
+- CSV: RFC 4180 through the csv module, one row per claim line; a text cell that a spreadsheet
+  would read as a formula (leading =, +, -, @, tab or carriage return) is prefixed with "'".
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+
+from smart_app.billing.fhir_resources import PLACE_OF_SERVICE_NAMES, program_minutes, program_name
+from smart_app.billing.values import ClaimLine, ProposedClaim
+from smart_app.ledger.months import month_label
+
+ESTIMATE_LABEL = "Estimate: national non-facility rate from the rule set; not a payment amount"
+TEMPLATE = "superbill.html"
+CSV_COLUMNS = (
+    "month", "patient_id", "patient_name", "mrn", "birth_date", "code", "units", "service_date",
+    "place_of_service", "program", "minutes", "minutes_by_role", "billing_practitioner",
+    "supervising_practitioner", "diagnoses", "consent_date", "estimated_rate", "estimated_amount",
+)
+_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+# Characters outside Latin-1 that have an obvious Latin-1 spelling.
+_LATIN1_FOLDS = {
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"',
+    "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u2026": "...", "\u2022": "*", "\u00a0": " ",
+    "\u2009": " ", "\u202f": " ", "\u20ac": "EUR", "\u2122": "(TM)",
+}
+
+
+# ---------------------------------------------------------------- the shared view of a claim
+
+
+@dataclass(frozen=True)
+class LineView:
+    """One claim line as every format shows it."""
+
+    code: str
+    descriptor: str
+    units: int
+    service_date: str
+    program: str
+    program_name: str
+    minutes: int
+    minutes_by_role: str
+    consent_date: str
+    rate: str
+    rate_year: str
+    amount: str
+
+
+@dataclass(frozen=True)
+class PatientView:
+    """One claim (patient-month) as every format shows it."""
+
+    patient_id: str
+    name: str
+    mrn: str
+    birth_date: str
+    place_of_service: str
+    billing_practitioner: str
+    supervising_practitioner: str
+    diagnoses: tuple[str, ...]
+    consents: tuple[str, ...]
+    lines: tuple[LineView, ...]
+    programs: tuple[tuple[str, int, str], ...]  # (program name, minutes, minutes by role)
+    people: tuple[tuple[str, str, int], ...]  # (name, role, minutes)
+    estimated_total: str
+    warnings: tuple[str, ...]
+    late_entries: int
+
+
+def money(amount: float | None) -> str:
+    """"$1,234.50", or "" when unknown."""
+    return "" if amount is None else f"${amount:,.2f}"
+
+
+def roles_text(by_role: dict[str, int]) -> str:
+    """ "clinical-staff:20;care-manager:5" in descending minutes, then role name."""
+    pairs = sorted(((role, mins) for role, mins in by_role.items() if mins), key=lambda rm: (-rm[1], rm[0]))
+    return ";".join(f"{role}:{mins}" for role, mins in pairs)
+
+
+def person(claim: ProposedClaim, reference: str) -> str:
+    """ "Dr. A (Practitioner/1)" when the claim knows the name, else the reference."""
+    name = next((p.name for p in claim.performers if p.reference == reference and p.name), "")
+    if not reference:
+        return ""
+    return f"{name} ({reference})" if name else reference
+
+
+def consent_date(claim: ProposedClaim, program: str) -> str:
+    """The consent date a line's program rests on (complex_ccm uses the ccm consent), or ""."""
+    for key in (program, program.rsplit("_", 1)[-1]):
+        dates = sorted(c.date for c in claim.consents if c.program == key)
+        if dates:
+            return dates[0].isoformat()
+    return ""
+
+
+def place_of_service(code: str) -> str:
+    """ "11 (Office)" for a known code, else the code."""
+    name = PLACE_OF_SERVICE_NAMES.get(code)
+    return f"{code} ({name})" if name else code
+
+
+def _line_view(claim: ProposedClaim, line: ClaimLine) -> LineView:
+    amount = None if line.rate is None else round(line.rate * line.units, 2)
+    return LineView(
+        code=line.code, descriptor=line.descriptor, units=line.units,
+        service_date=line.service_date.isoformat(), program=line.program,
+        program_name=program_name(line.program), minutes=line.minutes,
+        minutes_by_role=roles_text(line.minutes_by_role), consent_date=consent_date(claim, line.program),
+        rate=money(line.rate), rate_year=str(line.rate_year or ""), amount=money(amount),
+    )
+
+
+def patient_view(claim: ProposedClaim) -> PatientView:
+    """The facts of one claim, formatted once for HTML, PDF and CSV."""
+    programs = []
+    for program in dict.fromkeys(line.program for line in claim.lines):
+        total, by_role = program_minutes(claim, program)
+        programs.append((f"{program_name(program)} ({program})", total, roles_text(by_role)))
+    diagnoses = tuple(f"{d.code} {d.display}".strip() for d in claim.diagnoses)
+    consents = tuple(f"{program_name(c.program)}: {c.date.isoformat()} ({'EHR' if c.source == 'ehr' else 'app'})"
+                     for c in sorted(claim.consents, key=lambda c: (c.program, c.date)))
+    people = tuple((p.name or p.reference, p.role, p.minutes) for p in claim.performers)
+    return PatientView(
+        patient_id=claim.patient_id, name=claim.patient_name or claim.patient_id, mrn=claim.patient_mrn or "",
+        birth_date=claim.patient_birth_date or "", place_of_service=place_of_service(claim.place_of_service),
+        billing_practitioner=person(claim, claim.billing_practitioner),
+        supervising_practitioner=person(claim, claim.supervising_practitioner),
+        diagnoses=diagnoses, consents=consents, lines=tuple(_line_view(claim, line) for line in claim.lines),
+        programs=tuple(programs), people=people, estimated_total=money(claim.estimated_total),
+        warnings=claim.warnings, late_entries=len(claim.late_entries),
+    )
+
+
+def _summary(claims: list[ProposedClaim]) -> dict:
+    units: dict[str, int] = {}
+    for claim in claims:
+        for line in claim.lines:
+            units[line.code] = units.get(line.code, 0) + line.units
+    return {
+        "patients": len(claims),
+        "billable": sum(1 for c in claims if c.billable),
+        "units": sorted(units.items()),
+        "estimated_total": money(round(sum(c.estimated_total for c in claims), 2)),
+    }
+
+
+def _ordered(claims: list[ProposedClaim]) -> list[ProposedClaim]:
+    return sorted(claims, key=lambda c: ((c.patient_name or "").casefold(), c.patient_id))
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def superbill_html(claims: list[ProposedClaim], *, organization_name: str, month: str, generated: datetime) -> str:
+    """The printable superbill page (autoescaped; no script, no inline style)."""
+    from smart_app.web.templating import TEMPLATES  # the app's environment; imported late (web sits above billing)
+
+    ordered = _ordered(claims)
+    template = TEMPLATES.env.get_template(TEMPLATE)
+    return template.render(
+        organization_name=organization_name, month=month, month_label=month_label(month),
+        generated=generated.isoformat(timespec="minutes"), estimate_label=ESTIMATE_LABEL,
+        patients=[patient_view(c) for c in ordered], summary=_summary(ordered),
+        organization_month=len(ordered) > 1,
+    )
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def neutralise(cell: object) -> object:
+    """A text cell a spreadsheet could run as a formula, prefixed with "'"; other values unchanged."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_LEADS):
+        return "'" + cell
+    return cell
+
+
+def superbill_csv(claims: list[ProposedClaim]) -> str:
+    """One row per claim line (CSV_COLUMNS), RFC 4180 (CRLF, quoted where needed), formulas neutralised."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for claim in _ordered(claims):
+        diagnoses = ";".join(d.code for d in claim.diagnoses)
+        billing = person(claim, claim.billing_practitioner)
+        supervising = person(claim, claim.supervising_practitioner)
+        for line in claim.lines:
+            amount = "" if line.rate is None else f"{line.rate * line.units:.2f}"
+            rate = "" if line.rate is None else f"{line.rate:.2f}"
+            row = (claim.month, claim.patient_id, claim.patient_name, claim.patient_mrn or "",
+                   claim.patient_birth_date or "", line.code, line.units, line.service_date.isoformat(),
+                   claim.place_of_service, line.program, line.minutes, roles_text(line.minutes_by_role),
+                   billing, supervising, diagnoses, consent_date(claim, line.program), rate, amount)
+            writer.writerow([neutralise(cell) for cell in row])
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------- PDF
+
+
+def latin1(text: object) -> str:
+    """Text the PDF core fonts can show: Latin-1 kept, accents folded (e.g. "ł" -> "l"), the rest "?"."""
+    out = []
+    for char in str(text):
+        if char in _LATIN1_FOLDS:
+            out.append(_LATIN1_FOLDS[char])
+            continue
+        try:
+            char.encode("latin-1")
+        except UnicodeEncodeError:
+            folded = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+            try:
+                folded.encode("latin-1")
+            except UnicodeEncodeError:
+                folded = ""
+            out.append(folded or "?")
+        else:
+            # Control characters (other than none we need) would corrupt the layout.
+            out.append(" " if unicodedata.category(char) == "Cc" else char)
+    return "".join(out)
+
+
+def _pdf_class():
+    from fpdf import FPDF  # fpdf2; imported when a PDF is made
+
+    class SuperbillPDF(FPDF):
+        heading = ""
+
+        def header(self) -> None:
+            self.set_font("Helvetica", "B", 9)
+            self.set_text_color(90, 90, 90)
+            self.cell(0, 5, latin1(self.heading), new_x="LMARGIN", new_y="NEXT")
+            self.set_text_color(0, 0, 0)
+            self.ln(2)
+
+        def footer(self) -> None:
+            self.set_y(-14)
+            self.set_font("Helvetica", "I", 7.5)
+            self.cell(0, 4, latin1(ESTIMATE_LABEL), new_x="LMARGIN", new_y="NEXT", align="L")
+            self.cell(0, 4, f"Page {self.page_no()} of {{nb}}", align="R")
+
+    return SuperbillPDF
+
+
+def _section(pdf, title: str) -> None:
+    pdf.ln(2)
+    pdf.set_font("Helvetica", "B", 10.5)
+    pdf.cell(0, 6, latin1(title), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 9)
+
+
+def _pairs(pdf, pairs: list[tuple[str, str]]) -> None:
+    for label, value in pairs:
+        pdf.set_font("Helvetica", "B", 9)
+        pdf.cell(48, 5, latin1(label))
+        pdf.set_font("Helvetica", "", 9)
+        pdf.multi_cell(0, 5, latin1(value or "-"), new_x="LMARGIN", new_y="NEXT")
+
+
+def _table(pdf, header: tuple[str, ...], rows: list[tuple], widths: tuple[int, ...]) -> None:
+    pdf.set_font("Helvetica", "", 8)
+    with pdf.table(col_widths=widths, text_align="LEFT", line_height=4.2, first_row_as_headings=True) as table:
+        table.row([latin1(h) for h in header])
+        for row in rows:
+            table.row([latin1(cell) for cell in row])
+    pdf.set_font("Helvetica", "", 9)
+
+
+def _patient_page(pdf, view: PatientView, month: str) -> None:
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 13)
+    pdf.multi_cell(0, 7, latin1(view.name), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 9)
+    _pairs(pdf, [("Month", month_label(month)), ("Patient id", view.patient_id), ("MRN", view.mrn),
+                 ("Birth date", view.birth_date), ("Place of service", view.place_of_service),
+                 ("Billing practitioner", view.billing_practitioner),
+                 ("Supervising practitioner", view.supervising_practitioner)])
+    _section(pdf, "Diagnoses")
+    pdf.multi_cell(0, 5, latin1("\n".join(view.diagnoses) or "None on the claim"), new_x="LMARGIN", new_y="NEXT")
+    _section(pdf, "Consent")
+    pdf.multi_cell(0, 5, latin1("\n".join(view.consents) or "No consent on the claim"), new_x="LMARGIN",
+                   new_y="NEXT")
+    _section(pdf, "Codes")
+    if view.lines:
+        _table(pdf, ("Code", "Description", "Units", "Service date", "Minutes (by role)", "Consent",
+                     "Est. rate", "Est. amount"),
+               [(line.code, line.descriptor, line.units, line.service_date,
+                 f"{line.minutes} ({line.minutes_by_role})" if line.minutes_by_role else line.minutes,
+                 line.consent_date, f"{line.rate} ({line.rate_year})" if line.rate and line.rate_year else line.rate,
+                 line.amount) for line in view.lines],
+               (14, 58, 10, 20, 30, 20, 20, 18))
+        pdf.set_font("Helvetica", "B", 9)
+        pdf.cell(0, 6, latin1(f"Estimated total: {view.estimated_total}"), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", "I", 8)
+        pdf.multi_cell(0, 4, latin1(ESTIMATE_LABEL + "."), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", "", 9)
+    else:
+        pdf.cell(0, 5, "Nothing billable this month.", new_x="LMARGIN", new_y="NEXT")
+    _section(pdf, "Minutes by program")
+    if view.programs:
+        _table(pdf, ("Program", "Minutes", "By role"), [tuple(p) for p in view.programs], (80, 20, 90))
+    _section(pdf, "Minutes by person")
+    if view.people:
+        _table(pdf, ("Person", "Role", "Minutes"), [tuple(p) for p in view.people], (100, 60, 30))
+    if view.warnings or view.late_entries:
+        _section(pdf, "For the biller")
+        notes = list(view.warnings)
+        if view.late_entries:
+            notes.append(f"{view.late_entries} entries were recorded after the month was written back.")
+        pdf.multi_cell(0, 5, latin1("\n".join(f"- {w}" for w in notes)), new_x="LMARGIN", new_y="NEXT")
+
+
+def superbill_pdf(claims: list[ProposedClaim], *, organization_name: str, month: str, generated: datetime,
+                  compress: bool = True) -> bytes:
+    """The superbill as a PDF: an organization summary first when there are several claims, then one
+    patient per page. `compress=False` leaves the page streams readable (for tests and debugging)."""
+    pdf = _pdf_class()(format="Letter")
+    pdf.heading = f"Care management superbill - {organization_name} - {month_label(month)}"
+    pdf.set_compression(compress)
+    pdf.set_creation_date(generated)
+    pdf.set_title(latin1(f"Care management superbill, {organization_name}, {month_label(month)}"))
+    pdf.set_creator("smart-app")
+    pdf.alias_nb_pages()
+    pdf.set_auto_page_break(auto=True, margin=18)
+    pdf.set_margins(14, 12, 14)
+    ordered = _ordered(claims)
+    if len(ordered) > 1:
+        summary = _summary(ordered)
+        pdf.add_page()
+        pdf.set_font("Helvetica", "B", 13)
+        pdf.cell(0, 7, latin1(f"{organization_name}: {month_label(month)}"), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", "", 9)
+        _pairs(pdf, [("Patients", str(summary["patients"])), ("With billable codes", str(summary["billable"])),
+                     ("Units by code", ", ".join(f"{c} x{u}" for c, u in summary["units"])),
+                     ("Estimated total", summary["estimated_total"]), ("Generated", generated.isoformat("T", "minutes"))])
+        pdf.set_font("Helvetica", "I", 8)
+        pdf.multi_cell(0, 4, latin1(ESTIMATE_LABEL + "."), new_x="LMARGIN", new_y="NEXT")
+        _section(pdf, "Patients")
+        _table(pdf, ("Patient", "MRN", "Codes", "Estimated total"),
+               [(c.patient_name or c.patient_id, c.patient_mrn or "",
+                 ", ".join(f"{line.code} x{line.units}" for line in c.lines) or "nothing billable",
+                 money(c.estimated_total)) for c in ordered], (70, 35, 55, 30))
+    for claim in ordered:
+        _patient_page(pdf, patient_view(claim), claim.month)
+    if not ordered:
+        pdf.add_page()
+        pdf.set_font("Helvetica", "", 10)
+        pdf.cell(0, 6, "No claims this month.")
+    return bytes(pdf.output())
