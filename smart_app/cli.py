@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="days both keys stay published (default 7)")
         action.set_defaults(func=_keys)
 
+    from smart_app.billing.exports_command import register as register_exports
     from smart_app.billing.rollup_command import register as register_rollup
     from smart_app.ledger.audit_command import register as register_audit
     from smart_app.rules.command import register as register_rules
@@ -247,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_rules(sub)
     register_audit(sub)
     register_rollup(sub)
+    register_exports(sub)
     return parser
 
 

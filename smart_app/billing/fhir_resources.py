@@ -81,7 +81,7 @@ PLACE_OF_SERVICE_NAMES = {
 }
 # Ledger role -> claim care-team role.
 TEAM_ROLE_OF = {"clinical-staff": "assist", "care-manager": "assist", "billing-practitioner": "primary",
-                "psychiatric-consultant": "other"}
+                "supervising-practitioner": "supervisor", "psychiatric-consultant": "other"}
 TEAM_ROLE_DISPLAY = {"primary": "Primary provider", "assist": "Assisting Provider",
                      "supervisor": "Supervising Provider", "other": "Other"}
 # CMS-1500 and 837P carry at most four diagnosis pointers per line.
@@ -362,8 +362,9 @@ def _care_team(claim: ProposedClaim) -> tuple[list[dict], dict[str, list[int]]]:
     add(claim.billing_practitioner, "primary", "billing-practitioner")
     add(claim.supervising_practitioner, "supervisor")
     for performer in claim.performers:
-        if performer.reference == claim.billing_practitioner:
-            by_role.setdefault(performer.role, []).append(1)
+        known = next((m["sequence"] for m in members if m["provider"]["reference"] == performer.reference), None)
+        if known is not None:  # already on the team (billing or supervising practitioner): no second entry
+            by_role.setdefault(performer.role, []).append(known)
             continue
         team_role = TEAM_ROLE_OF.get(performer.role, "other")
         if team_role == "primary":  # a second billing practitioner's time: list as other

@@ -1,7 +1,14 @@
 """Assemble the sandbox EHR: storage, fixtures, keys and every route, as one Starlette app.
 
-The `/_sandbox/*` endpoints (launch, revoke, request log) are unauthenticated on purpose: this
-is a local test EHR that tests and benchmarks drive directly.
+The `/_sandbox/*` endpoints are unauthenticated test hooks, on purpose: this is a local test
+EHR that tests and benchmarks drive directly. They are
+
+- `POST /_sandbox/launch`, `POST /_sandbox/revoke` (auth.py);
+- `GET|DELETE /_sandbox/requests`, the request log (requestlog.py);
+- `POST|GET|DELETE /_sandbox/faults`, fault injection (faults.py);
+- `GET /_sandbox/resources/{type}?identifier=system|value` (any search parameters), which counts
+  stored resources without a token, ignoring the EHR profile and scopes, so tests can assert
+  "exactly one Claim with this business identifier" on any profile.
 """
 
 from __future__ import annotations
@@ -16,17 +23,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from smart_app.sandbox import auth, chart, discovery, fhir_api
+from smart_app.sandbox import auth, chart, discovery, faults, fhir_api
 from smart_app.sandbox.authstate import AuthState
 from smart_app.sandbox.config import SANDBOX_NAME, SandboxConfig
 from smart_app.sandbox.db import Database
+from smart_app.sandbox.faults import FaultMiddleware, FaultStore
 from smart_app.sandbox.fixtures import load_fixtures
 from smart_app.sandbox.jose import SigningKey
 from smart_app.sandbox.outcome import FhirError, error_response
 from smart_app.sandbox.requestlog import RequestLog, RequestLogMiddleware
 from smart_app.sandbox.runtime import Sandbox, sandbox_of
+from smart_app.sandbox.search import MAX_COUNT, run_search
 from smart_app.sandbox.service import FhirService
-from smart_app.sandbox.store import FhirStore
+from smart_app.sandbox.store import TYPE_RE, FhirStore
 
 
 async def list_requests(request: Request) -> Response:
@@ -38,6 +47,21 @@ async def clear_requests(request: Request) -> Response:
     """DELETE /_sandbox/requests: forget the recorded requests."""
     sandbox_of(request).log.clear()
     return Response(status_code=204)
+
+
+async def count_resources(request: Request) -> Response:
+    """GET /_sandbox/resources/{type}?identifier=system|value: how many are stored, and which."""
+    rtype = request.path_params["type"]
+    if not TYPE_RE.match(rtype):
+        return JSONResponse({"error": f"{rtype!r} is not a resource type"}, status_code=404)
+    params = [(k, v) for k, v in request.query_params.multi_items()
+              if k not in ("_count", "_offset", "_summary")]
+    try:
+        result = run_search(sandbox_of(request).store, rtype, [*params, ("_count", str(MAX_COUNT))])
+    except FhirError as exc:
+        return JSONResponse({"error": exc.diagnostics}, status_code=400)
+    return JSONResponse({"resourceType": rtype, "total": result.total,
+                         "ids": [r["id"] for r in result.resources]})
 
 
 async def index(request: Request) -> Response:
@@ -72,7 +96,7 @@ def build_sandbox(config: SandboxConfig) -> Sandbox:
     store = FhirStore(db)
     load_fixtures(store, config.fixtures_dir, config.shift_dates)
     return Sandbox(config, db, store, FhirService(store, config.ehr_profile), AuthState(db),
-                   SigningKey.load_or_create(db), RequestLog())
+                   SigningKey.load_or_create(db), RequestLog(), FaultStore(db))
 
 
 def create_app(config: SandboxConfig) -> Starlette:
@@ -88,6 +112,8 @@ def create_app(config: SandboxConfig) -> Starlette:
         Route("/", index, methods=["GET"]),
         Route("/_sandbox/requests", list_requests, methods=["GET"]),
         Route("/_sandbox/requests", clear_requests, methods=["DELETE"]),
+        Route("/_sandbox/resources/{type}", count_resources, methods=["GET"]),
+        *faults.routes,
         *auth.routes,
         *chart.routes,
         *discovery.routes,  # before the FHIR routes: /fhir/metadata is not a resource type
@@ -95,7 +121,9 @@ def create_app(config: SandboxConfig) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestLogMiddleware, log=sandbox.log)],
+        # The log is outermost so it records what clients really got from a faulted request.
+        middleware=[Middleware(RequestLogMiddleware, log=sandbox.log),
+                    Middleware(FaultMiddleware, faults=sandbox.faults)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )

@@ -3,6 +3,10 @@
 `GET /_sandbox/requests` returns it and `DELETE /_sandbox/requests` clears it; like every
 `/_sandbox` endpoint these are unauthenticated on purpose, since this is a local test EHR.
 Requests to the log itself are not recorded, so reading it does not change it.
+
+Each record has method, path (with query), status (0 when the connection was dropped without
+an answer), duration_ms, time, client_id and fault (the injected fault's kind, or None; see
+faults.py); requests hit by an after-commit fault also carry committed_status.
 """
 
 from __future__ import annotations
@@ -68,11 +72,15 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             query = scope.get("query_string", b"").decode("latin-1")
-            self.log.add({
+            entry = {
                 "method": scope["method"],
                 "path": scope["path"] + (f"?{query}" if query else ""),
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 "time": when,
                 "client_id": state.get("client_id"),
-            })
+                "fault": state.get("fault"),
+            }
+            if "committed_status" in state:
+                entry["committed_status"] = state["committed_status"]
+            self.log.add(entry)

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from smart_app.sandbox.authstate import AuthState
 from smart_app.sandbox.config import SandboxConfig
 from smart_app.sandbox.db import Database
+from smart_app.sandbox.faults import FaultStore
 from smart_app.sandbox.jose import SigningKey
 from smart_app.sandbox.requestlog import RequestLog
 from smart_app.sandbox.service import FhirService
@@ -17,7 +18,7 @@ from smart_app.sandbox.store import FhirStore
 
 @dataclass
 class Sandbox:
-    """Configuration, storage, authorization state, signing key and request log."""
+    """Configuration, storage, authorization state, signing key, request log and faults."""
 
     config: SandboxConfig
     db: Database
@@ -26,6 +27,7 @@ class Sandbox:
     auth: AuthState
     key: SigningKey
     log: RequestLog
+    faults: FaultStore
 
 
 def sandbox_of(request: Request) -> Sandbox:

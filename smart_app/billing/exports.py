@@ -1,0 +1,90 @@
+"""What billers take away: superbills (HTML, PDF, CSV) and a FHIR export of everything for a month."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from smart_app.billing.claims import StoredClaim, month_claims
+from smart_app.billing.models import OutboxRow
+from smart_app.billing.superbill import superbill_csv, superbill_html, superbill_pdf
+from smart_app.db import utcnow
+from smart_app.errors import SmartAppError
+from smart_app.launch.organizations import Organization
+
+FORMATS = ("html", "pdf", "csv")
+DELIVERY_TAG = "urn:smart-app:delivery"
+
+
+class NothingToExport(SmartAppError):
+    """No claim matches what was asked."""
+
+    title = "Nothing to export"
+    status_code = 404
+
+
+def superbill_claims(db: Session, org: Organization, month: str, patient_id: str | None = None,
+                     include_proposed: bool = False) -> list[StoredClaim]:
+    """The month's billable claims for a superbill: approved ones, and proposed ones when asked."""
+    wanted = {"approved", "proposed"} if include_proposed else {"approved"}
+    claims = [c for c in month_claims(db, org.id, month)
+              if c.claim.billable and c.status in wanted and (patient_id is None or c.patient_id == patient_id)]
+    if not claims:
+        scope = f"patient {patient_id}" if patient_id else org.name
+        raise NothingToExport(f"No {'approved or proposed' if include_proposed else 'approved'} claims for "
+                              f"{scope} in {month}.",
+                              "Run `smart-app rollup` and approve claims on the biller page, or add "
+                              "--include-proposed for a draft.")
+    return claims
+
+
+def render_superbill(claims: list[StoredClaim], org: Organization, month: str, fmt: str,
+                     generated: datetime | None = None) -> bytes:
+    """The superbill in one of FORMATS."""
+    when = generated or utcnow()
+    values = [c.claim for c in claims]
+    if fmt == "html":
+        return superbill_html(values, organization_name=org.name, month=month, generated=when).encode()
+    if fmt == "pdf":
+        return superbill_pdf(values, organization_name=org.name, month=month, generated=when)
+    if fmt == "csv":
+        return superbill_csv(values).encode()
+    raise SmartAppError(f"Unknown superbill format {fmt!r}.", f"Use one of {', '.join(FORMATS)}.")
+
+
+def _tagged(row: OutboxRow) -> dict:
+    resource = dict(row.payload)
+    if row.fhir_id:
+        resource["id"] = row.fhir_id
+    meta = dict(resource.get("meta") or {})
+    meta["tag"] = [*(meta.get("tag") or []), {"system": DELIVERY_TAG, "code": row.status,
+                                                "display": f"{row.purpose}: {row.status}"}]
+    resource["meta"] = meta
+    return resource
+
+
+def export_resources(db: Session, organization_id: str, month: str) -> Iterator[dict]:
+    """Every resource the app wrote or meant to write for a month, tagged with its delivery status."""
+    rows = db.execute(select(OutboxRow).where(OutboxRow.organization_id == organization_id,
+                                              OutboxRow.month == month)
+                      .order_by(OutboxRow.created_at, OutboxRow.id).execution_options(yield_per=500)).scalars()
+    for row in rows:
+        yield _tagged(row)
+
+
+def export_ndjson(resources: Iterator[dict]) -> Iterator[str]:
+    """One resource per line (FHIR bulk-data style)."""
+    for resource in resources:
+        yield json.dumps(resource, separators=(",", ":"), sort_keys=True) + "\n"
+
+
+def export_bundle(resources: Iterator[dict]) -> dict:
+    """A collection Bundle of the resources."""
+    entries = [{"fullUrl": f"urn:smart-app:{r['resourceType']}:{r.get('id') or i}", "resource": r}
+               for i, r in enumerate(resources)]
+    return {"resourceType": "Bundle", "type": "collection", "timestamp": utcnow().isoformat(),
+            "total": len(entries), "entry": entries}

@@ -1,0 +1,87 @@
+"""`smart-app superbill` and `smart-app export`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from smart_app.billing.rollup_command import _month
+from smart_app.errors import ConfigError
+
+
+def _context(org_id: str):  # noqa: ANN202 - (sessions, organization)
+    from smart_app.db import make_engine, require_current, session_factory, transaction
+    from smart_app.launch.organizations import get_organization
+    from smart_app.settings import load_settings
+
+    engine = make_engine(load_settings().database_url)
+    require_current(engine)
+    sessions = session_factory(engine)
+    with transaction(sessions) as db:
+        org = get_organization(db, org_id)
+    if org is None:
+        raise ConfigError(f"No organization {org_id!r}.", "Run `smart-app org list` to see the installed ones.")
+    return sessions, org
+
+
+def _superbill(args: argparse.Namespace) -> int:
+    from smart_app.billing.exports import render_superbill, superbill_claims
+    from smart_app.db import transaction
+
+    sessions, org = _context(args.org)
+    with transaction(sessions) as db:
+        claims = superbill_claims(db, org, args.month, args.patient, args.include_proposed)
+    data = render_superbill(claims, org, args.month, args.format)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(data)
+    print(f"Wrote the {args.format.upper()} superbill of {len(claims)} claim(s) to {args.out}.")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from smart_app.billing.exports import export_bundle, export_ndjson, export_resources
+    from smart_app.db import transaction
+
+    sessions, org = _context(args.org)
+    count = 0
+    with transaction(sessions) as db, (open(args.out, "w") if args.out else sys.stdout) as out:
+        resources = export_resources(db, org.id, args.month)
+        if args.format == "ndjson":
+            for line in export_ndjson(resources):
+                out.write(line)
+                count += 1
+        else:
+            bundle = export_bundle(resources)
+            count = bundle["total"]
+            json.dump(bundle, out, indent=1)
+            out.write("\n")
+    print(f"Exported {count} resource(s) for {args.month}.", file=sys.stderr)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `superbill` and `export` to the command line."""
+    bill = subparsers.add_parser("superbill", help="write the month's superbill (HTML, PDF or CSV)",
+                                 description="Write the chart-ready superbill of the month's approved claims, for "
+                                             "one patient or the whole organization. Rates are national "
+                                             "non-facility estimates from the rule set.")
+    bill.add_argument("--org", required=True, help="organization id")
+    bill.add_argument("--month", required=True, type=_month, help="the service month, YYYY-MM")
+    bill.add_argument("--patient", help="one patient id (default: every patient)")
+    bill.add_argument("--format", choices=("html", "pdf", "csv"), default="pdf", help="output format (default pdf)")
+    bill.add_argument("--out", required=True, type=Path, help="file to write")
+    bill.add_argument("--include-proposed", action="store_true",
+                      help="also include claims not yet approved (a draft)")
+    bill.set_defaults(func=_superbill)
+
+    export = subparsers.add_parser("export", help="export everything written for a month as FHIR",
+                                   description="Write every resource the app wrote (or could not write) to the "
+                                               "EHR for the month, tagged with its delivery status, as a FHIR "
+                                               "Bundle or NDJSON.")
+    export.add_argument("--org", required=True, help="organization id")
+    export.add_argument("--month", required=True, type=_month, help="the service month, YYYY-MM")
+    export.add_argument("--format", choices=("bundle", "ndjson"), default="bundle", help="output format")
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.set_defaults(func=_export)
