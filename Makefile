@@ -21,7 +21,12 @@ browser:
 demo: $(BIN)/.installed
 	$(BIN)/smart-app demo
 
-test: $(BIN)/.installed browser
+# The interop tests' independent FHIR engine: Medplum's fhir-router on Node 22, both from npm (package-lock.json).
+interop:
+	@cd tests/interop/medplum && { test -d node_modules && test ! package-lock.json -nt node_modules/.package-lock.json; } || \
+	  { npm ci --no-audit --no-fund && test -x node_modules/node/bin/node; }
+
+test: $(BIN)/.installed browser interop
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -38,7 +38,9 @@ _FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 _LATIN1_FOLDS = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"',
     "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u2026": "...", "\u2022": "*", "\u00a0": " ",
-    "\u2009": " ", "\u202f": " ", "\u20ac": "EUR", "\u2122": "(TM)",
+    "\u2009": " ", "\u202f": " ", "\u20ac": "EUR", "\u2122": "(TM)", "\u2264": "<=", "\u2265": ">=",
+    # Letters without a decomposition into a Latin-1 base letter.
+    "\u0141": "L", "\u0142": "l", "\u0110": "D", "\u0111": "d", "\u0152": "OE", "\u0153": "oe", "\u0131": "i",
 }
 
 
@@ -234,8 +236,8 @@ def latin1(text: object) -> str:
                 folded = ""
             out.append(folded or "?")
         else:
-            # Control characters (other than none we need) would corrupt the layout.
-            out.append(" " if unicodedata.category(char) == "Cc" else char)
+            # Control characters other than the line break would corrupt the layout.
+            out.append(" " if unicodedata.category(char) == "Cc" and char != "\n" else char)
     return "".join(out)
 
 
@@ -351,7 +353,8 @@ def superbill_pdf(claims: list[ProposedClaim], *, organization_name: str, month:
         pdf.set_font("Helvetica", "", 9)
         _pairs(pdf, [("Patients", str(summary["patients"])), ("With billable codes", str(summary["billable"])),
                      ("Units by code", ", ".join(f"{c} x{u}" for c, u in summary["units"])),
-                     ("Estimated total", summary["estimated_total"]), ("Generated", generated.isoformat("T", "minutes"))])
+                     ("Estimated total", summary["estimated_total"]),
+                     ("Generated", generated.isoformat(timespec="minutes"))])
         pdf.set_font("Helvetica", "I", 8)
         pdf.multi_cell(0, 4, latin1(ESTIMATE_LABEL + "."), new_x="LMARGIN", new_y="NEXT")
         _section(pdf, "Patients")

@@ -102,7 +102,7 @@ def medplum() -> Iterator[Medplum]:
             try:
                 started = time.monotonic()
                 port = _wait_for_port(process, stderr_path)
-                print(f"Medplum started in {time.monotonic() - started:.1f} s")  # noqa: T201 (shown with -s)
+                print(f"Medplum started in {time.monotonic() - started:.1f} s")
                 yield Medplum(f"http://127.0.0.1:{port}")
             finally:
                 process.terminate()

@@ -13,6 +13,7 @@
 //       body: the parsed JSON, headers: the request's (If-None-Exist, If-Match, ...)}); the answer is
 //       the router's status (from its OperationOutcome) and resource, as application/fhir+json.
 //   GET /fhir/metadata  ->  a CapabilityStatement of what this wrapper really offers.
+//   A searchset answer gets self/next links (by _offset), which MemoryRepository does not write.
 //   GET|DELETE /_interop/requests  ->  the FHIR requests seen so far (method, path) / forget them.
 // Requests are handled one at a time, so a transaction Bundle is atomic: the wrapper snapshots the
 // repository before it and restores the snapshot if any entry fails (Medplum's MemoryRepository
@@ -196,6 +197,24 @@ function problem(code, text) {
   return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, diagnostics: text }] };
 }
 
+// MemoryRepository pages with _count/_offset but writes no links; a real server links its pages.
+function pageLinks(target, params, bundle) {
+  const at = (offset) => {
+    const query = new URLSearchParams([...params].filter(([name]) => name !== '_offset'));
+    if (offset) {
+      query.set('_offset', String(offset));
+    }
+    return `${target}${query.size ? `?${query}` : ''}`;
+  };
+  const offset = Number(params.get('_offset') ?? 0);
+  const links = [{ relation: 'self', url: at(offset) }];
+  const shown = bundle.entry?.filter((e) => e.search?.mode !== 'include').length ?? 0;
+  if (shown > 0 && offset + shown < (bundle.total ?? 0)) {
+    links.push({ relation: 'next', url: at(offset + shown) });
+  }
+  return links;
+}
+
 async function handle(req, res, port) {
   const url = new URL(req.url, `http://127.0.0.1:${port}`);
   if (url.pathname === '/_interop/requests') {
@@ -233,6 +252,9 @@ async function handle(req, res, port) {
     }
   }
   const answer = await route(req.method, path + url.search, body, req.headers);
+  if (answer.resource?.resourceType === 'Bundle' && answer.resource.type === 'searchset') {
+    answer.resource.link = pageLinks(`${base}/${path}`, url.searchParams, answer.resource);
+  }
   const headers = {};
   const meta = answer.resource?.meta;
   if (answer.resource?.id && meta?.versionId && answer.resource.resourceType !== 'Bundle') {
