@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from smart_app.billing.superbill import superbill_csv, superbill_html, superbill
 from smart_app.db import utcnow
 from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization
+from smart_app.paths import data_path
 
 FORMATS = ("html", "pdf", "csv")
 DELIVERY_TAG = "urn:smart-app:delivery"
@@ -48,12 +50,20 @@ def render_superbill(claims: list[StoredClaim], org: Organization, month: str, f
     when = generated or utcnow()
     values = [c.claim for c in claims]
     if fmt == "html":
-        return superbill_html(values, organization_name=org.name, month=month, generated=when).encode()
+        html = superbill_html(values, organization_name=org.name, month=month, generated=when)
+        return standalone(html).encode()
     if fmt == "pdf":
         return superbill_pdf(values, organization_name=org.name, month=month, generated=when)
     if fmt == "csv":
         return superbill_csv(values).encode()
     raise SmartAppError(f"Unknown superbill format {fmt!r}.", f"Use one of {', '.join(FORMATS)}.")
+
+
+def standalone(html: str) -> str:
+    """The superbill page with its stylesheet inlined, so a saved file prints styled without the app."""
+    css = (data_path("templates") / "static" / "superbill.css").read_text()
+    link = re.search(r'<link[^>]+href="/static/superbill\.css"[^>]*>', html)
+    return html.replace(link.group(0), f"<style>\n{css}</style>") if link else html
 
 
 def _tagged(row: OutboxRow) -> dict:

@@ -476,8 +476,10 @@ def entered_in_error(claim_resource: dict) -> dict:
 # ---------------------------------------------------------------- Observation
 
 
-def minutes_observation(claim: ProposedClaim, program: str) -> dict:
+def minutes_observation(claim: ProposedClaim, program: str, *, version: int = 1) -> dict:
     """The Observation of a program-month's documented minutes (UCUM `min`), with one component per role.
+
+    Versioned like the Claim it supports: a corrected claim brings its own Observation.
 
     performer: the people with minutes on the claim (all of `claim.performers` when none has minutes).
     """
@@ -486,7 +488,8 @@ def minutes_observation(claim: ProposedClaim, program: str) -> dict:
     people = [p for p in claim.performers if p.minutes > 0] or list(claim.performers)
     resource: dict = {
         "resourceType": "Observation",
-        "identifier": [business_identifier("minutes", claim.organization_id, claim.patient_id, claim.month, program)],
+        "identifier": [business_identifier("minutes", claim.organization_id, claim.patient_id, claim.month, program,
+                                           f"v{version}")],
         "status": "final",
         "category": [{"coding": [_coding(CARE_PROGRAM, TIME_CATEGORY, "Care management time")],
                       "text": "Care management time"}],

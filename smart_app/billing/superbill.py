@@ -24,6 +24,7 @@ from datetime import datetime
 
 from smart_app.billing.fhir_resources import PLACE_OF_SERVICE_NAMES, program_minutes, program_name
 from smart_app.billing.values import ClaimLine, ProposedClaim
+from smart_app.jinja_env import environment
 from smart_app.ledger.months import month_label
 
 ESTIMATE_LABEL = "Estimate: national non-facility rate from the rule set; not a payment amount"
@@ -174,10 +175,8 @@ def _ordered(claims: list[ProposedClaim]) -> list[ProposedClaim]:
 
 def superbill_html(claims: list[ProposedClaim], *, organization_name: str, month: str, generated: datetime) -> str:
     """The printable superbill page (autoescaped; no script, no inline style)."""
-    from smart_app.web.templating import TEMPLATES  # the app's environment; imported late (web sits above billing)
-
     ordered = _ordered(claims)
-    template = TEMPLATES.env.get_template(TEMPLATE)
+    template = environment().get_template(TEMPLATE)
     return template.render(
         organization_name=organization_name, month=month, month_label=month_label(month),
         generated=generated.isoformat(timespec="minutes"), estimate_label=ESTIMATE_LABEL,

@@ -1,0 +1,591 @@
+"""The durable write-back outbox: resources for the EHR, written with the decision, delivered exactly once.
+
+Rows (`OutboxRow`) are inserted by `enqueue` inside the caller's transaction, so a decision and what it must
+send commit or vanish together. Each row carries a deterministic business identifier (`system|value`,
+unique per organization), which makes enqueueing idempotent and lets every send be idempotent too.
+
+`deliver` is the worker. Leasing, so two workers (processes, or threads with their own event loops) never
+send one row at the same time:
+- it reads the due rows (pending, `next_attempt_at <= now`, lease free or expired), then leases each
+  one with a conditional `UPDATE ... SET leased_until = now + lease WHERE id = :id AND status = 'pending'
+  AND (leased_until IS NULL OR leased_until <= now) AND next_attempt_at <= now`; only a rowcount of 1
+  means the row is ours. Rows are leased a group at a time, just before they are sent, so a lease
+  covers one request rather than a whole run.
+- the lease's end instant is the fencing token: every outcome is written with `WHERE id = :id AND
+  status = 'pending' AND leased_until = :token`, so a worker whose lease expired and was taken over
+  cannot overwrite the newer worker's outcome. A worker that dies leaves its lease to expire; the row
+  is then picked up again, and the idempotent send below finds what the dead worker may have created.
+
+Sending, per what the EHR offers (`EhrCapabilities`):
+- a type it does not accept (no create; no update for a payload that carries an `id`): `not-accepted`,
+  no request; billers get it from the export and the biller page;
+- transactions and conditional create for the types: up to `batch_size` rows in one transaction Bundle,
+  each entry `POST` with `request.ifNoneExist` (or `PUT` for a payload with an `id`), all or nothing;
+- otherwise per row, `ehr.consent_writeback.create_once`: conditional create (If-None-Exist) where
+  offered, else a search by identifier (results verified to carry it) and a create only when absent.
+References between rows of one patient-month are `urn:uuid:` fullUrls (UUIDv5 of the identifier, as
+`billing.fhir_resources.full_url` makes them): inside one transaction the EHR resolves them; otherwise
+they are rewritten to `Type/<id>` once the target is delivered, and the row waits until then.
+
+Outcomes: success stores `fhir_id`, status `done` (nothing sends it again). Timeouts, transport errors,
+5xx, 408 and 429 keep the row pending with attempts + 1 and `next_attempt_at = now + min(base *
+2**(attempts before this one), 15 min)` and `last_error`. Other 4xx: `failed`, with the EHR's
+OperationOutcome and what to fix; `retry_failed` puts such rows back once fixed. 401: the rows stay
+pending untouched (lease released) and SessionExpired is raised for the caller to re-authorize.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from smart_app.billing.models import OutboxRow
+from smart_app.billing.plan import CHOICES, LABELS
+from smart_app.db import transaction, utcnow
+from smart_app.ehr.capabilities import EhrCapabilities
+from smart_app.ehr.consent_writeback import (
+    DuplicateCheckFailed,
+    carries_identifier,
+    create_once,
+    if_none_exist_criteria,
+)
+from smart_app.ehr.fhir_client import FHIR_JSON, FhirClient, outcome_text
+from smart_app.errors import EhrError, SessionExpired
+
+PENDING, DONE, FAILED, NOT_ACCEPTED = "pending", "done", "failed", "not-accepted"
+STATUSES = (PENDING, DONE, FAILED, NOT_ACCEPTED)
+MAX_BACKOFF_SECONDS = 15 * 60
+DEFAULT_BACKOFF_BASE = 2.0
+# Refusals worth retrying: the request timed out at the server, or the server asked us to slow down.
+_RETRYABLE = frozenset({408, 429})
+_STATUS_CODE = re.compile(r"^\s*(\d{3})")
+_ENTRY_INDEX = re.compile(r"\bentry (\d+)\b")
+URN_UUID = "urn:uuid:"
+
+
+@dataclass(frozen=True)
+class OutgoingResource:
+    """One resource to send, with its business identifier (also carried in `payload.identifier`)."""
+
+    resource_type: str
+    purpose: str
+    identifier_system: str
+    identifier_value: str
+    payload: dict
+
+    @property
+    def identifier(self) -> str:
+        """`system|value`, the outbox's identifier column and the FHIR token search form."""
+        return f"{self.identifier_system}|{self.identifier_value}"
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What one `deliver` run did, counted in rows."""
+
+    sent: int = 0  # created in the EHR by this run
+    already_there: int = 0  # the EHR already held it (an earlier run's answer was lost): stored as done
+    retried: int = 0  # a transient failure: still pending, with a later next_attempt_at
+    failed: int = 0  # refused (4xx): needs a person, then `retry_failed`
+    not_accepted: int = 0  # the EHR takes no such resource from apps
+
+    @property
+    def delivered(self) -> int:
+        """Rows now done."""
+        return self.sent + self.already_there
+
+
+@dataclass(frozen=True)
+class OutboxView:
+    """One outbox row as the biller page shows it."""
+
+    id: str
+    claim_id: str | None
+    resource_type: str
+    purpose: str
+    status: str
+    attempts: int
+    last_error: str
+    fhir_id: str | None
+    updated_at: datetime
+
+
+def full_url_of(identifier: str) -> str:
+    """The `urn:uuid:` a resource with this `system|value` identifier has in a transaction Bundle."""
+    return f"{URN_UUID}{uuid.uuid5(uuid.NAMESPACE_URL, identifier)}"
+
+
+def backoff(attempts_before: int, base: float = DEFAULT_BACKOFF_BASE) -> timedelta:
+    """The wait after a failed attempt: base, 2 base, 4 base ... at most 15 minutes."""
+    return timedelta(seconds=min(base * 2 ** min(attempts_before, 32), MAX_BACKOFF_SECONDS))
+
+
+# ---------------------------------------------------------------- enqueue
+
+
+def _check_resource(resource: OutgoingResource) -> None:
+    payload = resource.payload
+    if not isinstance(payload, dict) or payload.get("resourceType") != resource.resource_type:
+        raise ValueError(f"the payload of a {resource.resource_type} outbox row is not a {resource.resource_type}")
+    if not resource.identifier_system or not resource.identifier_value:
+        raise ValueError(f"the {resource.resource_type} has no business identifier")
+    if not carries_identifier(payload, resource.identifier_system, resource.identifier_value):
+        raise ValueError(f"the {resource.resource_type} payload does not carry its identifier {resource.identifier}")
+    if len(resource.identifier) > 300 or not 0 < len(resource.purpose) <= 40 or len(resource.resource_type) > 40:
+        raise ValueError(f"identifier, purpose or type too long for the outbox: {resource.identifier}")
+
+
+def enqueue(db: Session, *, organization_id: str, claim_id: str | None, patient_id: str, month: str,
+            resources: Sequence[OutgoingResource], now: datetime | None = None) -> int:
+    """Add one pending row per resource in the caller's transaction; how many rows were added.
+
+    A resource whose identifier the organization's outbox already holds (in any status) is skipped by the
+    unique constraint (INSERT ... ON CONFLICT DO NOTHING on both SQLite and PostgreSQL, so concurrent
+    enqueues of the same resource also add one row): enqueueing twice adds nothing.
+    """
+    now = now or utcnow()
+    dialect = db.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    added = 0
+    for index, resource in enumerate(resources):
+        _check_resource(resource)
+        statement = insert(OutboxRow).values(
+            id=str(uuid.uuid4()), organization_id=organization_id, claim_id=claim_id, patient_id=patient_id,
+            month=month, resource_type=resource.resource_type, purpose=resource.purpose,
+            identifier=resource.identifier, payload=resource.payload, status=PENDING, attempts=0,
+            next_attempt_at=now, leased_until=None, last_error="", fhir_id=None,
+            # A microsecond apart, so rows are sent in the order given (targets of references first).
+            created_at=now + timedelta(microseconds=index), updated_at=now,
+        ).on_conflict_do_nothing(index_elements=["organization_id", "identifier"])
+        added += db.execute(statement).rowcount or 0
+    return added
+
+
+# ---------------------------------------------------------------- leasing and outcomes
+
+
+@dataclass
+class _Lease:
+    row: OutboxRow
+    token: datetime
+    # What to send: the payload with references to delivered rows rewritten.
+    payload: dict = field(default_factory=dict)
+
+
+def _due(sessions: sessionmaker, organization_id: str, now: datetime, limit: int) -> list[tuple[str, str, bool]]:
+    """(id, resource type, whether the payload has an id) of the due rows, oldest first."""
+    with sessions() as db:
+        rows = db.execute(
+            select(OutboxRow.id, OutboxRow.resource_type, OutboxRow.payload).where(
+                OutboxRow.organization_id == organization_id, OutboxRow.status == PENDING,
+                OutboxRow.next_attempt_at <= now,
+                or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now))
+            .order_by(OutboxRow.created_at, OutboxRow.id).limit(limit)).all()
+    return [(r.id, r.resource_type, bool((r.payload or {}).get("id"))) for r in rows]
+
+
+def _lease(sessions: sessionmaker, ids: Sequence[str], now: datetime, seconds: int) -> list[_Lease]:
+    """Lease what can be leased of `ids`; the rows as they are now that they are ours."""
+    token = now + timedelta(seconds=seconds)
+    # The transaction starts with the UPDATE (no read before it), so on SQLite it waits for the write lock
+    # instead of failing on a stale snapshot; on PostgreSQL a concurrent lessee blocks on the row, then
+    # re-checks the WHERE clause and updates nothing.
+    with transaction(sessions) as db:
+        won = [row_id for row_id in ids if db.execute(
+            update(OutboxRow).where(
+                OutboxRow.id == row_id, OutboxRow.status == PENDING, OutboxRow.next_attempt_at <= now,
+                or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now))
+            .values(leased_until=token, updated_at=now)
+            .execution_options(synchronize_session=False)).rowcount == 1]
+        if not won:
+            return []
+        rows = {r.id: r for r in db.scalars(select(OutboxRow).where(OutboxRow.id.in_(won))
+                                            .execution_options(populate_existing=True))}
+    return [_Lease(rows[i], token, copy.deepcopy(rows[i].payload)) for i in won]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: str  # done | retry | failed | not-accepted | release
+    text: str = ""
+    fhir_id: str | None = None
+    created: bool = False
+
+
+def _finish(sessions: sessionmaker, results: Iterable[tuple[_Lease, _Outcome]], now: datetime,
+            base: float, tally: dict[str, int]) -> None:
+    """Record outcomes, each only if the lease is still ours; count them."""
+    with transaction(sessions) as db:
+        for lease, outcome in results:
+            row = lease.row
+            values: dict = {"leased_until": None, "updated_at": now}
+            if outcome.status == "release":
+                pass
+            elif outcome.status == "retry":
+                values.update(attempts=row.attempts + 1, next_attempt_at=now + backoff(row.attempts, base),
+                              last_error=outcome.text)
+            elif outcome.status == DONE:
+                values.update(status=DONE, attempts=row.attempts + 1, fhir_id=outcome.fhir_id, last_error="")
+            else:
+                values.update(status=outcome.status, last_error=outcome.text,
+                              attempts=row.attempts + (1 if outcome.status == FAILED else 0))
+            result = db.execute(
+                update(OutboxRow).where(OutboxRow.id == row.id, OutboxRow.status == PENDING,
+                                        OutboxRow.leased_until == lease.token)
+                .values(**values).execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                continue  # the lease expired and another worker took the row over; its outcome stands
+            key = {"retry": "retried", DONE: "sent" if outcome.created else "already_there", FAILED: "failed",
+                   NOT_ACCEPTED: "not_accepted"}.get(outcome.status)
+            if key:
+                tally[key] += 1
+
+
+# ---------------------------------------------------------------- references between rows
+
+
+def _urn_references(node: object, found: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str) and value.startswith(URN_UUID):
+                found.add(value)
+            else:
+                _urn_references(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _urn_references(item, found)
+    return found
+
+
+def _rewrite(node: object, targets: dict[str, str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str) and value in targets:
+                node[key] = targets[value]
+            else:
+                _rewrite(value, targets)
+    elif isinstance(node, list):
+        for item in node:
+            _rewrite(item, targets)
+
+
+def _resolve(sessions: sessionmaker, leases: list[_Lease], in_bundle: bool
+             ) -> tuple[list[_Lease], list[tuple[_Lease, _Outcome]]]:
+    """Rewrite references to delivered rows; set aside rows whose targets are not delivered yet.
+
+    Returns the leases to send now and the outcomes of the others (release: wait for the target;
+    failed: the target was refused or is not in the outbox).
+    """
+    wanted = {lease.row.id: _urn_references(lease.payload, set()) for lease in leases}
+    if not any(wanted.values()):
+        return leases, []
+    first = leases[0].row
+    with sessions() as db:
+        others = db.execute(select(OutboxRow.id, OutboxRow.identifier, OutboxRow.resource_type, OutboxRow.purpose,
+                                   OutboxRow.status, OutboxRow.fhir_id).where(
+            OutboxRow.organization_id == first.organization_id,
+            or_(*(and_(OutboxRow.patient_id == lease.row.patient_id, OutboxRow.month == lease.row.month)
+                  for lease in leases)))).all()
+    by_urn = {full_url_of(o.identifier): o for o in others}
+    sending = {lease.row.id: lease for lease in leases}
+    set_aside: list[tuple[_Lease, _Outcome]] = []
+    changed = True
+    while changed:  # a row set aside may take rows that point at it along
+        changed = False
+        in_group = {full_url_of(lease.row.identifier) for lease in sending.values()} if in_bundle else set()
+        for row_id, lease in list(sending.items()):
+            targets: dict[str, str] = {}
+            outcome = None
+            for urn in sorted(wanted[row_id]):
+                target = by_urn.get(urn)
+                if urn in in_group:
+                    continue
+                if target is not None and target.status == DONE and target.fhir_id:
+                    targets[urn] = f"{target.resource_type}/{target.fhir_id}"
+                elif target is not None and target.status == PENDING:
+                    outcome = _Outcome("release")
+                else:
+                    what = (f"the {target.purpose} {target.resource_type}, which is {target.status}"
+                            if target is not None else f"{urn}, which is not in the outbox")
+                    outcome = _Outcome(FAILED, f"This {lease.row.resource_type} points at {what}. What to fix: "
+                                               "deliver that resource first (see its row), then retry this one.")
+                    break
+            if outcome is not None:
+                set_aside.append((lease, outcome))
+                del sending[row_id]
+                changed = True
+            else:
+                _rewrite(lease.payload, targets)
+    return list(sending.values()), set_aside
+
+
+# ---------------------------------------------------------------- sending
+
+
+def _hint(row: OutboxRow, status: int | None) -> str:
+    kind, purpose = row.resource_type, row.purpose
+    alternatives = [t for t in CHOICES.get(purpose, ()) if t != kind]
+    reroute = ""
+    if purpose in CHOICES:
+        options = " or ".join(f'{purpose} = "{t}"' for t in [*alternatives, "none"])
+        reroute = f"set {options} under [writeback] in the organization file"
+    if status in (400, 422) and kind == "Observation" and purpose == "minutes":
+        return ("the EHR does not take this Observation from apps (some accept only vital signs and labs): "
+                'set minutes = "DocumentReference" under [writeback] in the organization file.')
+    if status == 403:
+        return (f"grant the app's registration permission to write {kind} (for example system/{kind}.c), "
+                "then retry the row.")
+    if status in (404, 405):
+        return f"the EHR does not take {kind} from apps: {reroute or 'leave it to the export'}."
+    if status in (409, 412):
+        return (f"the EHR holds more than one {kind} with identifier {row.identifier}; ask the EHR administrator "
+                "to remove the duplicate, then retry the row.")
+    return ("correct what the EHR names above (patient, codes, references) and retry the row"
+            + (f"; if the EHR does not take {kind} for {LABELS[purpose].lower()}, {reroute}" if reroute else "")
+            + ".")
+
+
+def _refusal(row: OutboxRow, status: int, outcome: str, *, together: int = 1) -> str:
+    what = f"the transaction of {together} resources" if together > 1 else f"the {row.resource_type}"
+    nothing = " Nothing in it was written." if together > 1 else ""
+    return (f"The EHR refused {what} (HTTP {status}): {outcome or 'no reason given'}.{nothing} "
+            f"What to fix: {_hint(row, status)}")
+
+
+def _classify(row: OutboxRow, exc: EhrError, *, together: int = 1) -> _Outcome:
+    status = getattr(exc, "http_status", None)
+    if status is None or status < 400 or status >= 500 or status in _RETRYABLE:
+        return _Outcome("retry", exc.message)
+    return _Outcome(FAILED, _refusal(row, status, getattr(exc, "outcome", "") or exc.message, together=together))
+
+
+def _not_accepted(row: OutboxRow, interaction: str) -> _Outcome:
+    return _Outcome(NOT_ACCEPTED, f"This EHR does not accept {row.resource_type} {interaction} from apps; billers "
+                                  "get it from the export and the biller page.")
+
+
+async def _post_json(client: FhirClient, method: str, path: str, body: dict, what: str) -> dict:
+    """PUT a resource or POST a Bundle; EhrError carrying `http_status` and `outcome` as `FhirClient.create`."""
+    headers = {**client.headers, "Content-Type": FHIR_JSON, "Prefer": "return=representation"}
+    url = client.base + path if path else client.base.rstrip("/")
+    try:
+        response = await client.http.request(method, url, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        timeout = isinstance(exc, httpx.TimeoutException)
+        error = EhrError(f"The EHR did not answer in time while writing {what}." if timeout else
+                         f"The EHR could not be reached while writing {what} ({type(exc).__name__}).",
+                         "The app keeps the record and will try again.")
+        error.http_status, error.outcome = None, ""  # type: ignore[attr-defined]
+        raise error from exc
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if response.status_code == 401:
+        raise SessionExpired("The EHR no longer accepts the app's authorization.",
+                             "Re-authorize the app; the outbox keeps every row and sends it then.")
+    if response.status_code >= 400 or not isinstance(answer, dict):
+        text = outcome_text(answer)
+        error = EhrError(f"The EHR answered HTTP {response.status_code} when writing {what}"
+                         f"{': ' + text if text else ''}.", "The app keeps the record.")
+        error.http_status, error.outcome = response.status_code, text  # type: ignore[attr-defined]
+        raise error
+    return answer
+
+
+def _entry_result(entry: object) -> tuple[str | None, bool] | None:
+    """(fhir_id, created) from a transaction-response entry, or None when it says neither."""
+    if not isinstance(entry, dict):
+        return None
+    response = entry.get("response") or {}
+    match = _STATUS_CODE.match(str(response.get("status", "")))
+    if not match or not match.group(1).startswith("2"):
+        return None
+    resource = entry.get("resource") if isinstance(entry.get("resource"), dict) else {}
+    fhir_id = resource.get("id")
+    if not fhir_id:
+        parts = str(response.get("location") or "").split("/_history/")[0].rstrip("/").split("/")
+        fhir_id = parts[-1] if len(parts) >= 2 and parts[-1] else None
+    return (str(fhir_id) if fhir_id else None), match.group(1) == "201"
+
+
+async def _send_transaction(client: FhirClient, leases: list[_Lease]) -> list[_Outcome]:
+    entries = []
+    for lease in leases:
+        row, payload = lease.row, lease.payload
+        if payload.get("id"):
+            entries.append({"resource": payload, "request": {"method": "PUT",
+                                                             "url": f"{row.resource_type}/{payload['id']}"}})
+        else:
+            system, _, value = row.identifier.partition("|")
+            entries.append({"fullUrl": full_url_of(row.identifier), "resource": payload,
+                            "request": {"method": "POST", "url": row.resource_type,
+                                        "ifNoneExist": if_none_exist_criteria(system, value)}})
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    try:
+        answer = await _post_json(client, "POST", "", bundle, f"a transaction of {len(leases)} resources")
+    except EhrError as exc:
+        culprit = leases[0].row
+        found = _ENTRY_INDEX.search(getattr(exc, "outcome", "") or "")
+        if found and int(found.group(1)) < len(leases):
+            culprit = leases[int(found.group(1))].row
+        outcome = _classify(culprit, exc, together=len(leases))
+        return [outcome] * len(leases)
+    results = [_entry_result(e) for e in answer.get("entry") or []]
+    if answer.get("resourceType") != "Bundle" or len(results) != len(leases) or any(
+            r is None or r[0] is None for r in results):
+        # The EHR committed something but its answer cannot be read: the next attempt's conditional creates
+        # find what was written.
+        return [_Outcome("retry", "The EHR answered the transaction with a Bundle the app cannot read.")] * len(leases)
+    return [_Outcome(DONE, fhir_id=r[0], created=r[1]) for r in results if r is not None]
+
+
+async def _send_one(client: FhirClient, caps: EhrCapabilities, lease: _Lease) -> _Outcome:
+    row, payload = lease.row, lease.payload
+    try:
+        if payload.get("id"):
+            # An update of a resource the EHR already has (e.g. the entered-in-error copy of a replaced
+            # claim): idempotent by nature.
+            stored = await _post_json(client, "PUT", f"{row.resource_type}/{payload['id']}", payload,
+                                      f"{row.resource_type}/{payload['id']}")
+            return _Outcome(DONE, fhir_id=str(stored.get("id") or payload["id"]), created=True)
+        system, _, value = row.identifier.partition("|")
+        result = await create_once(client, caps, row.resource_type, payload, system, value)
+    except DuplicateCheckFailed as exc:
+        return _Outcome("retry", f"Could not check whether the EHR already has this {row.resource_type} "
+                                 f"({exc.message}); nothing was created.")
+    except EhrError as exc:
+        return _classify(row, exc)
+    if not result.fhir_id:
+        return _Outcome("retry", f"The EHR did not say which {row.resource_type} it holds.")
+    return _Outcome(DONE, fhir_id=result.fhir_id, created=result.created)
+
+
+def _in_transaction(caps: EhrCapabilities, resource_type: str, payload_has_id: bool) -> bool:
+    return caps.transaction and (payload_has_id or resource_type in caps.conditional_create)
+
+
+async def deliver(sessions: sessionmaker, client: FhirClient, caps: EhrCapabilities, organization_id: str, *,
+                  limit: int = 200, now: datetime | None = None, lease_seconds: int = 60, batch_size: int = 20,
+                  backoff_base: float = DEFAULT_BACKOFF_BASE) -> DeliveryReport:
+    """Send up to `limit` due rows of the organization to the EHR; see the module docstring.
+
+    `now` fixes the clock (tests); otherwise each step reads the time. Raises SessionExpired when the EHR
+    refuses the authorization (401): the rows stay pending, nothing is marked failed.
+    """
+    clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
+    tally = {"sent": 0, "already_there": 0, "retried": 0, "failed": 0, "not_accepted": 0}
+    due = _due(sessions, organization_id, clock(), limit)
+    bundled = {row_id for row_id, kind, has_id in due if _in_transaction(caps, kind, has_id)}
+    size = max(batch_size, 1)
+    waiting = [row_id for row_id, _, _ in due]
+    while waiting:
+        in_bundle = [i for i in waiting if i in bundled]
+        groups = [in_bundle[i:i + size] for i in range(0, len(in_bundle), size)]
+        groups += [[i] for i in waiting if i not in bundled]
+        before = dict(tally)
+        released: list[str] = []
+        for group in groups:
+            released += await _deliver_group(sessions, client, caps, group, clock, lease_seconds, backoff_base,
+                                             tally, in_bundle=group[0] in bundled)
+        if tally == before:
+            break  # rows waiting for a reference target that was not delivered wait for the next run
+        waiting = released
+    return DeliveryReport(**tally)
+
+
+async def _deliver_group(sessions: sessionmaker, client: FhirClient, caps: EhrCapabilities, ids: list[str],
+                         clock: Callable[[], datetime], lease_seconds: int, base: float, tally: dict[str, int], *,
+                         in_bundle: bool) -> list[str]:
+    """Lease, send and record one group; the ids released to wait for a reference target."""
+    leases = _lease(sessions, ids, clock(), lease_seconds)
+    if not leases:
+        return []
+    results: list[tuple[_Lease, _Outcome]] = []
+    sendable = []
+    for lease in leases:
+        interaction = "update" if lease.payload.get("id") else "create"
+        if caps.can(lease.row.resource_type, interaction):
+            sendable.append(lease)
+        else:
+            results.append((lease, _not_accepted(lease.row, interaction)))
+    sendable, set_aside = _resolve(sessions, sendable, in_bundle) if sendable else ([], [])
+    results += set_aside
+    try:
+        if sendable and in_bundle:
+            results += zip(sendable, await _send_transaction(client, sendable), strict=True)
+        else:
+            for lease in sendable:
+                results.append((lease, await _send_one(client, caps, lease)))
+    except SessionExpired:
+        handled = {lease.row.id for lease, _ in results}
+        results += [(lease, _Outcome("release")) for lease in leases if lease.row.id not in handled]
+        _finish(sessions, results, clock(), base, tally)
+        raise
+    _finish(sessions, results, clock(), base, tally)
+    return [lease.row.id for lease, outcome in results if outcome.status == "release"]
+
+
+# ---------------------------------------------------------------- for billers and admins
+
+
+def retry_failed(db: Session, organization_id: str, row_ids: Iterable[str], now: datetime | None = None) -> int:
+    """Put failed rows back to pending, due now, after the cause was fixed; how many were."""
+    ids = list(row_ids)
+    if not ids:
+        return 0
+    now = now or utcnow()
+    result = db.execute(
+        update(OutboxRow).where(OutboxRow.organization_id == organization_id, OutboxRow.id.in_(ids),
+                                OutboxRow.status == FAILED)
+        .values(status=PENDING, attempts=0, next_attempt_at=now, leased_until=None, updated_at=now,
+                last_error="Put back to pending after: " + OutboxRow.last_error)
+        .execution_options(synchronize_session=False))
+    return result.rowcount or 0
+
+
+def _view(row: OutboxRow) -> OutboxView:
+    return OutboxView(row.id, row.claim_id, row.resource_type, row.purpose, row.status, row.attempts,
+                      row.last_error, row.fhir_id, row.updated_at)
+
+
+def deliveries_for_claims(db: Session, claim_ids: Iterable[str]) -> dict[str, list[OutboxView]]:
+    """Every requested claim id -> its outbox rows (oldest first; an empty list when it has none)."""
+    ids = list(dict.fromkeys(claim_ids))
+    found: dict[str, list[OutboxView]] = {claim_id: [] for claim_id in ids}
+    if ids:
+        for row in db.scalars(select(OutboxRow).where(OutboxRow.claim_id.in_(ids))
+                              .order_by(OutboxRow.created_at, OutboxRow.id)):
+            found[row.claim_id or ""].append(_view(row))
+    return found
+
+
+def outbox_rows(db: Session, organization_id: str, *, month: str | None = None,
+                status: str | None = None) -> list[OutboxView]:
+    """The organization's rows (of one month, of one status), oldest first."""
+    query = select(OutboxRow).where(OutboxRow.organization_id == organization_id)
+    if month:
+        query = query.where(OutboxRow.month == month)
+    if status:
+        query = query.where(OutboxRow.status == status)
+    return [_view(r) for r in db.scalars(query.order_by(OutboxRow.created_at, OutboxRow.id))]
+
+
+def outbox_summary(db: Session, organization_id: str, month: str | None) -> dict[str, int]:
+    """Rows per status (every status present, zero when none) for the organization's month (None: all)."""
+    query = select(OutboxRow.status, func.count()).where(OutboxRow.organization_id == organization_id)
+    if month:
+        query = query.where(OutboxRow.month == month)
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, count in db.execute(query.group_by(OutboxRow.status)):
+        counts[status] = int(count)
+    return counts
