@@ -241,12 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
         action.set_defaults(func=_keys)
 
     from smart_app.billing.exports_command import register as register_exports
+    from smart_app.billing.outbox_command import register as register_outbox
     from smart_app.billing.rollup_command import register as register_rollup
     from smart_app.ledger.audit_command import register as register_audit
     from smart_app.rules.command import register as register_rules
 
     register_rules(sub)
     register_audit(sub)
+    register_outbox(sub)
     register_rollup(sub)
     register_exports(sub)
     return parser

@@ -39,12 +39,15 @@ def test_a_tampered_audit_row_is_detected(secure_stack: Stack) -> None:
 
     intact = audit_verify(secure_stack)
     assert intact.returncode == 0, intact.stdout + intact.stderr
-    assert "Audit chain intact" in intact.stdout
+    assert "Audit chain intact" in intact.stdout, intact.stdout
+    print(secure_stack.settings.database_url, intact.stdout)
 
     # Seven minutes become seventy, directly in the database.
     with database(secure_stack) as db:
         db.execute(text("UPDATE audit_events SET detail = :detail WHERE seq = :seq"),
                    {"detail": detail.replace('"minutes":7', '"minutes":70'), "seq": seq})
+    with database(secure_stack) as db:
+        print("rows", db.execute(text("SELECT seq, action FROM audit_events")).all())
     edited = audit_verify(secure_stack)
     assert edited.returncode == 1
     assert f"event {seq}: was changed after it was written" in edited.stdout

@@ -1,0 +1,141 @@
+"""`smart-app outbox`: deliver the write-back outbox to an organization's EHR, and show where it stands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import TYPE_CHECKING
+
+from smart_app.errors import ConfigError, SessionExpired
+
+if TYPE_CHECKING:
+    from smart_app.launch.organizations import Organization
+    from smart_app.services import AppContext
+
+EXIT_OK = 0
+EXIT_STOPPED = 1  # --once and the EHR refused the app's authorization
+
+
+def _month(value: str) -> str:
+    from smart_app.ledger.validation import check_month
+
+    try:
+        return check_month(value)
+    except Exception as exc:  # noqa: BLE001 - argparse turns this into a usage message
+        raise argparse.ArgumentTypeError(f"{value!r} is not a month; write YYYY-MM") from exc
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `outbox run` and `outbox status` to the command line."""
+    parser = subparsers.add_parser(
+        "outbox", help="deliver approved claims and their resources to the EHR; show what is pending",
+        description="The write-back outbox on SMART_APP_DATABASE_URL: every resource the app sends to an "
+                    "organization's EHR, delivered exactly once, retried with backoff when the EHR is down.")
+    sub = parser.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
+    run = sub.add_parser(
+        "run", help="send due rows to the organization's EHR (until Ctrl+C, or --once)",
+        description="Send the organization's due outbox rows to its EHR at the organization's issuer, with a "
+                    "SMART Backend Services token (or none when the organization file says writeback_open = "
+                    "true, for open FHIR servers). Several workers may run at once: each row is leased by one.")
+    run.add_argument("--org", required=True, metavar="ORG_ID", help="the organization id")
+    run.add_argument("--once", action="store_true", help="one pass over the due rows, then exit")
+    run.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
+                     help="pause between passes (default 5)")
+    run.set_defaults(outbox_handler=_run)
+    status = sub.add_parser("status", help="rows per status, and what failed with what to fix",
+                            description="Count the organization's outbox rows per status and list the failed "
+                                        "ones with the EHR's reason and what to fix.")
+    status.add_argument("--org", required=True, metavar="ORG_ID", help="the organization id")
+    status.add_argument("--month", type=_month, metavar="YYYY-MM", help="only this month")
+    status.set_defaults(outbox_handler=_status)
+    parser.set_defaults(func=run_command)
+
+
+def _organization(app: AppContext, org_id: str) -> Organization:
+    from smart_app.db import transaction
+    from smart_app.launch.organizations import get_organization
+
+    with transaction(app.sessions) as db:
+        org = get_organization(db, org_id)
+    if org is None:
+        raise ConfigError(f"No organization {org_id!r}.", "Run `smart-app org list` to see the installed ones.")
+    return org
+
+
+async def _pass(app: AppContext, org: Organization) -> str:
+    """One delivery pass; a line saying what it did."""
+    from smart_app.billing.outbox import deliver
+    from smart_app.billing.plan import capabilities_for, plan_for
+    from smart_app.ehr.capabilities import fetch_capabilities
+    from smart_app.ehr.fhir_client import FhirClient
+    from smart_app.launch.backend import backend_token
+
+    token = None if org.extra.get("writeback_open") is True else await backend_token(app.launch, org)
+    caps, why = await fetch_capabilities(app.http, org.issuer)
+    if why:
+        return f"Not sent: the EHR's CapabilityStatement could not be read ({why}); trying again next pass."
+    plan = plan_for(caps, org.extra.get("writeback"))  # type: ignore[arg-type] - plan_for checks it is a table
+    report = await deliver(app.sessions, FhirClient(app.http, org.issuer, token), capabilities_for(caps, plan),
+                           org.id)
+    return (f"{report.sent} sent, {report.already_there} already in the EHR, {report.retried} to retry, "
+            f"{report.failed} failed, {report.not_accepted} not accepted by the EHR.")
+
+
+def _run(args: argparse.Namespace, app: AppContext) -> int:
+    org = _organization(app, args.org)
+
+    async def loop() -> int:
+        try:
+            while True:
+                try:
+                    line = await _pass(app, org)
+                except SessionExpired as exc:
+                    print(f"The EHR refused the app's authorization: {exc.message} {exc.hint}", file=sys.stderr)
+                    if args.once:
+                        return EXIT_STOPPED
+                else:
+                    print(f"{org.id}: {line}", flush=True)
+                if args.once:
+                    return EXIT_OK
+                await asyncio.sleep(max(args.interval, 0.1))
+        finally:
+            await app.http.aclose()
+
+    return asyncio.run(loop())
+
+
+def _status(args: argparse.Namespace, app: AppContext) -> int:
+    from smart_app.billing.outbox import FAILED, STATUSES, outbox_rows, outbox_summary
+    from smart_app.db import transaction
+
+    org = _organization(app, args.org)
+    with transaction(app.sessions) as db:
+        counts = outbox_summary(db, org.id, args.month)
+        failed = outbox_rows(db, org.id, month=args.month, status=FAILED)
+    where = f" in {args.month}" if args.month else ""
+    print(f"Outbox of {org.name}{where}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES) + ".")
+    for row in failed:
+        print(f"  failed {row.resource_type} ({row.purpose}), row {row.id}, {row.attempts} attempt(s):\n"
+              f"    {row.last_error}")
+    return EXIT_OK
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed `outbox` command on the configured database."""
+    from smart_app.db import make_engine, require_current
+    from smart_app.services import build_context
+    from smart_app.settings import load_settings
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        require_current(engine)
+        app = build_context(settings, engine)
+        try:
+            return args.outbox_handler(args, app)
+        finally:
+            if not app.http.is_closed:
+                asyncio.run(app.http.aclose())
+    finally:
+        engine.dispose()
