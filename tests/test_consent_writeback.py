@@ -125,9 +125,11 @@ def test_conditional_create_twice_leaves_one_consent_that_reads_back(sandbox) ->
     assert {e["url"]: e.get("valueBoolean", e.get("valueCode")) for e in elements["extension"]} == {
         "availability": True, "cost-sharing": True, "right-to-stop": True, "one-practitioner": True,
         "method": "verbal"}
-    # What the app reads back from the EHR counts as CCM consent.
+    # Read back from the EHR, the app's own Consent is not counted twice: its own record is the one used.
     findings: list[str] = []
-    assert map_consents([stored], findings) == [Consent("ccm", "active", date(2026, 11, 3), first.fhir_id)]
+    assert map_consents([stored], findings) == []
+    foreign = {k: v for k, v in stored.items() if k != "identifier"}
+    assert map_consents([foreign], findings) == [Consent("ccm", "active", date(2026, 11, 3), first.fhir_id)]
     assert findings == []
 
 

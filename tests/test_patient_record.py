@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import httpx
 import pytest
@@ -15,7 +16,8 @@ from smart_app.errors import EhrError
 from smart_app.rules.loader import default_rule_set
 from tests.stack import Stack, launch_token
 
-MONTH = "2026-11"
+# The stack's sandbox shifts fixture dates so their anchor month is the current (UTC) month.
+MONTH = dt.datetime.now(dt.UTC).strftime("%Y-%m")
 SCALES = default_rule_set().scale_loinc_codes()
 
 

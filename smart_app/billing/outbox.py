@@ -49,7 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from smart_app.billing.models import OutboxRow
-from smart_app.billing.plan import CHOICES, LABELS
+from smart_app.billing.plan import CHOICES
 from smart_app.db import transaction, utcnow
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.consent_writeback import (
@@ -74,7 +74,11 @@ URN_UUID = "urn:uuid:"
 
 @dataclass(frozen=True)
 class OutgoingResource:
-    """One resource to send, with its business identifier (also carried in `payload.identifier`)."""
+    """One resource to send, with its business identifier (carried in `payload.identifier` by a create).
+
+    A payload with an `id` is sent as an update (PUT) of that resource; its identifier here only has to be
+    unique in the outbox (for example `urn:smart-app:claim-correction|...`).
+    """
 
     resource_type: str
     purpose: str
@@ -138,7 +142,10 @@ def _check_resource(resource: OutgoingResource) -> None:
         raise ValueError(f"the payload of a {resource.resource_type} outbox row is not a {resource.resource_type}")
     if not resource.identifier_system or not resource.identifier_value:
         raise ValueError(f"the {resource.resource_type} has no business identifier")
-    if not carries_identifier(payload, resource.identifier_system, resource.identifier_value):
+    # An update (a payload with an `id`, e.g. the entered-in-error copy of a replaced claim) keeps the resource's
+    # own identifier; the outbox identifier only names the update, once.
+    if not payload.get("id") and not carries_identifier(payload, resource.identifier_system,
+                                                        resource.identifier_value):
         raise ValueError(f"the {resource.resource_type} payload does not carry its identifier {resource.identifier}")
     if len(resource.identifier) > 300 or not 0 < len(resource.purpose) <= 40 or len(resource.resource_type) > 40:
         raise ValueError(f"identifier, purpose or type too long for the outbox: {resource.identifier}")
@@ -333,25 +340,20 @@ def _resolve(sessions: sessionmaker, leases: list[_Lease], in_bundle: bool
 
 def _hint(row: OutboxRow, status: int | None) -> str:
     kind, purpose = row.resource_type, row.purpose
-    alternatives = [t for t in CHOICES.get(purpose, ()) if t != kind]
-    reroute = ""
-    if purpose in CHOICES:
-        options = " or ".join(f'{purpose} = "{t}"' for t in [*alternatives, "none"])
-        reroute = f"set {options} under [writeback] in the organization file"
-    if status in (400, 422) and kind == "Observation" and purpose == "minutes":
-        return ("the EHR does not take this Observation from apps (some accept only vital signs and labs): "
-                'set minutes = "DocumentReference" under [writeback] in the organization file.')
+    alternative = next((t for t in CHOICES.get(purpose, ()) if t != kind), "none")
+    reroute = (f'set {purpose} = "{alternative}" under [writeback] in the organization file'
+               if purpose in CHOICES else "")
     if status == 403:
         return (f"grant the app's registration permission to write {kind} (for example system/{kind}.c), "
                 "then retry the row.")
     if status in (404, 405):
-        return f"the EHR does not take {kind} from apps: {reroute or 'leave it to the export'}."
+        return f"the EHR does not take {kind} from apps: {reroute or 'billers get it from the export'}."
     if status in (409, 412):
         return (f"the EHR holds more than one {kind} with identifier {row.identifier}; ask the EHR administrator "
                 "to remove the duplicate, then retry the row.")
+    which = " (some EHRs accept only vital signs and labs)" if kind == "Observation" else ""
     return ("correct what the EHR names above (patient, codes, references) and retry the row"
-            + (f"; if the EHR does not take {kind} for {LABELS[purpose].lower()}, {reroute}" if reroute else "")
-            + ".")
+            + (f"; if the EHR does not take this {kind} from apps{which}, {reroute}" if reroute else "") + ".")
 
 
 def _refusal(row: OutboxRow, status: int, outcome: str, *, together: int = 1) -> str:

@@ -63,6 +63,13 @@ def _organization(app: AppContext, org_id: str) -> Organization:
     return org
 
 
+def _setting(org: Organization, key: str) -> object:
+    """A key of the organization file beyond the known ones."""
+    # Tolerates `extra` nested once more, as an organization read back from the database has it today.
+    nested = org.extra.get("extra")
+    return org.extra.get(key, nested.get(key) if isinstance(nested, dict) else None)
+
+
 async def _pass(app: AppContext, org: Organization) -> str:
     """One delivery pass; a line saying what it did."""
     from smart_app.billing.outbox import deliver
@@ -71,11 +78,11 @@ async def _pass(app: AppContext, org: Organization) -> str:
     from smart_app.ehr.fhir_client import FhirClient
     from smart_app.launch.backend import backend_token
 
-    token = None if org.extra.get("writeback_open") is True else await backend_token(app.launch, org)
+    token = None if _setting(org, "writeback_open") is True else await backend_token(app.launch, org)
     caps, why = await fetch_capabilities(app.http, org.issuer)
     if why:
         return f"Not sent: the EHR's CapabilityStatement could not be read ({why}); trying again next pass."
-    plan = plan_for(caps, org.extra.get("writeback"))  # type: ignore[arg-type] - plan_for checks it is a table
+    plan = plan_for(caps, _setting(org, "writeback"))  # type: ignore[arg-type] - plan_for checks it is a table
     report = await deliver(app.sessions, FhirClient(app.http, org.issuer, token), capabilities_for(caps, plan),
                            org.id)
     return (f"{report.sent} sent, {report.already_there} already in the EHR, {report.retried} to retry, "

@@ -72,7 +72,7 @@ def patient_ids(db: Session, organization_id: str, month: str, batch: int = 500)
 
 async def _fresh_facts(app: AppContext, org: Organization, client: FhirClient, caps: EhrCapabilities,
                        patient_id: str, month: str, scales: tuple[str, ...]) -> tuple[PatientFacts, PatientInfo]:
-    record = await fetch_record(client, caps, patient_id, month, None, scales)
+    record = await fetch_record(client, caps, patient_id, month, None, scales, org.timezone)
     facts = facts_from_record(record, month)
     summary = chart_summary(record)
     info = PatientInfo(summary.name, summary.birth_date, summary.mrn, coverage_reference(record))

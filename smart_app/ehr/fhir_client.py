@@ -16,7 +16,8 @@ MAX_PAGES = 20
 def outcome_text(body: object) -> str:
     """The diagnostics of an OperationOutcome, or '' when the body is not one."""
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
-        parts = [str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code"))
+        # details.text is the human sentence where servers give one (Medplum puts FHIRPath in diagnostics).
+        parts = [str((i.get("details") or {}).get("text") or i.get("diagnostics") or i.get("code"))
                  for i in body.get("issue") or [] if isinstance(i, dict)]
         return "; ".join(p for p in parts if p and p != "None")
     return ""

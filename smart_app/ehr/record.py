@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.fhir_client import FhirClient, outcome_text
@@ -59,9 +60,18 @@ class FhirQuery:
         return f"{self.target}?{urlencode(self.params)}" if self.params else self.target
 
 
+def local_midnight(day: date, tz: str) -> str:
+    """Midnight starting `day` in the zone, as a FHIR dateTime with its offset (DST-aware)."""
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(tz)).isoformat()
+
+
 def record_requests(patient_id: str, month: str, user_ref: str | None,
-                    scale_loinc: tuple[str, ...]) -> dict[str, FhirQuery]:
-    """The reads and searches made for a patient-month, by part name; `scale_loinc` from the rule set."""
+                    scale_loinc: tuple[str, ...], tz: str = "UTC") -> dict[str, FhirQuery]:
+    """The reads and searches made for a patient-month, by part name; `scale_loinc` from the rule set.
+
+    Month bounds carry the organization's offset: a scale taken at 8 pm on the month's last day in New
+    York is in that month, though in UTC it is already the next one.
+    """
     start, end = month_bounds(month)
     # Encounters from 13 months back: the initiating visit (within a year) and recent discharges.
     history = (start - timedelta(days=400)).isoformat()
@@ -72,10 +82,11 @@ def record_requests(patient_id: str, month: str, user_ref: str | None,
         "consents": FhirQuery("Consent", (("patient", patient_id),)),
         "scales": FhirQuery("Observation", (
             ("patient", patient_id), ("code", scale_codes),
-            ("date", f"ge{(start - timedelta(days=365)).isoformat()}"), ("date", f"lt{end.isoformat()}"))),
+            ("date", f"ge{local_midnight(start - timedelta(days=365), tz)}"),
+            ("date", f"lt{local_midnight(end, tz)}"))),
         "mdm": FhirQuery("Observation", (
             ("patient", patient_id), ("code", f"{CARE_PROGRAM}|mdm-complexity"),
-            ("date", f"ge{history}"), ("date", f"lt{end.isoformat()}"))),
+            ("date", f"ge{history}"), ("date", f"lt{local_midnight(end, tz)}"))),
         "encounters": FhirQuery("Encounter", (("patient", patient_id), ("date", f"ge{history}"))),
         "care_plans": FhirQuery("CarePlan", (("patient", patient_id),)),
         "care_teams": FhirQuery("CareTeam", (("patient", patient_id),)),
@@ -138,9 +149,9 @@ async def _via_concurrent(client: FhirClient, urls: dict[str, FhirQuery]) -> tup
 
 
 async def fetch_record(client: FhirClient, caps: EhrCapabilities, patient_id: str, month: str,
-                       fhir_user: str | None, scale_loinc: tuple[str, ...]) -> PatientRecord:
-    """Read the patient-month's record; EhrError when an essential part cannot be read."""
-    urls = record_requests(patient_id, month, _reference(fhir_user), scale_loinc)
+                       fhir_user: str | None, scale_loinc: tuple[str, ...], tz: str = "UTC") -> PatientRecord:
+    """Read the patient-month's record in the organization's zone; EhrError when an essential part fails."""
+    urls = record_requests(patient_id, month, _reference(fhir_user), scale_loinc, tz)
     fetch = _via_batch if caps.batch else _via_concurrent
     results, failures, trips = await fetch(client, urls)
     for name in ESSENTIAL:

@@ -67,7 +67,7 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
     rule_set = rule_set_named(org.rule_set)
     client = FhirClient(app.http, session.fhir_base, session.access_token)
     record = await fetch_record(client, session.capabilities, session.patient_id, month,
-                                session.fhir_user, rule_set.scale_loinc_codes())
+                                session.fhir_user, rule_set.scale_loinc_codes(), org.timezone)
     performer = relative_reference(session.fhir_user)
     role = user_role(record, session.fhir_user, org.billing_practitioner)
     if role != session.performer_role:

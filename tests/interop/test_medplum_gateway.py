@@ -50,10 +50,12 @@ def capabilities(fhir_base: str) -> EhrCapabilities:
     return asyncio.run(go())
 
 
-def read(fhir_base: str, caps: EhrCapabilities, patient_id: str, fhir_user: str | None = USER) -> PatientRecord:
+def read(fhir_base: str, caps: EhrCapabilities, patient_id: str, fhir_user: str | None = USER,
+         tz: str = "America/New_York") -> PatientRecord:
     async def go() -> PatientRecord:
         async with httpx.AsyncClient(timeout=20) as http:
-            return await fetch_record(FhirClient(http, fhir_base, None), caps, patient_id, MONTH, fhir_user, SCALES)
+            return await fetch_record(FhirClient(http, fhir_base, None), caps, patient_id, MONTH, fhir_user, SCALES,
+                                      tz)
     return asyncio.run(go())
 
 
@@ -183,10 +185,7 @@ def late_in_the_month(medplum: Medplum) -> str:
     return patient_id
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "smart_app.ehr.record.record_requests bounds the month with zone-less dates (date=lt2026-12-01); Medplum "
-    "(and our sandbox, sandbox/dates.py) read them as UTC, so a scale taken after 19:00 New York time on the "
-    "month's last day is not read, though facts.py dates it by its local date, inside the month"))
+# The gateway bounds the month with the organization's offset (lt2026-12-01T00:00:00-05:00).
 def test_a_scale_taken_on_the_last_evening_of_the_month_is_read(medplum: Medplum, medplum_caps: EhrCapabilities,
                                                                  late_in_the_month: str) -> None:
     record = read(medplum.fhir, medplum_caps, late_in_the_month)
@@ -279,10 +278,7 @@ def test_an_invalid_consent_is_refused_not_retried(medplum: Medplum, medplum_cap
     assert stored_consents(medplum, rec_id) == []
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "smart_app.ehr.fhir_client.outcome_text prefers issue.diagnostics over issue.details.text; Medplum puts the "
-    "readable message in details.text ('Constraint ppc-1 not met: Either a Policy or PolicyRule') and the "
-    "FHIRPath in diagnostics, so the app shows '{\"fhirpath\":\"policy.exists() or policyRule.exists()\"}'"))
+# outcome_text prefers details.text, where Medplum puts the sentence (diagnostics holds FHIRPath).
 def test_a_refusal_names_medplums_readable_reason(medplum: Medplum, medplum_caps: EhrCapabilities) -> None:
     outcome = write(medplum, medplum_caps, without_policy_rule())
     assert "Constraint ppc-1 not met" in outcome.detail

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,13 +69,16 @@ def database(stack: Stack) -> Iterator[Session]:
         engine.dispose()
 
 
-def manual_entry(minutes_ago: int, minutes: int = 5, activity: str = "patient-call") -> dict:
-    """A manual entry's body, started `minutes_ago` today in the organization's timezone.
+_SLOTS = itertools.count(2)
 
-    Each test passes its own `minutes_ago`, so entries of one person never overlap across tests.
+
+def manual_entry(minutes: int = 5, activity: str = "patient-call") -> dict:
+    """A manual entry's body (at most 14 minutes) in a quarter hour of its own, going back from now.
+
+    Every call takes the next slot, so entries of one person never overlap, whatever the time of day.
     """
-    now = dt.datetime.now(ZoneInfo("America/New_York"))
-    start = max(now - dt.timedelta(minutes=minutes_ago), now.replace(hour=0, minute=0))
+    assert minutes < 15
+    start = dt.datetime.now(ZoneInfo("America/New_York")) - dt.timedelta(minutes=15 * next(_SLOTS))
     return {"program": "ccm", "activity": activity, "date": start.strftime("%Y-%m-%d"),
             "time": start.strftime("%H:%M"), "minutes": minutes}
 

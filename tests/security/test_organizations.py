@@ -51,7 +51,7 @@ def second_org(secure_stack: Stack) -> Iterator[Stack]:
 def test_a_session_of_one_organization_cannot_reach_anothers_records(secure_stack: Stack, second_org: Stack) -> None:
     at_b = launch(second_org, PATIENT, user="pr-nurse")
     assert at_b.api("GET", "/month").json()["organization"] == "org-b"
-    made = at_b.api("POST", "/entries", json=manual_entry(700))
+    made = at_b.api("POST", "/entries", json=manual_entry())
     assert made.status_code == 201, made.text
     b_entry = made.json()["entries"][0]["id"]
     started = at_b.api("POST", "/timers", json={"program": "ccm", "activity": "record-review"})
@@ -71,7 +71,7 @@ def test_a_session_of_one_organization_cannot_reach_anothers_records(secure_stac
     assert month["running_timer"] is None, "B's running timer must not show in A"
 
     attempts = {
-        f"/entries/{b_entry}/amend": {**manual_entry(700, minutes=50), "reason": "cross-org"},
+        f"/entries/{b_entry}/amend": {**manual_entry(), "reason": "cross-org"},
         f"/entries/{b_entry}/void": {"reason": "cross-org"},
         f"/timers/{b_timer}/stop": {"minutes": 1},
         f"/timers/{b_timer}/discard": {},

@@ -33,7 +33,7 @@ def family_name(patient_id: str) -> str:
 
 def test_a_session_for_one_patient_cannot_read_or_correct_anothers_entries(secure_stack: Stack) -> None:
     at_y = launch(secure_stack, Y, user=USER)
-    made = at_y.api("POST", "/entries", json=manual_entry(800, minutes=6))
+    made = at_y.api("POST", "/entries", json=manual_entry())
     assert made.status_code == 201, made.text
     y_entry = made.json()["entries"][0]["id"]
     today = dt.datetime.now(ZoneInfo("America/New_York")).date().isoformat()
@@ -48,7 +48,7 @@ def test_a_session_for_one_patient_cannot_read_or_correct_anothers_entries(secur
     assert month["patient"] == X
     assert y_entry not in {e["id"] for e in month["entries"] + month["history"]}
 
-    for path, body in ((f"/entries/{y_entry}/amend", {**manual_entry(800, minutes=60), "reason": "wrong chart"}),
+    for path, body in ((f"/entries/{y_entry}/amend", {**manual_entry(), "reason": "wrong chart"}),
                        (f"/entries/{y_entry}/void", {"reason": "wrong chart"}),
                        (f"/consents/{y_consent}/withdraw", {"on": today})):
         refused = at_x.api("POST", path, json=body)

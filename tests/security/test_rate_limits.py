@@ -1,0 +1,173 @@
+"""Threat: a client floods the launch endpoints (state rows, EHR discovery calls) or the API.
+
+Two app workers share one database, as in production; each carries the `RateLimit` middleware inside
+the security headers (the wiring `smart_app.web.app` uses). Each test sends from its own loopback
+address (127.0.0.x), so the per-address counters of one test do not touch another's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from starlette.middleware import Middleware
+
+from smart_app.billing.models import RateLimitRow
+from smart_app.db import make_engine
+from smart_app.demo import sandbox_client, sandbox_org
+from smart_app.paths import data_path
+from smart_app.sandbox import SandboxConfig
+from smart_app.sandbox import create_app as create_sandbox
+from smart_app.settings import load_settings
+from smart_app.web.app import create_app
+from smart_app.web.ratelimit import RateLimit, default_rate_limit_rules
+from tests.databases import BACKENDS, PostgresTemplate, fresh_database
+from tests.live_server import reserve_socket, serve_on, url_of
+from tests.security.helpers import database, launch
+from tests.stack import TEST_SECRET, Stack
+
+DAY = 86400
+# Long windows (a day) for the counting tests, so no window boundary falls inside them; a one-second
+# window on /callback for the test that waits for a window to end.
+RULES = {"/launch": (4, DAY), "/callback": (3, 1), "/api/": (6, DAY)}
+
+
+@dataclass(frozen=True)
+class Workers:
+    """The stack whose app runs as two rate-limited workers on one database."""
+
+    stack: Stack
+    urls: tuple[str, str]
+
+
+def limited_app(settings: object, orgs: list, engine: object) -> object:
+    app = create_app(settings, orgs, engine)
+    # Inside SecurityHeaders, as app.py lists it: refusals carry the CSP and no-store headers too.
+    app.user_middleware.append(Middleware(RateLimit, rules=RULES))
+    return app
+
+
+@contextlib.contextmanager
+def two_workers(database_url: str, data_dir: Path) -> Iterator[Workers]:
+    app_socks, sandbox_sock = (reserve_socket(), reserve_socket()), reserve_socket()
+    urls = (url_of(app_socks[0]), url_of(app_socks[1]))
+    sandbox_url = url_of(sandbox_sock)
+    settings = load_settings(env={}, base_url=urls[0], database_url=database_url, data_dir=data_dir,
+                             secret_key=TEST_SECRET)
+    org = sandbox_org(settings, sandbox_url)
+    engine = make_engine(database_url)
+    sandbox = create_sandbox(SandboxConfig(base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
+                                           clients=[sandbox_client(engine, settings, org)],
+                                           app_launch_url=settings.launch_url))
+    # The second worker builds its own engine and pool from the URL, as another process would.
+    with serve_on(sandbox_sock, sandbox), serve_on(app_socks[0], limited_app(settings, [org], engine)), \
+            serve_on(app_socks[1], limited_app(settings, [], None)):
+        yield Workers(Stack(app_url=urls[0], sandbox_url=sandbox_url, settings=settings, organization=org), urls)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def workers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            pg_template: PostgresTemplate) -> Iterator[Workers]:
+    tmp = tmp_path_factory.mktemp(f"ratelimit-{request.param}")
+    with fresh_database(request.param, tmp, pg_template) as url, two_workers(url, tmp) as running:
+        yield running
+
+
+def client_from(address: str) -> httpx.Client:
+    """An HTTP client whose requests come from `address` (any of 127.0.0.0/8 reaches loopback)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=20)
+
+
+def bogus_launch(client: httpx.Client, base: str) -> httpx.Response:
+    return client.get(f"{base}/launch", params={"iss": "https://unknown.example/fhir", "launch": "x"})
+
+
+def test_default_rules_limit_launch_and_api() -> None:
+    assert default_rate_limit_rules() == {"/launch": (30, 60), "/callback": (30, 60), "/api/": (300, 60)}
+
+
+def test_launch_over_the_limit_gets_429_with_retry_after(workers: Workers) -> None:
+    with client_from("127.0.0.3") as client:
+        answers = [bogus_launch(client, workers.urls[i % 2]) for i in range(6)]
+        health = client.get(f"{workers.urls[0]}/healthz")
+    assert [a.status_code for a in answers] == [400] * 4 + [429] * 2, "four per address, counted across workers"
+    refused = answers[4]
+    assert 0 < int(refused.headers["retry-after"]) <= DAY
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "Too many requests" in refused.text and "Wait" in refused.text
+    assert "frame-ancestors" in refused.headers["content-security-policy"]
+    assert refused.headers["cache-control"] == "no-store"
+    assert health.status_code == 200, "paths without a rule are not limited"
+    with client_from("127.0.0.13") as other:
+        assert bogus_launch(other, workers.urls[0]).status_code == 400, "another address has its own count"
+
+
+def test_api_is_limited_per_session_across_workers(workers: Workers) -> None:
+    first, second = launch(workers.stack), launch(workers.stack)
+    answers = [httpx.get(f"{workers.urls[i % 2]}/api/v1/month", headers=first.bearer, timeout=20)
+               for i in range(8)]
+    assert [a.status_code for a in answers] == [200] * 6 + [429] * 2
+    refused = answers[6]
+    assert refused.json()["error"]["title"] == "Too many requests"
+    assert "Wait" in refused.json()["error"]["hint"]
+    assert 0 < int(refused.headers["retry-after"]) <= DAY
+    # Another session (same address) has its own allowance.
+    assert httpx.get(f"{workers.urls[1]}/api/v1/month", headers=second.bearer, timeout=20).status_code == 200
+
+
+def test_made_up_session_handles_count_against_the_address(workers: Workers) -> None:
+    with client_from("127.0.0.4") as client:
+        answers = [client.get(f"{workers.urls[i % 2]}/api/v1/month", headers={"Authorization": f"Bearer fake-{i}"})
+                   for i in range(8)]
+    assert [a.status_code for a in answers] == [401] * 6 + [429] * 2
+
+
+def test_the_count_starts_again_when_the_window_ends(workers: Workers) -> None:
+    callback = f"{workers.urls[0]}/callback"
+    with client_from("127.0.0.5") as client:
+        time.sleep(1 - time.time() % 1 + 0.02)  # start just after a one-second window begins
+        answers = [client.get(callback, params={"state": "forged", "code": "x"}) for _ in range(4)]
+        assert [a.status_code for a in answers] == [400] * 3 + [429]
+        wait = int(answers[3].headers["retry-after"])
+        assert wait == 1
+        time.sleep(wait)
+        assert client.get(callback, params={"state": "forged", "code": "x"}).status_code == 400
+
+
+def test_concurrent_requests_never_exceed_the_limit(workers: Workers) -> None:
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def hit(index: int) -> None:
+        with client_from("127.0.0.6") as client:
+            status = bogus_launch(client, workers.urls[index % 2]).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=hit, args=(i,)) for i in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [400] * 4 + [429] * 20
+
+
+def test_ended_windows_are_deleted(workers: Workers) -> None:
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    with database(workers.stack) as db:
+        db.add(RateLimitRow(key="/launch|ip:192.0.2.1", window_start=old, count=9))
+    with client_from("127.0.0.7") as client:  # a new address opens a new window, which sweeps
+        assert bogus_launch(client, workers.urls[0]).status_code == 400
+    with database(workers.stack) as db:
+        keys = set(db.scalars(select(RateLimitRow.key)))
+    assert "/launch|ip:192.0.2.1" not in keys
+    assert "/launch|ip:127.0.0.7" in keys, "current windows stay"
