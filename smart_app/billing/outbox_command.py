@@ -63,30 +63,15 @@ def _organization(app: AppContext, org_id: str) -> Organization:
     return org
 
 
-def _setting(org: Organization, key: str) -> object:
-    """A key of the organization file beyond the known ones."""
-    # Tolerates `extra` nested once more, as an organization read back from the database has it today.
-    nested = org.extra.get("extra")
-    return org.extra.get(key, nested.get(key) if isinstance(nested, dict) else None)
-
-
 async def _pass(app: AppContext, org: Organization) -> str:
     """One delivery pass; a line saying what it did."""
-    from smart_app.billing.outbox import deliver
-    from smart_app.billing.plan import capabilities_for, plan_for
-    from smart_app.ehr.capabilities import fetch_capabilities
-    from smart_app.ehr.fhir_client import FhirClient
-    from smart_app.launch.backend import backend_token
+    from smart_app.billing.delivery import deliver_pass, report_line
+    from smart_app.errors import EhrError
 
-    token = None if _setting(org, "writeback_open") is True else await backend_token(app.launch, org)
-    caps, why = await fetch_capabilities(app.http, org.issuer)
-    if why:
-        return f"Not sent: the EHR's CapabilityStatement could not be read ({why}); trying again next pass."
-    plan = plan_for(caps, _setting(org, "writeback"))  # type: ignore[arg-type] - plan_for checks it is a table
-    report = await deliver(app.sessions, FhirClient(app.http, org.issuer, token), capabilities_for(caps, plan),
-                           org.id)
-    return (f"{report.sent} sent, {report.already_there} already in the EHR, {report.retried} to retry, "
-            f"{report.failed} failed, {report.not_accepted} not accepted by the EHR.")
+    try:
+        return report_line(await deliver_pass(app, org))
+    except EhrError as exc:
+        return f"Not sent: {exc.message} {exc.hint}"
 
 
 def _run(args: argparse.Namespace, app: AppContext) -> int:

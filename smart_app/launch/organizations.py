@@ -70,7 +70,7 @@ def parse_organization(data: dict[str, object], source: str) -> Organization:
     if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
         raise ConfigError(f"{source}: frame_origins must be a list of origins.",
                           'For example frame_origins = ["https://ehr.example.org"].')
-    known = {f for f in Organization.__dataclass_fields__ if f != "extra"}
+    known = set(Organization.__dataclass_fields__)
     return Organization(
         id=str(data["id"]), name=str(data["name"]), issuer=issuer,
         client_id=str(data["client_id"]), client_auth=client_auth,
@@ -80,7 +80,9 @@ def parse_organization(data: dict[str, object], source: str) -> Organization:
         supervising_practitioner=str(data.get("supervising_practitioner", "")),
         rule_set=str(data.get("rule_set", "medicare-2026")),
         fhir_organization=str(data.get("fhir_organization", "")),
-        extra={k: v for k, v in data.items() if k not in known},
+        # Read back from the database, the extras arrive already gathered under "extra".
+        extra={**(data.get("extra") if isinstance(data.get("extra"), dict) else {}),
+               **{k: v for k, v in data.items() if k not in known and k != "extra"}},
     )
 
 

@@ -83,3 +83,16 @@ class AttestationCreate(_Body):
     code: str = Field(default="", max_length=100)
     chronic: bool
     note: str = Field(default="", max_length=2000)
+
+
+class ReviewNote(_Body):
+    """A biller's note on an approval or hold."""
+
+    note: str = Field(default="", max_length=2000)
+
+
+class MonthRun(_Body):
+    """Run the rollup of a month."""
+
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    source: str = Field(default="ehr", pattern="^(ehr|cache)$")

@@ -72,11 +72,11 @@
   }
 
   function refresh(focusId) {
-    return fetch("/patient?fragment=1", { headers: app.headers(), credentials: "same-origin" })
+    var main = document.getElementById("page-main");
+    return fetch(main.getAttribute("data-refresh"), { headers: app.headers(), credentials: "same-origin" })
       .then(function (r) { return r.text().then(function (t) { return { ok: r.ok, text: t }; }); })
       .then(function (res) {
         if (!res.ok) { say("problem", "The page could not be refreshed; reload the app from the chart."); return; }
-        var main = document.getElementById("patient-main");
         main.innerHTML = res.text;
         wire(main);
         var target = focusId && document.getElementById(focusId);

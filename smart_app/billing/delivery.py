@@ -1,0 +1,34 @@
+"""One delivery pass of an organization's outbox to its EHR, as the plan routes it."""
+
+from __future__ import annotations
+
+from smart_app.billing.outbox import DeliveryReport, deliver
+from smart_app.billing.plan import WritebackPlan, capabilities_for, plan_for
+from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
+from smart_app.ehr.fhir_client import FhirClient
+from smart_app.errors import EhrError
+from smart_app.launch.backend import backend_token
+from smart_app.launch.organizations import Organization
+from smart_app.services import AppContext
+
+
+async def organization_plan(app: AppContext, org: Organization) -> tuple[EhrCapabilities, WritebackPlan]:
+    """The EHR's capabilities and the write-back plan (with the organization file's overrides)."""
+    caps, why = await fetch_capabilities(app.http, org.issuer)
+    if why:
+        raise EhrError(f"The EHR's CapabilityStatement could not be read ({why}).",
+                       "Nothing was sent; the outbox keeps everything and tries again on the next pass.")
+    return caps, plan_for(caps, org.extra.get("writeback"))  # type: ignore[arg-type] - plan_for checks it
+
+
+async def deliver_pass(app: AppContext, org: Organization) -> DeliveryReport:
+    """Send the organization's due outbox rows with a Backend Services token (none for open servers)."""
+    token = None if org.extra.get("writeback_open") is True else await backend_token(app.launch, org)
+    caps, plan = await organization_plan(app, org)
+    return await deliver(app.sessions, FhirClient(app.http, org.issuer, token), capabilities_for(caps, plan), org.id)
+
+
+def report_line(report: DeliveryReport) -> str:
+    """One sentence on what a pass did."""
+    return (f"{report.sent} sent, {report.already_there} already in the EHR, {report.retried} to retry, "
+            f"{report.failed} failed, {report.not_accepted} not accepted by the EHR.")

@@ -1,0 +1,161 @@
+"""Biller review: approve or hold a proposed claim. Approval writes, in the same transaction, the
+outbox rows of everything the EHR should receive, so nothing is lost if the EHR is down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from smart_app.billing.claims import StoredClaim, approved_before, latest_version, to_stored
+from smart_app.billing.fhir_resources import (
+    activity_communication,
+    activity_task,
+    charge_item,
+    claim_programs,
+    claim_resource,
+    entered_in_error,
+    full_url,
+    minutes_document,
+    minutes_observation,
+    superbill_document,
+)
+from smart_app.billing.models import ClaimRow, OutboxRow
+from smart_app.billing.outbox import DONE, OutgoingResource, enqueue
+from smart_app.billing.plan import WritebackPlan
+from smart_app.billing.superbill import superbill_pdf
+from smart_app.db import utcnow
+from smart_app.errors import SmartAppError
+from smart_app.launch.organizations import Organization
+from smart_app.ledger.audit import CLAIM_APPROVED, CLAIM_HELD, record_event
+from smart_app.ledger.month_locks import is_locked, lock_month
+from smart_app.ledger.queries import patient_month
+from smart_app.ledger.values import Entry
+
+REVIEWABLE = ("proposed", "held")
+
+
+class ReviewRefused(SmartAppError):
+    """The claim cannot be approved or held as asked."""
+
+    title = "The claim cannot be changed"
+    status_code = 409
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    """The reviewed claim, and how many resources were queued for the EHR."""
+
+    claim: StoredClaim
+    queued: int
+    message: str
+
+
+def _outgoing(resource: dict, purpose: str, *, update_of: str | None = None) -> OutgoingResource:
+    ident = next(i for i in resource["identifier"] if str(i.get("system", "")).startswith("urn:smart-app:"))
+    value = f"{ident['value']}:{update_of}" if update_of else ident["value"]
+    return OutgoingResource(resource["resourceType"], purpose, ident["system"], value, resource)
+
+
+def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: WritebackPlan, org: Organization, *,
+                        replaced: StoredClaim | None, replaced_fhir_id: str | None, now: datetime,
+                        pdf: bytes) -> list[OutgoingResource]:
+    """Everything the EHR should receive for an approved claim, as the plan routes it, targets first."""
+    value, version = claim.claim, claim.version
+    out: list[OutgoingResource] = []
+    observation_refs: dict[str, str] = {}
+    if plan.minutes == "Observation":
+        for program in claim_programs(value):
+            observation = minutes_observation(value, program, version=version)
+            observation_refs[program] = full_url(observation)
+            out.append(_outgoing(observation, "minutes"))
+    elif plan.minutes == "DocumentReference":
+        out.append(_outgoing(minutes_document(value, created=now, version=version), "minutes"))
+    if plan.claim == "Claim":
+        replaces = f"Claim/{replaced_fhir_id}" if replaced_fhir_id else None
+        created = now.astimezone(ZoneInfo(org.timezone)).date()
+        out.append(_outgoing(claim_resource(value, created=created, observation_refs=observation_refs,
+                                            replaces=replaces, version=version), "claim"))
+        if replaced is not None and replaced_fhir_id and plan.can_update_claim:
+            old = claim_resource(replaced.claim, created=created, observation_refs={}, version=replaced.version)
+            old["id"] = replaced_fhir_id
+            out.append(_outgoing(entered_in_error(old), "replaced-claim", update_of="entered-in-error"))
+    elif plan.claim == "ChargeItem":
+        out += [_outgoing(charge_item(value, line, version=version), "claim") for line in value.lines]
+    used = [entries[i] for line in value.lines for i in line.entry_ids if i in entries]
+    for entry in dict((e.id, e) for e in used).values():
+        if plan.activity == "Task":
+            out.append(_outgoing(activity_task(entry, month=claim.month), "activity"))
+        elif plan.activity == "Communication":
+            out.append(_outgoing(activity_communication(entry, month=claim.month), "activity"))
+    if plan.superbill == "DocumentReference":
+        out.append(_outgoing(superbill_document(value, pdf, created=now, version=version), "superbill"))
+    return out
+
+
+def _reviewable(db: Session, organization_id: str, claim_id: str) -> ClaimRow:
+    row = db.get(ClaimRow, claim_id)
+    if row is None or row.organization_id != organization_id:
+        raise ReviewRefused("No such claim in this organization.", "Reload the biller page.")
+    newest = latest_version(db, organization_id, row.patient_id, row.month)
+    if newest is not None and newest.id != row.id:
+        raise ReviewRefused(f"This is version {row.version}; version {newest.version} replaced it.",
+                            "Reload the biller page and review the newest version.")
+    if row.status not in REVIEWABLE:
+        raise ReviewRefused(f"This claim is {row.status}; only proposed or held claims can be reviewed.",
+                            "Nothing to do: reload the biller page to see where it stands.")
+    return row
+
+
+def _delivered_claim_id(db: Session, claim_id: str) -> str | None:
+    return db.scalar(select(OutboxRow.fhir_id).where(OutboxRow.claim_id == claim_id, OutboxRow.purpose == "claim",
+                                                     OutboxRow.resource_type == "Claim", OutboxRow.status == DONE))
+
+
+def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str, plan: WritebackPlan,
+            now: datetime | None = None) -> ReviewResult:
+    """Approve a claim: mark it, lock its month, and queue its write-back in one transaction."""
+    now = now or utcnow()
+    row = _reviewable(db, org.id, claim_id)
+    stored = to_stored(row)
+    if not stored.claim.billable:
+        raise ReviewRefused("Nothing is billable on this claim.", "Hold it with a note instead, if needed.")
+    replaced = approved_before(db, stored)
+    replaced_fhir_id = _delivered_claim_id(db, replaced.id) if replaced else None
+    entries = {e.id: e for e in patient_month(db, org.id, row.patient_id, row.month).history}
+    pdf = superbill_pdf([stored.claim], organization_name=org.name, month=row.month, generated=now)
+    resources = writeback_resources(stored, entries, plan, org, replaced=replaced,
+                                    replaced_fhir_id=replaced_fhir_id, now=now, pdf=pdf)
+    row.status, row.reviewed_by, row.reviewed_at, row.review_note = "approved", by, now, note
+    if replaced is not None:
+        db.get(ClaimRow, replaced.id).status = "replaced"
+    queued = enqueue(db, organization_id=org.id, claim_id=row.id, patient_id=row.patient_id, month=row.month,
+                     resources=resources, now=now)
+    if not is_locked(db, org.id, row.month):
+        # From now on, time recorded for this month is late and flagged to the biller.
+        lock_month(db, org.id, row.month, by, now=now)
+    record_event(db, actor=by, action=CLAIM_APPROVED, subject=f"Claim/{row.id}",
+                 detail={"patient": row.patient_id, "month": row.month, "version": row.version,
+                         "codes": [[line.code, line.units] for line in stored.claim.lines], "queued": queued,
+                         "replaces": replaced.id if replaced else None, "note": note},
+                 organization_id=org.id, now=now)
+    db.flush()
+    return ReviewResult(to_stored(row), queued, f"Approved; {queued} resource(s) queued for the EHR.")
+
+
+def hold(db: Session, org: Organization, claim_id: str, *, by: str, note: str,
+         now: datetime | None = None) -> ReviewResult:
+    """Hold a claim with the reason; nothing is sent."""
+    if not note.strip():
+        raise ReviewRefused("A hold needs a reason.", "Say what must be fixed before it can be approved.")
+    now = now or utcnow()
+    row = _reviewable(db, org.id, claim_id)
+    row.status, row.reviewed_by, row.reviewed_at, row.review_note = "held", by, now, note
+    record_event(db, actor=by, action=CLAIM_HELD, subject=f"Claim/{row.id}",
+                 detail={"patient": row.patient_id, "month": row.month, "version": row.version, "note": note},
+                 organization_id=org.id, now=now)
+    db.flush()
+    return ReviewResult(to_stored(row), 0, "Held; nothing is sent until it is approved.")

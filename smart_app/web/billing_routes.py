@@ -1,0 +1,151 @@
+"""The biller's page and API: the month's proposed claims, approve or hold, rollup, delivery, superbills."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from smart_app.billing.claims import month_claims
+from smart_app.billing.delivery import deliver_pass, organization_plan, report_line
+from smart_app.billing.exports import render_superbill, superbill_claims
+from smart_app.billing.outbox import deliveries_for_claims, outbox_summary, retry_failed
+from smart_app.billing.plan import describe_plan
+from smart_app.billing.review import approve, hold
+from smart_app.billing.rollup import run_rollup
+from smart_app.db import transaction
+from smart_app.errors import EhrError, SmartAppError
+from smart_app.launch.sessions import active_session
+from smart_app.ledger.validation import check_month
+from smart_app.web.api import BadRequest, parse
+from smart_app.web.api_auth import Caller, api_caller
+from smart_app.web.api_models import MonthRun, ReviewNote
+from smart_app.web.orgs import load_organization, org_today
+from smart_app.web.session_transport import csrf_token, request_handle
+from smart_app.web.templating import TEMPLATES, ctx
+
+log = logging.getLogger(__name__)
+FORMATS = {"pdf": "application/pdf", "html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8"}
+STATUS_TEXT = {"proposed": "Proposed: awaiting review", "held": "Held", "approved": "Approved",
+               "nothing-billable": "Nothing billable", "superseded": "Superseded", "replaced": "Replaced"}
+
+
+def _month(request: Request, default: dt.date) -> str:
+    raw = request.query_params.get("month") or f"{default:%Y-%m}"
+    try:
+        return check_month(raw)
+    except SmartAppError as exc:
+        raise BadRequest(f"{raw!r} is not a month.", "Write the month as YYYY-MM.") from exc
+
+
+async def billing_page(request: Request) -> Response:
+    app = ctx(request)
+    handle = request_handle(request, app.settings)
+    session = await active_session(app.launch, handle)
+    org = load_organization(app, session)
+    request.state.frame_origins = org.frame_origins
+    month = _month(request, org_today(org))
+    with transaction(app.sessions) as db:
+        claims = month_claims(db, org.id, month)
+        deliveries = deliveries_for_claims(db, [c.id for c in claims])
+        summary = outbox_summary(db, org.id, month)
+    try:
+        _, plan = await organization_plan(app, org)
+        plan_lines, plan_problem = describe_plan(plan), None
+    except (EhrError, SmartAppError) as exc:
+        plan_lines, plan_problem = [], f"{exc.message} {exc.hint}"
+    template = "billing_main.html" if request.query_params.get("fragment") else "billing.html"
+    return TEMPLATES.TemplateResponse(request, template, {
+        "org": org, "month": month, "claims": claims, "deliveries": deliveries, "summary": summary,
+        "plan_lines": plan_lines, "plan_problem": plan_problem, "status_text": STATUS_TEXT,
+        "billable": [c for c in claims if c.claim.billable], "handle": handle,
+        "csrf": csrf_token(app.settings, session.id_hash),
+        "refresh": f"/billing?fragment=1&month={month}"})
+
+
+async def _send(request: Request, caller: Caller) -> str:
+    try:
+        return report_line(await deliver_pass(ctx(request), caller.organization))
+    except EhrError as exc:
+        # Approval stands and the outbox keeps every row; the worker or the next button press sends them.
+        log.warning("write-back for %s deferred: %s", caller.organization.id, exc.message)
+        return f"Not sent yet: {exc.message} The outbox keeps it and sends it later."
+
+
+async def claim_approve(request: Request) -> Response:
+    caller = await api_caller(request)
+    body = await parse(request, ReviewNote)
+    app = ctx(request)
+    _, plan = await organization_plan(app, caller.organization)
+    with transaction(app.sessions) as db:
+        result = approve(db, caller.organization, request.path_params["claim_id"], by=caller.performer,
+                         note=body.note, plan=plan)
+    sent = await _send(request, caller)
+    return JSONResponse({"claim_id": result.claim.id, "status": result.claim.status, "queued": result.queued,
+                         "message": f"{result.message} {sent}"})
+
+
+async def claim_hold(request: Request) -> Response:
+    caller = await api_caller(request)
+    body = await parse(request, ReviewNote)
+    with transaction(ctx(request).sessions) as db:
+        result = hold(db, caller.organization, request.path_params["claim_id"], by=caller.performer, note=body.note)
+    return JSONResponse({"claim_id": result.claim.id, "status": result.claim.status, "message": result.message})
+
+
+async def rollup_now(request: Request) -> Response:
+    caller = await api_caller(request)
+    body = await parse(request, MonthRun)
+    report = await run_rollup(ctx(request), caller.organization, body.month, source=body.source)
+    problems = "; ".join(f"{p}: {m}" for p, m in report.errors[:5])
+    return JSONResponse({"patients": report.patients, "new_versions": report.new_versions,
+                         "errors": [{"patient": p, "message": m} for p, m in report.errors],
+                         "message": f"Rollup of {body.month}: {report.patients} patients, {report.billable} with "
+                                    f"billable codes, {report.new_versions} new claim versions."
+                                    + (f" Problems: {problems}" if problems else "")})
+
+
+async def deliver_now(request: Request) -> Response:
+    caller = await api_caller(request)
+    return JSONResponse({"message": await _send(request, caller)})
+
+
+async def outbox_retry(request: Request) -> Response:
+    caller = await api_caller(request)
+    with transaction(ctx(request).sessions) as db:
+        count = retry_failed(db, caller.organization.id, [request.path_params["row_id"]])
+    sent = await _send(request, caller)
+    return JSONResponse({"message": f"{count} row put back to pending. {sent}"})
+
+
+async def superbill_download(request: Request) -> Response:
+    app = ctx(request)
+    session = await active_session(app.launch, request_handle(request, app.settings))
+    org = load_organization(app, session)
+    month = _month(request, org_today(org))
+    fmt = request.path_params["fmt"]
+    if fmt not in FORMATS:
+        raise BadRequest(f"Unknown superbill format {fmt!r}.", "Use pdf, html or csv.")
+    with transaction(app.sessions) as db:
+        claims = superbill_claims(db, org, month, request.query_params.get("patient") or None,
+                                  include_proposed=request.query_params.get("draft") == "1")
+    data = render_superbill(claims, org, month, fmt)
+    name = f"superbill-{org.id}-{month}.{fmt}"
+    disposition = "inline" if fmt in ("pdf", "html") else "attachment"
+    return Response(data, media_type=FORMATS[fmt], headers={"Content-Disposition": f'{disposition}; filename="{name}"'})
+
+
+def routes() -> list[Route]:
+    """The biller's routes."""
+    return [
+        Route("/billing", billing_page),
+        Route("/billing/superbill.{fmt}", superbill_download),
+        Route("/api/v1/claims/{claim_id}/approve", claim_approve, methods=["POST"]),
+        Route("/api/v1/claims/{claim_id}/hold", claim_hold, methods=["POST"]),
+        Route("/api/v1/billing/rollup", rollup_now, methods=["POST"]),
+        Route("/api/v1/billing/deliver", deliver_now, methods=["POST"]),
+        Route("/api/v1/outbox/{row_id}/retry", outbox_retry, methods=["POST"]),
+    ]
