@@ -45,10 +45,12 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(database_url: str, data_dir: Path, *, app_host: str = "127.0.0.1",
-                  sandbox_host: str = "127.0.0.1", client_jwks_url: bool = False) -> Iterator[Stack]:
+                  sandbox_host: str = "127.0.0.1", client_jwks_url: bool = False,
+                  profile: str = "open") -> Iterator[Stack]:
     """Start the sandbox and the app against `database_url`; stop both afterwards.
 
-    With `client_jwks_url`, the sandbox knows the app's keys by its JWKS URL (fetched at each token
+    `profile` is the sandbox EHR's profile (open, epic-like, oracle-like). With `client_jwks_url`, the
+    sandbox knows the app's keys by its JWKS URL (fetched at each token
     request, so rotated keys work at once) instead of a copy of the JWKS taken at start-up.
     """
     app_sock, sandbox_sock = reserve_socket(), reserve_socket()
@@ -62,7 +64,7 @@ def running_stack(database_url: str, data_dir: Path, *, app_host: str = "127.0.0
         client.jwks, client.jwks_url = None, f"{app_url}/.well-known/jwks.json"
     sandbox = create_sandbox(SandboxConfig(
         base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
-        clients=[client], app_launch_url=settings.launch_url))
+        clients=[client], app_launch_url=settings.launch_url, profile=profile))
     with serve_on(sandbox_sock, sandbox), serve_on(app_sock, create_app(settings, [org], engine)):
         yield Stack(app_url=app_url, sandbox_url=sandbox_url, settings=settings, organization=org)
 

@@ -172,8 +172,9 @@ def enqueue(db: Session, *, organization_id: str, claim_id: str | None, patient_
             next_attempt_at=now, leased_until=None, last_error="", fhir_id=None,
             # A microsecond apart, so rows are sent in the order given (targets of references first).
             created_at=now + timedelta(microseconds=index), updated_at=now,
-        ).on_conflict_do_nothing(index_elements=["organization_id", "identifier"])
-        added += db.execute(statement).rowcount or 0
+        ).on_conflict_do_nothing(index_elements=["organization_id", "identifier"]).returning(OutboxRow.id)
+        # RETURNING yields the row only when it was inserted (rowcount is not reliable on every driver).
+        added += db.execute(statement).first() is not None
     return added
 
 

@@ -86,3 +86,19 @@ def manual_entry(minutes: int = 5, activity: str = "patient-call") -> dict:
 def no_stack_trace(text: str) -> bool:
     """Whether a response body is free of Python internals."""
     return not any(marker in text for marker in ("Traceback", 'File "', "sqlalchemy.", "Exception:"))
+
+
+def smart_app_command(stack: Stack, monkeypatch: object, capsys: object, *argv: str) -> tuple[int, str]:
+    """Run `smart-app ARGV...` (its console-script entry point, in this process) on the stack's database.
+
+    Returns the exit status and what it printed (stdout and stderr).
+    """
+    from smart_app.cli import main
+
+    for name, value in (("DATABASE_URL", stack.settings.database_url), ("SECRET_KEY", stack.settings.secret_key),
+                        ("DATA_DIR", str(stack.settings.data_dir)), ("BASE_URL", stack.app_url)):
+        monkeypatch.setenv(f"SMART_APP_{name}", value)
+    capsys.readouterr()
+    status = main(list(argv))
+    printed = capsys.readouterr()
+    return status, printed.out + printed.err

@@ -8,24 +8,24 @@ deleted from the middle, and the last event deleted (caught with the hash kept f
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
+import pytest
 from sqlalchemy import select, text
 
 from smart_app.ledger.records import AuditEventRow
-from tests.security.helpers import Launched, database, launch, manual_entry
-from tests.stack import TEST_SECRET, Stack
+from tests.security.helpers import Launched, database, launch, manual_entry, smart_app_command
+from tests.stack import Stack
 
 
-def audit_verify(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SMART_APP_DATABASE_URL": stack.settings.database_url,
-           "SMART_APP_SECRET_KEY": TEST_SECRET, "SMART_APP_DATA_DIR": str(stack.settings.data_dir)}
-    done = subprocess.run([sys.executable, "-m", "smart_app.cli", "audit", "verify", *args], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
+@pytest.fixture
+def audit_verify(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> object:
+    """`smart-app audit verify [ARGS]` on a stack's database: (exit status, output)."""
+
+    def run(stack: Stack, *args: str) -> tuple[int, str]:
+        status, output = smart_app_command(stack, monkeypatch, capsys, "audit", "verify", *args)
+        assert "Traceback" not in output
+        return status, output
+
+    return run
 
 
 def record(session: Launched, minutes: int) -> AuditEventRow:
@@ -53,37 +53,37 @@ def restore(stack: Stack, *events: AuditEventRow) -> None:
             db.merge(AuditEventRow(**columns(event)))
 
 
-def test_a_tampered_audit_row_is_detected(secure_stack: Stack) -> None:
+def test_a_tampered_audit_row_is_detected(secure_stack: Stack, audit_verify: object) -> None:
     session = launch(secure_stack, "ccm-two-chronic", user="pr-nurse")
     first = record(session, 7)
     last = record(session, 3)
     assert '"minutes":7' in first.detail
-    intact = audit_verify(secure_stack)
-    assert intact.returncode == 0, intact.stdout
-    assert f"last hash {last.hash}" in intact.stdout
+    status, output = audit_verify(secure_stack)
+    assert status == 0, output
+    assert f"Audit chain intact: {last.seq} events, last hash {last.hash}" in output
 
     # Seven minutes become seventy, directly in the database.
     sql(secure_stack, "UPDATE audit_events SET detail = :detail WHERE seq = :seq",
         detail=first.detail.replace('"minutes":7', '"minutes":70'), seq=first.seq)
-    edited = audit_verify(secure_stack)
-    assert edited.returncode == 1
-    assert f"event {first.seq}: was changed after it was written" in edited.stdout
-    assert "Audit chain BROKEN" in edited.stdout
+    status, output = audit_verify(secure_stack)
+    assert status == 1
+    assert f"event {first.seq}: was changed after it was written" in output
+    assert "Audit chain BROKEN" in output
 
     # The event is removed from the middle of the chain.
     sql(secure_stack, "DELETE FROM audit_events WHERE seq = :seq", seq=first.seq)
-    deleted = audit_verify(secure_stack)
-    assert deleted.returncode == 1
-    assert f"event {first.seq} is missing" in deleted.stdout, deleted.stdout
+    status, output = audit_verify(secure_stack)
+    assert status == 1
+    assert f"event {first.seq} is missing" in output, output
     restore(secure_stack, first)
 
     # The newest event is removed: the chain alone cannot tell, the hash kept from the earlier run can.
     sql(secure_stack, "DELETE FROM audit_events WHERE seq = :seq", seq=last.seq)
-    truncated = audit_verify(secure_stack, "--anchor", last.hash)
-    assert truncated.returncode == 1
-    assert f"the kept hash {last.hash} is not in the chain" in truncated.stdout
+    status, output = audit_verify(secure_stack, "--anchor", last.hash)
+    assert status == 1
+    assert f"the kept hash {last.hash} is not in the chain" in output
     restore(secure_stack, last)
 
     # Exactly what was written, put back, verifies again (the other tests share this database).
-    again = audit_verify(secure_stack, "--anchor", last.hash)
-    assert again.returncode == 0, again.stdout
+    status, output = audit_verify(secure_stack, "--anchor", last.hash)
+    assert status == 0, output

@@ -8,39 +8,29 @@ leaves the JWKS and launches still work, signed by the new key alone.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from urllib.parse import urlparse
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from smart_app.crypto import hash_handle
 from smart_app.db import utcnow
 from smart_app.launch.keys import signing_key
 from smart_app.launch.models import AppSession, SigningKey
-from tests.security.helpers import database, launch
-from tests.stack import TEST_SECRET, Stack, iframe_src, new_browser, page_handle
+from tests.security.helpers import database, launch, smart_app_command
+from tests.stack import Stack, iframe_src, new_browser, page_handle
 
 APP_MARKER = "Care-management programs this month"
-
-
-def keys_command(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SMART_APP_DATABASE_URL": stack.settings.database_url, "SMART_APP_SECRET_KEY": TEST_SECRET,
-           "SMART_APP_DATA_DIR": str(stack.settings.data_dir), "SMART_APP_BASE_URL": stack.app_url}
-    done = subprocess.run([sys.executable, "-m", "smart_app.cli", "keys", *args], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done
 
 
 def published_kids(stack: Stack) -> set[str]:
     return {k["kid"] for k in httpx.get(f"{stack.app_url}/.well-known/jwks.json").json()["keys"]}
 
 
-def test_keys_rotate_without_a_failed_launch(secure_stack: Stack) -> None:
+def test_keys_rotate_without_a_failed_launch(secure_stack: Stack, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     with database(secure_stack) as db:
         old_kid = signing_key(db).kid
     assert launch(secure_stack).page
@@ -53,7 +43,9 @@ def test_keys_rotate_without_a_failed_launch(secure_stack: Stack) -> None:
         callback = back.headers["location"]
         assert urlparse(callback).path == "/callback"
         # ...when the administrator rotates the key.
-        rotated = keys_command(secure_stack, "rotate", "--alg", "ES384", "--overlap-days", "7")
+        status, rotated = smart_app_command(secure_stack, monkeypatch, capsys,
+                                            "keys", "rotate", "--alg", "ES384", "--overlap-days", "7")
+        assert status == 0, rotated
         finished = browser.get(callback)
     assert finished.status_code == 200, finished.text
     assert APP_MARKER in finished.text
@@ -62,7 +54,7 @@ def test_keys_rotate_without_a_failed_launch(secure_stack: Stack) -> None:
         old = db.get(SigningKey, old_kid)
         assert old is not None and old.retired_at is not None
     assert new_kid != old_kid and new_kid.startswith("es384-")
-    assert f"New current key {new_kid}" in rotated.stdout and "retired, published until" in rotated.stdout
+    assert f"New current key {new_kid}" in rotated and "retired, published until" in rotated
     assert {old_kid, new_kid} <= published_kids(secure_stack), "both keys are published during the overlap"
 
     # A launch right after works, and so does a token refresh of the session launched before.
@@ -81,5 +73,5 @@ def test_keys_rotate_without_a_failed_launch(secure_stack: Stack) -> None:
         db.execute(update(SigningKey).where(SigningKey.kid == old_kid).values(expires_at=utcnow()))
     assert published_kids(secure_stack) == {new_kid}
     assert APP_MARKER in launch(secure_stack).page
-    listed = keys_command(secure_stack, "list")
-    assert new_kid in listed.stdout and old_kid not in listed.stdout
+    status, listed = smart_app_command(secure_stack, monkeypatch, capsys, "keys", "list")
+    assert status == 0 and new_kid in listed and old_kid not in listed

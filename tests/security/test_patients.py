@@ -33,7 +33,7 @@ def family_name(patient_id: str) -> str:
 
 def test_a_session_for_one_patient_cannot_read_or_correct_anothers_entries(secure_stack: Stack) -> None:
     at_y = launch(secure_stack, Y, user=USER)
-    made = at_y.api("POST", "/entries", json=manual_entry())
+    made = at_y.api("POST", "/entries", json=manual_entry(6))
     assert made.status_code == 201, made.text
     y_entry = made.json()["entries"][0]["id"]
     today = dt.datetime.now(ZoneInfo("America/New_York")).date().isoformat()

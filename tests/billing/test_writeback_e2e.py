@@ -1,0 +1,160 @@
+"""Month end over real HTTP, per EHR profile: rollup, biller approval, write-back exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from fhir.resources.R4B.claim import Claim
+
+from smart_app.billing.fhir_resources import business_identifier
+from smart_app.launch.backend import backend_token
+from smart_app.services import build_context
+from tests.databases import BACKENDS, fresh_database
+from tests.stack import Stack, new_browser, running_stack
+from tests.test_capture_api import api, earlier_today, launch
+
+MONTH = dt.datetime.now(ZoneInfo("America/New_York")).strftime("%Y-%m")
+PATIENT = "ccm-two-chronic"
+
+
+@pytest.fixture(scope="module", params=[(p, b) for p in ("open", "epic-like", "oracle-like") for b in BACKENDS],
+                ids=lambda pb: f"{pb[0]}-{pb[1]}")
+def month_end(request, tmp_path_factory, pg_template) -> Iterator[tuple[Stack, dict, str]]:
+    """A stack with a rolled-up, approved month for one patient; yields it, the biller's headers, the profile."""
+    profile, backend = request.param
+    tmp = tmp_path_factory.mktemp(f"writeback-{profile}-{backend}")
+    with fresh_database(backend, tmp, pg_template) as url, running_stack(url, tmp, profile=profile) as stack:
+        nurse, _ = launch(stack, PATIENT, user="pr-nurse")
+        date, time = earlier_today(900)
+        made = api(stack, "POST", "/entries", nurse, json={
+            "program": "ccm", "activity": "medication-reconciliation", "date": date, "time": time, "minutes": 24})
+        assert made.status_code == 201, made.text
+        biller, _ = launch(stack, PATIENT, user="pr-billing-md")
+        rolled = api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        assert rolled.status_code == 200, rolled.text
+        assert rolled.json()["errors"] == []
+        yield stack, biller, profile
+
+
+def count(stack: Stack, kind: str, identifier: dict) -> int:
+    token = f"{identifier['system']}|{identifier['value']}"
+    response = httpx.get(f"{stack.sandbox_url}/_sandbox/resources/{kind}", params={"identifier": token})
+    response.raise_for_status()
+    return response.json()["total"]
+
+
+def billing_page(stack: Stack, headers: dict) -> str:
+    with new_browser() as browser:
+        page = browser.get(f"{stack.app_url}/billing", params={"month": MONTH}, headers=headers)
+    assert page.status_code == 200, page.text
+    return page.text
+
+
+def claim_id(html: str) -> str:
+    match = re.search(r'data-api="/api/v1/claims/([^/"]+)/approve"', html)
+    assert match, "the biller page offers the proposed claim for approval"
+    return match.group(1)
+
+
+def approve_once(stack: Stack, headers: dict) -> None:
+    html = billing_page(stack, headers)
+    if "Approve and send" not in html:
+        return  # approved by an earlier test of this module
+    approved = api(stack, "POST", f"/claims/{claim_id(html)}/approve", headers, json={"note": "checked"})
+    assert approved.status_code == 200, approved.text
+    assert "queued for the EHR" in approved.json()["message"]
+
+
+def ident(kind: str, *parts: str) -> dict:
+    return business_identifier(kind, "sandbox", PATIENT, MONTH, *parts)
+
+
+EXPECTED = {
+    # profile: resource type -> (identifier, count in the EHR)
+    "open": {"Claim": (ident("claim", "v1"), 1), "Observation": (ident("minutes", "ccm", "v1"), 1),
+             "DocumentReference": (ident("superbill", "v1"), 1), "ChargeItem": (ident("charge", "99490", "v1"), 0)},
+    "epic-like": {"Claim": (ident("claim", "v1"), 0), "Observation": (ident("minutes", "ccm", "v1"), 1),
+                  "DocumentReference": (ident("superbill", "v1"), 1)},
+    "oracle-like": {"Claim": (ident("claim", "v1"), 0), "ChargeItem": (ident("charge", "99490", "v1"), 1),
+                    "Observation": (ident("minutes", "ccm", "v1"), 0),
+                    "DocumentReference": (ident("superbill", "v1"), 1)},
+}
+
+
+def test_approval_writes_what_each_ehr_accepts_exactly_once(month_end) -> None:
+    stack, biller, profile = month_end
+    approve_once(stack, biller)
+    for _ in range(2):  # sending again, and again, creates nothing more
+        sent = api(stack, "POST", "/billing/deliver", biller)
+        assert sent.status_code == 200, sent.text
+    for kind, (identifier, expected) in EXPECTED[profile].items():
+        assert count(stack, kind, identifier) == expected, (profile, kind)
+
+
+def test_biller_page_says_where_each_resource_went(month_end) -> None:
+    stack, biller, profile = month_end
+    approve_once(stack, biller)
+    html = billing_page(stack, biller)
+    assert "Approved" in html and "99490" in html
+    rows = re.findall(r'<tr class="delivery-([a-z-]+)"><td>(\w+) \((\w[\w-]*)\)', html)
+    by_purpose = {(kind, purpose): status for status, kind, purpose in rows}
+    assert by_purpose[("DocumentReference", "superbill")] == "done"
+    if profile == "open":
+        assert by_purpose[("Claim", "claim")] == "done"
+        assert by_purpose[("Observation", "minutes")] == "done"
+        assert by_purpose[("Task", "activity")] == "done"
+    if profile == "epic-like":
+        assert ("Claim", "claim") not in by_purpose  # the plan never queues what the EHR takes no create for
+        assert by_purpose[("Communication", "activity")] == "done"
+    if profile == "oracle-like":
+        assert by_purpose[("ChargeItem", "claim")] == "done"
+        # The EHR refuses a minutes Observation outside vital signs and labs: shown with what to fix.
+        assert by_purpose[("Observation", "minutes")] == "failed"
+        assert "[writeback]" in html
+
+
+def backend_read(stack: Stack, path: str) -> dict:
+    """Read from the EHR as the month-end job does: a SMART Backend Services token, system scopes."""
+    async def go() -> dict:
+        app = build_context(stack.settings)
+        try:
+            token = await backend_token(app.launch, stack.organization)
+            response = await app.http.get(f"{stack.fhir_base}/{path}", headers={"Authorization": f"Bearer {token}"})
+            response.raise_for_status()
+            return response.json()
+        finally:
+            await app.http.aclose()
+            app.engine.dispose()
+    return asyncio.run(go())
+
+
+def search_one(stack: Stack, kind: str, identifier: dict) -> dict:
+    found = backend_read(stack, f"{kind}?identifier={identifier['system']}|{identifier['value']}")
+    (entry,) = found["entry"]
+    return entry["resource"]
+
+
+def test_what_was_written_reads_back_with_the_same_codes_units_and_minutes(month_end) -> None:
+    stack, biller, profile = month_end
+    approve_once(stack, biller)
+    superbill = search_one(stack, "DocumentReference", ident("superbill", "v1"))
+    assert superbill["content"][0]["attachment"]["contentType"] == "application/pdf"
+    if profile == "open":
+        claim = search_one(stack, "Claim", ident("claim", "v1"))
+        Claim.model_validate(claim)
+        assert [(i["productOrService"]["coding"][0]["code"], i["quantity"]["value"]) for i in claim["item"]] == \
+            [("99490", 1)]
+        assert claim["patient"]["reference"] == f"Patient/{PATIENT}"
+        assert claim["supportingInfo"][0]["valueReference"]["reference"].startswith("Observation/")
+    elif profile == "oracle-like":
+        charge = search_one(stack, "ChargeItem", ident("charge", "99490", "v1"))
+        assert charge["code"]["coding"][0]["code"] == "99490" and charge["quantity"]["value"] == 1
+    else:
+        minutes = search_one(stack, "Observation", ident("minutes", "ccm", "v1"))
+        assert minutes["valueQuantity"]["value"] == 24 and minutes["valueQuantity"]["code"] == "min"
