@@ -32,9 +32,16 @@ def api(stack: Stack, method: str, path: str, headers: dict, **kwargs: object) -
 
 
 def earlier_today(minutes_ago: int) -> tuple[str, str]:
-    """Local date and time `minutes_ago` minutes back, kept inside today so the month stays open."""
-    now = dt.datetime.now(TZ)
-    start = max(now - dt.timedelta(minutes=minutes_ago), now.replace(hour=0, minute=0))
+    """Local date and time `minutes_ago` minutes back, kept inside the current month so it stays open.
+
+    Early on the first of a month there is little room: starts then wrap within the time elapsed.
+    """
+    now = dt.datetime.now(TZ).replace(second=0, microsecond=0)
+    month_start = now.replace(day=1, hour=0, minute=0)
+    start = now - dt.timedelta(minutes=minutes_ago)
+    if start < month_start:
+        room = max(int((now - month_start).total_seconds() // 60) - 60, 1)
+        start = month_start + dt.timedelta(minutes=minutes_ago % room)
     return start.strftime("%Y-%m-%d"), start.strftime("%H:%M")
 
 

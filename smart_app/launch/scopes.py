@@ -31,10 +31,9 @@ def launch_scopes() -> str:
 # SMART Backend Services (no user present): the month-end rollup reads facts and writes back.
 BACKEND_READS = tuple(s.replace("patient/", "system/") for s in PATIENT_READS) + (
     "system/Practitioner.r", "system/PractitionerRole.rs")
-BACKEND_WRITES = ("system/Claim.cu", "system/ChargeItem.c", "system/Observation.c", "system/Task.c",
-                  "system/Communication.c", "system/DocumentReference.c", "system/Consent.c",
-                  "system/Claim.s", "system/ChargeItem.s", "system/Observation.s", "system/Task.s",
-                  "system/Communication.s", "system/DocumentReference.s", "system/Consent.s")
+# Write-back creates (and updates a replaced Claim), and reads back what it wrote to find it again.
+BACKEND_WRITES = ("system/Claim.crus", "system/ChargeItem.crs", "system/Observation.crs", "system/Task.crs",
+                  "system/Communication.crs", "system/DocumentReference.crs", "system/Consent.crs")
 
 
 def backend_scopes() -> str:

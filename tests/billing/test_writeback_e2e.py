@@ -158,3 +158,35 @@ def test_what_was_written_reads_back_with_the_same_codes_units_and_minutes(month
     else:
         minutes = search_one(stack, "Observation", ident("minutes", "ccm", "v1"))
         assert minutes["valueQuantity"]["value"] == 24 and minutes["valueQuantity"]["code"] == "min"
+
+
+def test_a_correction_after_write_back_replaces_the_claim_the_fhir_way(tmp_path, pg_template) -> None:
+    with fresh_database("sqlite", tmp_path, pg_template) as url, running_stack(url, tmp_path) as stack:
+        nurse, _ = launch(stack, PATIENT, user="pr-nurse")
+        date, time = earlier_today(300)
+        api(stack, "POST", "/entries", nurse, json={
+            "program": "ccm", "activity": "patient-call", "date": date, "time": time, "minutes": 21})
+        biller, _ = launch(stack, PATIENT, user="pr-billing-md")
+        api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        approve_once(stack, biller)
+        first = search_one(stack, "Claim", ident("claim", "v1"))
+        assert first["status"] == "active"
+
+        # Time recorded after the write-back is late; the rollup proposes a corrected claim.
+        date, time = earlier_today(200)
+        late = api(stack, "POST", "/entries", nurse, json={
+            "program": "ccm", "activity": "record-review", "date": date, "time": time, "minutes": 20})
+        assert late.status_code == 201 and late.json()["late"] is True
+        api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        html = billing_page(stack, biller)
+        assert "late" in html and "version 2" in html
+        approve_once(stack, biller)
+
+        second = search_one(stack, "Claim", ident("claim", "v2"))
+        assert [(i["productOrService"]["coding"][0]["code"], i["quantity"]["value"]) for i in second["item"]] == \
+            [("99490", 1), ("99439", 1)]
+        assert second["related"][0]["claim"]["reference"] == f"Claim/{first['id']}"
+        assert second["related"][0]["relationship"]["coding"][0]["code"] == "prior"
+        old = backend_read(stack, f"Claim/{first['id']}")
+        assert old["status"] == "entered-in-error"
+        assert count(stack, "Claim", ident("claim", "v1")) == 1
