@@ -17,17 +17,23 @@ from datetime import UTC, date, datetime
 import httpx
 import pytest
 
+from smart_app.billing.fhir_resources import claim_resource, full_url, minutes_observation, superbill_document
+from smart_app.billing.outbox import DeliveryReport, OutgoingResource, deliver, enqueue, outbox_rows
+from smart_app.billing.values import Performer
+from smart_app.db import make_engine, session_factory, transaction
 from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
 from smart_app.ehr.consent_resource import consent_resource
 from smart_app.ehr.consent_writeback import WritebackOutcome, write_consent
 from smart_app.ehr.facts import facts_from_record, map_consents
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.ehr.record import PatientRecord, fetch_record, record_requests
+from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.ledger.consents import ConsentRecord
 from smart_app.paths import data_path
 from smart_app.rules.facts import Consent, PatientFacts
 from smart_app.rules.loader import default_rule_set
 from smart_app.sandbox import SandboxConfig, create_app
+from tests.billing.claims import ccm_claim
 from tests.interop.conftest import Medplum
 from tests.live_server import serve
 
@@ -289,3 +295,67 @@ def test_a_refusal_names_medplums_readable_reason(medplum: Medplum, medplum_caps
 # here, added by the lead with the billing write-back: the CapabilityStatement already declares
 # create, update and conditional create for Claim, Task, Observation and DocumentReference, and
 # transaction Bundles are atomic in this wrapper.
+
+
+def _month_end_resources(patient_id: str, month: str) -> list[OutgoingResource]:
+    """A claim's write-back for a real fixture patient: minutes Observation, Claim pointing at it, superbill."""
+    claim = dataclasses.replace(
+        ccm_claim(), organization_id="org-medplum", patient_id=patient_id, month=month, coverage=None,
+        lines=ccm_claim().lines[:2], billing_practitioner="Practitioner/pr-billing-md",
+        supervising_practitioner="Practitioner/pr-billing-md",
+        performers=(Performer("Practitioner/pr-nurse", "clinical-staff", 45),))
+    observation = minutes_observation(claim, "ccm")
+    bill = claim_resource(claim, created=date(2026, 3, 31), observation_refs={"ccm": full_url(observation)})
+    document = superbill_document(claim, b"%PDF-1.4 test", created=datetime(2026, 4, 1, tzinfo=UTC))
+    out = []
+    for resource, purpose in ((observation, "minutes"), (bill, "claim"), (document, "superbill")):
+        ident = resource["identifier"][0]
+        out.append(OutgoingResource(resource["resourceType"], purpose, ident["system"], ident["value"], resource))
+    return out
+
+
+def _deliver_to_medplum(medplum: Medplum, caps: EhrCapabilities, database_url: str,
+                        resources: list[OutgoingResource]) -> DeliveryReport:
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    with transaction(sessions) as db:
+        save_organizations(db, [Organization(id="org-medplum", name="Medplum", issuer=medplum.fhir,
+                                             client_id="x")])
+        enqueue(db, organization_id="org-medplum", claim_id=None, patient_id="ccm-two-chronic", month="2026-03",
+                resources=resources)
+
+    async def go() -> DeliveryReport:
+        async with httpx.AsyncClient(timeout=20) as http:
+            return await deliver(sessions, FhirClient(http, medplum.fhir, None), caps, "org-medplum")
+    try:
+        report = asyncio.run(go())
+        with transaction(sessions) as db:
+            failures = [f"{r.resource_type}: {r.last_error}" for r in outbox_rows(db, "org-medplum", status="failed")]
+        assert not failures, failures
+        return report
+    finally:
+        engine.dispose()
+
+
+def _matching(medplum: Medplum, resource: OutgoingResource) -> list[dict]:
+    found = httpx.get(f"{medplum.fhir}/{resource.resource_type}",
+                      params={"identifier": resource.identifier}, timeout=20).json()
+    return [e["resource"] for e in found.get("entry", [])]
+
+
+@pytest.mark.parametrize("transactions", [True, False], ids=["transaction", "one-by-one"])
+def test_claim_write_back_to_medplum_happens_exactly_once(medplum: Medplum, medplum_caps: EhrCapabilities,
+                                                          database_url: str, transactions: bool) -> None:
+    caps = dataclasses.replace(medplum_caps, transaction=transactions)
+    # A month of its own per case, so the two cases' identifiers differ.
+    resources = _month_end_resources("ccm-two-chronic", "2026-03" if transactions else "2026-02")
+    first = _deliver_to_medplum(medplum, caps, database_url, resources)
+    assert first.delivered == 3 and first.failed == 0, first
+    again = _deliver_to_medplum(medplum, caps, database_url, resources)
+    assert again.delivered == 0
+    observation, claim, _ = (_matching(medplum, r) for r in resources)
+    assert len(observation) == 1 and len(claim) == 1
+    # The Claim's reference to its Observation was resolved to the id Medplum gave it.
+    assert claim[0]["supportingInfo"][0]["valueReference"]["reference"] == f"Observation/{observation[0]['id']}"
+    assert [(i["productOrService"]["coding"][0]["code"], i["quantity"]["value"]) for i in claim[0]["item"]] == \
+        [("99490", 1), ("99439", 2)]
