@@ -94,6 +94,7 @@ def _org(args: argparse.Namespace) -> int:
 
     import httpx
 
+    from smart_app.billing.plan import describe_plan, plan_for
     from smart_app.db import make_engine, require_current, session_factory, transaction
     from smart_app.errors import ConfigError
     from smart_app.launch.org_check import check_organization
@@ -136,14 +137,20 @@ def _org(args: argparse.Namespace) -> int:
     if org is None:
         raise ConfigError(f"No organization {args.org_id!r}.", "Run `smart-app org list` to see the installed ones.")
 
-    async def run() -> list:
+    async def run() -> tuple[list, list[str]]:
         async with httpx.AsyncClient(timeout=15) as http:
-            return await check_organization(http, org)
+            checks, caps = await check_organization(http, org)
+        if caps is None:
+            return checks, ["unknown until the EHR's CapabilityStatement can be read"]
+        return checks, describe_plan(plan_for(caps, org.extra.get("writeback")))
 
-    checks = asyncio.run(run())
+    checks, plan_lines = asyncio.run(run())
     for check in checks:
         mark = "ok " if check.ok else ("MISSING" if check.blocking else "note")
         print(f"[{mark}] {check.text}" + ("" if check.ok else f"\n        {check.fix}"))
+    print("Write-back plan (from the CapabilityStatement and the file's [writeback] table):")
+    for line in plan_lines:
+        print(f"  - {line}")
     blocking = [c for c in checks if not c.ok and c.blocking]
     print("Ready to launch." if not blocking else f"{len(blocking)} requirement(s) missing before anyone can launch.")
     return 1 if blocking else 0

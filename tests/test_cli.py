@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 SUBCOMMANDS = [[], ["demo"], ["serve"], ["sandbox"], ["db"], ["db", "upgrade"], ["keys"], ["keys", "generate"],
+               ["org", "add"], ["org", "list"], ["org", "check"], ["rules", "check"], ["rules", "evaluate"],
+               ["audit", "verify"], ["rollup"], ["superbill"], ["export"], ["outbox", "run"], ["outbox", "status"],
                ["keys", "rotate"], ["keys", "list"]]
 
 
@@ -58,3 +60,39 @@ def test_keys_generate_then_rotate_keeps_both_published(tmp_path: Path) -> None:
     assert len(lines) == 2
     assert sum("current" in line for line in lines) == 1
     assert sum("retired, published until" in line for line in lines) == 1
+
+
+def test_org_add_list_and_check_against_the_sandbox(tmp_path: Path) -> None:
+    from smart_app.paths import data_path
+    from smart_app.sandbox import SandboxConfig, create_app
+    from tests.live_server import serve
+
+    launch_dir = tmp_path / "launch"
+    launch_dir.mkdir()
+    env = {"SMART_APP_DATA_DIR": str(tmp_path), "SMART_APP_LAUNCH_DIR": str(launch_dir), "PATH": "/usr/bin:/bin"}
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    with serve(lambda base: create_app(SandboxConfig(base_url=base, fixtures_dir=data_path("fixtures"),
+                                                     profile="epic-like"))) as base:
+        org_file = tmp_path / "clinic.toml"
+        org_file.write_text(f'id = "clinic"\nname = "Clinic"\nissuer = "{base}/fhir"\nclient_id = "app"\n'
+                            'client_auth = "public"\n')
+        added = run_cli("org", "add", str(org_file), env=env)
+        assert added.returncode == 0, added.stderr
+        assert (launch_dir / "clinic.toml").exists()
+        listed = run_cli("org", "list", env=env)
+        assert "clinic\tClinic" in listed.stdout and "database and file" in listed.stdout
+        checked = run_cli("org", "check", "clinic", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "[ok ] PKCE with S256" in checked.stdout
+    assert "Ready to launch." in checked.stdout
+    # The epic-like EHR takes no Claim from apps: the plan says where claims go instead.
+    assert "Write-back plan" in checked.stdout
+    assert "Claims:" in checked.stdout and "not sent" in checked.stdout
+
+
+def test_org_check_of_an_unknown_organization_says_how_to_list(tmp_path: Path) -> None:
+    env = {"SMART_APP_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    result = run_cli("org", "check", "nowhere", env=env)
+    assert result.returncode == 2
+    assert "smart-app org list" in result.stderr

@@ -65,14 +65,14 @@ def _writeback_checks(caps: EhrCapabilities) -> list[Check]:
     return out
 
 
-async def check_organization(http: httpx.AsyncClient, org: Organization) -> list[Check]:
-    """Fetch the EHR's discovery documents and list what is met and missing."""
+async def check_organization(http: httpx.AsyncClient,
+                             org: Organization) -> tuple[list[Check], EhrCapabilities | None]:
+    """Fetch the EHR's discovery documents; list what is met and missing, and what it can take."""
     config = await discover(http, org.issuer)
     caps, why_not = await fetch_capabilities(http, org.issuer)
     checks = [Check(True, f"Discovery found ({config.source}): authorize {config.authorization_endpoint}")]
     checks += _smart_checks(org, config)
     if why_not:
         checks.append(Check(False, "CapabilityStatement", f"{why_not}; write-back cannot be planned.", False))
-    else:
-        checks += _writeback_checks(caps)
-    return checks
+        return checks, None
+    return checks + _writeback_checks(caps), caps
