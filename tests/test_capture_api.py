@@ -199,3 +199,13 @@ def test_openapi_document_describes_every_operation(stack: Stack) -> None:
     create = doc["paths"]["/api/v1/entries"]["post"]
     assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("EntryCreate")
     assert "minutes" in doc["components"]["schemas"]["EntryCreate"]["properties"]
+
+
+def test_quick_logs_in_a_row_are_placed_back_to_back(stack: Stack) -> None:
+    headers, _ = launch(stack, "tcm-recent-discharge", user="pr-psych-consultant")
+    body = {"program": "tcm", "activity": "patient-call", "ending_now": True, "minutes": 5}
+    first = api(stack, "POST", "/entries", headers, json=body)
+    second = api(stack, "POST", "/entries", headers, json={**body, "activity": "record-review", "minutes": 7})
+    assert first.status_code == 201 and second.status_code == 201, second.text
+    a, b = first.json()["entries"][0], second.json()["entries"][0]
+    assert dt.datetime.fromisoformat(b["start"]) + dt.timedelta(minutes=7) == dt.datetime.fromisoformat(a["start"])

@@ -14,7 +14,9 @@ from smart_app.sandbox.runtime import Sandbox, sandbox_of
 from smart_app.sandbox.users import display_name, list_users
 
 MENU = [("summary", "Summary"), ("problems", "Problems"), ("medications", "Medications"),
-        ("app", "Care coordination app")]
+        ("billing", "Claims and documents"), ("app", "Care coordination app")]
+# What apps write back that a biller or clinician looks for in the chart.
+BILLING_TYPES = ("Claim", "ChargeItem", "DocumentReference", "Observation", "Task", "Communication", "Consent")
 
 
 def _concept_text(concept: object) -> str:
@@ -71,6 +73,17 @@ def _section(sandbox: Sandbox, patient_id: str, view: str) -> tuple[str, list[li
              c.get("onsetDateTime", c.get("recordedDate", ""))]
             for c in store.candidates("Condition", patient=patient_id)
         ]
+    if view == "billing":
+        rows = []
+        for rtype in BILLING_TYPES:
+            for r in store.candidates(rtype, patient=patient_id):
+                if rtype == "Observation" and not any("smart-app" in str(i.get("system", ""))
+                                                      for i in r.get("identifier") or []):
+                    continue  # clinical observations belong to other views
+                what = _billing_text(r)
+                rows.append([f"{rtype}/{r.get('id', '')}", what, r.get("status", ""),
+                             (r.get("meta") or {}).get("lastUpdated", "")[:16]])
+        return "Claims and documents written by apps", rows
     if view == "medications":
         rows = []
         for rtype in ("MedicationRequest", "MedicationStatement"):
@@ -84,6 +97,28 @@ def _section(sandbox: Sandbox, patient_id: str, view: str) -> tuple[str, list[li
     rows += [["Coverage", _concept_text(c.get("type")), c.get("status", "")]
              for c in store.candidates("Coverage", patient=patient_id)]
     return "Summary", rows
+
+
+def _code(concept: object) -> str:
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    return str(codings[0].get("code", "")) if codings else _concept_text(concept)
+
+
+def _billing_text(resource: dict) -> str:
+    kind = resource.get("resourceType")
+    if kind == "Claim":
+        items = [f"{_code(i.get('productOrService'))} x{(i.get('quantity') or {}).get('value', 1)}"
+                 for i in resource.get("item") or []]
+        return "; ".join(items)
+    if kind == "ChargeItem":
+        return f"{_code(resource.get('code'))} x{(resource.get('quantity') or {}).get('value', 1)}"
+    if kind == "Observation":
+        value = resource.get("valueQuantity") or {}
+        return f"{_concept_text(resource.get('code'))}: {value.get('value', '')} {value.get('unit', '')}".strip()
+    if kind == "DocumentReference":
+        attachment = ((resource.get("content") or [{}])[0]).get("attachment") or {}
+        return attachment.get("title") or _concept_text(resource.get("type"))
+    return _concept_text(resource.get("code") or resource.get("category") or resource.get("scope"))
 
 
 async def chart(request: Request) -> Response:

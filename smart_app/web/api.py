@@ -8,6 +8,7 @@ import json
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -16,7 +17,7 @@ from smart_app.db import transaction
 from smart_app.errors import SmartAppError
 from smart_app.ledger.audit import record_event
 from smart_app.ledger.entries import amend_entry, record_entry, void_entry
-from smart_app.ledger.queries import get_entry, patient_month
+from smart_app.ledger.queries import counting_overlaps, get_entry, patient_month
 from smart_app.ledger.timers import discard_timer, get_timer, running_timer, start_timer, stop_timer
 from smart_app.ledger.values import DEFAULT_TIMER_CAP_MINUTES, Entry, EntryInput, Timer, TimerInput
 from smart_app.web.api_auth import Caller, NotAllowed, api_caller
@@ -138,10 +139,24 @@ async def timer_discard(request: Request) -> Response:
     return JSONResponse({"timer": timer_json(timer), "message": "Timer discarded; no time was recorded."})
 
 
+def _quick_start(db: Session, caller: Caller, minutes: int) -> dt.datetime:
+    """Where a quick-logged task goes: ending now, or just before the person's own time it would overlap.
+
+    Two tasks logged one after the other both "end now"; the later click is taken as the earlier work.
+    """
+    end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    for _ in range(20):
+        clashes = counting_overlaps(db, caller.organization.id, caller.performer,
+                                    end - dt.timedelta(minutes=minutes), end)
+        if not clashes:
+            break
+        end = min(e.start for e in clashes)
+    return end - dt.timedelta(minutes=minutes)
+
+
 def _start(caller: Caller, body: EntryCreate) -> dt.datetime:
     if body.ending_now:
-        now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-        return now - dt.timedelta(minutes=max(body.minutes, 0))
+        return dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(minutes=max(body.minutes, 0))
     if body.date is None or body.time is None:
         raise BadRequest("date and time are required unless the entry ends now.",
                          "Give the local date (YYYY-MM-DD) and start time (HH:MM) of the work.")
@@ -152,9 +167,11 @@ async def entry_create(request: Request) -> Response:
     caller = await api_caller(request)
     body = await parse(request, EntryCreate)
     org = caller.organization
-    fields = EntryInput(org.id, caller.patient_id, caller.performer, caller.role, body.program, body.activity,
-                        _start(caller, body), body.minutes, body.note, "manual", body.shared)
     with transaction(ctx(request).sessions) as db:
+        start = (_quick_start(db, caller, max(body.minutes, 1)) if body.ending_now and not body.shared
+                 else _start(caller, body))
+        fields = EntryInput(org.id, caller.patient_id, caller.performer, caller.role, body.program, body.activity,
+                            start, body.minutes, body.note, "manual", body.shared)
         result = record_entry(db, fields, timezone=org.timezone, recorded_by=caller.performer,
                               allow_closed_month=body.allow_closed_month)
         record_event(db, actor=caller.performer, action="entry.recorded", subject=f"Patient/{caller.patient_id}",

@@ -24,7 +24,7 @@ from smart_app.web.api import BadRequest, parse
 from smart_app.web.api_auth import Caller, api_caller
 from smart_app.web.api_models import MonthRun, ReviewNote
 from smart_app.web.orgs import load_organization, org_today
-from smart_app.web.session_transport import csrf_token, request_handle
+from smart_app.web.session_transport import csrf_token, page_handle
 from smart_app.web.templating import TEMPLATES, ctx
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _month(request: Request, default: dt.date) -> str:
 
 async def billing_page(request: Request) -> Response:
     app = ctx(request)
-    handle = request_handle(request, app.settings)
+    handle = await page_handle(request, app.settings)
     session = await active_session(app.launch, handle)
     org = load_organization(app, session)
     request.state.frame_origins = org.frame_origins
@@ -123,7 +123,7 @@ async def outbox_retry(request: Request) -> Response:
 
 async def superbill_download(request: Request) -> Response:
     app = ctx(request)
-    session = await active_session(app.launch, request_handle(request, app.settings))
+    session = await active_session(app.launch, await page_handle(request, app.settings))
     org = load_organization(app, session)
     month = _month(request, org_today(org))
     fmt = request.path_params["fmt"]
@@ -141,8 +141,8 @@ async def superbill_download(request: Request) -> Response:
 def routes() -> list[Route]:
     """The biller's routes."""
     return [
-        Route("/billing", billing_page),
-        Route("/billing/superbill.{fmt}", superbill_download),
+        Route("/billing", billing_page, methods=["GET", "POST"]),
+        Route("/billing/superbill.{fmt}", superbill_download, methods=["GET", "POST"]),
         Route("/api/v1/claims/{claim_id}/approve", claim_approve, methods=["POST"]),
         Route("/api/v1/claims/{claim_id}/hold", claim_hold, methods=["POST"]),
         Route("/api/v1/billing/rollup", rollup_now, methods=["POST"]),

@@ -13,9 +13,8 @@ from smart_app.ledger.consents import ConsentRecord
 from smart_app.ledger.values import DEFAULT_TIMER_CAP_MINUTES
 from smart_app.web.patient_view import build_patient_view
 from smart_app.web.session_transport import (
-    HANDLE_FIELD,
     csrf_token,
-    request_handle,
+    page_handle,
     set_session_cookie,
 )
 from smart_app.web.templating import TEMPLATES, ctx
@@ -80,11 +79,7 @@ async def callback(request: Request) -> Response:
 
 async def patient_page(request: Request) -> Response:
     app = ctx(request)
-    form_handle = None
-    if request.method == "POST":
-        form = await request.form()
-        form_handle = str(form.get(HANDLE_FIELD) or "") or None
-    handle = request_handle(request, app.settings, form_handle)
+    handle = await page_handle(request, app.settings)
     if not handle:
         # Cookie refused by the browser: the page's script may still hold the handle.
         return TEMPLATES.TemplateResponse(request, "recover.html", {}, status_code=401)

@@ -34,7 +34,7 @@ from smart_app.ledger.panel import (
 from smart_app.ledger.validation import program_label
 from smart_app.rules.loader import rule_set_named
 from smart_app.web.patient_view import load_organization, org_today
-from smart_app.web.session_transport import request_handle
+from smart_app.web.session_transport import page_handle
 from smart_app.web.templating import TEMPLATES, ctx
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -68,8 +68,11 @@ def _month(request: Request, today: dt.date) -> str:
 async def _load(request: Request) -> tuple[Organization, Panel]:
     """Authorize by the session, then read the panel of the session's organization."""
     app = ctx(request)
-    session = await active_session(app.launch, request_handle(request, app.settings))
+    handle = await page_handle(request, app.settings)
+    session = await active_session(app.launch, handle)
     org = load_organization(app, session)
+    # For the page: the handle lets a cookie-less browser keep its session; the EHR may frame it.
+    request.state.handle, request.state.frame_origins = handle, org.frame_origins
     today = org_today(org)
     month = _month(request, today)
     rule_set = rule_set_named(org.rule_set)
@@ -137,7 +140,7 @@ async def panel_page(request: Request) -> Response:
         "prev_url": "/panel?" + _query(panel, program, care_manager, page - 1) if page > 1 else None,
         "next_url": "/panel?" + _query(panel, program, care_manager, page + 1) if page < pages else None,
         "csv_url": "/panel.csv?" + _query(panel, program, care_manager),
-        "program_label": program_label, "money": _money,
+        "program_label": program_label, "money": _money, "handle": request.state.handle,
         "eligibility": lambda row: _eligibility_text(row, zone)})
 
 
@@ -157,5 +160,5 @@ async def panel_csv_download(request: Request) -> Response:
 
 def routes() -> list[Route]:
     """The panel's routes, for the app to mount."""
-    return [Route("/panel", panel_page, methods=["GET"]),
-            Route("/panel.csv", panel_csv_download, methods=["GET"])]
+    return [Route("/panel", panel_page, methods=["GET", "POST"]),
+            Route("/panel.csv", panel_csv_download, methods=["GET", "POST"])]

@@ -80,3 +80,12 @@ def check_csrf(request: Request, settings: Settings, id_hash: str, form_token: s
     if not hmac.compare_digest(sent, csrf_token(settings, id_hash)):
         raise CsrfRefused("This change did not come from the app's own page, so it was refused.",
                           "Reload the app from the patient's chart and try again.")
+
+
+async def page_handle(request: Request, settings: Settings) -> str | None:
+    """The handle for a page request: header or cookie, or the form field a cookie-less page posts."""
+    form_handle = None
+    if request.method == "POST":
+        form = await request.form()
+        form_handle = str(form.get(HANDLE_FIELD) or "") or None
+    return request_handle(request, settings, form_handle)

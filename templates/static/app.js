@@ -133,7 +133,41 @@
     box.querySelector(".elapsed").textContent = m + " min " + (s < 10 ? "0" : "") + s + " s elapsed";
   }
 
+  // Links to the app's other pages carry the session in a POST body where cookies are refused.
+  function carry(event) {
+    if (!app.handle) { return; }
+    event.preventDefault();
+    var link = event.currentTarget;
+    var form = document.createElement("form");
+    form.method = "post";
+    form.action = link.getAttribute("href");
+    var field = document.createElement("input");
+    field.type = "hidden";
+    field.name = "session_handle";
+    field.value = app.handle;
+    form.appendChild(field);
+    document.body.appendChild(form);
+    form.submit();
+  }
+
+  // A GET form (filters, month picker) keeps its fields in the URL and carries the session the same way.
+  function carryForm(event) {
+    if (!app.handle) { return; }
+    event.preventDefault();
+    var form = event.currentTarget;
+    var query = new URLSearchParams(new FormData(form)).toString();
+    var link = document.createElement("a");
+    link.setAttribute("href", form.getAttribute("action") + (query ? "?" + query : ""));
+    carry({ preventDefault: function () {}, currentTarget: link });
+  }
+
   function wire(root) {
+    Array.prototype.forEach.call(root.querySelectorAll("a[data-carry]"), function (link) {
+      link.addEventListener("click", carry);
+    });
+    Array.prototype.forEach.call(root.querySelectorAll("form[data-carry]"), function (form) {
+      form.addEventListener("submit", carryForm);
+    });
     Array.prototype.forEach.call(root.querySelectorAll("form[data-api]"), function (form) {
       form.addEventListener("submit", submit);
     });

@@ -93,6 +93,14 @@ def bogus_launch(client: httpx.Client, base: str) -> httpx.Response:
 
 def test_default_rules_limit_launch_and_api() -> None:
     assert default_rate_limit_rules() == {"/launch": (30, 60), "/callback": (30, 60), "/api/": (300, 60)}
+    limiter = RateLimit(None, rules={**default_rate_limit_rules(), "/api/v1/entries": (10, 60)})
+    assert limiter.rule_for("/launch").limit == 30 and limiter.rule_for("/launchpad") is None
+    assert limiter.rule_for("/api/v1/entries").limit == 10, "the longest prefix wins"
+    assert limiter.rule_for("/api/v1/month").per_session and not limiter.rule_for("/callback").per_session
+    for path in ("/patient", "/healthz", "/.well-known/jwks.json", "/static/app.js"):
+        assert limiter.rule_for(path) is None
+    with pytest.raises(ValueError):
+        RateLimit(None, rules={"/launch": (0, 60)})
 
 
 def test_launch_over_the_limit_gets_429_with_retry_after(workers: Workers) -> None:

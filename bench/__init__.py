@@ -1,0 +1,1 @@
+"""Performance benchmarks: `make bench` or `python -m bench.run` (see bench/README.md)."""

@@ -1,0 +1,55 @@
+"""The whole path a practice walks, in a real browser with the EHR and the app on two sites: launch
+from the chart, see eligibility, log time, watch the threshold met, roll up the month, approve, and
+see the Claim in the EHR."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.databases import fresh_database
+from tests.stack import Stack, running_stack
+
+
+@pytest.fixture(scope="module")
+def ehr(tmp_path_factory, pg_template) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("journey")
+    with fresh_database("postgresql", tmp, pg_template) as url, \
+            running_stack(url, tmp, app_host="127.0.0.1", sandbox_host="localhost") as stack:
+        yield stack
+
+
+def open_app(page, stack: Stack, user: str):
+    page.goto(f"{stack.chart_url('ccm-two-chronic')}?user={user}")
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("heading", name="Capture time").wait_for(timeout=20000)
+    return frame
+
+
+def test_from_chart_to_claim_in_the_ehr(ehr: Stack, page) -> None:
+    frame = open_app(page, ehr, "pr-nurse")
+    ccm = frame.locator("article.program", has_text="Chronic care management (non-complex)")
+    assert "On track" in ccm.inner_text()
+    frame.get_by_role("button", name="Medication reconciliation, 15 min").click()
+    frame.locator("#bar-ccm-99490[value='15']").wait_for(timeout=10000)
+    frame.get_by_role("button", name="Patient or caregiver call, 5 min").click()
+    billable = frame.locator("article.program.status-billable", has_text="Chronic care management (non-complex)")
+    billable.wait_for(timeout=10000)
+    assert "99490" in billable.inner_text()
+
+    frame = open_app(page, ehr, "pr-billing-md")
+    frame.get_by_role("link", name="Billing review").click()
+    frame.get_by_role("heading", name="Month end").wait_for(timeout=20000)
+    frame.get_by_role("button", name="Run the rollup").click()
+    frame.get_by_role("status").filter(has_text="Rollup of").wait_for(timeout=20000)
+    frame.get_by_role("button", name="Approve and send").click()
+    frame.get_by_role("status").filter(has_text="Approved").wait_for(timeout=20000)
+    assert "Claim (claim)" in frame.locator(".deliveries").first.inner_text()
+
+    page.goto(f"{ehr.chart_url('ccm-two-chronic')}?view=billing")
+    table = page.locator("table").first
+    table.wait_for(timeout=10000)
+    text = table.inner_text()
+    assert "Claim/" in text and "99490 x1" in text
+    assert "DocumentReference/" in text
