@@ -109,7 +109,9 @@ def fresh_database(backend: str, folder: Path, label: str = "db") -> Iterator[st
 class ServerTimer:
     """ASGI middleware: records (method, path, start, seconds) of every HTTP request it serves.
 
-    The app runs in a uvicorn thread of the benchmark process, so the records are read directly.
+    The end is when the last body chunk was handed to the server (not when the coroutine returns, which
+    other requests' work on the same event loop can delay). The app runs in a uvicorn thread of the
+    benchmark process, so the records are read directly.
     """
 
     def __init__(self, app: object) -> None:
@@ -121,10 +123,18 @@ class ServerTimer:
             await self.app(scope, receive, send)  # type: ignore[operator]
             return
         started = time.perf_counter()
+        finished: list[float] = []
+
+        async def timed_send(message) -> None:  # noqa: ANN001 - ASGI
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished.append(time.perf_counter())
+
         try:
-            await self.app(scope, receive, send)  # type: ignore[operator]
+            await self.app(scope, receive, timed_send)  # type: ignore[operator]
         finally:
-            self.records.append((scope["method"], scope["path"], started, time.perf_counter() - started))
+            end = finished[0] if finished else time.perf_counter()
+            self.records.append((scope["method"], scope["path"], started, end - started))
 
     def clear(self) -> None:
         self.records.clear()

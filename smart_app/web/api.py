@@ -42,6 +42,14 @@ def entry_json(entry: Entry) -> dict:
     return data
 
 
+def own_patient_timer(timer: Timer | None, patient_id: str) -> dict | None:
+    """The caller's running timer; for another patient's timer only that one runs, never whose or why."""
+    if timer is None or timer.patient_id == patient_id:
+        return timer_json(timer)
+    return {"id": timer.id, "running_for_another_patient": True, "started_at": timer.started_at.isoformat(),
+            "program": timer.program}
+
+
 def timer_json(timer: Timer | None) -> dict | None:
     """A timer as the API returns it."""
     if timer is None:
@@ -96,7 +104,7 @@ async def month_status(request: Request) -> Response:
                                for p in sorted({e.program for e in ledger.entries})},
         "entries": [entry_json(e) for e in ledger.entries],
         "history": [entry_json(e) for e in ledger.history],
-        "running_timer": timer_json(timer)})
+        "running_timer": own_patient_timer(timer, caller.patient_id)})
 
 
 async def timer_start(request: Request) -> Response:

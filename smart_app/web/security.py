@@ -9,8 +9,6 @@ from starlette.responses import Response
 from smart_app.db import transaction
 from smart_app.launch.organizations import list_organizations
 
-MAX_BODY_BYTES = 64 * 1024
-
 
 def registered_frame_origins(request: Request) -> tuple[str, ...]:
     """Every EHR origin any installed organization allows to frame the app."""
@@ -27,12 +25,9 @@ def content_security_policy(frame_origins: tuple[str, ...]) -> str:
 
 
 class SecurityHeaders(BaseHTTPMiddleware):
-    """Adds CSP and the usual hardening headers; refuses oversized request bodies."""
+    """Adds CSP and the usual hardening headers (body size is BodyLimit's job)."""
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return Response("Request too large.", status_code=413, media_type="text/plain")
         response = await call_next(request)
         origins = getattr(request.state, "frame_origins", None)
         if origins is None:

@@ -161,12 +161,12 @@ def test_concurrent_requests_never_exceed_the_limit(workers: Workers) -> None:
         with lock:
             statuses.append(status)
 
-    threads = [threading.Thread(target=hit, args=(i,)) for i in range(24)]
+    threads = [threading.Thread(target=hit, args=(i,)) for i in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(statuses) == [400] * 4 + [429] * 20
+    assert sorted(statuses) == [400] * 4 + [429] * 12
 
 
 def test_ended_windows_are_deleted(workers: Workers) -> None:

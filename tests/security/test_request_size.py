@@ -6,9 +6,8 @@ import json
 from collections.abc import Iterator
 
 import httpx
-import pytest
 
-from smart_app.web.security import MAX_BODY_BYTES
+from smart_app.web.body_limit import MAX_BODY_BYTES
 from tests.security.helpers import launch, manual_entry
 from tests.stack import Stack
 
@@ -25,8 +24,6 @@ def test_a_body_over_64_kib_is_refused(secure_stack: Stack) -> None:
     assert "too large" in big.text
 
 
-@pytest.mark.xfail(strict=True, reason="the 64 KiB limit reads Content-Length only; a chunked body without it "
-                                       "is read whole (see docs/security.md)")
 def test_a_chunked_body_over_64_kib_is_refused(secure_stack: Stack) -> None:
     session = launch(secure_stack)
     body = oversized_entry()

@@ -1,0 +1,144 @@
+"""Benchmark 3, month-end rollup: wall time and peak memory of `run_rollup(source="cache")` over a synthetic
+organization, against the lower bound of one bare SQL GROUP BY over the same entries, then again with the
+entries doubled (memory must stay flat).
+
+Each measurement runs in its own subprocess (`python -m bench.rollup child ...`), so its peak RSS
+(`getrusage(RUSAGE_SELF).ru_maxrss`) is its own: interpreter and imports included, which the baseline
+figure (RSS after imports and set-up, before the rollup) shows separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from bench import data
+from bench.common import ROOT, median
+from smart_app.db import make_engine
+
+LOWER_BOUND_SQL = ("SELECT patient_id, program, role, SUM(minutes) FROM time_entries "
+                   "WHERE organization_id = :org AND month = :month GROUP BY patient_id, program, role")
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child_rollup(url: str, folder: str, org_id: str, month: str, profile_to: str | None) -> dict:
+    from smart_app.billing.rollup import run_rollup
+    from smart_app.db import transaction
+    from smart_app.launch.organizations import get_organization
+    from smart_app.services import build_context
+    from smart_app.settings import load_settings
+
+    settings = load_settings(env={}, database_url=url, data_dir=Path(folder), secret_key="b" * 40)
+    app = build_context(settings)
+    with transaction(app.sessions) as db:
+        org = get_organization(db, org_id)
+    baseline = _rss_mb()
+
+    async def go():  # noqa: ANN202
+        return await run_rollup(app, org, month, source="cache")
+
+    profiler = None
+    if profile_to:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started = time.perf_counter()
+    report = asyncio.run(go())
+    wall = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
+    asyncio.run(app.http.aclose())
+    app.engine.dispose()
+    return {"wall_s": wall, "peak_rss_mb": _rss_mb(), "baseline_rss_mb": baseline, "patients": report.patients,
+            "new_versions": report.new_versions, "unchanged": report.unchanged, "billable": report.billable,
+            "errors": len(report.errors), "first_error": report.errors[0] if report.errors else None}
+
+
+def _child_group_by(url: str, org_id: str, month: str, repeat: int = 3) -> dict:
+    engine = make_engine(url)
+    times, rows = [], 0
+    try:
+        for _ in range(repeat):
+            with engine.connect() as connection:
+                started = time.perf_counter()
+                rows = len(connection.execute(text(LOWER_BOUND_SQL), {"org": org_id, "month": month}).all())
+                times.append(time.perf_counter() - started)
+    finally:
+        engine.dispose()
+    return {"wall_s": median(times), "rows": rows, "peak_rss_mb": _rss_mb()}
+
+
+def _spawn(*args: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "bench.rollup", "child", *args], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"rollup child failed ({done.returncode}): {done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(url: str, folder: Path, month: str, profile_to: str | None = None) -> dict:
+    bound = _spawn("group-by", url, str(folder), data.ORG_ID, month)
+    rollup = _spawn("rollup", url, str(folder), data.ORG_ID, month, profile_to or "")
+    return {"group_by_s": round(bound["wall_s"], 3), "group_by_rows": bound["rows"],
+            "rollup_s": round(rollup["wall_s"], 2), "ratio": round(rollup["wall_s"] / bound["wall_s"], 1),
+            "peak_rss_mb": round(rollup["peak_rss_mb"], 1), "baseline_rss_mb": round(rollup["baseline_rss_mb"], 1),
+            "patients": rollup["patients"], "billable": rollup["billable"], "new_versions": rollup["new_versions"],
+            "errors": rollup["errors"], "first_error": rollup["first_error"]}
+
+
+def run(url: str, folder: Path, *, quick: bool, profile_dir: Path | None = None) -> dict:
+    """Seed the organization, measure, double the entries, measure again."""
+    patients, entries = (2000, 100_000) if quick else (20_000, 1_000_000)
+    engine = make_engine(url)
+    try:
+        started = time.perf_counter()
+        data.seed_organization(engine)
+        data.seed_patients(engine, patients, data.MONTH)
+        data.seed_entries(engine, patients, entries, data.MONTH)
+        seeded = time.perf_counter() - started
+    finally:
+        engine.dispose()
+    one = measure(url, folder, data.MONTH, str(profile_dir / "rollup-1x.prof") if profile_dir else None)
+    engine = make_engine(url)
+    try:
+        started = time.perf_counter()
+        data.seed_entries(engine, patients, entries, data.MONTH, seed=8, offset=entries // patients + 1)
+        seeded += time.perf_counter() - started
+    finally:
+        engine.dispose()
+    two = measure(url, folder, data.MONTH)
+    return {"patients": patients, "entries": entries, "seed_s": round(seeded, 1), "x1": one, "x2": two,
+            "memory_growth": round(two["peak_rss_mb"] / one["peak_rss_mb"], 2)}
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.rollup")
+    parser.add_argument("mode", choices=("child",))
+    parser.add_argument("what", choices=("rollup", "group-by"))
+    parser.add_argument("url")
+    parser.add_argument("folder")
+    parser.add_argument("org")
+    parser.add_argument("month")
+    parser.add_argument("profile_to", nargs="?", default="")
+    args = parser.parse_args(argv)
+    if args.what == "rollup":
+        result = _child_rollup(args.url, args.folder, args.org, args.month, args.profile_to or None)
+    else:
+        result = _child_group_by(args.url, args.org, args.month)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
