@@ -32,3 +32,7 @@ test: $(BIN)/.installed browser interop
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+
+# Performance figures on SQLite and PostgreSQL from generated data (see bench/README.md); BENCH_ARGS=--quick for a smoke run.
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

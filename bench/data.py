@@ -139,8 +139,9 @@ def entry_rows(patients: int, entries: int, month: str, *, org_id: str = ORG_ID,
         start = (first + dt.timedelta(days=day % 27, minutes=5 * slot + (n % 3))).astimezone(dt.UTC)
         minutes = rng.randint(1, 4)
         # Ids ascend with the insertion order (as time-ordered UUIDs do), so the primary key index grows at its end.
-        yield {"id": str(uuid.UUID(int=((seed << 40 | offset + i) << 64) | rng.getrandbits(64))), "organization_id": org_id,
-               "patient_id": patient_id(n), "performer": performer, "role": role,
+        entry_id = str(uuid.UUID(int=((seed << 40 | offset + i) << 64) | rng.getrandbits(64)))
+        yield {"id": entry_id, "organization_id": org_id, "patient_id": patient_id(n), "performer": performer,
+               "role": role,
                "program": "bhi" if rng.random() < 0.1 else "ccm", "activity": ACTIVITIES[i % len(ACTIVITIES)],
                "starts_at": start, "ends_at": start + dt.timedelta(minutes=minutes), "minutes": minutes,
                "month": month, "note": "", "source": "manual", "shared": False, "kind": "entry",

@@ -23,6 +23,7 @@ from smart_app.launch.organizations import Organization
 from smart_app.paths import data_path
 from smart_app.sandbox import SandboxConfig
 from smart_app.sandbox import create_app as create_sandbox
+from smart_app.sandbox.runtime import Sandbox
 from smart_app.settings import Settings, load_settings
 from smart_app.web.app import create_app
 from tests.live_server import reserve_socket, serve_on, url_of
@@ -59,6 +60,7 @@ class BenchStack:
     organization: Organization
     timer: ServerTimer
     app: Starlette
+    sandbox: Sandbox
 
     def chart_url(self, patient_id: str) -> str:
         return f"{self.sandbox_url}/ehr/chart/{patient_id}"
@@ -88,7 +90,7 @@ def running_stack(database_url: str, data_dir: Path, *, latency_ms: int = 0,
     timer = ServerTimer(WithBare(app))
     try:
         with serve_on(sandbox_sock, sandbox), serve_on(app_sock, timer):
-            yield BenchStack(app_url, sandbox_url, settings, org, timer, app)
+            yield BenchStack(app_url, sandbox_url, settings, org, timer, app, sandbox.state.sandbox)
     finally:
         engine.dispose()
 

@@ -40,12 +40,13 @@ def _sandbox(args: argparse.Namespace) -> int:
     from smart_app.sandbox import SandboxClient, SandboxConfig, create_app
 
     base_url = args.base_url or f"http://localhost:{args.port}"
-    clients = [SandboxClient(client_id=args.client_id, redirect_uris=args.redirect_uri)
+    clients = [SandboxClient(client_id=args.client_id, redirect_uris=args.redirect_uri,
+                             auth_method="private_key_jwt" if args.jwks_url else "public", jwks_url=args.jwks_url)
                ] if args.client_id and args.redirect_uri else []
     database = str(args.data_dir / "sandbox.db") if args.data_dir else None
     config = SandboxConfig(base_url=base_url.rstrip("/"), fixtures_dir=args.fixtures or data_path("fixtures"),
                            database=database, clients=clients, app_launch_url=args.app_launch_url,
-                           open=args.open, latency_ms=args.latency_ms)
+                           open=args.open, latency_ms=args.latency_ms, profile=args.profile)
     print(f"Sandbox EHR FHIR base: {config.base_url}/fhir  (patients: {config.base_url}/ehr/)")
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
     return 0
@@ -198,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--client-id", help="register an app with this client id")
     sandbox.add_argument("--redirect-uri", action="append", default=[],
                          help="a redirect URI of that app (repeatable)")
+    sandbox.add_argument("--jwks-url", help="register the app as a private_key_jwt client whose public keys are "
+                                            "at this URL (the app's /.well-known/jwks.json); default: public client")
+    sandbox.add_argument("--profile", choices=("open", "epic-like", "oracle-like"), default="open",
+                         help="which EHR the sandbox behaves like (what it accepts from apps)")
     sandbox.add_argument("--app-launch-url", default="",
                          help="the app's launch URL, opened in the chart's iframe")
     sandbox.add_argument("--data-dir", type=Path, help="keep the sandbox's data here (default: memory)")

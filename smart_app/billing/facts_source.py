@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smart_app.billing.models import FactsCacheRow
@@ -38,3 +40,12 @@ def cached_facts(db: Session, organization_id: str, patient_id: str,
     if row is None:
         return None
     return facts_from_json(row.facts["facts"]), row.facts.get("coverage"), row.fetched_at
+
+
+def cached_facts_many(db: Session, organization_id: str, patient_ids: Sequence[str],
+                      month: str) -> dict[str, tuple[PatientFacts, str | None]]:
+    """`cached_facts` (without the read time) of many patients' month in one statement; absent ones left out."""
+    rows = db.execute(select(FactsCacheRow.patient_id, FactsCacheRow.facts).where(
+        FactsCacheRow.organization_id == organization_id, FactsCacheRow.month == month,
+        FactsCacheRow.patient_id.in_(list(patient_ids))))
+    return {patient_id: (facts_from_json(data["facts"]), data.get("coverage")) for patient_id, data in rows}

@@ -1,18 +1,32 @@
 """The month-end rollup: every patient with time, consent or a checked status that month, evaluated
-with fresh facts and stored as a claim version. Patients are streamed, so memory stays flat."""
+with fresh facts and stored as a claim version. Patients are streamed, so memory stays flat.
+
+Patients go in batches of `BATCH` (in patient-id order): the batch's facts, directory rows, ledger rows,
+their corrections and the newest claim versions are read with a handful of set-based statements, each
+patient is evaluated in memory, and the batch's new claim versions are written in one transaction. The
+app's own consents and attestations are read per patient only for the few patients that have any.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import dataclasses
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 
-from sqlalchemy import func, select, union
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, select, union
+from sqlalchemy.orm import Session, aliased, defer
 
-from smart_app.billing.claims import store_claim
-from smart_app.billing.facts_source import cached_facts, coverage_reference, save_facts
+from smart_app.billing.claims import REPLACEABLE
+from smart_app.billing.facts_source import cached_facts_many, coverage_reference, save_facts
+from smart_app.billing.models import ClaimRow
 from smart_app.billing.proposal import PatientInfo, propose_claim
-from smart_app.db import transaction
+from smart_app.billing.values import ProposedClaim
+from smart_app.db import transaction, utcnow
 from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
 from smart_app.ehr.chart import chart_summary
 from smart_app.ehr.facts import facts_from_record
@@ -24,14 +38,19 @@ from smart_app.launch.organizations import Organization
 from smart_app.ledger.directory import remember_patient
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.models import TimeEntryRow
-from smart_app.ledger.queries import patient_month
-from smart_app.ledger.records import ConsentRow, MonthStatusRow, PatientRow
+from smart_app.ledger.queries import _to_entry
+from smart_app.ledger.records import AttestationRow, ConsentRow, MonthStatusRow, PatientRow
+from smart_app.ledger.validation import check_month
+from smart_app.ledger.values import Entry
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.facts import PatientFacts
 from smart_app.rules.loader import rule_set_named
 from smart_app.services import AppContext
 
 SOURCES = ("ehr", "cache")
+# Patients evaluated per read-evaluate-write round: few statements per batch, bounded memory, and short
+# write transactions (SQLite has one writer).
+BATCH = 200
 
 
 @dataclass
@@ -70,6 +89,17 @@ def patient_ids(db: Session, organization_id: str, month: str, batch: int = 500)
         yield patient_id
 
 
+def _batches(ids: Iterator[str], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for patient_id in ids:
+        batch.append(patient_id)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 async def _fresh_facts(app: AppContext, org: Organization, client: FhirClient, caps: EhrCapabilities,
                        patient_id: str, month: str, scales: tuple[str, ...]) -> tuple[PatientFacts, PatientInfo]:
     record = await fetch_record(client, caps, patient_id, month, None, scales, org.timezone)
@@ -85,16 +115,102 @@ async def _fresh_facts(app: AppContext, org: Organization, client: FhirClient, c
     return facts, info
 
 
-def _cached(db: Session, org: Organization, patient_id: str, month: str) -> tuple[PatientFacts, PatientInfo]:
-    found = cached_facts(db, org.id, patient_id, month)
-    if found is None:
-        raise EhrError(f"No facts from the EHR are saved for patient {patient_id} in {month}.",
-                       "Run the rollup with --source ehr (Backend Services), or open the patient's chart once.")
-    facts, coverage, _ = found
-    person = db.get(PatientRow, (org.id, patient_id))
-    info = PatientInfo(person.name if person else "", person.birth_date if person else None,
-                       person.mrn if person else None, coverage)
-    return facts, info
+def _cached_many(db: Session, org: Organization, ids: Sequence[str],
+                 month: str) -> dict[str, tuple[PatientFacts, PatientInfo] | SmartAppError]:
+    """Saved facts and directory details of each patient, or the error that patient's rollup reports."""
+    found = cached_facts_many(db, org.id, ids, month)
+    people = {row.patient_id: row for row in db.scalars(select(PatientRow).where(
+        PatientRow.organization_id == org.id, PatientRow.patient_id.in_(ids)))}
+    out: dict[str, tuple[PatientFacts, PatientInfo] | SmartAppError] = {}
+    for patient_id in ids:
+        if patient_id not in found:
+            out[patient_id] = EhrError(
+                f"No facts from the EHR are saved for patient {patient_id} in {month}.",
+                "Run the rollup with --source ehr (Backend Services), or open the patient's chart once.")
+            continue
+        facts, coverage = found[patient_id]
+        person = people.get(patient_id)
+        out[patient_id] = (facts, PatientInfo(person.name if person else "", person.birth_date if person else None,
+                                              person.mrn if person else None, coverage))
+    return out
+
+
+def _month_entries(db: Session, organization_id: str, ids: Sequence[str], month: str) -> dict[str, tuple[Entry, ...]]:
+    """Each patient's counting entries of the month, as `ledger.queries.patient_month(...).entries` gives them."""
+    check_month(month)
+    te = TimeEntryRow.__table__
+    in_batch = and_(te.c.organization_id == organization_id, te.c.month == month, te.c.patient_id.in_(ids))
+    target = te.alias("target")
+    correctors: dict[str, object] = {row.corrects_id: row for row in db.execute(
+        select(te).join(target, te.c.corrects_id == target.c.id).where(
+            target.c.organization_id == organization_id, target.c.month == month, target.c.patient_id.in_(ids)))}
+    history: dict[str, list[Entry]] = defaultdict(list)
+    for row in db.execute(select(te).where(in_batch).order_by(te.c.patient_id, te.c.recorded_at, te.c.starts_at)):
+        history[row.patient_id].append(_to_entry(row, correctors))  # type: ignore[arg-type]
+    return {patient_id: tuple(sorted((e for e in rows if e.effective), key=lambda e: (e.start, e.recorded_at)))
+            for patient_id, rows in history.items()}
+
+
+def _with_app_records_needed(db: Session, organization_id: str, ids: Sequence[str]) -> set[str]:
+    """Patients of the batch with consents or attestations captured in the app."""
+    found: set[str] = set()
+    for table in (ConsentRow, AttestationRow):
+        found.update(db.scalars(select(table.patient_id).where(
+            table.organization_id == organization_id, table.patient_id.in_(ids)).distinct()))
+    return found
+
+
+def _newest_versions(db: Session, organization_id: str, ids: Sequence[str], month: str) -> dict[str, ClaimRow]:
+    """The newest claim version of each patient-month that has one (content not loaded)."""
+    newest = (select(ClaimRow.patient_id, func.max(ClaimRow.version).label("version"))
+              .where(ClaimRow.organization_id == organization_id, ClaimRow.month == month,
+                     ClaimRow.patient_id.in_(ids))
+              .group_by(ClaimRow.patient_id).subquery())
+    claim = aliased(ClaimRow)
+    rows = db.scalars(select(claim).options(defer(claim.content)).join(
+        newest, and_(claim.patient_id == newest.c.patient_id, claim.version == newest.c.version)).where(
+        claim.organization_id == organization_id, claim.month == month))
+    return {row.patient_id: row for row in rows}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, date):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
+
+
+def claim_json(claim: ProposedClaim) -> dict:
+    """The same value as `claim.to_json()`, built in one pass.
+
+    `to_json` is `dataclasses.asdict` (which deep-copies every leaf of the claim's decision) followed by a
+    second pass turning tuples into lists and dates into ISO strings; on a month of entries that was the
+    rollup's largest cost. Leaves here are immutable (str, int, float, bool, None), so nothing is copied.
+    """
+    return _plain(claim)  # type: ignore[return-value]
+
+
+def _store(db: Session, claim: ProposedClaim, latest: ClaimRow | None, now: datetime) -> tuple[str, ClaimRow]:
+    """`billing.claims.store_claim` with the newest version already read and the content serialized once."""
+    content = claim_json(claim)
+    # The same digest as `billing.proposal.content_hash(claim)`, from the content already built.
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+                            .encode()).hexdigest()
+    if latest is not None and latest.content_hash == digest:
+        return "unchanged", latest
+    if latest is not None and latest.status in REPLACEABLE:
+        latest.status = "superseded"
+    row = ClaimRow(id=str(uuid.uuid4()), organization_id=claim.organization_id, patient_id=claim.patient_id,
+                   month=claim.month, version=(latest.version + 1) if latest else 1,
+                   status="proposed" if claim.billable else "nothing-billable", content=content,
+                   content_hash=digest, created_at=now, review_note="")
+    db.add(row)
+    return "new", row
 
 
 async def run_rollup(app: AppContext, org: Organization, month: str, *, source: str = "ehr",
@@ -103,6 +219,7 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
     if source not in SOURCES:
         raise SmartAppError(f"Unknown facts source {source!r}.", f"Use one of {', '.join(SOURCES)}.")
     rule_set = rule_set_named(org.rule_set)
+    scales = rule_set.scale_loinc_codes()
     report = RollupReport(month=month)
     client = caps = None
     if source == "ehr":
@@ -113,29 +230,43 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
         total = count_patients(db, org.id, month)
     reader = app.sessions()
     try:
-        for patient_id in patient_ids(reader, org.id, month):
-            report.patients += 1
-            try:
-                if client is not None and caps is not None:
-                    ehr_facts, info = await _fresh_facts(app, org, client, caps, patient_id, month,
-                                                         rule_set.scale_loinc_codes())
-                else:
-                    with transaction(app.sessions) as db:
-                        ehr_facts, info = _cached(db, org, patient_id, month)
-                with transaction(app.sessions) as db:
-                    facts = with_app_records(db, org.id, patient_id, org.timezone, ehr_facts)
-                    entries = patient_month(db, org.id, patient_id, month).entries
-                    decision = evaluate(facts, time_entries(entries, org.timezone), rule_set, month=month)
-                    claim = propose_claim(decision, facts, entries, org, patient_id, info)
-                    outcome, _ = store_claim(db, claim)
-                report.new_versions += outcome == "new"
-                report.unchanged += outcome == "unchanged"
-                report.billable += claim.billable
-            except SmartAppError as exc:
-                # One patient's EHR trouble must not lose the rest of the month; it is reported.
-                report.errors.append((patient_id, str(exc)))
-            if progress is not None:
-                progress(report.patients, total, patient_id)
+        for batch in _batches(patient_ids(reader, org.id, month), BATCH):
+            facts_of: dict[str, tuple[PatientFacts, PatientInfo] | SmartAppError] = {}
+            if client is not None and caps is not None:
+                # Read from the EHR (each read saved in its own transaction) before the batch's transaction.
+                for patient_id in batch:
+                    try:
+                        facts_of[patient_id] = await _fresh_facts(app, org, client, caps, patient_id, month, scales)
+                    except SmartAppError as exc:
+                        facts_of[patient_id] = exc
+            with transaction(app.sessions) as db:
+                if client is None:
+                    facts_of = _cached_many(db, org, batch, month)
+                entries_of = _month_entries(db, org.id, batch, month)
+                own_records = _with_app_records_needed(db, org.id, batch)
+                newest = _newest_versions(db, org.id, batch, month)
+                now = utcnow()
+                for patient_id in batch:
+                    report.patients += 1
+                    found = facts_of[patient_id]
+                    try:
+                        if isinstance(found, SmartAppError):
+                            raise found
+                        ehr_facts, info = found
+                        facts = (with_app_records(db, org.id, patient_id, org.timezone, ehr_facts)
+                                 if patient_id in own_records else ehr_facts)
+                        entries = entries_of.get(patient_id, ())
+                        decision = evaluate(facts, time_entries(entries, org.timezone), rule_set, month=month)
+                        claim = propose_claim(decision, facts, entries, org, patient_id, info)
+                        outcome, _ = _store(db, claim, newest.get(patient_id), now)
+                        report.new_versions += outcome == "new"
+                        report.unchanged += outcome == "unchanged"
+                        report.billable += claim.billable
+                    except SmartAppError as exc:
+                        # One patient's EHR trouble must not lose the rest of the month; it is reported.
+                        report.errors.append((patient_id, str(exc)))
+                    if progress is not None:
+                        progress(report.patients, total, patient_id)
     finally:
         reader.close()
     return report

@@ -22,6 +22,22 @@ class Check:
     blocking: bool = True
 
 
+def scope_listed(scope: str, supported: tuple[str, ...]) -> bool:
+    """Whether the EHR's scopes_supported cover `scope`, wildcards (`patient/*.cruds`, `*.read`) included."""
+    if scope in supported or "/" not in scope:
+        return scope in supported
+    level, _, rest = scope.partition("/")
+    kind, _, wanted = rest.partition(".")
+    for offered in supported:
+        o_level, _, o_rest = offered.partition("/")
+        o_kind, _, o_perms = o_rest.partition(".")
+        if o_level != level or o_kind not in (kind, "*"):
+            continue
+        if o_perms in ("*", "write" if set(wanted) <= set("cud") else "read") or set(wanted) <= set(o_perms):
+            return True
+    return False
+
+
 def _smart_checks(org: Organization, config: SmartConfiguration) -> list[Check]:
     caps = set(config.capabilities)
     checks = [
@@ -47,7 +63,7 @@ def _smart_checks(org: Organization, config: SmartConfiguration) -> list[Check]:
                         "Backend services for the month-end rollup (client_credentials)",
                         "Without it the rollup cannot refresh facts from the EHR unattended.", blocking=False))
     if config.scopes_supported:
-        missing = [s for s in launch_scopes().split() if s not in config.scopes_supported]
+        missing = [s for s in launch_scopes().split() if not scope_listed(s, config.scopes_supported)]
         checks.append(Check(not missing, "Scopes the app requests",
                             f"Not listed by the EHR: {' '.join(missing)}. Grant them to the app's registration.",
                             blocking=False))

@@ -23,6 +23,7 @@ from smart_app.services import build_context
 from smart_app.settings import Settings
 from smart_app.web import api, billing_routes, consent_api, pages, panel_routes
 from smart_app.web.body_limit import BodyLimit
+from smart_app.web.ratelimit import RateLimit, default_rate_limit_rules
 from smart_app.web.security import SecurityHeaders
 from smart_app.web.templating import TEMPLATES
 
@@ -99,6 +100,7 @@ def create_app(settings: Settings, organizations: list[Organization] | None = No
         *billing_routes.routes(),
         Mount("/static", StaticFiles(directory=str(data_path("templates") / "static")), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit),
+                                 Middleware(RateLimit, rules=default_rate_limit_rules())],
                      exception_handlers={SmartAppError: app_error, HTTPException: http_error,
                                          Exception: unexpected_error})

@@ -1,0 +1,158 @@
+"""Benchmark 2, capture under load: 50 simulated clinicians, each with their own launched session, loop
+start timer -> stop timer -> log an entry against the app under uvicorn on loopback for a bounded time.
+The same load then hits a bare Starlette endpoint mounted on the same server (bench.stack.WithBare): the
+reference for what the server, the loopback and the client cost without the app.
+
+The load runs in a separate process (`python -m bench.capture client ...`, asyncio + httpx) so the clients do
+not share the server's interpreter lock; the server (app + sandbox) runs in this process's uvicorn threads.
+Latency is per request, measured by the client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from bench.common import ROOT, percentile
+from bench.stack import BARE_PATH, BenchStack, new_browser, open_chart, page_handle, running_stack
+
+CLINICIANS = 50
+PATIENTS = ("ccm-two-chronic", "complex-ccm-high", "pcm-single-complex", "bhi-depression-phq9")
+
+
+def add_clinicians(stack: BenchStack, count: int) -> list[str]:
+    """Practitioners in the sandbox EHR, one per simulated clinician (timers and overlaps are per person)."""
+    store = stack.sandbox.store
+    ids = []
+    for n in range(count):
+        rid = f"bench-clinician-{n:02d}"
+        if not store.exists("Practitioner", rid):
+            store.save({"resourceType": "Practitioner", "id": rid, "active": True,
+                        "name": [{"family": f"Clinician{n:02d}", "given": ["Bench"], "suffix": ["RN"]}]})
+        ids.append(rid)
+    return ids
+
+
+def launch_sessions(stack: BenchStack, users: list[str]) -> list[str]:
+    """One launch per clinician (its own browser); the bearer handles the pages carry."""
+    handles = []
+    for n, user in enumerate(users):
+        with new_browser() as browser:
+            page = open_chart(browser, stack, PATIENTS[n % len(PATIENTS)], user=user)
+            if page.status_code != 200:
+                raise RuntimeError(f"launch for {user} answered {page.status_code}: {page.text[:300]}")
+            handles.append(page_handle(page.text))
+    return handles
+
+
+def entry_slots(timezone: str, count: int) -> list[tuple[str, str]]:
+    """(local date, time) starts 6 minutes apart in the current month, all in the past, for 5-minute entries."""
+    zone = ZoneInfo(timezone)
+    now = dt.datetime.now(zone)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    slots = []
+    moment = start
+    while len(slots) < count and moment + dt.timedelta(minutes=10) < now:
+        slots.append((moment.date().isoformat(), moment.strftime("%H:%M")))
+        moment += dt.timedelta(minutes=6)
+    return slots
+
+
+# ---------------------------------------------------------------- the load (child process)
+
+
+async def _clinician(http: httpx.AsyncClient, base: str, handle: str, slots: list[tuple[str, str]], until: float,
+                     samples: list[tuple[str, float, int]]) -> None:
+    headers = {"Authorization": f"Bearer {handle}"}
+
+    async def call(kind: str, path: str, body: dict) -> httpx.Response:
+        started = time.perf_counter()
+        answer = await http.post(f"{base}{path}", json=body, headers=headers)
+        samples.append((kind, time.perf_counter() - started, answer.status_code))
+        return answer
+
+    i = 0
+    while time.perf_counter() < until and i < len(slots):
+        started = await call("timer-start", "/api/v1/timers", {"program": "ccm", "activity": "patient-call"})
+        timer = (started.json().get("timer") or {}).get("id") if started.status_code == 201 else None
+        if timer:
+            await call("timer-stop", f"/api/v1/timers/{timer}/stop", {})
+        day, at = slots[i]
+        await call("entry", "/api/v1/entries", {"program": "ccm", "activity": "record-review", "date": day,
+                                                "time": at, "minutes": 5})
+        i += 1
+
+
+async def _bare(http: httpx.AsyncClient, base: str, until: float, samples: list[tuple[str, float, int]]) -> None:
+    while time.perf_counter() < until:
+        started = time.perf_counter()
+        answer = await http.post(f"{base}{BARE_PATH}", json={"program": "ccm"})
+        samples.append(("bare", time.perf_counter() - started, answer.status_code))
+
+
+async def _load(spec: dict) -> dict:
+    samples: list[tuple[str, float, int]] = []
+    limits = httpx.Limits(max_connections=spec["clients"] + 5, max_keepalive_connections=spec["clients"] + 5)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        started = time.perf_counter()
+        until = started + spec["seconds"]
+        if spec["mode"] == "app":
+            await asyncio.gather(*(_clinician(http, spec["base"], handle, spec["slots"], until, samples)
+                                   for handle in spec["handles"]))
+        else:
+            await asyncio.gather(*(_bare(http, spec["base"], until, samples) for _ in range(spec["clients"])))
+        elapsed = time.perf_counter() - started
+    return {"elapsed": elapsed, "samples": samples}
+
+
+def _summary(result: dict) -> dict:
+    samples = result["samples"]
+    times = [s[1] * 1000 for s in samples]
+    by_kind: dict[str, list[float]] = {}
+    for kind, seconds, _ in samples:
+        by_kind.setdefault(kind, []).append(seconds * 1000)
+    errors = [status for _, _, status in samples if status >= 400]
+    return {"requests": len(samples), "seconds": round(result["elapsed"], 1),
+            "rps": round(len(samples) / result["elapsed"], 1),
+            "p50_ms": round(percentile(times, 50), 1), "p95_ms": round(percentile(times, 95), 1),
+            "p99_ms": round(percentile(times, 99), 1), "errors": len(errors),
+            "error_statuses": sorted(set(errors)),
+            "p95_ms_by_kind": {k: round(percentile(v, 95), 1) for k, v in sorted(by_kind.items())}}
+
+
+def _run_load(spec: dict) -> dict:
+    done = subprocess.run([sys.executable, "-m", "bench.capture", "client"], input=json.dumps(spec), cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"load client failed: {done.stderr[-3000:]}")
+    return json.loads(done.stdout)
+
+
+def run(database_url: str, folder: Path, *, quick: bool) -> dict:
+    seconds = 8 if quick else 20
+    with running_stack(database_url, folder) as stack:
+        users = add_clinicians(stack, CLINICIANS)
+        handles = launch_sessions(stack, users)
+        slots = entry_slots(stack.organization.timezone, 2000)
+        app = _run_load({"mode": "app", "base": stack.app_url, "handles": handles, "slots": slots,
+                         "seconds": seconds, "clients": CLINICIANS})
+        bare = _run_load({"mode": "bare", "base": stack.app_url, "seconds": seconds, "clients": CLINICIANS})
+    return {"clinicians": CLINICIANS, "seconds": seconds, "app": app, "bare": bare,
+            "p95_ratio": round(app["p95_ms"] / bare["p95_ms"], 1) if bare["p95_ms"] else None,
+            "rps_ratio": round(app["rps"] / bare["rps"], 3) if bare["rps"] else None}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.capture")
+    parser.add_argument("mode", choices=("client",))
+    parser.parse_args()
+    print(json.dumps(_summary(asyncio.run(_load(json.loads(sys.stdin.read()))))))
