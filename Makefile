@@ -28,7 +28,7 @@ interop:
 
 test: $(BIN)/.installed browser interop
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 --dist loadscope
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -139,13 +139,15 @@ def _month_entries(db: Session, organization_id: str, ids: Sequence[str], month:
     """Each patient's counting entries of the month, as `ledger.queries.patient_month(...).entries` gives them."""
     check_month(month)
     te = TimeEntryRow.__table__
+    # Every column an Entry carries (ends_at is not one of them).
+    columns = [c for c in te.c if c.name != "ends_at"]
     in_batch = and_(te.c.organization_id == organization_id, te.c.month == month, te.c.patient_id.in_(ids))
     target = te.alias("target")
     correctors: dict[str, object] = {row.corrects_id: row for row in db.execute(
-        select(te).join(target, te.c.corrects_id == target.c.id).where(
+        select(*columns).join(target, te.c.corrects_id == target.c.id).where(
             target.c.organization_id == organization_id, target.c.month == month, target.c.patient_id.in_(ids)))}
     history: dict[str, list[Entry]] = defaultdict(list)
-    for row in db.execute(select(te).where(in_batch).order_by(te.c.patient_id, te.c.recorded_at, te.c.starts_at)):
+    for row in db.execute(select(*columns).where(in_batch).order_by(te.c.patient_id, te.c.recorded_at, te.c.starts_at)):
         history[row.patient_id].append(_to_entry(row, correctors))  # type: ignore[arg-type]
     return {patient_id: tuple(sorted((e for e in rows if e.effective), key=lambda e: (e.start, e.recorded_at)))
             for patient_id, rows in history.items()}
@@ -186,13 +188,15 @@ def _plain(value: object) -> object:
 
 
 def claim_json(claim: ProposedClaim) -> dict:
-    """The same value as `claim.to_json()`, built in one pass.
+    """The same JSON as `claim.to_json()`, built in one pass.
 
-    `to_json` is `dataclasses.asdict` (which deep-copies every leaf of the claim's decision) followed by a
-    second pass turning tuples into lists and dates into ISO strings; on a month of entries that was the
-    rollup's largest cost. Leaves here are immutable (str, int, float, bool, None), so nothing is copied.
+    `to_json` is `dataclasses.asdict` (which deep-copies every leaf, the claim's decision included) followed
+    by a second pass turning tuples into lists and dates into ISO strings; over a month of entries that was
+    the rollup's largest cost. Here the leaves (str, int, float, bool, None) are not copied, and the
+    decision, already plain JSON (`Decision.to_json`), is taken as it is.
     """
-    return _plain(claim)  # type: ignore[return-value]
+    return {f.name: getattr(claim, f.name) if f.name == "decision" else _plain(getattr(claim, f.name))
+            for f in dataclasses.fields(claim)}
 
 
 def _store(db: Session, claim: ProposedClaim, latest: ClaimRow | None, now: datetime) -> tuple[str, ClaimRow]:
