@@ -3,7 +3,7 @@ organization, against the lower bound of one bare SQL GROUP BY over the same ent
 entries doubled (memory must stay flat).
 
 Each measurement runs in its own subprocess (`python -m bench.rollup child ...`), so its peak RSS
-(`getrusage(RUSAGE_SELF).ru_maxrss`) is its own: interpreter and imports included, which the baseline
+(`VmHWM` of /proc/self/status) is its own: interpreter and imports included, which the baseline
 figure (RSS after imports and set-up, before the rollup) shows separately.
 """
 
@@ -29,6 +29,12 @@ LOWER_BOUND_SQL = ("SELECT patient_id, program, role, SUM(minutes) FROM time_ent
 
 
 def _rss_mb() -> float:
+    """This process's peak RSS so far (VmHWM). Not ru_maxrss: Linux carries that across exec, so a child
+    started from a large parent would report the parent's size."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,7 +26,9 @@ from smart_app.sandbox import SandboxConfig
 from smart_app.sandbox import create_app as create_sandbox
 from smart_app.sandbox.runtime import Sandbox
 from smart_app.settings import Settings, load_settings
+from smart_app.web import app as web_app
 from smart_app.web.app import create_app
+from smart_app.web.ratelimit import default_rate_limit_rules
 from tests.live_server import reserve_socket, serve_on, url_of
 
 SECRET = "bench-secret-key-that-is-long-enough-for-the-app-0123456789"
@@ -72,6 +75,23 @@ class BenchStack:
         http.delete(f"{self.sandbox_url}/_sandbox/requests").raise_for_status()
 
 
+def unthrottled_rules() -> dict[str, tuple[int, int]]:
+    """The production rate-limit rules with limits no benchmark reaches: every request is still counted (the
+    middleware's database upsert is part of what is measured), none is refused."""
+    return {prefix: (10**9, window) for prefix, (_, window) in default_rate_limit_rules().items()}
+
+
+def create_unthrottled_app(settings: Settings, org: Organization, engine: Engine) -> Starlette:
+    """`smart_app.web.app.create_app` with `unthrottled_rules` in place of the production limits (30 launches a
+    minute per address would stop a 100-launch benchmark; 300 API calls a minute per session, a load test)."""
+    original = web_app.default_rate_limit_rules
+    web_app.default_rate_limit_rules = unthrottled_rules
+    try:
+        return create_app(settings, [org], engine)
+    finally:
+        web_app.default_rate_limit_rules = original
+
+
 @contextlib.contextmanager
 def running_stack(database_url: str, data_dir: Path, *, latency_ms: int = 0,
                   profile: str = "open") -> Iterator[BenchStack]:
@@ -86,7 +106,7 @@ def running_stack(database_url: str, data_dir: Path, *, latency_ms: int = 0,
     sandbox = create_sandbox(SandboxConfig(
         base_url=sandbox_url, fixtures_dir=data_path("fixtures"), clients=[client],
         app_launch_url=settings.launch_url, profile=profile, latency_ms=latency_ms))
-    app = create_app(settings, [org], engine)
+    app = create_unthrottled_app(settings, org, engine)
     timer = ServerTimer(WithBare(app))
     try:
         with serve_on(sandbox_sock, sandbox), serve_on(app_sock, timer):

@@ -32,10 +32,19 @@ class LaunchError(SmartAppError):
 
 
 class EhrError(SmartAppError):
-    """The EHR could not be reached or answered with an error."""
+    """The EHR could not be reached or answered with an error.
+
+    `http_status` is the EHR's status (None when it was not reached or timed out) and `outcome` the text
+    of its OperationOutcome, so callers can tell a retryable failure from a refusal.
+    """
 
     title = "The EHR did not answer as expected"
     status_code = 502
+
+    def __init__(self, message: str, hint: str = "", http_status: int | None = None, outcome: str = "") -> None:
+        super().__init__(message, hint)
+        self.http_status = http_status
+        self.outcome = outcome
 
 
 class SessionExpired(SmartAppError):

@@ -43,7 +43,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import httpx
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
@@ -58,7 +57,7 @@ from smart_app.ehr.consent_writeback import (
     create_once,
     if_none_exist_criteria,
 )
-from smart_app.ehr.fhir_client import FHIR_JSON, FhirClient, outcome_text
+from smart_app.ehr.fhir_client import FhirClient
 from smart_app.errors import EhrError, SessionExpired
 
 PENDING, DONE, FAILED, NOT_ACCEPTED = "pending", "done", "failed", "not-accepted"
@@ -365,10 +364,10 @@ def _refusal(row: OutboxRow, status: int, outcome: str, *, together: int = 1) ->
 
 
 def _classify(row: OutboxRow, exc: EhrError, *, together: int = 1) -> _Outcome:
-    status = getattr(exc, "http_status", None)
+    status = exc.http_status
     if status is None or status < 400 or status >= 500 or status in _RETRYABLE:
         return _Outcome("retry", exc.message)
-    return _Outcome(FAILED, _refusal(row, status, getattr(exc, "outcome", "") or exc.message, together=together))
+    return _Outcome(FAILED, _refusal(row, status, exc.outcome or exc.message, together=together))
 
 
 def _not_accepted(row: OutboxRow, interaction: str) -> _Outcome:
@@ -377,31 +376,11 @@ def _not_accepted(row: OutboxRow, interaction: str) -> _Outcome:
 
 
 async def _post_json(client: FhirClient, method: str, path: str, body: dict, what: str) -> dict:
-    """PUT a resource or POST a Bundle; EhrError carrying `http_status` and `outcome` as `FhirClient.create`."""
-    headers = {**client.headers, "Content-Type": FHIR_JSON, "Prefer": "return=representation"}
-    url = client.base + path if path else client.base.rstrip("/")
-    try:
-        response = await client.http.request(method, url, json=body, headers=headers)
-    except httpx.HTTPError as exc:
-        timeout = isinstance(exc, httpx.TimeoutException)
-        error = EhrError(f"The EHR did not answer in time while writing {what}." if timeout else
-                         f"The EHR could not be reached while writing {what} ({type(exc).__name__}).",
-                         "The app keeps the record and will try again.")
-        error.http_status, error.outcome = None, ""  # type: ignore[attr-defined]
-        raise error from exc
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if response.status_code == 401:
-        raise SessionExpired("The EHR no longer accepts the app's authorization.",
-                             "Re-authorize the app; the outbox keeps every row and sends it then.")
-    if response.status_code >= 400 or not isinstance(answer, dict):
-        text = outcome_text(answer)
-        error = EhrError(f"The EHR answered HTTP {response.status_code} when writing {what}"
-                         f"{': ' + text if text else ''}.", "The app keeps the record.")
-        error.http_status, error.outcome = response.status_code, text  # type: ignore[attr-defined]
-        raise error
+    """PUT a resource or POST a Bundle; EhrError keeps the EHR's status and OperationOutcome."""
+    status, answer, _ = await client.write(method, path, body, what)
+    if not isinstance(answer, dict):
+        raise EhrError(f"The EHR answered HTTP {status} without a resource when writing {what}.",
+                       "The app keeps the record.", http_status=status)
     return answer
 
 
@@ -438,7 +417,7 @@ async def _send_transaction(client: FhirClient, leases: list[_Lease]) -> list[_O
         answer = await _post_json(client, "POST", "", bundle, f"a transaction of {len(leases)} resources")
     except EhrError as exc:
         culprit = leases[0].row
-        found = _ENTRY_INDEX.search(getattr(exc, "outcome", "") or "")
+        found = _ENTRY_INDEX.search(exc.outcome)
         if found and int(found.group(1)) < len(leases):
             culprit = leases[int(found.group(1))].row
         outcome = _classify(culprit, exc, together=len(leases))

@@ -119,10 +119,10 @@ async def create_once(client: FhirClient, caps: EhrCapabilities, resource_type: 
 
 
 def _from_error(exc: EhrError) -> WritebackOutcome:
-    status = getattr(exc, "http_status", None)
+    status = exc.http_status
     if status is None or status >= 500 or status in _RETRYABLE:
         return WritebackOutcome("pending", f"Will retry: {exc.message}")
-    outcome = getattr(exc, "outcome", "") or exc.message
+    outcome = exc.outcome or exc.message
     return WritebackOutcome("failed", f"The EHR refused the Consent (HTTP {status}): {outcome}")
 
 

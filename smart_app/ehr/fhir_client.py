@@ -87,45 +87,49 @@ class FhirClient:
         text); 401 raises SessionExpired as everywhere else.
         """
         what = f"a new {resource_type}"
-        headers = {**self.headers, "Content-Type": FHIR_JSON, "Prefer": "return=representation"}
-        if if_none_exist:
-            headers["If-None-Exist"] = if_none_exist
-        try:
-            response = await self.http.request("POST", urljoin(self.base, resource_type), json=resource,
-                                               headers=headers)
-        except httpx.HTTPError as exc:
-            timeout = isinstance(exc, httpx.TimeoutException)
-            error = EhrError(f"The EHR did not answer in time while writing {what}." if timeout else
-                             f"The EHR could not be reached while writing {what} ({type(exc).__name__}).",
-                             "The app keeps the record and will try again.")
-            error.http_status, error.outcome = None, ""  # type: ignore[attr-defined]
-            raise error from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        status = response.status_code
-        if status == 401:
-            raise SessionExpired("The EHR no longer accepts this session's authorization.",
-                                 "Relaunch the app from the patient's chart.")
-        if status >= 400:
-            text = outcome_text(body)
-            hint = ("The app keeps the record and will try again." if status >= 500
-                    else "Tell the EHR administrator; the app's write was refused.")
-            error = EhrError(f"The EHR answered HTTP {status} when writing {what}{': ' + text if text else ''}.",
-                             hint)
-            error.http_status, error.outcome = status, text  # type: ignore[attr-defined]
-            raise error
+        extra = {"If-None-Exist": if_none_exist} if if_none_exist else {}
+        status, body, headers = await self.write("POST", resource_type, resource, what, extra)
         if isinstance(body, dict) and body.get("resourceType") == resource_type:
             return status, body
-        location = response.headers.get("Location") or response.headers.get("Content-Location") or ""
+        location = headers.get("Location") or headers.get("Content-Location") or ""
         parts = location.split("/_history/")[0].rstrip("/").split("/")
         if len(parts) >= 2 and parts[-2] == resource_type and parts[-1]:
             return status, {"resourceType": resource_type, "id": parts[-1]}
-        error = EhrError(f"The EHR accepted {what} but did not say where it is stored.",
-                         "Tell the EHR administrator.")
-        error.http_status, error.outcome = status, ""  # type: ignore[attr-defined]
-        raise error
+        raise EhrError(f"The EHR accepted {what} but did not say where it is stored.",
+                       "Tell the EHR administrator.", http_status=status)
+
+    async def write(self, method: str, path: str, body: dict, what: str,
+                    extra_headers: dict[str, str] | None = None) -> tuple[int, object, httpx.Headers]:
+        """Send a resource or Bundle; (status, parsed body or None, headers). Refusals keep their status.
+
+        EhrError carries `http_status` (None when the EHR was not reached or timed out) and `outcome`;
+        401 raises SessionExpired as everywhere else.
+        """
+        headers = {**self.headers, "Content-Type": FHIR_JSON, "Prefer": "return=representation",
+                   **(extra_headers or {})}
+        url = urljoin(self.base, path) if path else self.base.rstrip("/")
+        try:
+            response = await self.http.request(method, url, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            timeout = isinstance(exc, httpx.TimeoutException)
+            raise EhrError(f"The EHR did not answer in time while writing {what}." if timeout else
+                           f"The EHR could not be reached while writing {what} ({type(exc).__name__}).",
+                           "The app keeps the record and will try again.") from exc
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        status = response.status_code
+        if status == 401:
+            raise SessionExpired("The EHR no longer accepts the app's authorization.",
+                                 "Relaunch the app from the chart (or re-authorize the month-end job).")
+        if status >= 400:
+            text = outcome_text(answer)
+            hint = ("The app keeps the record and will try again." if status >= 500
+                    else "Tell the EHR administrator; the app's write was refused.")
+            raise EhrError(f"The EHR answered HTTP {status} when writing {what}{': ' + text if text else ''}.",
+                           hint, http_status=status, outcome=text)
+        return status, answer, response.headers
 
     async def batch(self, urls: list[str]) -> list[dict]:
         """Send GETs as one batch Bundle; return each entry's `response`+`resource`, in order."""

@@ -52,12 +52,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 from collections import defaultdict
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from smart_app.ledger.models import TimeEntryRow
@@ -308,11 +309,17 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
             .where(te.organization_id == organization_id, te.month == month, counting())
             .group_by(te.patient_id, te.program, te.role)):
         minutes_by[patient_id][prog][role] = int(total or 0)
-    snapshots: dict[str, tuple[list[str], dt.datetime]] = {
-        patient_id: (list(eligible or []), evaluated_at)
-        for patient_id, eligible, evaluated_at in session.execute(
-            select(ms.patient_id, ms.eligible_programs, ms.evaluated_at)
-            .where(ms.organization_id == organization_id, ms.month == month))}
+    # The eligible lists come back as JSON text and are decoded once per distinct text: snapshots repeat a
+    # handful of lists, and decoding thousands of identical ones was a third of the panel's time.
+    decoded: dict[str | None, list[str]] = {}
+    snapshots: dict[str, tuple[list[str], dt.datetime]] = {}
+    for patient_id, eligible_text, evaluated_at in session.execute(
+            select(ms.patient_id, cast(ms.eligible_programs, Text), ms.evaluated_at)
+            .where(ms.organization_id == organization_id, ms.month == month)):
+        eligible = decoded.get(eligible_text)
+        if eligible is None:
+            eligible = decoded[eligible_text] = list(json.loads(eligible_text) or []) if eligible_text else []
+        snapshots[patient_id] = (list(eligible), evaluated_at)
     month_patients = or_(
         pr.patient_id.in_(select(te.patient_id).where(te.organization_id == organization_id, te.month == month)),
         pr.patient_id.in_(select(ms.patient_id).where(ms.organization_id == organization_id, ms.month == month)))
