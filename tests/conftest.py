@@ -31,3 +31,14 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory, pg_template) -> Iter
     tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
     with fresh_database(request.param, tmp, pg_template) as url, running_stack(url, tmp) as running:
         yield running
+
+
+# Module scope: Playwright's sync API keeps an event loop running while it is open, which would
+# break asyncio.run in the tests that follow.
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    """Debian's Chromium under Playwright."""
+    from tests.chromium import launched_chromium
+
+    with launched_chromium() as browser:
+        yield browser
