@@ -138,7 +138,7 @@ def _run_load(spec: dict) -> dict:
 
 
 def run(database_url: str, folder: Path, *, quick: bool) -> dict:
-    seconds = 8 if quick else 20
+    seconds = 8 if quick else 15
     with running_stack(database_url, folder) as stack:
         users = add_clinicians(stack, CLINICIANS)
         handles = launch_sessions(stack, users)

@@ -205,3 +205,24 @@ def seed_entries(engine: Engine, patients: int, entries: int, month: str = MONTH
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql(f"ANALYZE {table.name}")
     return count
+
+
+def double_entries(engine: Engine, month: str = MONTH, *, org_id: str = ORG_ID) -> int:
+    """Copy every entry of the organization-month once more, inside the database (INSERT ... SELECT): the same
+    patients, people, programs and times under new ids (the last character of the id becomes `x`, which no
+    generated id carries). Doubles each patient's minutes; how many rows were added."""
+    table: Table = TimeEntryRow.__table__  # type: ignore[assignment]
+    columns = [c.name for c in table.columns]
+    chosen = ["substr(id, 1, 35) || 'x'" if c == "id" else c for c in columns]
+    with engine.begin() as connection:
+        for index in table.indexes:
+            index.drop(connection, checkfirst=True)
+        added = connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(chosen)} FROM {table.name} "
+            f"WHERE organization_id = '{org_id}' AND month = '{month}'").rowcount
+        for index in table.indexes:
+            index.create(connection, checkfirst=True)
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql(f"ANALYZE {table.name}")
+    return added

@@ -130,7 +130,7 @@ def run_profile(database_url: str, folder: Path, profile: str, launches: int, la
 def run(database_url: str, folder: Path, *, quick: bool, latency_ms: int = 100) -> dict:
     """Batch profile (`open`) and no-batch profile (`epic-like`) at the injected latency."""
     batch = run_profile(database_url, folder, "open", 30 if quick else 100, latency_ms)
-    concurrent = run_profile(database_url, folder, "epic-like", 15 if quick else 40, latency_ms)
+    concurrent = run_profile(database_url, folder, "epic-like", 15 if quick else 30, latency_ms)
     # One round trip as the app sees it: its single batch request, same latency, same client, same loopback.
     rtt = batch["fhir_wall_ms_median"]
     return {"batch": batch, "concurrent": concurrent, "round_trip_ms": rtt,

@@ -120,7 +120,7 @@ def run(url: str, folder: Path, *, quick: bool, profile_dir: Path | None = None)
     engine = make_engine(url)
     try:
         started = time.perf_counter()
-        data.seed_entries(engine, patients, entries, data.MONTH, seed=8, offset=entries // patients + 1)
+        data.double_entries(engine, data.MONTH)
         seeded += time.perf_counter() - started
     finally:
         engine.dispose()

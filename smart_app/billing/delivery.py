@@ -21,11 +21,12 @@ async def organization_plan(app: AppContext, org: Organization) -> tuple[EhrCapa
     return caps, plan_for(caps, org.extra.get("writeback"))  # type: ignore[arg-type] - plan_for checks it
 
 
-async def deliver_pass(app: AppContext, org: Organization) -> DeliveryReport:
+async def deliver_pass(app: AppContext, org: Organization, *, lease_seconds: int = 60) -> DeliveryReport:
     """Send the organization's due outbox rows with a Backend Services token (none for open servers)."""
     token = None if org.extra.get("writeback_open") is True else await backend_token(app.launch, org)
     caps, plan = await organization_plan(app, org)
-    return await deliver(app.sessions, FhirClient(app.http, org.issuer, token), capabilities_for(caps, plan), org.id)
+    return await deliver(app.sessions, FhirClient(app.http, org.issuer, token), capabilities_for(caps, plan), org.id,
+                         lease_seconds=lease_seconds)
 
 
 def report_line(report: DeliveryReport) -> str:

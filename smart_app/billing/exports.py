@@ -6,11 +6,13 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smart_app.billing.claims import StoredClaim, month_claims
+from smart_app.billing.fhir_resources import claim_resource
 from smart_app.billing.models import OutboxRow
 from smart_app.billing.superbill import superbill_csv, superbill_html, superbill_pdf
 from smart_app.db import utcnow
@@ -77,13 +79,28 @@ def _tagged(row: OutboxRow) -> dict:
     return resource
 
 
-def export_resources(db: Session, organization_id: str, month: str) -> Iterator[dict]:
-    """Every resource the app wrote or meant to write for a month, tagged with its delivery status."""
+def export_resources(db: Session, organization_id: str, month: str,
+                     timezone: str = "UTC") -> Iterator[dict]:
+    """Every resource the app wrote or meant to write for a month, tagged with its delivery status.
+
+    Approved claims the EHR takes no channel for (no Claim or ChargeItem create) are exported as Claims
+    tagged `export-only`: this file is how they reach billers.
+    """
     rows = db.execute(select(OutboxRow).where(OutboxRow.organization_id == organization_id,
                                               OutboxRow.month == month)
                       .order_by(OutboxRow.created_at, OutboxRow.id).execution_options(yield_per=500)).scalars()
+    sent_claims: set[str] = set()
     for row in rows:
+        if row.purpose == "claim" and row.claim_id:
+            sent_claims.add(row.claim_id)
         yield _tagged(row)
+    for stored in month_claims(db, organization_id, month):
+        if stored.status == "approved" and stored.id not in sent_claims and stored.claim.billable:
+            created = (stored.reviewed_at or utcnow()).astimezone(ZoneInfo(timezone)).date()
+            resource = claim_resource(stored.claim, created=created, observation_refs={}, version=stored.version)
+            resource["meta"] = {"tag": [{"system": DELIVERY_TAG, "code": "export-only",
+                                         "display": "claim: the EHR accepts no claim from apps"}]}
+            yield resource
 
 
 def export_ndjson(resources: Iterator[dict]) -> Iterator[str]:

@@ -47,7 +47,7 @@ def _export(args: argparse.Namespace) -> int:
     sessions, org = _context(args.org)
     count = 0
     with transaction(sessions) as db, (open(args.out, "w") if args.out else sys.stdout) as out:
-        resources = export_resources(db, org.id, args.month)
+        resources = export_resources(db, org.id, args.month, org.timezone)
         if args.format == "ndjson":
             for line in export_ndjson(resources):
                 out.write(line)

@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "true, for open FHIR servers). Several workers may run at once: each row is leased by one.")
     run.add_argument("--org", required=True, metavar="ORG_ID", help="the organization id")
     run.add_argument("--once", action="store_true", help="one pass over the due rows, then exit")
+    run.add_argument("--lease-seconds", type=int, default=60, metavar="SECONDS",
+                     help="how long a row stays reserved for this worker while it sends it (default 60); a "
+                          "worker that dies releases its rows to the others after this long")
     run.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
                      help="pause between passes (default 5)")
     run.set_defaults(outbox_handler=_run)
@@ -63,13 +66,13 @@ def _organization(app: AppContext, org_id: str) -> Organization:
     return org
 
 
-async def _pass(app: AppContext, org: Organization) -> str:
+async def _pass(app: AppContext, org: Organization, lease_seconds: int) -> str:
     """One delivery pass; a line saying what it did."""
     from smart_app.billing.delivery import deliver_pass, report_line
     from smart_app.errors import EhrError
 
     try:
-        return report_line(await deliver_pass(app, org))
+        return report_line(await deliver_pass(app, org, lease_seconds=lease_seconds))
     except EhrError as exc:
         return f"Not sent: {exc.message} {exc.hint}"
 
@@ -81,7 +84,7 @@ def _run(args: argparse.Namespace, app: AppContext) -> int:
         try:
             while True:
                 try:
-                    line = await _pass(app, org)
+                    line = await _pass(app, org, args.lease_seconds)
                 except SessionExpired as exc:
                     print(f"The EHR refused the app's authorization: {exc.message} {exc.hint}", file=sys.stderr)
                     if args.once:

@@ -190,3 +190,46 @@ def test_a_correction_after_write_back_replaces_the_claim_the_fhir_way(tmp_path,
         old = backend_read(stack, f"Claim/{first['id']}")
         assert old["status"] == "entered-in-error"
         assert count(stack, "Claim", ident("claim", "v1")) == 1
+
+
+def test_superbill_and_export_commands_after_approval(month_end, tmp_path) -> None:
+    stack, biller, profile = month_end
+    approve_once(stack, biller)
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SMART_APP_DATABASE_URL": stack.settings.database_url,
+           "SMART_APP_DATA_DIR": str(tmp_path), "SMART_APP_SECRET_KEY": "k" * 40}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "smart_app.cli", *args], env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    for fmt in ("pdf", "csv", "html"):
+        out = tmp_path / f"superbill.{fmt}"
+        made = cli("superbill", "--org", "sandbox", "--month", MONTH, "--format", fmt, "--out", str(out))
+        assert made.returncode == 0, made.stderr
+        data = out.read_bytes()
+        if fmt == "pdf":
+            assert data.startswith(b"%PDF")
+        else:
+            assert b"99490" in data
+    assert b"<style>" in (tmp_path / "superbill.html").read_bytes(), "a saved page carries its stylesheet"
+    exported = cli("export", "--org", "sandbox", "--month", MONTH, "--format", "ndjson")
+    assert exported.returncode == 0, exported.stderr
+    import json
+
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    kinds = {r["resourceType"] for r in lines}
+    assert {"DocumentReference"} <= kinds
+    assert all(any(t["system"] == "urn:smart-app:delivery" for t in r["meta"]["tag"]) for r in lines)
+    expected_claim_kind = {"open": "Claim", "epic-like": "Claim", "oracle-like": "ChargeItem"}[profile]
+    assert expected_claim_kind in kinds
+    if profile == "epic-like":
+        # The EHR took no claim, so the export is where the biller gets it.
+        (claim,) = [r for r in lines if r["resourceType"] == "Claim"]
+        assert claim["meta"]["tag"][0]["code"] == "export-only"
+    none_month = cli("superbill", "--org", "sandbox", "--month", "2001-01", "--format", "pdf",
+                     "--out", str(tmp_path / "x.pdf"))
+    assert none_month.returncode == 2 and "No approved claims" in none_month.stderr
