@@ -28,6 +28,8 @@ class Settings:
     secret_key: str
     launch_dir: Path | None = None
     session_minutes: int = 12 * 60
+    # Per-client and per-session request limits (docs/security.md); "off" only for load tests.
+    rate_limits: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -71,7 +73,10 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         raise ConfigError(f"{PREFIX}SECRET_KEY is too short ({len(secret_key)} characters).",
                           "Use at least 32 random characters.")
     launch_dir = overrides.pop("launch_dir", None) or env.get(f"{PREFIX}LAUNCH_DIR")
+    limits = overrides.pop("rate_limits", None)
+    rate_limits = bool(limits) if limits is not None else env.get(f"{PREFIX}RATE_LIMITS", "on").lower() != "off"
     if overrides:
         raise TypeError(f"unknown settings: {sorted(overrides)}")
     return Settings(data_dir=data_dir, database_url=database_url, base_url=base_url,
-                    secret_key=secret_key, launch_dir=Path(launch_dir) if launch_dir else None)
+                    secret_key=secret_key, launch_dir=Path(launch_dir) if launch_dir else None,
+                    rate_limits=rate_limits)

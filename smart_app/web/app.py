@@ -100,7 +100,8 @@ def create_app(settings: Settings, organizations: list[Organization] | None = No
         *billing_routes.routes(),
         Mount("/static", StaticFiles(directory=str(data_path("templates") / "static")), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit),
-                                 Middleware(RateLimit, rules=default_rate_limit_rules())],
+    limits = default_rate_limit_rules() if settings.rate_limits else {}
+    middleware = [Middleware(SecurityHeaders), Middleware(BodyLimit), Middleware(RateLimit, rules=limits)]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                      exception_handlers={SmartAppError: app_error, HTTPException: http_error,
                                          Exception: unexpected_error})
