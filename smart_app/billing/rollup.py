@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import and_, func, select, union
-from sqlalchemy.orm import Session, aliased, defer
+from sqlalchemy.orm import Session, defer
 
 from smart_app.billing.claims import REPLACEABLE
 from smart_app.billing.facts_source import cached_facts_many, coverage_reference, save_facts
@@ -143,9 +143,12 @@ def _month_entries(db: Session, organization_id: str, ids: Sequence[str], month:
     columns = [c for c in te.c if c.name != "ends_at"]
     in_batch = and_(te.c.organization_id == organization_id, te.c.month == month, te.c.patient_id.in_(ids))
     target = te.alias("target")
+    # Driven from the correcting rows (few, found through the unique index on corrects_id), not from the
+    # batch's rows: a join the other way round was planned as a scan of the whole ledger per batch.
     correctors: dict[str, object] = {row.corrects_id: row for row in db.execute(
-        select(*columns).join(target, te.c.corrects_id == target.c.id).where(
-            target.c.organization_id == organization_id, target.c.month == month, target.c.patient_id.in_(ids)))}
+        select(*columns).where(te.c.corrects_id.is_not(None), te.c.corrects_id.in_(
+            select(target.c.id).where(target.c.organization_id == organization_id, target.c.month == month,
+                                      target.c.patient_id.in_(ids)))))}
     history: dict[str, list[Entry]] = defaultdict(list)
     for row in db.execute(select(*columns).where(in_batch).order_by(te.c.patient_id, te.c.recorded_at, te.c.starts_at)):
         history[row.patient_id].append(_to_entry(row, correctors))  # type: ignore[arg-type]
@@ -163,16 +166,17 @@ def _with_app_records_needed(db: Session, organization_id: str, ids: Sequence[st
 
 
 def _newest_versions(db: Session, organization_id: str, ids: Sequence[str], month: str) -> dict[str, ClaimRow]:
-    """The newest claim version of each patient-month that has one (content not loaded)."""
-    newest = (select(ClaimRow.patient_id, func.max(ClaimRow.version).label("version"))
-              .where(ClaimRow.organization_id == organization_id, ClaimRow.month == month,
-                     ClaimRow.patient_id.in_(ids))
-              .group_by(ClaimRow.patient_id).subquery())
-    claim = aliased(ClaimRow)
-    rows = db.scalars(select(claim).options(defer(claim.content)).join(
-        newest, and_(claim.patient_id == newest.c.patient_id, claim.version == newest.c.version)).where(
-        claim.organization_id == organization_id, claim.month == month))
-    return {row.patient_id: row for row in rows}
+    """The newest claim version of each patient-month that has one (content not loaded).
+
+    One indexed read of the batch's versions, the newest picked here: a join on a per-patient MAX() was
+    planned by PostgreSQL, on a freshly written claims table, as a scan per patient.
+    """
+    newest: dict[str, ClaimRow] = {}
+    for row in db.scalars(select(ClaimRow).options(defer(ClaimRow.content)).where(
+            ClaimRow.organization_id == organization_id, ClaimRow.month == month, ClaimRow.patient_id.in_(ids))):
+        if row.patient_id not in newest or row.version > newest[row.patient_id].version:
+            newest[row.patient_id] = row
+    return newest
 
 
 def _plain(value: object) -> object:
