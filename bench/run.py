@@ -60,15 +60,19 @@ def rollup_rows(backend: str, r: dict) -> list[Row]:
         limit_row("rollup: wall / lower bound", backend, one["ratio"], "x", 2, inclusive=True),
         limit_row("rollup: peak RSS", backend, one["peak_rss_mb"], "MB", 300,
                   note=f"RSS after imports {one['baseline_rss_mb']} MB"),
-        info_row("rollup: wall time, entries x2", backend, two["rollup_s"], "s",
-                 f"lower bound {two['group_by_s']} s, ratio {two['ratio']}x"),
-        limit_row("rollup: peak RSS, entries x2", backend, two["peak_rss_mb"], "MB", 300),
-        limit_row("rollup: peak RSS growth x2/x1", backend, r["memory_growth"], "x", 1.1, inclusive=True,
-                  note="flat = within 10%"),
     ]
-    if one["errors"] or two["errors"]:
-        rows.append(info_row("rollup: patients with errors", backend, one["errors"] + two["errors"], "",
-                             str(one["first_error"] or two["first_error"])))
+    if two is not None:
+        rows += [
+            info_row("rollup: wall time, entries x2", backend, two["rollup_s"], "s",
+                     f"lower bound {two['group_by_s']} s, ratio {two['ratio']}x"),
+            limit_row("rollup: peak RSS, entries x2", backend, two["peak_rss_mb"], "MB", 300),
+            limit_row("rollup: peak RSS growth x2/x1", backend, r["memory_growth"], "x", 1.1, inclusive=True,
+                      note="flat = within 10%"),
+        ]
+    errors = one["errors"] + (two["errors"] if two else 0)
+    if errors:
+        rows.append(info_row("rollup: patients with errors", backend, errors, "",
+                             str(one["first_error"] or (two or {}).get("first_error"))))
     return rows
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
+from functools import lru_cache
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
@@ -74,13 +76,20 @@ def signing_key(db: Session, kid: str = "") -> SigningKey:
     return row
 
 
+@lru_cache(maxsize=16)
+def _imported_key(alg: str, private_json: str) -> RSAKey | ECKey:
+    # Importing an RSA key costs tens of milliseconds; the key text is immutable, so the parsed
+    # form is kept (a cache of derived data, not state: every worker derives the same).
+    private = json.loads(private_json)
+    return RSAKey.import_key(private) if alg == "RS384" else ECKey.import_key(private)
+
+
 def client_assertion(row: SigningKey, box: TokenBox, client_id: str, token_url: str) -> str:
     """A signed, single-use client assertion for the token endpoint (SMART Backend/asymmetric auth)."""
     now = utcnow()
     claims = {"iss": client_id, "sub": client_id, "aud": token_url, "jti": uuid.uuid4().hex,
               "iat": int(now.timestamp()), "exp": int((now + ASSERTION_LIFETIME).timestamp())}
-    private = box.open_json(row.private_jwk_enc)
-    key = RSAKey.import_key(private) if row.alg == "RS384" else ECKey.import_key(private)
+    key = _imported_key(row.alg, box.open(row.private_jwk_enc))
     header = {"alg": row.alg, "kid": row.kid, "typ": "JWT"}
     return jwt.encode(header, claims, key, algorithms=[row.alg])
 
