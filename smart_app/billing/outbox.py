@@ -235,14 +235,13 @@ def _finish(sessions: sessionmaker, results: Iterable[tuple[_Lease, _Outcome]], 
         for lease, outcome in results:
             row = lease.row
             values: dict = {"leased_until": None, "updated_at": now}
-            if outcome.status == "release":
-                pass
-            elif outcome.status == "retry":
+            # "release" only frees the lease (the row waits for a reference target): nothing else changes.
+            if outcome.status == "retry":
                 values.update(attempts=row.attempts + 1, next_attempt_at=now + backoff(row.attempts, base),
                               last_error=outcome.text)
             elif outcome.status == DONE:
                 values.update(status=DONE, attempts=row.attempts + 1, fhir_id=outcome.fhir_id, last_error="")
-            else:
+            elif outcome.status != "release":
                 values.update(status=outcome.status, last_error=outcome.text,
                               attempts=row.attempts + (1 if outcome.status == FAILED else 0))
             result = db.execute(
