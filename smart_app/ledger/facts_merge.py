@@ -8,15 +8,19 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from smart_app.ledger.attestations import attestations_for
-from smart_app.ledger.consents import consent_history, facts_consents
+from smart_app.ledger.consents import ConsentRecord, consent_history, facts_consents
 from smart_app.ledger.values import Entry
 from smart_app.rules.facts import PatientFacts, TimeEntry
 
 
 def with_app_records(db: Session, organization_id: str, patient_id: str, timezone: str,
-                     ehr_facts: PatientFacts) -> PatientFacts:
-    """The EHR's facts plus the consents and attestations captured in the app (its system of record)."""
-    consents = consent_history(db, organization_id, patient_id)
+                     ehr_facts: PatientFacts, consents: list[ConsentRecord] | None = None) -> PatientFacts:
+    """The EHR's facts plus the consents and attestations captured in the app (its system of record).
+
+    `consents`: the patient's consent history when the caller has already read it.
+    """
+    if consents is None:
+        consents = consent_history(db, organization_id, patient_id)
     attestations = attestations_for(db, organization_id, patient_id, timezone=timezone)
     return dataclasses.replace(ehr_facts, consents=ehr_facts.consents + facts_consents(consents),
                                attestations=ehr_facts.attestations + attestations)

@@ -84,7 +84,7 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
     with transaction(app.sessions) as db:
         # Kept so the month-end rollup can run from the last read when the EHR is unavailable.
         save_facts(db, org.id, session.patient_id, month, ehr_facts, coverage_reference(record))
-        facts = with_app_records(db, org.id, session.patient_id, org.timezone, ehr_facts)
+        facts = with_app_records(db, org.id, session.patient_id, org.timezone, ehr_facts, consents)
     decision = evaluate(facts, time_entries(ledger.entries, org.timezone), rule_set, month=month)
     month_end = next_month_start(today) - dt.timedelta(days=1)
     undetermined = summarize(facts, rule_set.conditions, month_end).undetermined()
