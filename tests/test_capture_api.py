@@ -31,17 +31,27 @@ def api(stack: Stack, method: str, path: str, headers: dict, **kwargs: object) -
     return httpx.request(method, f"{stack.app_url}/api/v1{path}", headers=headers, timeout=20, **kwargs)
 
 
+# The furthest back any test places an entry (see earlier_today).
+LATEST_OFFSET = 1000
+
+
 def earlier_today(minutes_ago: int) -> tuple[str, str]:
     """Local date and time `minutes_ago` minutes back, kept inside the current month so it stays open.
 
-    Early on the first of a month there is little room: starts then wrap within the time elapsed.
+    Early in a month (less than `LATEST_OFFSET` minutes elapsed) the offsets are scaled down to fit the
+    time elapsed, keeping their order and their relative spacing, so entries the tests place apart stay
+    apart. Within about four hours of the 1st (local time), spacing of 100 minutes shrinks below the
+    durations some tests log, so those tests may overlap then.
     """
+    if not 0 <= minutes_ago <= LATEST_OFFSET:
+        raise ValueError(f"tests place entries 0..{LATEST_OFFSET} minutes back, not {minutes_ago}")
     now = dt.datetime.now(TZ).replace(second=0, microsecond=0)
     month_start = now.replace(day=1, hour=0, minute=0)
-    start = now - dt.timedelta(minutes=minutes_ago)
-    if start < month_start:
-        room = max(int((now - month_start).total_seconds() // 60) - 60, 1)
-        start = month_start + dt.timedelta(minutes=minutes_ago % room)
+    elapsed = (now - month_start).total_seconds() / 60
+    # Keep a margin at both ends: the newest entry must have ended, the oldest start inside the month.
+    scale = min(1.0, max(elapsed - 60, 0) / LATEST_OFFSET)
+    back = minutes_ago if scale == 1 else 30 + round(minutes_ago * scale)
+    start = max(now - dt.timedelta(minutes=back), month_start)
     return start.strftime("%Y-%m-%d"), start.strftime("%H:%M")
 
 
