@@ -26,6 +26,7 @@ from smart_app.sandbox import SandboxConfig
 from smart_app.sandbox import create_app as create_sandbox
 from smart_app.sandbox.runtime import Sandbox
 from smart_app.settings import Settings, load_settings
+from smart_app.warmup import prepare_process
 from smart_app.web import app as web_app
 from smart_app.web.app import create_app
 from smart_app.web.ratelimit import default_rate_limit_rules
@@ -107,6 +108,7 @@ def running_stack(database_url: str, data_dir: Path, *, latency_ms: int = 0,
         base_url=sandbox_url, fixtures_dir=data_path("fixtures"), clients=[client],
         app_launch_url=settings.launch_url, profile=profile, latency_ms=latency_ms))
     app = create_unthrottled_app(settings, org, engine)
+    prepare_process([org.rule_set])  # as `smart-app serve` does before serving
     timer = ServerTimer(WithBare(app))
     try:
         with serve_on(sandbox_sock, sandbox), serve_on(app_sock, timer):

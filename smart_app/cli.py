@@ -22,12 +22,15 @@ def _serve(args: argparse.Namespace) -> int:
     from smart_app.db import make_engine, require_current
     from smart_app.launch.organizations import load_directory
     from smart_app.settings import load_settings
+    from smart_app.warmup import prepare_process
     from smart_app.web.app import create_app
 
     settings = load_settings()
     engine = make_engine(settings.database_url)
     require_current(engine)
-    app = create_app(settings, load_directory(settings.launch_dir), engine)
+    organizations = load_directory(settings.launch_dir)
+    app = create_app(settings, organizations, engine)
+    prepare_process(org.rule_set for org in organizations)
     uvicorn.run(app, host=args.host, port=args.port, proxy_headers=True,
                 forwarded_allow_ips=args.forwarded_allow_ips)
     return 0

@@ -19,6 +19,7 @@ from smart_app.paths import data_path
 from smart_app.sandbox import SandboxClient, SandboxConfig
 from smart_app.sandbox import create_app as create_sandbox
 from smart_app.settings import Settings, load_settings
+from smart_app.warmup import prepare_process
 from smart_app.web.app import create_app
 
 DEMO_ORG = "sandbox"
@@ -92,6 +93,7 @@ def run_demo(port: int, open_browser: bool, data_dir: Path | None = None) -> Non
     print(f"Sandbox EHR patient list:        {plan.sandbox.base_url}/ehr/")
     print(f"Open this chart to launch the app: {plan.chart_url}")
     print("Press Ctrl+C to stop.")
+    prepare_process([plan.organization.rule_set])
     if open_browser:
         webbrowser.open(plan.chart_url)
     asyncio.run(_serve_both(plan, "127.0.0.1"))
