@@ -27,6 +27,12 @@ from smart_app.db import make_engine
 
 LOWER_BOUND_SQL = ("SELECT patient_id, program, role, SUM(minutes) FROM time_entries "
                    "WHERE organization_id = :org AND month = :month GROUP BY patient_id, program, role")
+# A second reference: every entry row of the month, as plain tuples of the columns a claim's evidence is
+# built from. A claim cites each supporting entry (its id, performer, date, late flag), so no rollup that
+# builds defensible claims can read less than this; the GROUP BY reads only sums.
+ENTRY_SCAN_SQL = ("SELECT id, patient_id, performer, role, program, activity, starts_at, minutes, recorded_at, "
+                  "corrects_id, kind, late, shared FROM time_entries WHERE organization_id = :org AND month = :month "
+                  "ORDER BY patient_id, recorded_at, starts_at")
 
 
 def _rss_mb() -> float:
@@ -73,18 +79,25 @@ def _child_rollup(url: str, folder: str, org_id: str, month: str, profile_to: st
             "errors": len(report.errors), "first_error": report.errors[0] if report.errors else None}
 
 
-def _child_group_by(url: str, org_id: str, month: str, repeat: int = 3) -> dict:
+def _timed_fetch(url: str, sql: str, org_id: str, month: str, repeat: int) -> tuple[float, int]:
+    """Median wall time of running `sql` and fetching every row, and the number of rows."""
     engine = make_engine(url)
     times, rows = [], 0
     try:
         for _ in range(repeat):
             with engine.connect() as connection:
                 started = time.perf_counter()
-                rows = len(connection.execute(text(LOWER_BOUND_SQL), {"org": org_id, "month": month}).all())
+                rows = len(connection.execute(text(sql), {"org": org_id, "month": month}).all())
                 times.append(time.perf_counter() - started)
     finally:
         engine.dispose()
-    return {"wall_s": median(times), "rows": rows, "peak_rss_mb": _rss_mb()}
+    return median(times), rows
+
+
+def _child_group_by(url: str, org_id: str, month: str, repeat: int = 3) -> dict:
+    wall, rows = _timed_fetch(url, LOWER_BOUND_SQL, org_id, month, repeat)
+    scan, scanned = _timed_fetch(url, ENTRY_SCAN_SQL, org_id, month, repeat)
+    return {"wall_s": wall, "rows": rows, "entry_scan_s": scan, "entry_rows": scanned, "peak_rss_mb": _rss_mb()}
 
 
 def _spawn(*args: str) -> dict:
@@ -99,6 +112,8 @@ def measure(url: str, folder: Path, month: str, profile_to: str | None = None) -
     bound = _spawn("group-by", url, str(folder), data.ORG_ID, month)
     rollup = _spawn("rollup", url, str(folder), data.ORG_ID, month, profile_to or "")
     return {"group_by_s": round(bound["wall_s"], 3), "group_by_rows": bound["rows"],
+            "entry_scan_s": round(bound["entry_scan_s"], 3), "entry_rows": bound["entry_rows"],
+            "ratio_to_scan": round(rollup["wall_s"] / bound["entry_scan_s"], 1),
             "rollup_s": round(rollup["wall_s"], 2), "ratio": round(rollup["wall_s"] / bound["wall_s"], 1),
             "peak_rss_mb": round(rollup["peak_rss_mb"], 1), "baseline_rss_mb": round(rollup["baseline_rss_mb"], 1),
             "patients": rollup["patients"], "billable": rollup["billable"], "new_versions": rollup["new_versions"],

@@ -64,6 +64,9 @@ def rollup_rows(backend: str, r: dict) -> list[Row]:
         info_row("rollup: wall time", backend, one["rollup_s"], "s", scale),
         info_row("rollup: lower bound, bare GROUP BY", backend, one["group_by_s"], "s", f"{one['group_by_rows']} rows"),
         limit_row("rollup: wall / lower bound", backend, one["ratio"], "x", 2, inclusive=True),
+        info_row("rollup: reading every entry row", backend, one["entry_scan_s"], "s",
+                 f"{one['entry_rows']:,} rows, {round(one['entry_scan_s'] / one['group_by_s'], 1)}x the GROUP BY; "
+                 f"rollup / this {one['ratio_to_scan']}x"),
         limit_row("rollup: peak RSS", backend, one["peak_rss_mb"], "MB", 300,
                   note=f"RSS after imports {one['baseline_rss_mb']} MB"),
     ]

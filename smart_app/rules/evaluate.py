@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import itertools
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -612,8 +613,22 @@ class _Evaluator:
         return work
 
 
+# Built once per rule set (a rule set is immutable); it was a tenth of a month-end rollup's time when it was
+# rebuilt twice for every patient. The weak reference tells a live entry from a reused id().
+_EXCLUSIONS: dict[int, tuple[weakref.ref[RuleSet], dict[str, dict[str, tuple[str, str]]]]] = {}
+
+
 def _exclusion_map(rules: RuleSet) -> dict[str, dict[str, tuple[str, str]]]:
-    """code -> {excluded code: (scope, note)}, made symmetric."""
+    """code -> {excluded code: (scope, note)}, made symmetric. Shared between calls: do not change it."""
+    cached = _EXCLUSIONS.get(id(rules))
+    if cached is not None and cached[0]() is rules:
+        return cached[1]
+    out = _build_exclusion_map(rules)
+    _EXCLUSIONS[id(rules)] = (weakref.ref(rules), out)
+    return out
+
+
+def _build_exclusion_map(rules: RuleSet) -> dict[str, dict[str, tuple[str, str]]]:
     out: dict[str, dict[str, tuple[str, str]]] = {}
     for fam in rules.families.values():
         for ck, code in fam.codes.items():
