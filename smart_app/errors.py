@@ -35,16 +35,19 @@ class EhrError(SmartAppError):
     """The EHR could not be reached or answered with an error.
 
     `http_status` is the EHR's status (None when it was not reached or timed out) and `outcome` the text
-    of its OperationOutcome, so callers can tell a retryable failure from a refusal.
+    of its OperationOutcome, so callers can tell a retryable failure from a refusal. `retry_after` is the
+    wait in seconds the EHR asked for (its `Retry-After` header on 429 or 503), None when it named none.
     """
 
     title = "The EHR did not answer as expected"
     status_code = 502
 
-    def __init__(self, message: str, hint: str = "", http_status: int | None = None, outcome: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", http_status: int | None = None, outcome: str = "",
+                 retry_after: float | None = None) -> None:
         super().__init__(message, hint)
         self.http_status = http_status
         self.outcome = outcome
+        self.retry_after = retry_after
 
 
 class SessionExpired(SmartAppError):

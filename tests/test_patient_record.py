@@ -10,7 +10,7 @@ import pytest
 
 from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
 from smart_app.ehr.facts import facts_from_record
-from smart_app.ehr.fhir_client import FhirClient
+from smart_app.ehr.fhir_client import FhirClient, retry_after_seconds
 from smart_app.ehr.record import PatientRecord, fetch_record, record_requests
 from smart_app.errors import EhrError
 from smart_app.rules.loader import default_rule_set
@@ -98,3 +98,28 @@ def test_unreachable_ehr_reads_fail_with_an_actionable_error() -> None:
                                "p", MONTH, None, SCALES)
     with pytest.raises(EhrError, match="could not be reached"):
         asyncio.run(go())
+
+
+def test_an_ehr_asking_to_slow_down_says_how_long_to_wait(stack: Stack) -> None:
+    token, session = launch_token(stack, "ccm-two-chronic")
+    httpx.post(f"{stack.sandbox_url}/_sandbox/faults",
+               json={"match": "POST /fhir", "kind": "429", "count": 1, "delay_s": 7}).raise_for_status()
+    try:
+        with pytest.raises(EhrError, match=r"slow down \(HTTP 429\)") as caught:
+            read(stack, token, "ccm-two-chronic", None, session.fhir_user)
+    finally:
+        httpx.delete(f"{stack.sandbox_url}/_sandbox/faults").raise_for_status()
+    assert caught.value.retry_after == 7 and caught.value.http_status == 429
+    assert caught.value.hint == "Reload the page in 7 seconds."
+    # The fault was used up: the next read goes through.
+    assert read(stack, token, "ccm-two-chronic", None, session.fhir_user).patient["id"] == "ccm-two-chronic"
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
+    now = dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.UTC)
+    assert retry_after_seconds("120", now) == 120
+    assert retry_after_seconds("Tue, 01 Dec 2026 12:01:30 GMT", now) == 90
+    assert retry_after_seconds("Tue, 01 Dec 2026 11:00:00 GMT", now) == 0, "a date in the past means now"
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds("-5", now) is None
+    assert retry_after_seconds(None, now) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from smart_app.billing.outbox import DeliveryReport, deliver
 from smart_app.billing.plan import WritebackPlan, capabilities_for, plan_for
 from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
@@ -31,5 +33,10 @@ async def deliver_pass(app: AppContext, org: Organization, *, lease_seconds: int
 
 def report_line(report: DeliveryReport) -> str:
     """One sentence on what a pass did."""
-    return (f"{report.sent} sent, {report.already_there} already in the EHR, {report.retried} to retry, "
+    line = (f"{report.sent} sent, {report.already_there} already in the EHR, {report.retried} to retry, "
             f"{report.failed} failed, {report.not_accepted} not accepted by the EHR.")
+    if report.paused_until is not None:
+        until = report.paused_until.astimezone(UTC)
+        line += (f" The EHR asked the app to slow down: the rest waits until {until:%Y-%m-%d %H:%M:%S} UTC "
+                 "and goes out on the first pass after that.")
+    return line

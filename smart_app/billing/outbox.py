@@ -29,7 +29,10 @@ they are rewritten to `Type/<id>` once the target is delivered, and the row wait
 
 Outcomes: success stores `fhir_id`, status `done` (nothing sends it again). Timeouts, transport errors,
 5xx, 408 and 429 keep the row pending with attempts + 1 and `next_attempt_at = now + min(base *
-2**(attempts before this one), 15 min)` and `last_error`. Other 4xx: `failed`, with the EHR's
+2**(attempts before this one), 15 min)` and `last_error`. When the EHR asks the app to slow down (429, or
+a 503 with `Retry-After`), the row waits at least what `Retry-After` names (at most a day), and the run
+stops there: every other due row of the run is deferred to the same instant without an attempt counted,
+and the report's `paused_until` says until when. Other 4xx: `failed`, with the EHR's
 OperationOutcome and what to fix; `retry_failed` puts such rows back once fixed. 401: the rows stay
 pending untouched (lease released) and SessionExpired is raised for the caller to re-authorize.
 """
@@ -63,6 +66,8 @@ from smart_app.errors import EhrError, SessionExpired
 PENDING, DONE, FAILED, NOT_ACCEPTED = "pending", "done", "failed", "not-accepted"
 STATUSES = (PENDING, DONE, FAILED, NOT_ACCEPTED)
 MAX_BACKOFF_SECONDS = 15 * 60
+# The longest Retry-After honoured: a larger (or buggy) value must not park the outbox for weeks.
+MAX_RETRY_AFTER_SECONDS = 24 * 60 * 60
 DEFAULT_BACKOFF_BASE = 2.0
 # Refusals worth retrying: the request timed out at the server, or the server asked us to slow down.
 _RETRYABLE = frozenset({408, 429})
@@ -100,6 +105,7 @@ class DeliveryReport:
     retried: int = 0  # a transient failure: still pending, with a later next_attempt_at
     failed: int = 0  # refused (4xx): needs a person, then `retry_failed`
     not_accepted: int = 0  # the EHR takes no such resource from apps
+    paused_until: datetime | None = None  # the EHR asked the app to slow down: nothing is sent before this
 
     @property
     def delivered(self) -> int:
@@ -226,19 +232,33 @@ class _Outcome:
     text: str = ""
     fhir_id: str | None = None
     created: bool = False
+    throttled: bool = False  # the EHR asked the app to slow down
+    wait: float | None = None  # seconds it asked for (Retry-After)
+
+
+def retry_delay(attempts_before: int, asked_seconds: float | None, base: float = DEFAULT_BACKOFF_BASE) -> timedelta:
+    """The wait before the next try: the backoff, or what the EHR asked for (Retry-After, at most a day) if longer."""
+    delay = backoff(attempts_before, base)
+    if asked_seconds is not None:
+        delay = max(delay, timedelta(seconds=min(asked_seconds, MAX_RETRY_AFTER_SECONDS)))
+    return delay
 
 
 def _finish(sessions: sessionmaker, results: Iterable[tuple[_Lease, _Outcome]], now: datetime,
-            base: float, tally: dict[str, int]) -> None:
-    """Record outcomes, each only if the lease is still ours; count them."""
+            base: float, tally: dict[str, int]) -> datetime | None:
+    """Record outcomes, each only if the lease is still ours; count them. When the EHR asked the app to slow
+    down, the instant the throttled rows wait until (the latest of them)."""
+    paused_until: datetime | None = None
     with transaction(sessions) as db:
         for lease, outcome in results:
             row = lease.row
             values: dict = {"leased_until": None, "updated_at": now}
             # "release" only frees the lease (the row waits for a reference target): nothing else changes.
             if outcome.status == "retry":
-                values.update(attempts=row.attempts + 1, next_attempt_at=now + backoff(row.attempts, base),
-                              last_error=outcome.text)
+                resume = now + retry_delay(row.attempts, outcome.wait, base)
+                values.update(attempts=row.attempts + 1, next_attempt_at=resume, last_error=outcome.text)
+                if outcome.throttled:
+                    paused_until = max(paused_until or resume, resume)
             elif outcome.status == DONE:
                 values.update(status=DONE, attempts=row.attempts + 1, fhir_id=outcome.fhir_id, last_error="")
             elif outcome.status != "release":
@@ -254,6 +274,20 @@ def _finish(sessions: sessionmaker, results: Iterable[tuple[_Lease, _Outcome]], 
                    NOT_ACCEPTED: "not_accepted"}.get(outcome.status)
             if key:
                 tally[key] += 1
+    return paused_until
+
+
+def _defer(sessions: sessionmaker, ids: Sequence[str], until: datetime, now: datetime) -> None:
+    """Move due rows not yet tried in this run to `until`: no attempt is counted, no lease is taken over."""
+    if not ids:
+        return
+    with transaction(sessions) as db:
+        for chunk in range(0, len(ids), 500):
+            db.execute(update(OutboxRow).where(
+                OutboxRow.id.in_(ids[chunk:chunk + 500]), OutboxRow.status == PENDING,
+                OutboxRow.next_attempt_at < until,
+                or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now))
+                .values(next_attempt_at=until, updated_at=now).execution_options(synchronize_session=False))
 
 
 # ---------------------------------------------------------------- references between rows
@@ -364,6 +398,8 @@ def _refusal(row: OutboxRow, status: int, outcome: str, *, together: int = 1) ->
 
 def _classify(row: OutboxRow, exc: EhrError, *, together: int = 1) -> _Outcome:
     status = exc.http_status
+    if status == 429 or exc.retry_after is not None:
+        return _Outcome("retry", exc.message, throttled=True, wait=exc.retry_after)
     if status is None or status < 400 or status >= 500 or status in _RETRYABLE:
         return _Outcome("retry", exc.message)
     return _Outcome(FAILED, _refusal(row, status, exc.outcome or exc.message, together=together))
@@ -443,7 +479,8 @@ async def _send_one(client: FhirClient, caps: EhrCapabilities, lease: _Lease) ->
         result = await create_once(client, caps, row.resource_type, payload, system, value)
     except DuplicateCheckFailed as exc:
         return _Outcome("retry", f"Could not check whether the EHR already has this {row.resource_type} "
-                                 f"({exc.message}); nothing was created.")
+                                 f"({exc.message}); nothing was created.",
+                        throttled=exc.retry_after is not None, wait=exc.retry_after)
     except EhrError as exc:
         return _classify(row, exc)
     if not result.fhir_id:
@@ -475,9 +512,14 @@ async def deliver(sessions: sessionmaker, client: FhirClient, caps: EhrCapabilit
         groups += [[i] for i in waiting if i not in bundled]
         before = dict(tally)
         released: list[str] = []
-        for group in groups:
-            released += await _deliver_group(sessions, client, caps, group, clock, lease_seconds, backoff_base,
-                                             tally, in_bundle=group[0] in bundled)
+        for n, group in enumerate(groups):
+            freed, paused_until = await _deliver_group(sessions, client, caps, group, clock, lease_seconds,
+                                                       backoff_base, tally, in_bundle=group[0] in bundled)
+            released += freed
+            if paused_until is not None:
+                # The EHR asked the app to slow down: sending the rest now would only be refused again.
+                _defer(sessions, released + [i for g in groups[n + 1:] for i in g], paused_until, clock())
+                return DeliveryReport(**tally, paused_until=paused_until)
         if tally == before:
             break  # rows waiting for a reference target that was not delivered wait for the next run
         waiting = released
@@ -486,11 +528,12 @@ async def deliver(sessions: sessionmaker, client: FhirClient, caps: EhrCapabilit
 
 async def _deliver_group(sessions: sessionmaker, client: FhirClient, caps: EhrCapabilities, ids: list[str],
                          clock: Callable[[], datetime], lease_seconds: int, base: float, tally: dict[str, int], *,
-                         in_bundle: bool) -> list[str]:
-    """Lease, send and record one group; the ids released to wait for a reference target."""
+                         in_bundle: bool) -> tuple[list[str], datetime | None]:
+    """Lease, send and record one group; the ids released to wait for a reference target, and the instant
+    to pause the run until when the EHR asked the app to slow down."""
     leases = _lease(sessions, ids, clock(), lease_seconds)
     if not leases:
-        return []
+        return [], None
     results: list[tuple[_Lease, _Outcome]] = []
     sendable = []
     for lease in leases:
@@ -512,8 +555,8 @@ async def _deliver_group(sessions: sessionmaker, client: FhirClient, caps: EhrCa
         results += [(lease, _Outcome("release")) for lease in leases if lease.row.id not in handled]
         _finish(sessions, results, clock(), base, tally)
         raise
-    _finish(sessions, results, clock(), base, tally)
-    return [lease.row.id for lease, outcome in results if outcome.status == "release"]
+    paused_until = _finish(sessions, results, clock(), base, tally)
+    return [lease.row.id for lease, outcome in results if outcome.status == "release"], paused_until
 
 
 # ---------------------------------------------------------------- for billers and admins

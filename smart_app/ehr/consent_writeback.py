@@ -107,7 +107,8 @@ async def create_once(client: FhirClient, caps: EhrCapabilities, resource_type: 
         try:
             found = await client.search(resource_type, params)
         except EhrError as exc:
-            error = DuplicateCheckFailed(exc.message, "The app keeps the record and will try again.")
+            error = DuplicateCheckFailed(exc.message, "The app keeps the record and will try again.",
+                                         retry_after=exc.retry_after)
             raise error from exc
         found = [r for r in found if carries_identifier(r, system, value)]
         if found:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
 import httpx
@@ -11,6 +13,28 @@ from smart_app.errors import EhrError, SessionExpired
 FHIR_JSON = "application/fhir+json"
 # A patient's chart rarely needs more; the cap keeps a runaway server from looping us.
 MAX_PAGES = 20
+# Statuses whose Retry-After header the app honours: "too many requests" and "unavailable".
+SLOW_DOWN = (429, 503)
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """The wait a `Retry-After` header asks for (delay-seconds or an HTTP-date), or None if absent or unreadable."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def _slow_down(status: int, headers: httpx.Headers) -> float | None:
+    return retry_after_seconds(headers.get("Retry-After")) if status in SLOW_DOWN else None
 
 
 def outcome_text(body: object) -> str:
@@ -21,6 +45,11 @@ def outcome_text(body: object) -> str:
                  for i in body.get("issue") or [] if isinstance(i, dict)]
         return "; ".join(p for p in parts if p and p != "None")
     return ""
+
+
+def _seconds_phrase(seconds: float | None) -> str:
+    whole = max(round(seconds or 0), 1)
+    return f"{whole} second{'s' if whole != 1 else ''}" if whole < 120 else f"{round(whole / 60)} minutes"
 
 
 class FhirClient:
@@ -56,10 +85,16 @@ class FhirClient:
                            "Ask the EHR administrator to grant the app the scopes listed in "
                            "docs/install.md.")
         if response.status_code >= 400:
+            wait = _slow_down(response.status_code, response.headers)
+            if response.status_code == 429 or wait is not None:
+                hint = f"Reload the page in {_seconds_phrase(wait)}." if wait else "Reload the page in a minute."
+                raise EhrError(f"The EHR asked the app to slow down (HTTP {response.status_code}) while reading "
+                               f"{what}.", hint, http_status=response.status_code, retry_after=wait)
             hint = ("Reload the page in a minute." if response.status_code >= 500
                     else "Tell the EHR administrator; the app's request was refused.")
             raise EhrError(f"The EHR answered HTTP {response.status_code} for {what}"
-                           f"{': ' + outcome_text(body) if outcome_text(body) else ''}.", hint)
+                           f"{': ' + outcome_text(body) if outcome_text(body) else ''}.", hint,
+                           http_status=response.status_code)
         if not isinstance(body, dict) or "resourceType" not in body:
             raise EhrError(f"The EHR answered with something that is not FHIR JSON for {what}.",
                            "Tell the EHR administrator.")
@@ -125,6 +160,12 @@ class FhirClient:
                                  "Relaunch the app from the chart (or re-authorize the month-end job).")
         if status >= 400:
             text = outcome_text(answer)
+            wait = _slow_down(status, response.headers)
+            if status == 429 or wait is not None:
+                later = f"after {_seconds_phrase(wait)}" if wait else "later"
+                raise EhrError(f"The EHR asked the app to slow down (HTTP {status}) when writing {what}.",
+                               f"The app keeps the record and tries again {later}.", http_status=status,
+                               outcome=text, retry_after=wait)
             hint = ("The app keeps the record and will try again." if status >= 500
                     else "Tell the EHR administrator; the app's write was refused.")
             raise EhrError(f"The EHR answered HTTP {status} when writing {what}{': ' + text if text else ''}.",

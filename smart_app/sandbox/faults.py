@@ -16,6 +16,8 @@ live in the sandbox database, so every request of the sandbox sees the same arme
 Kinds, and how each is produced:
 - `500`: nothing is done; the answer is 500 with an OperationOutcome.
 - `503`: the same with status 503 and `Retry-After: 1`.
+- `429`: nothing is done; the answer is 429 (too many requests) with `Retry-After` set to
+  `delay_s` whole seconds (default 5), as an EHR throttling an app answers.
 - `timeout`: nothing is done; the sandbox waits `delay_s` seconds (default 5), or until the
   client hangs up, then answers 504. The client is expected to time out first.
 - `drop`: nothing is done and the connection is closed without any HTTP response: the fault
@@ -48,7 +50,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from smart_app.sandbox.db import Database
 from smart_app.sandbox.outcome import fhir_response, operation_outcome
 
-KINDS = ("500", "503", "timeout", "drop", "500-after-commit", "drop-after-commit")
+KINDS = ("500", "503", "429", "timeout", "drop", "500-after-commit", "drop-after-commit")
 DEFAULT_DELAY_S = 5.0
 MAX_DELAY_S = 300.0
 HOOK_PREFIX = "/_sandbox/"
@@ -230,6 +232,9 @@ class FaultMiddleware:
         elif fault.kind == "503":
             await _answer(scope, receive, send, 503, f"503 on {fault.match!r}", "transient",
                           {"Retry-After": "1"})
+        elif fault.kind == "429":
+            await _answer(scope, receive, send, 429, f"429 on {fault.match!r}", "throttled",
+                          {"Retry-After": str(math.ceil(fault.delay_s))})
         elif fault.kind == "timeout":
             await _wait(receive, fault.delay_s)
             await _answer(scope, receive, send, 504,

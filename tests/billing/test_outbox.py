@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import smart_app.paths
+from smart_app.billing.delivery import report_line
 from smart_app.billing.models import ClaimRow, OutboxRow
 from smart_app.billing.outbox import (
     DeliveryReport,
@@ -30,6 +31,7 @@ from smart_app.billing.outbox import (
     enqueue,
     full_url_of,
     outbox_summary,
+    retry_delay,
     retry_failed,
 )
 from smart_app.db import make_engine, session_factory, transaction
@@ -544,15 +546,59 @@ def test_after_faults_part_way_everything_arrives_exactly_once(sandbox, sessions
     finally:
         sandbox.disarm()
     hit = 2 if mode == "transaction" else 1
-    assert faulted == DeliveryReport(sent=4 - hit, retried=hit)
-    retried = [r for r in rows(sessions) if r.status == "pending"]
+    # A 503 carries Retry-After: the EHR asked the app to slow down, so the run stops at the first one and
+    # the rows it did not try wait as long (2 s: the backoff is longer than the 1 s asked for).
+    throttled = kind == "503"
+    resume = NOW + timedelta(seconds=2)
+    if throttled:
+        assert faulted == DeliveryReport(retried=hit, paused_until=resume)
+        untried = [r for r in rows(sessions) if r.status == "pending" and r.attempts == 0]
+        assert len(untried) == 4 - hit and all(r.next_attempt_at == resume for r in untried)
+    else:
+        assert faulted == DeliveryReport(sent=4 - hit, retried=hit)
+    retried = [r for r in rows(sessions) if r.status == "pending" and r.attempts == 1]
     assert len(retried) == hit
-    assert all(r.attempts == 1 and r.next_attempt_at == NOW + timedelta(seconds=2) and r.last_error
-               for r in retried)
-    final = send(sessions, sandbox.fhir, caps, batch_size=2, now=NOW + timedelta(seconds=2))
+    assert all(r.next_attempt_at == resume and r.last_error for r in retried)
+    final = send(sessions, sandbox.fhir, caps, batch_size=2, now=resume)
     committed = kind.endswith("-after-commit")
-    assert final == (DeliveryReport(already_there=hit) if committed else DeliveryReport(sent=hit))
+    expected = (DeliveryReport(already_there=hit) if committed else
+                DeliveryReport(sent=4) if throttled else DeliveryReport(sent=hit))
+    assert final == expected
     assert_each_once(sandbox, resources, sessions)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_ehr_asking_to_slow_down_pauses_the_outbox_for_as_long_as_it_asks(sandbox, sessions, mode) -> None:
+    resources = mixed(5)
+    put(sessions, resources)
+    caps = caps_for(sandbox, mode)
+    sandbox.arm("429", count=1, delay_s=30)
+    sandbox.clear_log()
+    try:
+        report = send(sessions, sandbox.fhir, caps, batch_size=2)
+    finally:
+        sandbox.disarm()
+    resume = NOW + timedelta(seconds=30)
+    hit = 2 if mode == "transaction" else 1
+    assert report == DeliveryReport(retried=hit, paused_until=resume), "one refused request, nothing more sent"
+    assert len([r for r in sandbox.fhir_log() if r[0] == "POST"]) == 1
+    assert "slow down" in report_line(report) and f"{resume:%H:%M:%S} UTC" in report_line(report)
+    stored = rows(sessions)
+    assert {(r.status, r.next_attempt_at) for r in stored} == {("pending", resume)}
+    assert sorted(r.attempts for r in stored) == [0] * (5 - hit) + [1] * hit, "only the refused rows count a try"
+    assert all("slow down (HTTP 429)" in r.last_error for r in stored if r.attempts)
+    sandbox.clear_log()
+    assert send(sessions, sandbox.fhir, caps, batch_size=2, now=resume - timedelta(seconds=1)) == DeliveryReport()
+    assert sandbox.fhir_log() == [], "nothing goes to the EHR before the time it asked for"
+    assert send(sessions, sandbox.fhir, caps, batch_size=2, now=resume).delivered == 5
+    assert_each_once(sandbox, resources, sessions)
+
+
+def test_the_wait_is_the_backoff_or_what_the_ehr_asked_for_at_most_a_day() -> None:
+    assert retry_delay(0, 30) == timedelta(seconds=30)
+    assert retry_delay(3, 1) == backoff(3) == timedelta(seconds=16), "a shorter Retry-After does not shorten it"
+    assert retry_delay(0, 10**9) == timedelta(days=1), "a huge (or buggy) Retry-After is capped"
+    assert retry_delay(2, None) == backoff(2)
 
 
 # ---------------------------------------------------------------- what the EHR profiles do
