@@ -30,6 +30,8 @@ class Settings:
     session_minutes: int = 12 * 60
     # Per-client and per-session request limits (docs/security.md); "off" only for load tests.
     rate_limits: bool = True
+    # Limits that replace the defaults for some path prefixes: ((prefix, requests, window seconds), ...).
+    rate_limit_overrides: tuple[tuple[str, int, int], ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -74,9 +76,26 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
                           "Use at least 32 random characters.")
     launch_dir = overrides.pop("launch_dir", None) or env.get(f"{PREFIX}LAUNCH_DIR")
     limits = overrides.pop("rate_limits", None)
-    rate_limits = bool(limits) if limits is not None else env.get(f"{PREFIX}RATE_LIMITS", "on").lower() != "off"
+    limits_text = env.get(f"{PREFIX}RATE_LIMITS", "on").strip()
+    rate_limits = bool(limits) if limits is not None else limits_text.lower() != "off"
+    rate_limit_overrides = () if limits_text.lower() in ("on", "off") else parse_rate_limits(limits_text)
     if overrides:
         raise TypeError(f"unknown settings: {sorted(overrides)}")
     return Settings(data_dir=data_dir, database_url=database_url, base_url=base_url,
                     secret_key=secret_key, launch_dir=Path(launch_dir) if launch_dir else None,
-                    rate_limits=rate_limits)
+                    rate_limits=rate_limits, rate_limit_overrides=rate_limit_overrides)
+
+
+def parse_rate_limits(text: str) -> tuple[tuple[str, int, int], ...]:
+    """`/launch=120/60,/api/=600/60` (prefix=requests/seconds, comma-separated) as override tuples."""
+    found = []
+    for part in (p.strip() for p in text.split(",")):
+        prefix, _, rule = part.partition("=")
+        limit, _, window = rule.partition("/")
+        if not (prefix.startswith("/") and limit.strip().isdigit() and window.strip().isdigit()
+                and int(limit) >= 1 and int(window) >= 1):
+            raise ConfigError(f"{PREFIX}RATE_LIMITS has an unreadable limit {part!r}.",
+                              "Use on, off, or prefix=requests/seconds pairs separated by commas, "
+                              "e.g. /launch=120/60,/callback=120/60.")
+        found.append((prefix.strip(), int(limit), int(window)))
+    return tuple(found)

@@ -100,7 +100,9 @@ def create_app(settings: Settings, organizations: list[Organization] | None = No
         *billing_routes.routes(),
         Mount("/static", StaticFiles(directory=str(data_path("templates") / "static")), name="static"),
     ]
-    limits = default_rate_limit_rules() if settings.rate_limits else {}
+    limits = ({**default_rate_limit_rules(), **{prefix: (limit, window) for prefix, limit, window
+                                                 in settings.rate_limit_overrides}}
+              if settings.rate_limits else {})
     middleware = [Middleware(SecurityHeaders), Middleware(BodyLimit), Middleware(RateLimit, rules=limits)]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                      exception_handlers={SmartAppError: app_error, HTTPException: http_error,

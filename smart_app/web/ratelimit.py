@@ -1,10 +1,12 @@
 """Rate limits on the launch and API endpoints, counted in the database so every worker shares them.
 
 Each rule is a path prefix with a limit per fixed window (`{"/launch": (30, 60)}`: 30 requests a
-minute). `/launch` and `/callback` (and any prefix outside `/api/`) count per client address; `/api/`
-counts per launch session (the SHA-256 of the bearer or cookie handle, as `app_sessions` stores it), or
-per client address when the request carries no handle of a live session, so made-up handles cannot
-buy fresh allowances. The count is one atomic upsert per request into `rate_limits`:
+minute). `/launch` and `/callback` (and any other prefix) count per client address; `/api/` and `/patient`
+(the page, which reads the EHR each time) count per launch session (the SHA-256 of the bearer or cookie
+handle, as `app_sessions` stores it), or per client address when the request carries no handle of a live
+session, so made-up handles cannot buy fresh allowances. Hospitals often send every clinician through one
+address; `SMART_APP_RATE_LIMITS=/launch=300/60,...` raises a per-address limit where that is so.
+The count is one atomic upsert per request into `rate_limits`:
 
     INSERT INTO rate_limits (key, window_start, count) VALUES (..., 1)
     ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limits.count + 1 RETURNING count
@@ -46,6 +48,9 @@ from smart_app.web.templating import TEMPLATES
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
+PAGE_PREFIX = "/patient"
+# Prefixes counted per launch session rather than per client address.
+SESSION_PREFIXES = (API_PREFIX, PAGE_PREFIX)
 _INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
@@ -53,9 +58,10 @@ def default_rate_limit_rules() -> dict[str, tuple[int, int]]:
     """The production limits: (requests, window in seconds) per path prefix.
 
     30 a minute per client address on each of `/launch` and `/callback` (a launch takes one of each),
-    300 a minute per launch session on the JSON API.
+    300 a minute per launch session on the JSON API, 60 a minute per session on the patient page (each
+    load reads the patient's record from the EHR).
     """
-    return {"/launch": (30, 60), "/callback": (30, 60), API_PREFIX: (300, 60)}
+    return {"/launch": (30, 60), "/callback": (30, 60), API_PREFIX: (300, 60), PAGE_PREFIX: (60, 60)}
 
 
 @dataclass(frozen=True)
@@ -74,8 +80,8 @@ class Rule:
 
     @property
     def per_session(self) -> bool:
-        """API calls count per launch session; everything else per client address."""
-        return self.prefix.startswith(API_PREFIX)
+        """API calls and patient pages count per launch session; everything else per client address."""
+        return self.prefix.startswith(SESSION_PREFIXES)
 
 
 def parse_rules(rules: Mapping[str, tuple[int, int]]) -> tuple[Rule, ...]:

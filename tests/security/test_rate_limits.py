@@ -23,6 +23,7 @@ from starlette.middleware import Middleware
 from smart_app.billing.models import RateLimitRow
 from smart_app.db import make_engine
 from smart_app.demo import sandbox_client, sandbox_org
+from smart_app.errors import ConfigError
 from smart_app.paths import data_path
 from smart_app.sandbox import SandboxConfig
 from smart_app.sandbox import create_app as create_sandbox
@@ -31,14 +32,14 @@ from smart_app.web.app import create_app
 from smart_app.web.ratelimit import RateLimit, default_rate_limit_rules
 from tests.databases import BACKENDS, PostgresTemplate, fresh_database
 from tests.live_server import reserve_socket, serve_on, url_of
-from tests.security.helpers import database, launch
+from tests.security.helpers import Launched, database, launch
 from tests.stack import TEST_SECRET, Stack
 
 DAY = 86400
 # Long windows (a day) for the counting tests, so no window boundary falls inside them; a two-second
 # window on /callback for the test that waits for a window to end (two, so four requests fit in one
 # window even on a loaded machine).
-RULES = {"/launch": (4, DAY), "/callback": (3, 2), "/api/": (6, DAY)}
+RULES = {"/launch": (4, DAY), "/callback": (3, 2), "/api/": (6, DAY), "/patient": (3, DAY)}
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,14 @@ def workers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield running
 
 
+def two_launches(workers: Workers) -> tuple[Launched, Launched]:
+    """Two sessions, launched from 127.0.0.1 at the start of a fresh /callback window, so the three callbacks
+    a window allows are not used up by an earlier test's launches."""
+    window = RULES["/callback"][1]
+    time.sleep(window - time.time() % window + 0.02)
+    return launch(workers.stack), launch(workers.stack)
+
+
 def client_from(address: str) -> httpx.Client:
     """An HTTP client whose requests come from `address` (any of 127.0.0.0/8 reaches loopback)."""
     return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=20)
@@ -95,15 +104,28 @@ def bogus_launch(client: httpx.Client, base: str) -> httpx.Response:
 
 
 def test_default_rules_limit_launch_and_api() -> None:
-    assert default_rate_limit_rules() == {"/launch": (30, 60), "/callback": (30, 60), "/api/": (300, 60)}
+    assert default_rate_limit_rules() == {"/launch": (30, 60), "/callback": (30, 60), "/api/": (300, 60),
+                                          "/patient": (60, 60)}
     limiter = RateLimit(None, rules={**default_rate_limit_rules(), "/api/v1/entries": (10, 60)})
     assert limiter.rule_for("/launch").limit == 30 and limiter.rule_for("/launchpad") is None
     assert limiter.rule_for("/api/v1/entries").limit == 10, "the longest prefix wins"
     assert limiter.rule_for("/api/v1/month").per_session and not limiter.rule_for("/callback").per_session
-    for path in ("/patient", "/healthz", "/.well-known/jwks.json", "/static/app.js"):
+    assert limiter.rule_for("/patient").per_session
+    for path in ("/patients", "/healthz", "/.well-known/jwks.json", "/static/app.js"):
         assert limiter.rule_for(path) is None
     with pytest.raises(ValueError):
         RateLimit(None, rules={"/launch": (0, 60)})
+
+
+def test_limits_are_set_from_the_environment() -> None:
+    env = {"SMART_APP_RATE_LIMITS": "/launch=300/60, /api/=1000/60", "SMART_APP_SECRET_KEY": TEST_SECRET}
+    settings = load_settings(env=env, data_dir=Path("/nonexistent"))
+    assert settings.rate_limits and settings.rate_limit_overrides == (("/launch", 300, 60), ("/api/", 1000, 60))
+    assert not load_settings(env={**env, "SMART_APP_RATE_LIMITS": "off"}, data_dir=Path("/x")).rate_limits
+    with pytest.raises(ConfigError, match="prefix=requests/seconds"):
+        load_settings(env={**env, "SMART_APP_RATE_LIMITS": "/launch=lots"}, data_dir=Path("/x"))
+    with pytest.raises(ConfigError, match="unreadable limit 'launch=3/60'"):
+        load_settings(env={**env, "SMART_APP_RATE_LIMITS": "launch=3/60"}, data_dir=Path("/x"))
 
 
 def test_launch_over_the_limit_gets_429_with_retry_after(workers: Workers) -> None:
@@ -123,7 +145,7 @@ def test_launch_over_the_limit_gets_429_with_retry_after(workers: Workers) -> No
 
 
 def test_api_is_limited_per_session_across_workers(workers: Workers) -> None:
-    first, second = launch(workers.stack), launch(workers.stack)
+    first, second = two_launches(workers)
     answers = [httpx.get(f"{workers.urls[i % 2]}/api/v1/month", headers=first.bearer, timeout=20)
                for i in range(8)]
     assert [a.status_code for a in answers] == [200] * 6 + [429] * 2
@@ -133,6 +155,15 @@ def test_api_is_limited_per_session_across_workers(workers: Workers) -> None:
     assert 0 < int(refused.headers["retry-after"]) <= DAY
     # Another session (same address) has its own allowance.
     assert httpx.get(f"{workers.urls[1]}/api/v1/month", headers=second.bearer, timeout=20).status_code == 200
+
+
+def test_the_patient_page_is_limited_per_session(workers: Workers) -> None:
+    # Each load of the page reads the patient's record from the EHR: a loop reloading it must not flood the EHR.
+    first, second = two_launches(workers)
+    answers = [httpx.get(f"{workers.urls[i % 2]}/patient", headers=first.bearer, timeout=20) for i in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert "Too many requests" in answers[3].text and answers[3].headers["content-type"].startswith("text/html")
+    assert httpx.get(f"{workers.urls[0]}/patient", headers=second.bearer, timeout=20).status_code == 200
 
 
 def test_made_up_session_handles_count_against_the_address(workers: Workers) -> None:
