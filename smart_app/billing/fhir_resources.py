@@ -464,12 +464,13 @@ def claim_resource(claim: ProposedClaim, *, created: date, observation_refs: dic
     return validate_resource(resource)
 
 
-def entered_in_error(claim_resource: dict) -> dict:
-    """A copy of a Claim with status entered-in-error, to update the replaced Claim with."""
-    if claim_resource.get("resourceType") != "Claim":
-        raise _invalid(str(claim_resource.get("resourceType")), "entered_in_error takes a Claim")
-    old = copy.deepcopy(claim_resource)
-    old["status"] = "entered-in-error"
+def retired_copy(resource: dict, status: str, fhir_id: str) -> dict:
+    """A copy of a delivered resource with its EHR id and a retiring status (entered-in-error, superseded),
+    to update it with once a corrected claim replaced it; validated."""
+    if not fhir_id:
+        raise _invalid(str(resource.get("resourceType")), "a retired copy needs the id the EHR gave the resource")
+    old = copy.deepcopy(resource)
+    old["id"], old["status"] = fhir_id, status
     return validate_resource(old)
 
 

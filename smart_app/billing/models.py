@@ -56,7 +56,7 @@ class OutboxRow(Base):
     purpose: Mapped[str] = mapped_column(String(40))
     identifier: Mapped[str] = mapped_column(String(300))
     payload: Mapped[dict] = mapped_column(JSON)
-    # pending | done | failed | not-accepted
+    # pending | done | failed | not-accepted | withdrawn
     status: Mapped[str] = mapped_column(String(14))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())

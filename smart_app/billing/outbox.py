@@ -20,7 +20,8 @@ Sending, per what the EHR offers (`EhrCapabilities`):
 - a type it does not accept (no create; no update for a payload that carries an `id`): `not-accepted`,
   no request; billers get it from the export and the biller page;
 - transactions and conditional create for the types: up to `batch_size` rows in one transaction Bundle,
-  each entry `POST` with `request.ifNoneExist` (or `PUT` for a payload with an `id`), all or nothing;
+  each entry `POST` with `request.ifNoneExist`, all or nothing; a payload with an `id` (an update) is sent
+  alone as a `PUT`, so a refused update never takes creations down with it;
 - otherwise per row, `ehr.consent_writeback.create_once`: conditional create (If-None-Exist) where
   offered, else a search by identifier (results verified to carry it) and a create only when absent.
 References between rows of one patient-month are `urn:uuid:` fullUrls (UUIDv5 of the identifier, as
@@ -64,7 +65,11 @@ from smart_app.ehr.fhir_client import FhirClient
 from smart_app.errors import EhrError, SessionExpired
 
 PENDING, DONE, FAILED, NOT_ACCEPTED = "pending", "done", "failed", "not-accepted"
-STATUSES = (PENDING, DONE, FAILED, NOT_ACCEPTED)
+# Never sent because a corrected claim replaced the version it belonged to (billing.supersede).
+WITHDRAWN = "withdrawn"
+# The purpose of an update retiring what a replaced claim version delivered (billing.supersede).
+RETIRING = "retire"
+STATUSES = (PENDING, DONE, FAILED, NOT_ACCEPTED, WITHDRAWN)
 MAX_BACKOFF_SECONDS = 15 * 60
 # The longest Retry-After honoured: a larger (or buggy) value must not park the outbox for weeks.
 MAX_RETRY_AFTER_SECONDS = 24 * 60 * 60
@@ -406,6 +411,12 @@ def _classify(row: OutboxRow, exc: EhrError, *, together: int = 1) -> _Outcome:
 
 
 def _not_accepted(row: OutboxRow, interaction: str) -> _Outcome:
+    if row.purpose == RETIRING:
+        # The replaced version's resource stays live in the EHR: a person has to retire it there.
+        return _Outcome(NOT_ACCEPTED, f"This EHR does not let apps update {row.resource_type}, so the replaced "
+                                      f"version's {row.resource_type}/{row.payload.get('id')} is still live there. "
+                                      f"What to do: mark it {row.payload.get('status')} in the EHR by hand, so it "
+                                      "is not billed or read alongside the corrected one.")
     return _Outcome(NOT_ACCEPTED, f"This EHR does not accept {row.resource_type} {interaction} from apps; billers "
                                   "get it from the export and the biller page.")
 
@@ -489,7 +500,9 @@ async def _send_one(client: FhirClient, caps: EhrCapabilities, lease: _Lease) ->
 
 
 def _in_transaction(caps: EhrCapabilities, resource_type: str, payload_has_id: bool) -> bool:
-    return caps.transaction and (payload_has_id or resource_type in caps.conditional_create)
+    # Updates (retiring what a corrected claim replaced) go one by one: an EHR refusing one must not take the
+    # new claim's creations down with it, as a refused entry does to its whole transaction.
+    return caps.transaction and not payload_has_id and resource_type in caps.conditional_create
 
 
 async def deliver(sessions: sessionmaker, client: FhirClient, caps: EhrCapabilities, organization_id: str, *,

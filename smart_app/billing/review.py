@@ -17,7 +17,6 @@ from smart_app.billing.fhir_resources import (
     charge_item,
     claim_programs,
     claim_resource,
-    entered_in_error,
     full_url,
     minutes_document,
     minutes_observation,
@@ -27,6 +26,7 @@ from smart_app.billing.models import ClaimRow, OutboxRow
 from smart_app.billing.outbox import DONE, OutgoingResource, enqueue
 from smart_app.billing.plan import WritebackPlan
 from smart_app.billing.superbill import superbill_pdf
+from smart_app.billing.supersede import supersede
 from smart_app.db import utcnow
 from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization
@@ -54,14 +54,13 @@ class ReviewResult:
     message: str
 
 
-def _outgoing(resource: dict, purpose: str, *, update_of: str | None = None) -> OutgoingResource:
+def _outgoing(resource: dict, purpose: str) -> OutgoingResource:
     ident = next(i for i in resource["identifier"] if str(i.get("system", "")).startswith("urn:smart-app:"))
-    value = f"{ident['value']}:{update_of}" if update_of else ident["value"]
-    return OutgoingResource(resource["resourceType"], purpose, ident["system"], value, resource)
+    return OutgoingResource(resource["resourceType"], purpose, ident["system"], ident["value"], resource)
 
 
 def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: WritebackPlan, org: Organization, *,
-                        replaced: StoredClaim | None, replaced_fhir_id: str | None, now: datetime,
+                        replaced_fhir_id: str | None, now: datetime,
                         pdf: bytes) -> list[OutgoingResource]:
     """Everything the EHR should receive for an approved claim, as the plan routes it, targets first."""
     value, version = claim.claim, claim.version
@@ -79,10 +78,6 @@ def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: Wri
         created = now.astimezone(ZoneInfo(org.timezone)).date()
         out.append(_outgoing(claim_resource(value, created=created, observation_refs=observation_refs,
                                             replaces=replaces, version=version), "claim"))
-        if replaced is not None and replaced_fhir_id and plan.can_update_claim:
-            old = claim_resource(replaced.claim, created=created, observation_refs={}, version=replaced.version)
-            old["id"] = replaced_fhir_id
-            out.append(_outgoing(entered_in_error(old), "replaced-claim", update_of="entered-in-error"))
     elif plan.claim == "ChargeItem":
         out += [_outgoing(charge_item(value, line, version=version), "claim") for line in value.lines]
     used = [entries[i] for line in value.lines for i in line.entry_ids if i in entries]
@@ -127,13 +122,16 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str
     replaced_fhir_id = _delivered_claim_id(db, replaced.id) if replaced else None
     entries = {e.id: e for e in patient_month(db, org.id, row.patient_id, row.month).history}
     pdf = superbill_pdf([stored.claim], organization_name=org.name, month=row.month, generated=now)
-    resources = writeback_resources(stored, entries, plan, org, replaced=replaced,
-                                    replaced_fhir_id=replaced_fhir_id, now=now, pdf=pdf)
+    resources = writeback_resources(stored, entries, plan, org, replaced_fhir_id=replaced_fhir_id, now=now, pdf=pdf)
     row.status, row.reviewed_by, row.reviewed_at, row.review_note = "approved", by, now, note
     if replaced is not None:
         db.get(ClaimRow, replaced.id).status = "replaced"
     queued = enqueue(db, organization_id=org.id, claim_id=row.id, patient_id=row.patient_id, month=row.month,
                      resources=resources, now=now)
+    db.flush()
+    # What the replaced version queued or sent: withdrawn if unsent, retired in the EHR if delivered.
+    superseded = supersede(db, org.id, row.patient_id, row.month, can_update_claim=plan.can_update_claim, now=now)
+    queued += superseded.retiring
     if not is_locked(db, org.id, row.month):
         # From now on, time recorded for this month is late and flagged to the biller.
         lock_month(db, org.id, row.month, by, now=now)
@@ -143,7 +141,10 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str
                          "replaces": replaced.id if replaced else None, "note": note},
                  organization_id=org.id, now=now)
     db.flush()
-    return ReviewResult(to_stored(row), queued, f"Approved; {queued} resource(s) queued for the EHR.")
+    message = f"Approved; {queued} resource(s) queued for the EHR."
+    if superseded.sentence():
+        message += " Replaced version: " + superseded.sentence()
+    return ReviewResult(to_stored(row), queued, message)
 
 
 def hold(db: Session, org: Organization, claim_id: str, *, by: str, note: str,

@@ -31,9 +31,10 @@ def launch_scopes() -> str:
 # SMART Backend Services (no user present): the month-end rollup reads facts and writes back.
 BACKEND_READS = tuple(s.replace("patient/", "system/") for s in PATIENT_READS) + (
     "system/Practitioner.r", "system/PractitionerRole.rs")
-# Write-back creates (and updates a replaced Claim), and reads back what it wrote to find it again.
-BACKEND_WRITES = ("system/Claim.crus", "system/ChargeItem.crs", "system/Observation.crs", "system/Task.crs",
-                  "system/Communication.crs", "system/DocumentReference.crs", "system/Consent.crs")
+# Write-back creates, reads back what it wrote to find it again, and updates what a corrected claim replaced
+# (entered-in-error, or superseded for documents: billing.supersede).
+BACKEND_WRITES = ("system/Claim.crus", "system/ChargeItem.crus", "system/Observation.crus", "system/Task.crus",
+                  "system/Communication.crus", "system/DocumentReference.crus", "system/Consent.crs")
 
 
 def backend_scopes() -> str:

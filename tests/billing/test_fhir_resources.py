@@ -176,7 +176,6 @@ def test_claim_caps_diagnosis_pointers_at_four():
 
 def test_replacement_claim_relates_to_the_prior_and_the_old_one_is_entered_in_error():
     old = build_claim()
-    old_with_id = {**old, "id": "claim-1"}
     new = build_claim(replaces="Claim/claim-1", version=2)
     Claim.model_validate(new)
     assert new["identifier"] != old["identifier"]
@@ -185,11 +184,13 @@ def test_replacement_claim_relates_to_the_prior_and_the_old_one_is_entered_in_er
     assert related[0]["claim"] == {"reference": "Claim/claim-1"}
     assert codes(related[0]["relationship"]) == [
         ("http://terminology.hl7.org/CodeSystem/related-claim-relationship", "prior")]
-    retired = fr.entered_in_error(old_with_id)
+    retired = fr.retired_copy(old, "entered-in-error", "claim-1")
     Claim.model_validate(retired)
     assert retired["status"] == "entered-in-error"
     assert retired["identifier"] == old["identifier"] and retired["id"] == "claim-1"
-    assert old_with_id["status"] == "active"  # the input is not changed
+    assert old["status"] == "active" and "id" not in old  # the input is not changed
+    with pytest.raises(ResourceInvalid, match="needs the id"):
+        fr.retired_copy(old, "entered-in-error", "")
 
 
 def test_claim_refuses_what_cannot_be_a_claim():
@@ -201,7 +202,7 @@ def test_claim_refuses_what_cannot_be_a_claim():
         build_claim(ccm_claim(billing_practitioner="Patient/pat-1"))
     assert isinstance(caught.value, SmartAppError)
     with pytest.raises(ResourceInvalid):
-        fr.entered_in_error({"resourceType": "Observation"})
+        fr.retired_copy({"resourceType": "Observation"}, "entered-in-error", "obs-1")
 
 
 def test_validation_failure_names_the_resource_and_the_problem():
@@ -367,7 +368,7 @@ def test_bundle_refuses_duplicates_and_resources_without_an_app_identifier():
 
 
 def test_bundle_sends_the_retired_claim_as_an_update():
-    retired = fr.entered_in_error({**build_claim(), "id": "claim-1"})
+    retired = fr.retired_copy(build_claim(), "entered-in-error", "claim-1")
     replacement = build_claim(replaces="Claim/claim-1", version=2)
     bundle = fr.claim_bundle([retired, replacement])
     Bundle.model_validate(bundle)

@@ -662,8 +662,8 @@ def test_views_for_the_biller_page(sandbox, sessions) -> None:
     assert first.fhir_id and first.updated_at == NOW and first.claim_id == "claim-a"
     assert second.status == "failed" and "nobody-here" in second.last_error
     assert [v.resource_type for v in views["claim-b"]] == ["Task"]
-    assert summary == {"pending": 0, "done": 2, "failed": 1, "not-accepted": 0}
-    assert everything == {"pending": 0, "done": 3, "failed": 1, "not-accepted": 0}
+    assert summary == {"pending": 0, "done": 2, "failed": 1, "not-accepted": 0, "withdrawn": 0}
+    assert everything == {"pending": 0, "done": 3, "failed": 1, "not-accepted": 0, "withdrawn": 0}
 
 
 # ---------------------------------------------------------------- the command line
@@ -691,7 +691,8 @@ def test_outbox_run_and_status_on_the_command_line(sandbox, sessions, database_u
     assert sandbox.count("Observation", resources[0].identifier) == 1
     status = _cli("status", "--org", ORG, "--month", MONTH, database_url=database_url, tmp_path=tmp_path)
     assert status.returncode == 0, status.stderr
-    assert "Outbox of Outbox Clinic in 2026-11: 0 pending, 1 done, 1 failed, 0 not-accepted." in status.stdout
+    assert ("Outbox of Outbox Clinic in 2026-11: 0 pending, 1 done, 1 failed, 0 not-accepted, 0 withdrawn."
+            in status.stdout)
     assert "failed Observation (minutes)" in status.stdout and "nobody-here" in status.stdout
     # Without an open EHR the worker needs Backend Services, which a public client cannot use.
     closed = _cli("run", "--org", "org-closed", "--once", database_url=database_url, tmp_path=tmp_path)

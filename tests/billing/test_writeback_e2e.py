@@ -164,8 +164,9 @@ def test_a_correction_after_write_back_replaces_the_claim_the_fhir_way(tmp_path,
     with fresh_database("sqlite", tmp_path, pg_template) as url, running_stack(url, tmp_path) as stack:
         nurse, _ = launch(stack, PATIENT, user="pr-nurse")
         date, time = earlier_today(300)
-        api(stack, "POST", "/entries", nurse, json={
+        made = api(stack, "POST", "/entries", nurse, json={
             "program": "ccm", "activity": "patient-call", "date": date, "time": time, "minutes": 21})
+        first_entry = made.json()["entries"][0]["id"]
         biller, _ = launch(stack, PATIENT, user="pr-billing-md")
         api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
         approve_once(stack, biller)
@@ -190,6 +191,68 @@ def test_a_correction_after_write_back_replaces_the_claim_the_fhir_way(tmp_path,
         old = backend_read(stack, f"Claim/{first['id']}")
         assert old["status"] == "entered-in-error"
         assert count(stack, "Claim", ident("claim", "v1")) == 1
+        # What supported the replaced claim is retired with it; the new version's records are the live ones.
+        assert search_one(stack, "Observation", ident("minutes", "ccm", "v1"))["status"] == "entered-in-error"
+        assert search_one(stack, "Observation", ident("minutes", "ccm", "v2"))["status"] == "final"
+        assert search_one(stack, "DocumentReference", ident("superbill", "v1"))["status"] == "superseded"
+        assert search_one(stack, "DocumentReference", ident("superbill", "v2"))["status"] == "current"
+
+        # The late entry turns out to be a mistake: voided, the month is corrected again (version 3).
+        late_id = late.json()["entries"][0]["id"]
+        task = business_identifier("activity", "sandbox", late_id)
+        assert search_one(stack, "Task", task)["status"] == "completed"
+        voided = api(stack, "POST", f"/entries/{late_id}/void", nurse, json={"reason": "logged on the wrong patient"})
+        assert voided.status_code == 200, voided.text
+        api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        approve_once(stack, biller)
+        third = search_one(stack, "Claim", ident("claim", "v3"))
+        assert [(i["productOrService"]["coding"][0]["code"], i["quantity"]["value"]) for i in third["item"]] == \
+            [("99490", 1)]
+        assert search_one(stack, "Claim", ident("claim", "v2"))["status"] == "entered-in-error"
+        assert search_one(stack, "Task", task)["status"] == "entered-in-error", "the voided activity is withdrawn"
+        kept = business_identifier("activity", "sandbox", first_entry)
+        assert search_one(stack, "Task", kept)["status"] == "completed", "the activity still counting stays"
+        assert [c for c in live_claims(stack) if c["status"] == "active"] == [third]
+
+
+def live_claims(stack: Stack) -> list[dict]:
+    """Every Claim of the patient in the EHR."""
+    found = backend_read(stack, f"Claim?patient={PATIENT}")
+    return [e["resource"] for e in found.get("entry") or []]
+
+
+def test_a_correction_approved_before_the_first_version_was_sent_withdraws_it(tmp_path, pg_template) -> None:
+    with fresh_database("sqlite", tmp_path, pg_template) as url, running_stack(url, tmp_path) as stack:
+        nurse, _ = launch(stack, PATIENT, user="pr-nurse")
+        date, time = earlier_today(300)
+        api(stack, "POST", "/entries", nurse, json={
+            "program": "ccm", "activity": "patient-call", "date": date, "time": time, "minutes": 21})
+        biller, _ = launch(stack, PATIENT, user="pr-billing-md")
+        api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        # The EHR fails every write while version 1 is approved: its resources wait in the outbox.
+        httpx.post(f"{stack.sandbox_url}/_sandbox/faults",
+                   json={"match": "POST /fhir", "kind": "500", "count": 50}).raise_for_status()
+        try:
+            approve_once(stack, biller)
+        finally:
+            httpx.delete(f"{stack.sandbox_url}/_sandbox/faults").raise_for_status()
+        assert count(stack, "Claim", ident("claim", "v1")) == 0
+
+        date, time = earlier_today(200)
+        api(stack, "POST", "/entries", nurse, json={
+            "program": "ccm", "activity": "record-review", "date": date, "time": time, "minutes": 20})
+        api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        html = billing_page(stack, biller)
+        approved = api(stack, "POST", f"/claims/{claim_id(html)}/approve", biller, json={"note": "corrected"})
+        assert approved.status_code == 200, approved.text
+        assert "withdrawn" in approved.json()["message"]
+
+        # Version 1 never reaches the EHR, even once the outbox is retried: only version 2 is there.
+        assert count(stack, "Claim", ident("claim", "v1")) == 0
+        assert count(stack, "Observation", ident("minutes", "ccm", "v1")) == 0
+        assert [c["identifier"][0]["value"].rsplit(":", 1)[-1] for c in live_claims(stack)] == ["v2"]
+        html = billing_page(stack, biller)
+        assert "withdrawn" in html
 
 
 def test_superbill_and_export_commands_after_approval(month_end, tmp_path) -> None:
@@ -233,3 +296,28 @@ def test_superbill_and_export_commands_after_approval(month_end, tmp_path) -> No
     none_month = cli("superbill", "--org", "sandbox", "--month", "2001-01", "--format", "pdf",
                      "--out", str(tmp_path / "x.pdf"))
     assert none_month.returncode == 2 and "No approved claims" in none_month.stderr
+
+
+def test_an_ehr_that_takes_no_update_says_the_replaced_charge_items_must_be_voided_by_hand(tmp_path,
+                                                                                          pg_template) -> None:
+    with fresh_database("sqlite", tmp_path, pg_template) as url, \
+            running_stack(url, tmp_path, profile="oracle-like") as stack:
+        nurse, _ = launch(stack, PATIENT, user="pr-nurse")
+        date, time = earlier_today(300)
+        api(stack, "POST", "/entries", nurse, json={
+            "program": "ccm", "activity": "patient-call", "date": date, "time": time, "minutes": 21})
+        biller, _ = launch(stack, PATIENT, user="pr-billing-md")
+        api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        approve_once(stack, biller)
+        first = search_one(stack, "ChargeItem", ident("charge", "99490", "v1"))
+        date, time = earlier_today(200)
+        api(stack, "POST", "/entries", nurse, json={
+            "program": "ccm", "activity": "record-review", "date": date, "time": time, "minutes": 20})
+        api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        approve_once(stack, biller)
+        assert count(stack, "ChargeItem", ident("charge", "99439", "v2")) == 1
+        # The EHR takes no ChargeItem update: the old one stays billable there, and the biller is told so.
+        assert search_one(stack, "ChargeItem", ident("charge", "99490", "v1"))["status"] == "billable"
+        html = billing_page(stack, biller)
+        assert f"ChargeItem/{first['id']} is still live there" in html
+        assert "mark it entered-in-error in the EHR by hand" in html
