@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from smart_app.db import transaction, utcnow
-from smart_app.errors import ConfigError
+from smart_app.errors import ConfigError, LaunchError
 from smart_app.launch.discovery import discover
 from smart_app.launch.flow import LaunchDeps
 from smart_app.launch.keys import assertion_form, signing_key
@@ -24,10 +24,12 @@ async def backend_token(deps: LaunchDeps, org: Organization, scope: str | None =
         row = db.get(BackendTokenRow, org.id)
         if row is not None and row.expires_at - MIN_REMAINING > utcnow():
             return deps.tokens.open(row.access_token_enc)
-    if org.client_auth != "private_key_jwt":
+    if org.client_auth != "private_key_jwt" and not org.backend_client_id:
         raise ConfigError(f"Organization {org.id!r} is registered as a public client, which cannot use "
                           "SMART Backend Services.",
-                          "Register the app with private_key_jwt (see docs/install.md) to run month-end jobs.")
+                          "Register the app with private_key_jwt, or register a backend app and set its "
+                          "backend_client_id in the organization file (see docs/install.md), to run month-end "
+                          "jobs.")
     config = await discover(deps.http, org.issuer)
     if "client_credentials" not in config.grant_types:
         raise ConfigError(f"The EHR of {org.id!r} does not offer SMART Backend Services (client_credentials).",
@@ -35,8 +37,14 @@ async def backend_token(deps: LaunchDeps, org: Organization, scope: str | None =
     with transaction(deps.sessions) as db:
         key = signing_key(db, org.key_id)
     form = {"grant_type": "client_credentials", "scope": scope or backend_scopes(),
-            **assertion_form(key, deps.tokens, org.client_id, config.token_endpoint)}
-    token = await request_token(deps.http, config.token_endpoint, form)
+            **assertion_form(key, deps.tokens, org.backend_client, config.token_endpoint)}
+    try:
+        token = await request_token(deps.http, config.token_endpoint, form)
+    except LaunchError as exc:
+        # No chart to relaunch from: say what an administrator checks instead.
+        raise LaunchError(f"{exc.message} (backend client {org.backend_client!r} of organization {org.id!r})",
+                          "Check that the EHR registers this client id for backend services with the app's JWKS "
+                          "URL and the system scopes in docs/install.md, then run the job again.") from exc
     expires_at = utcnow() + timedelta(seconds=token.expires_in)
     with transaction(deps.sessions) as db:
         row = db.get(BackendTokenRow, org.id)

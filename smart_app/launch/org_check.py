@@ -59,9 +59,15 @@ def _smart_checks(org: Organization, config: SmartConfiguration) -> list[Check]:
                             or "client-confidential-asymmetric" in caps,
                             "Confidential asymmetric client authentication (private_key_jwt)",
                             "Register the app's JWKS URL, or set client_auth = \"public\" in the organization file."))
+    backend = (f"backend client {org.backend_client_id}" if org.backend_client_id
+               else f"launch client {org.client_id}")
     checks.append(Check("client_credentials" in config.grant_types,
-                        "Backend services for the month-end rollup (client_credentials)",
+                        f"Backend services for the month-end rollup (client_credentials, as {backend})",
                         "Without it the rollup cannot refresh facts from the EHR unattended.", blocking=False))
+    if org.client_auth != "private_key_jwt" and not org.backend_client_id:
+        checks.append(Check(False, "A confidential client for the month-end jobs",
+                            "A public client cannot use backend services: register a backend app with the app's "
+                            "JWKS URL and set backend_client_id in the organization file.", blocking=False))
     if config.scopes_supported:
         missing = [s for s in launch_scopes().split() if not scope_listed(s, config.scopes_supported)]
         checks.append(Check(not missing, "Scopes the app requests",

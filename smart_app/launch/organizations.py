@@ -37,7 +37,15 @@ class Organization:
     rule_set: str = "medicare-2026"
     # The practice's own Organization resource in the EHR, referenced from what the app writes.
     fhir_organization: str = ""
+    # The client id of the app's SMART Backend Services registration, where the EHR registers backend apps
+    # apart from launched ones (Epic does); empty: the launch client id serves both.
+    backend_client_id: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def backend_client(self) -> str:
+        """The client id the month-end jobs authenticate as."""
+        return self.backend_client_id or self.client_id
 
     def to_config(self) -> dict[str, object]:
         """JSON-safe form stored in the database."""
@@ -80,6 +88,7 @@ def parse_organization(data: dict[str, object], source: str) -> Organization:
         supervising_practitioner=str(data.get("supervising_practitioner", "")),
         rule_set=str(data.get("rule_set", "medicare-2026")),
         fhir_organization=str(data.get("fhir_organization", "")),
+        backend_client_id=str(data.get("backend_client_id", "")),
         # Read back from the database, the extras arrive already gathered under "extra".
         extra={**(data.get("extra") if isinstance(data.get("extra"), dict) else {}),
                **{k: v for k, v in data.items() if k not in known and k != "extra"}},

@@ -160,25 +160,38 @@ def test_what_was_written_reads_back_with_the_same_codes_units_and_minutes(month
         assert minutes["valueQuantity"]["value"] == 24 and minutes["valueQuantity"]["code"] == "min"
 
 
+def month_with_one_call(stack: Stack) -> tuple[dict, dict, str]:
+    """A nurse logs a 21-minute call and the month is rolled up: (nurse headers, biller headers, entry id)."""
+    nurse, _ = launch(stack, PATIENT, user="pr-nurse")
+    date, time = earlier_today(300)
+    made = api(stack, "POST", "/entries", nurse, json={
+        "program": "ccm", "activity": "patient-call", "date": date, "time": time, "minutes": 21})
+    assert made.status_code == 201, made.text
+    biller, _ = launch(stack, PATIENT, user="pr-billing-md")
+    api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+    return nurse, biller, made.json()["entries"][0]["id"]
+
+
+def late_review(stack: Stack, nurse: dict, biller: dict) -> httpx.Response:
+    """20 more minutes after the write-back (a late entry), rolled up into a corrected version."""
+    date, time = earlier_today(200)
+    late = api(stack, "POST", "/entries", nurse, json={
+        "program": "ccm", "activity": "record-review", "date": date, "time": time, "minutes": 20})
+    assert late.status_code == 201, late.text
+    api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+    return late
+
+
 def test_a_correction_after_write_back_replaces_the_claim_the_fhir_way(tmp_path, pg_template) -> None:
     with fresh_database("sqlite", tmp_path, pg_template) as url, running_stack(url, tmp_path) as stack:
-        nurse, _ = launch(stack, PATIENT, user="pr-nurse")
-        date, time = earlier_today(300)
-        made = api(stack, "POST", "/entries", nurse, json={
-            "program": "ccm", "activity": "patient-call", "date": date, "time": time, "minutes": 21})
-        first_entry = made.json()["entries"][0]["id"]
-        biller, _ = launch(stack, PATIENT, user="pr-billing-md")
-        api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        nurse, biller, first_entry = month_with_one_call(stack)
         approve_once(stack, biller)
         first = search_one(stack, "Claim", ident("claim", "v1"))
         assert first["status"] == "active"
 
         # Time recorded after the write-back is late; the rollup proposes a corrected claim.
-        date, time = earlier_today(200)
-        late = api(stack, "POST", "/entries", nurse, json={
-            "program": "ccm", "activity": "record-review", "date": date, "time": time, "minutes": 20})
-        assert late.status_code == 201 and late.json()["late"] is True
-        api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        late = late_review(stack, nurse, biller)
+        assert late.json()["late"] is True
         html = billing_page(stack, biller)
         assert "late" in html and "version 2" in html
         approve_once(stack, biller)
@@ -223,12 +236,7 @@ def live_claims(stack: Stack) -> list[dict]:
 
 def test_a_correction_approved_before_the_first_version_was_sent_withdraws_it(tmp_path, pg_template) -> None:
     with fresh_database("sqlite", tmp_path, pg_template) as url, running_stack(url, tmp_path) as stack:
-        nurse, _ = launch(stack, PATIENT, user="pr-nurse")
-        date, time = earlier_today(300)
-        api(stack, "POST", "/entries", nurse, json={
-            "program": "ccm", "activity": "patient-call", "date": date, "time": time, "minutes": 21})
-        biller, _ = launch(stack, PATIENT, user="pr-billing-md")
-        api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        nurse, biller, _ = month_with_one_call(stack)
         # The EHR fails every write while version 1 is approved: its resources wait in the outbox.
         httpx.post(f"{stack.sandbox_url}/_sandbox/faults",
                    json={"match": "POST /fhir", "kind": "500", "count": 50}).raise_for_status()
@@ -238,10 +246,7 @@ def test_a_correction_approved_before_the_first_version_was_sent_withdraws_it(tm
             httpx.delete(f"{stack.sandbox_url}/_sandbox/faults").raise_for_status()
         assert count(stack, "Claim", ident("claim", "v1")) == 0
 
-        date, time = earlier_today(200)
-        api(stack, "POST", "/entries", nurse, json={
-            "program": "ccm", "activity": "record-review", "date": date, "time": time, "minutes": 20})
-        api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        late_review(stack, nurse, biller)
         html = billing_page(stack, biller)
         approved = api(stack, "POST", f"/claims/{claim_id(html)}/approve", biller, json={"note": "corrected"})
         assert approved.status_code == 200, approved.text
@@ -302,18 +307,10 @@ def test_an_ehr_that_takes_no_update_says_the_replaced_charge_items_must_be_void
                                                                                           pg_template) -> None:
     with fresh_database("sqlite", tmp_path, pg_template) as url, \
             running_stack(url, tmp_path, profile="oracle-like") as stack:
-        nurse, _ = launch(stack, PATIENT, user="pr-nurse")
-        date, time = earlier_today(300)
-        api(stack, "POST", "/entries", nurse, json={
-            "program": "ccm", "activity": "patient-call", "date": date, "time": time, "minutes": 21})
-        biller, _ = launch(stack, PATIENT, user="pr-billing-md")
-        api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        nurse, biller, _ = month_with_one_call(stack)
         approve_once(stack, biller)
         first = search_one(stack, "ChargeItem", ident("charge", "99490", "v1"))
-        date, time = earlier_today(200)
-        api(stack, "POST", "/entries", nurse, json={
-            "program": "ccm", "activity": "record-review", "date": date, "time": time, "minutes": 20})
-        api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
+        late_review(stack, nurse, biller)
         approve_once(stack, biller)
         assert count(stack, "ChargeItem", ident("charge", "99439", "v2")) == 1
         # The EHR takes no ChargeItem update: the old one stays billable there, and the biller is told so.
