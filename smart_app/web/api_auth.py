@@ -47,6 +47,8 @@ async def api_caller(request: Request) -> Caller:
     session = await active_session(app.launch, request_handle(request, app.settings))
     check_csrf(request, app.settings, session.id_hash)
     org = load_organization(app, session)
+    # The answer may be framed by this organization's EHR only (and the security headers need no lookup).
+    request.state.frame_origins = org.frame_origins
     performer = (session.fhir_user or "").rstrip("/").split("/")
     if len(performer) < 2 or performer[-2] not in ("Practitioner", "PractitionerRole"):
         raise NotAllowed("The EHR did not say who you are, so time cannot be attributed to you.",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smart_app.db import transaction
 from smart_app.launch.organizations import list_organizations
@@ -24,22 +24,39 @@ def content_security_policy(frame_origins: tuple[str, ...]) -> str:
             f"frame-ancestors {ancestors}")
 
 
-class SecurityHeaders(BaseHTTPMiddleware):
-    """Adds CSP and the usual hardening headers (body size is BodyLimit's job)."""
+class SecurityHeaders:
+    """ASGI middleware adding CSP and the usual hardening headers (body size is BodyLimit's job).
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        origins = getattr(request.state, "frame_origins", None)
-        if origins is None:
-            origins = registered_frame_origins(request)
-        response.headers["Content-Security-Policy"] = content_security_policy(tuple(origins))
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-        if not request.url.path.startswith("/static/"):
-            # Pages and API answers carry patient data: never cache them.
-            response.headers.setdefault("Cache-Control", "no-store")
-        if request.url.scheme == "https":
-            response.headers["Strict-Transport-Security"] = "max-age=31536000"
-        return response
+    A plain ASGI wrapper of `send` rather than BaseHTTPMiddleware: the headers are added to the response's
+    start message, after the endpoint has run (so it may set `request.state.frame_origins` to its
+    organization's origins), without the extra task and body streaming BaseHTTPMiddleware costs per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                origins = getattr(request.state, "frame_origins", None)
+                if origins is None:
+                    origins = registered_frame_origins(request)
+                headers["Content-Security-Policy"] = content_security_policy(tuple(origins))
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+                headers["Cross-Origin-Opener-Policy"] = "same-origin"
+                if not request.url.path.startswith("/static/") and "cache-control" not in headers:
+                    # Pages and API answers carry patient data: never cache them.
+                    headers["Cache-Control"] = "no-store"
+                if request.url.scheme == "https":
+                    headers["Strict-Transport-Security"] = "max-age=31536000"
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
