@@ -598,11 +598,13 @@ def activity_communication(entry: Entry, *, month: str) -> dict:
 # ---------------------------------------------------------------- DocumentReference and ChargeItem
 
 
-def superbill_document(claim: ProposedClaim, pdf: bytes, *, created: datetime, version: int = 1) -> dict:
+def superbill_document(claim: ProposedClaim, pdf: bytes, *, created: datetime, version: int = 1,
+                       replaces: str | None = None) -> dict:
     """A DocumentReference carrying the superbill PDF (inline, base64, with size and SHA-1 hash).
 
     type LOINC 53242-4 "Charge ticket or encounter form" (text "Care management superbill");
-    `version` follows the claim's, so a replacement claim's superbill is a new document.
+    `version` follows the claim's, so a replacement claim's superbill is a new document, which names the one
+    it replaces (`replaces`, "DocumentReference/<id>") in relatesTo.
     """
     if not pdf.startswith(b"%PDF"):
         raise _invalid("DocumentReference", "the superbill is not a PDF")
@@ -625,6 +627,8 @@ def superbill_document(claim: ProposedClaim, pdf: bytes, *, created: datetime, v
     }
     if claim.billing_practitioner:
         resource["author"] = [{"reference": claim.billing_practitioner}]
+    if replaces:
+        resource["relatesTo"] = [{"code": "replaces", "target": {"reference": replaces}}]
     return validate_resource(resource)
 
 

@@ -60,8 +60,8 @@ def _outgoing(resource: dict, purpose: str) -> OutgoingResource:
 
 
 def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: WritebackPlan, org: Organization, *,
-                        replaced_fhir_id: str | None, now: datetime,
-                        pdf: bytes) -> list[OutgoingResource]:
+                        replaced_fhir_id: str | None, now: datetime, pdf: bytes,
+                        replaced_superbill: str | None = None) -> list[OutgoingResource]:
     """Everything the EHR should receive for an approved claim, as the plan routes it, targets first."""
     value, version = claim.claim, claim.version
     out: list[OutgoingResource] = []
@@ -87,7 +87,9 @@ def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: Wri
         elif plan.activity == "Communication":
             out.append(_outgoing(activity_communication(entry, month=claim.month), "activity"))
     if plan.superbill == "DocumentReference":
-        out.append(_outgoing(superbill_document(value, pdf, created=now, version=version), "superbill"))
+        replaces = f"DocumentReference/{replaced_superbill}" if replaced_superbill else None
+        out.append(_outgoing(superbill_document(value, pdf, created=now, version=version, replaces=replaces),
+                             "superbill"))
     return out
 
 
@@ -105,9 +107,11 @@ def _reviewable(db: Session, organization_id: str, claim_id: str) -> ClaimRow:
     return row
 
 
-def _delivered_claim_id(db: Session, claim_id: str) -> str | None:
-    return db.scalar(select(OutboxRow.fhir_id).where(OutboxRow.claim_id == claim_id, OutboxRow.purpose == "claim",
-                                                     OutboxRow.resource_type == "Claim", OutboxRow.status == DONE))
+def _delivered_id(db: Session, claim_id: str, purpose: str, resource_type: str) -> str | None:
+    """The EHR's id of what a claim version delivered for `purpose` as `resource_type`, if it was delivered."""
+    return db.scalar(select(OutboxRow.fhir_id).where(
+        OutboxRow.claim_id == claim_id, OutboxRow.purpose == purpose, OutboxRow.resource_type == resource_type,
+        OutboxRow.status == DONE).limit(1))
 
 
 def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str, plan: WritebackPlan,
@@ -119,10 +123,12 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str
     if not stored.claim.billable:
         raise ReviewRefused("Nothing is billable on this claim.", "Hold it with a note instead, if needed.")
     replaced = approved_before(db, stored)
-    replaced_fhir_id = _delivered_claim_id(db, replaced.id) if replaced else None
+    replaced_fhir_id = _delivered_id(db, replaced.id, "claim", "Claim") if replaced else None
+    replaced_superbill = _delivered_id(db, replaced.id, "superbill", "DocumentReference") if replaced else None
     entries = {e.id: e for e in patient_month(db, org.id, row.patient_id, row.month).history}
     pdf = superbill_pdf([stored.claim], organization_name=org.name, month=row.month, generated=now)
-    resources = writeback_resources(stored, entries, plan, org, replaced_fhir_id=replaced_fhir_id, now=now, pdf=pdf)
+    resources = writeback_resources(stored, entries, plan, org, replaced_fhir_id=replaced_fhir_id,
+                                    replaced_superbill=replaced_superbill, now=now, pdf=pdf)
     row.status, row.reviewed_by, row.reviewed_at, row.review_note = "approved", by, now, note
     if replaced is not None:
         db.get(ClaimRow, replaced.id).status = "replaced"

@@ -207,8 +207,11 @@ def test_a_correction_after_write_back_replaces_the_claim_the_fhir_way(tmp_path,
         # What supported the replaced claim is retired with it; the new version's records are the live ones.
         assert search_one(stack, "Observation", ident("minutes", "ccm", "v1"))["status"] == "entered-in-error"
         assert search_one(stack, "Observation", ident("minutes", "ccm", "v2"))["status"] == "final"
-        assert search_one(stack, "DocumentReference", ident("superbill", "v1"))["status"] == "superseded"
-        assert search_one(stack, "DocumentReference", ident("superbill", "v2"))["status"] == "current"
+        old_bill = search_one(stack, "DocumentReference", ident("superbill", "v1"))
+        new_bill = search_one(stack, "DocumentReference", ident("superbill", "v2"))
+        assert (old_bill["status"], new_bill["status"]) == ("superseded", "current")
+        assert new_bill["relatesTo"] == [{"code": "replaces", "target": {"reference": f"DocumentReference/"
+                                                                                     f"{old_bill['id']}"}}]
 
         # The late entry turns out to be a mistake: voided, the month is corrected again (version 3).
         late_id = late.json()["entries"][0]["id"]
