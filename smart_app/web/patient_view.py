@@ -17,6 +17,7 @@ from smart_app.launch.sessions import ActiveSession, settle_role
 from smart_app.ledger.consents import ConsentRecord, consent_history
 from smart_app.ledger.directory import remember_patient, save_month_status
 from smart_app.ledger.facts_merge import time_entries, with_app_records
+from smart_app.ledger.panel import days_left_in
 from smart_app.ledger.queries import patient_month
 from smart_app.ledger.timers import running_timer
 from smart_app.ledger.values import PatientMonth, Timer
@@ -28,7 +29,7 @@ from smart_app.rules.loader import rule_set_named
 from smart_app.services import AppContext
 from smart_app.web.consent_sync import send_pending_consents
 from smart_app.web.orgs import load_organization, org_today
-from smart_app.web.program_cards import ProgramCard, days_left, next_month_start, program_cards
+from smart_app.web.program_cards import ProgramCard, next_month_start, program_cards
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
     time_programs = tuple(dict.fromkeys(
         rule_set.families[c.key].time_program for c in cards
         if c.relevant and rule_set.families[c.key].time_program))
-    return PatientView(organization=org, month=month, today=today, days_left=days_left(today),
+    return PatientView(organization=org, month=month, today=today, days_left=days_left_in(month, today),
                        summary=summary, decision=decision, cards=cards,
                        findings=tuple(dict.fromkeys(summary.findings + facts.findings + decision.findings)),
                        ledger=ledger, timer=timer, performer=performer, role=role,

@@ -73,8 +73,3 @@ def program_cards(decision: Decision) -> list[ProgramCard]:
 def next_month_start(today: dt.date) -> dt.date:
     """The first day of the month after `today`'s."""
     return dt.date(today.year + (today.month == 12), today.month % 12 + 1, 1)
-
-
-def days_left(today: dt.date) -> int:
-    """Days left in the month after today (0 on the last day)."""
-    return (next_month_start(today) - today).days - 1
