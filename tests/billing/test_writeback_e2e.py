@@ -321,3 +321,5 @@ def test_an_ehr_that_takes_no_update_says_the_replaced_charge_items_must_be_void
         html = billing_page(stack, biller)
         assert f"ChargeItem/{first['id']} is still live there" in html
         assert "mark it entered-in-error in the EHR by hand" in html
+        assert re.search(r'<tr class="delivery-not-accepted delivery-act"><td>ChargeItem \(retire\)</td>\s*'
+                         r'<td>not-accepted: <strong>action needed</strong>', html)
