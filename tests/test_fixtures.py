@@ -32,6 +32,7 @@ SCENARIOS = [
     "ccm-two-chronic",
     "pcm-single-complex",
     "bhi-depression-phq9",
+    "bhi-phq9-by-phone",
     "cocm-depression-anxiety",
     "ccm-no-consent",
     "tcm-recent-discharge",
@@ -358,6 +359,16 @@ def test_bhi_has_a_phq9_this_month_and_last_month() -> None:
     assert this_month["effectiveDateTime"].startswith("2026-11-05")
     assert this_month["valueQuantity"]["value"] == 14
     assert scores(name, PHQ9, "2026-10")
+    assert any(code.startswith("F33.1") for c in live_conditions(name)
+               for code in codings(c["code"], ICD10CM))
+    assert consents(name, "bhi")
+    assert resources(name, "CarePlan")
+
+
+def test_bhi_by_phone_has_no_rating_scale_this_month() -> None:
+    name = "bhi-phq9-by-phone"
+    assert not scores(name, PHQ9, ANCHOR) and not scores(name, GAD7, ANCHOR)
+    assert scores(name, PHQ9, "2026-10"), "last month's PHQ-9 does not count for this month"
     assert any(code.startswith("F33.1") for c in live_conditions(name)
                for code in codings(c["code"], ICD10CM))
     assert consents(name, "bhi")

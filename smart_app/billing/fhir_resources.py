@@ -44,6 +44,7 @@ from smart_app.ehr.consent_resource import PROGRAM_NAMES
 from smart_app.ehr.record import CARE_PROGRAM, LOINC
 from smart_app.errors import SmartAppError
 from smart_app.ledger.months import month_label, parse_month
+from smart_app.ledger.scales import ScaleRecord
 from smart_app.ledger.values import Entry
 
 IDENTIFIER_PREFIX = "urn:smart-app:"
@@ -51,6 +52,7 @@ CPT = "http://www.ama-assn.org/go/cpt"
 HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 PLACE_OF_SERVICE = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
 UCUM = "http://unitsofmeasure.org"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
 PROCESS_PRIORITY = "http://terminology.hl7.org/CodeSystem/processpriority"
 CARE_TEAM_ROLE = "http://terminology.hl7.org/CodeSystem/claimcareteamrole"
@@ -506,6 +508,26 @@ def minutes_observation(claim: ProposedClaim, program: str, *, version: int = 1)
                    "valueQuantity": _minutes(mins)} for role, mins in sorted(by_role.items()) if mins > 0]
     if components:
         resource["component"] = components
+    return validate_resource(resource)
+
+
+def scale_observation(scale: ScaleRecord, title: str) -> dict:
+    """The Observation of a rating scale recorded in the app: its total score (LOINC total-score code) on the
+    date it was given, category survey, identified per recorded scale so it is written once."""
+    resource: dict = {
+        "resourceType": "Observation",
+        "identifier": [business_identifier("scale", scale.organization_id, scale.id)],
+        "status": "final",
+        "category": [{"coding": [_coding(OBSERVATION_CATEGORY, "survey", "Survey")], "text": "Survey"}],
+        "code": {"coding": [_coding(LOINC, scale.loinc, title)], "text": f"{scale.scale} total score"},
+        "subject": {"reference": _reference(scale.patient_id, "Patient")},
+        "effectiveDateTime": scale.taken_on.isoformat(),
+        "issued": _instant(scale.recorded_at, "scale.recorded_at", "Observation"),
+        "performer": [{"reference": scale.recorded_by}],
+        "valueInteger": scale.score,
+    }
+    if scale.note:
+        resource["note"] = [{"text": scale.note}]
     return validate_resource(resource)
 
 

@@ -3,6 +3,7 @@ outbox rows of everything the EHR should receive, so nothing is lost if the EHR 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from smart_app.billing.fhir_resources import (
     full_url,
     minutes_document,
     minutes_observation,
+    scale_observation,
     superbill_document,
 )
 from smart_app.billing.models import ClaimRow, OutboxRow
@@ -33,7 +35,9 @@ from smart_app.launch.organizations import Organization
 from smart_app.ledger.audit import CLAIM_APPROVED, CLAIM_HELD, record_event
 from smart_app.ledger.month_locks import is_locked, lock_month
 from smart_app.ledger.queries import patient_month
+from smart_app.ledger.scales import ScaleRecord, scales_for
 from smart_app.ledger.values import Entry
+from smart_app.rules.loader import rule_set_named
 
 REVIEWABLE = ("proposed", "held")
 
@@ -61,8 +65,13 @@ def _outgoing(resource: dict, purpose: str) -> OutgoingResource:
 
 def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: WritebackPlan, org: Organization, *,
                         replaced_fhir_id: str | None, now: datetime, pdf: bytes,
-                        replaced_superbill: str | None = None) -> list[OutgoingResource]:
-    """Everything the EHR should receive for an approved claim, as the plan routes it, targets first."""
+                        replaced_superbill: str | None = None, scales: Sequence[ScaleRecord] = (),
+                        titles: Mapping[str, str] | None = None) -> list[OutgoingResource]:
+    """Everything the EHR should receive for an approved claim, as the plan routes it, targets first.
+
+    `scales`: rating scales recorded in the app in the claim's month; `titles`: scale name -> full title.
+    """
+    titles = titles or {}
     value, version = claim.claim, claim.version
     out: list[OutgoingResource] = []
     observation_refs: dict[str, str] = {}
@@ -86,6 +95,10 @@ def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: Wri
             out.append(_outgoing(activity_task(entry, month=claim.month), "activity"))
         elif plan.activity == "Communication":
             out.append(_outgoing(activity_communication(entry, month=claim.month), "activity"))
+    if plan.minutes == "Observation":
+        # Rating scales given and recorded in the app this month: the EHR should hold them too.
+        out += [_outgoing(scale_observation(scale, titles.get(scale.scale, scale.scale)), "scale")
+                for scale in scales]
     if plan.superbill == "DocumentReference":
         replaces = f"DocumentReference/{replaced_superbill}" if replaced_superbill else None
         out.append(_outgoing(superbill_document(value, pdf, created=now, version=version, replaces=replaces),
@@ -127,8 +140,11 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str
     replaced_superbill = _delivered_id(db, replaced.id, "superbill", "DocumentReference") if replaced else None
     entries = {e.id: e for e in patient_month(db, org.id, row.patient_id, row.month).history}
     pdf = superbill_pdf([stored.claim], organization_name=org.name, month=row.month, generated=now)
+    rule_set = rule_set_named(org.rule_set)
     resources = writeback_resources(stored, entries, plan, org, replaced_fhir_id=replaced_fhir_id,
-                                    replaced_superbill=replaced_superbill, now=now, pdf=pdf)
+                                    replaced_superbill=replaced_superbill, now=now, pdf=pdf,
+                                    scales=scales_for(db, org.id, row.patient_id, row.month),
+                                    titles={name: scale.title for name, scale in rule_set.rating_scales.items()})
     row.status, row.reviewed_by, row.reviewed_at, row.review_note = "approved", by, now, note
     if replaced is not None:
         db.get(ClaimRow, replaced.id).status = "replaced"

@@ -55,6 +55,25 @@ class AttestationRow(Base):
     note: Mapped[str] = mapped_column(Text)
 
 
+class ScaleRow(Base):
+    """A validated rating scale (PHQ-9, GAD-7 ...) administered by the care team and recorded in the app."""
+
+    __tablename__ = "rating_scales"
+    __table_args__ = (Index("ix_rating_scales_org_patient", "organization_id", "patient_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    patient_id: Mapped[str] = mapped_column(String(200))
+    scale: Mapped[str] = mapped_column(String(40))  # the rule set's name for it, e.g. PHQ-9
+    loinc: Mapped[str] = mapped_column(String(20))  # its total-score code
+    score: Mapped[int] = mapped_column(Integer)
+    taken_on: Mapped[date] = mapped_column(Date)  # the local date it was administered
+    month: Mapped[str] = mapped_column(String(7))
+    recorded_by: Mapped[str] = mapped_column(String(500))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    note: Mapped[str] = mapped_column(Text)
+
+
 class AuditEventRow(Base):
     """One link of the append-only, hash-chained audit log."""
 

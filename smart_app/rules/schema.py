@@ -179,6 +179,8 @@ class Family(_Strict):
 class RatingScale(_Strict):
     loinc: tuple[str, ...] = ()
     title: str
+    # The instrument's highest total score; a score captured in the app must lie in 0..max_score.
+    max_score: int | None = Field(default=None, ge=1)
 
 
 class BehavioralHealth(_Strict):

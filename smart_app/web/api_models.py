@@ -85,6 +85,15 @@ class AttestationCreate(_Body):
     note: str = Field(default="", max_length=2000)
 
 
+class ScaleCreate(_Body):
+    """A validated rating scale administered to the patient: its name in the rule set, total score and date."""
+
+    scale: str = Field(min_length=1, max_length=40, examples=["PHQ-9"])
+    score: int = Field(ge=0)
+    date: dt.date
+    note: str = Field(default="", max_length=2000)
+
+
 class ReviewNote(_Body):
     """A biller's note on an approval or hold."""
 

@@ -21,7 +21,7 @@ from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.paths import data_path
 from smart_app.services import build_context
 from smart_app.settings import Settings
-from smart_app.web import api, billing_routes, consent_api, pages, panel_routes
+from smart_app.web import api, billing_routes, consent_api, pages, panel_routes, scale_api
 from smart_app.web.body_limit import BodyLimit
 from smart_app.web.ratelimit import RateLimit, default_rate_limit_rules
 from smart_app.web.security import SecurityHeaders
@@ -96,6 +96,7 @@ def create_app(settings: Settings, organizations: list[Organization] | None = No
         Route("/patient", pages.patient_page, methods=["GET", "POST"]),
         *api.routes(),
         *consent_api.routes(),
+        *scale_api.routes(),
         *panel_routes.routes(),
         *billing_routes.routes(),
         Mount("/static", StaticFiles(directory=str(data_path("templates") / "static")), name="static"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from smart_app import __version__
-from smart_app.web.api_models import EntryAmend, EntryCreate, EntryVoid, TimerStart, TimerStop
+from smart_app.web.api_models import EntryAmend, EntryCreate, EntryVoid, ScaleCreate, TimerStart, TimerStop
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["title", "message"],
@@ -19,6 +19,8 @@ OPERATIONS = [
     ("post", "/api/v1/entries", "Record time manually", EntryCreate, "201"),
     ("post", "/api/v1/entries/{entry_id}/amend", "Replace an entry with a correction", EntryAmend, "200"),
     ("post", "/api/v1/entries/{entry_id}/void", "Cancel an entry", EntryVoid, "200"),
+    ("post", "/api/v1/scales", "Record a validated rating scale (PHQ-9, GAD-7 ...) administered to the patient",
+     ScaleCreate, "201"),
 ]
 ERRORS = {"401": "No valid launch session: relaunch from the chart",
           "403": "Another patient, another person's timer, or a request without CSRF proof",

@@ -19,6 +19,7 @@ from smart_app.ledger.directory import remember_patient, save_month_status
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.panel import days_left_in
 from smart_app.ledger.queries import patient_month
+from smart_app.ledger.scales import ScaleRecord, recordable_scales, scales_for
 from smart_app.ledger.timers import running_timer
 from smart_app.ledger.values import PatientMonth, Timer
 from smart_app.ledger.vocabulary import Vocabulary, default_vocabulary
@@ -30,6 +31,9 @@ from smart_app.services import AppContext
 from smart_app.web.consent_sync import send_pending_consents
 from smart_app.web.orgs import load_organization, org_today
 from smart_app.web.program_cards import ProgramCard, next_month_start, program_cards
+
+# The evidence name of "a validated rating scale in the service month" in the rule files.
+SCALE_EVIDENCE = "rating_scale_this_month"
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,10 @@ class PatientView:
     consents: tuple[ConsentRecord, ...]
     consent_programs: tuple[str, ...]
     undetermined: tuple[CountedCondition, ...]
+    # Rating scales recorded in the app this month, and those it can record (name, highest score), offered
+    # when a program that needs one this month (BHI, CoCM) is relevant.
+    scales: tuple[ScaleRecord, ...] = ()
+    scale_choices: tuple[tuple[str, int], ...] = ()
 
     @property
     def active_consent_programs(self) -> set[str]:
@@ -77,6 +85,7 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
         ledger = patient_month(db, org.id, session.patient_id, month)
         timer = running_timer(db, org.id, performer) if performer else None
         consents = consent_history(db, org.id, session.patient_id)
+        scales = scales_for(db, org.id, session.patient_id, month)
     if any(c.writeback_status == "pending" for c in consents):
         await send_pending_consents(app, session, org, consents)
         with transaction(app.sessions) as db:
@@ -102,10 +111,14 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
     time_programs = tuple(dict.fromkeys(
         rule_set.families[c.key].time_program for c in cards
         if c.relevant and rule_set.families[c.key].time_program))
+    needs_scale = {fam.time_program for fam in rule_set.families.values()
+                   if any(SCALE_EVIDENCE in code.evidence for code in fam.codes.values())}
+    scale_choices = tuple(recordable_scales(rule_set).items()) if needs_scale & set(time_programs) else ()
     return PatientView(organization=org, month=month, today=today, days_left=days_left_in(month, today),
                        summary=summary, decision=decision, cards=cards,
                        findings=tuple(dict.fromkeys(summary.findings + facts.findings + decision.findings)),
                        ledger=ledger, timer=timer, performer=performer, role=role,
                        vocabulary=default_vocabulary(), programs=time_programs, consents=tuple(consents),
                        consent_programs=tuple(p for p in time_programs if p != "tcm"),
-                       undetermined=tuple(undetermined))
+                       undetermined=tuple(undetermined), scales=tuple(scales),
+                       scale_choices=tuple((name, highest) for name, (_, highest) in scale_choices))

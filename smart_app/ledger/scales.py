@@ -1,0 +1,103 @@
+"""Validated rating scales (PHQ-9, GAD-7 ...) the care team administered and recorded in the app.
+
+BHI and CoCM need a validated rating scale in the service month; when the EHR holds none (a PHQ-9 taken by
+phone and never charted), the score recorded here counts, and is written back to the EHR as an Observation
+with the month's claim. Append-only: a wrong score is corrected by recording the right one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from smart_app.db import utcnow
+from smart_app.ledger.consents import check_person
+from smart_app.ledger.errors import LedgerError
+from smart_app.ledger.months import zone
+from smart_app.ledger.records import ScaleRow
+from smart_app.ledger.validation import MAX_NOTE_CHARS
+from smart_app.rules.facts import RatingScale
+from smart_app.rules.schema import RuleSet
+
+
+class InvalidScale(LedgerError):
+    """The rating scale cannot be recorded as given."""
+
+    title = "The rating scale was not recorded"
+
+
+@dataclass(frozen=True)
+class ScaleRecord:
+    """One rating scale as stored; `recorded_by` is a Practitioner or PractitionerRole reference."""
+
+    id: str
+    organization_id: str
+    patient_id: str
+    scale: str
+    loinc: str
+    score: int
+    taken_on: date
+    month: str
+    recorded_by: str
+    recorded_at: datetime
+    note: str
+
+
+def _record(row: ScaleRow) -> ScaleRecord:
+    return ScaleRecord(row.id, row.organization_id, row.patient_id, row.scale, row.loinc, row.score, row.taken_on,
+                       row.month, row.recorded_by, row.recorded_at, row.note)
+
+
+def recordable_scales(rule_set: RuleSet) -> dict[str, tuple[str, int]]:
+    """Scale name -> (total-score LOINC code, highest score), for the scales the app can record."""
+    return {name: (scale.loinc[0], scale.max_score) for name, scale in rule_set.rating_scales.items()
+            if scale.loinc and scale.max_score is not None}
+
+
+def record_scale(session: Session, rule_set: RuleSet, organization_id: str, patient_id: str, scale: str,
+                 score: object, taken_on: date, by: str, timezone: str, note: str = "",
+                 now: datetime | None = None) -> ScaleRecord:
+    """Record a scale's total score, administered on the local date `taken_on` (not in the future)."""
+    now = now or utcnow()
+    known = recordable_scales(rule_set)
+    if scale not in known:
+        raise InvalidScale(f"{scale!r} is not a rating scale the app can record.",
+                           f"Choose one of {', '.join(known)}.")
+    loinc, highest = known[scale]
+    if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= highest:
+        raise InvalidScale(f"A {scale} total score is a whole number from 0 to {highest}; got {score!r}.",
+                           f"Enter the total of the {scale} as scored.")
+    today = now.astimezone(zone(timezone)).date()
+    if not isinstance(taken_on, date) or taken_on > today:
+        raise InvalidScale(f"The {scale} cannot be dated {taken_on}: that is in the future.",
+                           "Enter the date it was administered, today or earlier.")
+    try:
+        check_person(by, "The clinician recording it,")
+    except LedgerError as exc:
+        raise InvalidScale(exc.message, exc.hint) from exc
+    if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
+        raise InvalidScale(f"The note must be text of at most {MAX_NOTE_CHARS} characters.", "Shorten the note.")
+    row = ScaleRow(id=str(uuid.uuid4()), organization_id=organization_id, patient_id=patient_id, scale=scale,
+                   loinc=loinc, score=score, taken_on=taken_on, month=f"{taken_on:%Y-%m}", recorded_by=by,
+                   recorded_at=now, note=note.strip())
+    session.add(row)
+    session.flush()
+    return _record(row)
+
+
+def scales_for(session: Session, organization_id: str, patient_id: str, month: str | None = None) -> list[ScaleRecord]:
+    """The patient's recorded scales (of one month), oldest first."""
+    query = select(ScaleRow).where(ScaleRow.organization_id == organization_id, ScaleRow.patient_id == patient_id)
+    if month:
+        query = query.where(ScaleRow.month == month)
+    return [_record(r) for r in session.scalars(query.order_by(ScaleRow.taken_on, ScaleRow.recorded_at))]
+
+
+def facts_scales(records: list[ScaleRecord]) -> tuple[RatingScale, ...]:
+    """The evaluator's view of recorded scales (ids prefixed `app:` so evidence says where they came from)."""
+    return tuple(RatingScale(code=r.loinc, date=r.taken_on, score=float(r.score), id=f"app:scale:{r.id}")
+                 for r in records)
