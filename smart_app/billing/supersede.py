@@ -106,9 +106,10 @@ def supersede(db: Session, organization_id: str, patient_id: str, month: str, *,
             if row.status == PENDING and row.leased_until is not None and row.leased_until > now:
                 continue  # a worker is sending it right now; the next delivery pass retires it
             row.status, row.leased_until, row.updated_at = WITHDRAWN, None, now
-            row.last_error = ("Not sent: the time entry it records was voided or corrected." if row.purpose == "activity"
-                              else f"Not sent: version {current.version} of this patient-month's claim replaced "
-                                   "the version it belonged to.")
+            row.last_error = (
+                "Not sent: the time entry it records was voided or corrected." if row.purpose == "activity"
+                else f"Not sent: version {current.version} of this patient-month's claim replaced the version it "
+                     "belonged to.")
             withdrawn += 1
         elif row.fhir_id and (row.resource_type != "Claim" or can_update_claim):
             retiring.append(retirement(row))
