@@ -327,7 +327,7 @@ class _Evidence:
             return [Reason(f"no PHQ-9 or GAD-7 (or other validated rating scale) in "
                            f"{self.ctx.month.label}",
                            "administer and record a validated rating scale this month",
-                           "evidence")], []
+                           "rating_scale")], []
         return [], used
 
     def cocm_episode(self, fk: str, fam: Family, ck: str, code: Code):

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 from smart_app.rules.decision import Decision, ProgramDecision, Progress, Reason
 
-# Reasons a clinician can act on this month; evidence gaps such as "no behavioral-health
-# diagnosis" mean the program does not apply, so those cards are folded away.
-ACTIONABLE = {"consent", "minutes", "undetermined"}
+# Reasons a clinician can act on this month (a missing rating scale can be given and recorded in the
+# app); evidence gaps such as "no behavioral-health diagnosis" mean the program does not apply, so those
+# cards are folded away.
+ACTIONABLE = {"consent", "minutes", "undetermined", "rating_scale"}
 
 
 @dataclass(frozen=True)

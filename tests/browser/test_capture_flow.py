@@ -81,3 +81,22 @@ def test_consent_captured_in_the_iframe_unblocks_the_program(cross_site: Stack, 
     ccm = frame.locator("article.program", has_text="Chronic care management (non-complex)")
     assert "no consent on file" not in ccm.inner_text()
     assert "On track" in ccm.inner_text()
+
+
+def test_a_phq9_taken_by_phone_is_recorded_in_the_iframe_and_counts(cross_site: Stack, page) -> None:
+    frame = app_frame(page, cross_site, "bhi-phq9-by-phone")
+    bhi = frame.locator("article.program", has_text="General behavioral health integration")
+    assert "no PHQ-9 or GAD-7" in bhi.inner_text()
+    form = frame.locator(".capture-scale form")
+    form.get_by_label("Scale").select_option("PHQ-9")
+    form.get_by_label("Total score").fill("30")
+    # The browser's own range check would stop the submit; remove it to reach the server's check.
+    form.get_by_label("Total score").evaluate("el => el.removeAttribute('max')")
+    form.get_by_role("button", name="Record score").click()
+    frame.get_by_role("alert").filter(has_text="from 0 to 27").wait_for(timeout=10000)
+    form.get_by_label("Total score").fill("11")
+    form.get_by_role("button", name="Record score").click()
+    frame.get_by_text("PHQ-9 score 11 recorded").wait_for(timeout=10000)
+    frame.locator(".scales-recorded", has_text="score 11").wait_for(timeout=10000)
+    bhi = frame.locator("article.program", has_text="General behavioral health integration")
+    assert "no PHQ-9 or GAD-7" not in bhi.inner_text()
