@@ -127,6 +127,19 @@ def _delivered_id(db: Session, claim_id: str, purpose: str, resource_type: str) 
         OutboxRow.status == DONE).limit(1))
 
 
+def _refuse_future_service_date(stored: StoredClaim, org: Organization, now: datetime) -> None:
+    """A claim is not written back before its date of service (the organization's `service_date` setting)."""
+    latest = max(line.service_date for line in stored.claim.lines)
+    today = now.astimezone(ZoneInfo(org.timezone)).date()
+    if latest > today:
+        raise ReviewRefused(
+            f"This claim's date of service is {latest:%b %d, %Y}, after today: the organization bills on the "
+            "last day of the service month, so it cannot be approved yet.",
+            f"Approve it on or after {latest:%b %d}. Where the payer lets a month's care management be billed once "
+            "its minutes are met (CMS's CCM FAQ does), set service_date = \"threshold-met\" in the organization "
+            "file.")
+
+
 def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str, plan: WritebackPlan,
             now: datetime | None = None) -> ReviewResult:
     """Approve a claim: mark it, lock its month, and queue its write-back in one transaction."""
@@ -135,6 +148,7 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str
     stored = to_stored(row)
     if not stored.claim.billable:
         raise ReviewRefused("Nothing is billable on this claim.", "Hold it with a note instead, if needed.")
+    _refuse_future_service_date(stored, org, now)
     replaced = approved_before(db, stored)
     replaced_fhir_id = _delivered_id(db, replaced.id, "claim", "Claim") if replaced else None
     replaced_superbill = _delivered_id(db, replaced.id, "superbill", "DocumentReference") if replaced else None
