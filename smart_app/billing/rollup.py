@@ -150,10 +150,8 @@ def _month_entries(db: Session, organization_id: str, ids: Sequence[str], month:
             select(target.c.id).where(target.c.organization_id == organization_id, target.c.month == month,
                                       target.c.patient_id.in_(ids)))))}
     history: dict[str, list[Entry]] = defaultdict(list)
-    # Fetched whole (fetchall, not a fetchone per row): the batch is bounded and this is the hot loop.
-    fetched = db.execute(select(*columns).where(in_batch)
-                         .order_by(te.c.patient_id, te.c.recorded_at, te.c.starts_at)).all()
-    for row in fetched:
+    for row in db.execute(select(*columns).where(in_batch)
+                          .order_by(te.c.patient_id, te.c.recorded_at, te.c.starts_at)):
         history[row.patient_id].append(_to_entry(row, correctors))  # type: ignore[arg-type]
     return {patient_id: tuple(sorted((e for e in rows if e.effective), key=lambda e: (e.start, e.recorded_at)))
             for patient_id, rows in history.items()}
