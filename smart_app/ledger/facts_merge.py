@@ -10,24 +10,26 @@ from sqlalchemy.orm import Session
 
 from smart_app.ledger.attestations import attestations_for
 from smart_app.ledger.consents import ConsentRecord, consent_history, facts_consents
-from smart_app.ledger.scales import facts_scales, scales_for
+from smart_app.ledger.scales import ScaleRecord, facts_scales, scales_for
 from smart_app.ledger.values import Entry
 from smart_app.rules.facts import PatientFacts, TimeEntry
 
 
 def with_app_records(db: Session, organization_id: str, patient_id: str, timezone: str,
-                     ehr_facts: PatientFacts, consents: list[ConsentRecord] | None = None) -> PatientFacts:
+                     ehr_facts: PatientFacts, consents: list[ConsentRecord] | None = None,
+                     scales: list[ScaleRecord] | None = None) -> PatientFacts:
     """The EHR's facts plus the consents, attestations and rating scales captured in the app (its system of record).
 
-    `consents`: the patient's consent history when the caller has already read it.
+    `consents`, `scales`: the patient's consent history and recorded scales when the caller has already read them.
     """
     if consents is None:
         consents = consent_history(db, organization_id, patient_id)
+    if scales is None:
+        scales = scales_for(db, organization_id, patient_id)
     attestations = attestations_for(db, organization_id, patient_id, timezone=timezone)
-    scales = facts_scales(scales_for(db, organization_id, patient_id))
     return dataclasses.replace(ehr_facts, consents=ehr_facts.consents + facts_consents(consents),
                                attestations=ehr_facts.attestations + attestations,
-                               rating_scales=ehr_facts.rating_scales + scales)
+                               rating_scales=ehr_facts.rating_scales + facts_scales(scales))
 
 
 def time_entries(entries: tuple[Entry, ...], tz: str) -> list[TimeEntry]:

@@ -85,7 +85,7 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
         ledger = patient_month(db, org.id, session.patient_id, month)
         timer = running_timer(db, org.id, performer) if performer else None
         consents = consent_history(db, org.id, session.patient_id)
-        scales = scales_for(db, org.id, session.patient_id, month)
+        scales = scales_for(db, org.id, session.patient_id)
     if any(c.writeback_status == "pending" for c in consents):
         await send_pending_consents(app, session, org, consents)
         with transaction(app.sessions) as db:
@@ -94,7 +94,7 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
     with transaction(app.sessions) as db:
         # Kept so the month-end rollup can run from the last read when the EHR is unavailable.
         save_facts(db, org.id, session.patient_id, month, ehr_facts, coverage_reference(record))
-        facts = with_app_records(db, org.id, session.patient_id, org.timezone, ehr_facts, consents)
+        facts = with_app_records(db, org.id, session.patient_id, org.timezone, ehr_facts, consents, scales)
     decision = evaluate(facts, time_entries(ledger.entries, org.timezone), rule_set, month=month)
     month_end = next_month_start(today) - dt.timedelta(days=1)
     undetermined = summarize(facts, rule_set.conditions, month_end).undetermined()
@@ -113,12 +113,13 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
         if c.relevant and rule_set.families[c.key].time_program))
     needs_scale = {fam.time_program for fam in rule_set.families.values()
                    if any(SCALE_EVIDENCE in code.evidence for code in fam.codes.values())}
-    scale_choices = tuple(recordable_scales(rule_set).items()) if needs_scale & set(time_programs) else ()
+    scale_choices = (tuple((name, highest) for name, (_, highest) in recordable_scales(rule_set).items())
+                     if needs_scale & set(time_programs) else ())
     return PatientView(organization=org, month=month, today=today, days_left=days_left_in(month, today),
                        summary=summary, decision=decision, cards=cards,
                        findings=tuple(dict.fromkeys(summary.findings + facts.findings + decision.findings)),
                        ledger=ledger, timer=timer, performer=performer, role=role,
                        vocabulary=default_vocabulary(), programs=time_programs, consents=tuple(consents),
                        consent_programs=tuple(p for p in time_programs if p != "tcm"),
-                       undetermined=tuple(undetermined), scales=tuple(scales),
-                       scale_choices=tuple((name, highest) for name, (_, highest) in scale_choices))
+                       undetermined=tuple(undetermined), scales=tuple(r for r in scales if r.month == month),
+                       scale_choices=scale_choices)
