@@ -17,7 +17,7 @@ from smart_app.errors import ConfigError
 
 # Every module that declares tables; migrations and tests import them through here.
 MODEL_MODULES = ("smart_app.launch.models", "smart_app.ledger.models", "smart_app.ledger.records",
-                 "smart_app.billing.models")
+                 "smart_app.billing.models", "smart_app.access.models")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

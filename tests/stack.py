@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 from sqlalchemy import select
@@ -79,13 +81,64 @@ def iframe_src(chart_html: str) -> str:
     return match.group(1).replace("&amp;", "&")
 
 
+LAUNCH_META = re.compile(r'<meta name="smart-app-launch" content="([^"]+)" data-nonce="([^"]+)">')
+CONTINUE_LINK = re.compile(r'<a id="continue-launch" href="([^"]+)"')
+FINISH_FORM = re.compile(r'<form id="finish-launch"')
+HIDDEN_FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def launch_page(page: httpx.Response) -> tuple[str, str, str]:
+    """The app's launch page: (the EHR authorize URL it goes on to, the state, the nonce it keeps)."""
+    meta = LAUNCH_META.search(page.text)
+    assert page.status_code == 200 and meta, page.text
+    return html.unescape(CONTINUE_LINK.search(page.text).group(1)), meta.group(1), html.unescape(meta.group(2))
+
+
+def finish_launch(browser: httpx.Client, app_url: str, callback: str, nonce: str | None) -> httpx.Response:
+    """Post the EHR's callback parameters with the nonce, as the app's finishing page does."""
+    fields = {k: v[0] for k, v in parse_qs(urlsplit(callback).query).items()}
+    if nonce is not None:
+        fields["browser_nonce"] = nonce
+    return browser.post(f"{app_url}/callback", data=fields, headers={"Origin": app_url})
+
+
+def follow_launch(browser: httpx.Client, page: httpx.Response, app_url: str, *,
+                  choose: str | None = None) -> httpx.Response:
+    """Do what the app's launch and callback pages make a browser do (app.js), as a cookie-less browser would.
+
+    The launch page keeps its nonce in sessionStorage and goes on to the EHR; the callback page, finding no
+    cookie, posts the nonce back. `choose` picks the user on the EHR's sign-in page (a standalone sign-in).
+    """
+    meta = LAUNCH_META.search(page.text)
+    if page.status_code != 200 or meta is None:
+        return page
+    state, nonce = meta.group(1), html.unescape(meta.group(2))
+    step = browser.get(html.unescape(CONTINUE_LINK.search(page.text).group(1)))
+    if choose is not None and "sandbox_login=" in step.text:
+        link = re.search(r'href="([^"]*sandbox_login=' + re.escape(quote(choose, safe="")) + r'[^"]*)"', step.text)
+        assert link, f"{choose} is not offered on the EHR's sign-in page"
+        step = browser.get(html.unescape(link.group(1)), headers={})
+    if FINISH_FORM.search(step.text) is None:
+        return step
+    fields = {name: html.unescape(value) for name, value in HIDDEN_FIELD.findall(step.text)}
+    assert fields.get("state") == state, "the callback came back for another launch"
+    fields["browser_nonce"] = nonce
+    return browser.post(f"{app_url}/callback", data=fields, headers={"Origin": app_url})
+
+
 def open_chart(browser: httpx.Client, stack: Stack, patient_id: str,
                user: str | None = None) -> httpx.Response:
     """Do what a person does: open the patient's chart, let the iframe launch the app."""
     params = {"user": user} if user else {}
     chart = browser.get(stack.chart_url(patient_id), params=params)
     assert chart.status_code == 200, chart.text
-    return browser.get(iframe_src(chart.text))
+    return follow_launch(browser, browser.get(iframe_src(chart.text)), stack.app_url)
+
+
+def sign_in(browser: httpx.Client, stack: Stack, user: str, next_path: str = "/billing") -> httpx.Response:
+    """A biller's own sign-in (no chart): the app's sign-in page, the EHR's sign-in as `user`, then `next_path`."""
+    return follow_launch(browser, browser.get(f"{stack.app_url}/signin", params={"next": next_path}),
+                         stack.app_url, choose=user)
 
 
 def new_browser() -> httpx.Client:

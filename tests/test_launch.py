@@ -13,7 +13,18 @@ from smart_app.db import make_engine, session_factory, transaction
 from smart_app.launch.keys import assertion_form, signing_key
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.paths import data_path
-from tests.stack import TEST_SECRET, Stack, bearer, iframe_src, new_browser, open_chart, stored_sessions
+from tests.stack import (
+    TEST_SECRET,
+    Stack,
+    bearer,
+    finish_launch,
+    follow_launch,
+    iframe_src,
+    launch_page,
+    new_browser,
+    open_chart,
+    stored_sessions,
+)
 
 
 def fixture_bundle(patient_id: str) -> list[dict]:
@@ -64,8 +75,9 @@ def test_launch_from_chart_shows_patient_and_active_problems(stack: Stack, patie
     with new_browser() as browser:
         page = open_chart(browser, stack, patient_id)
     assert page.status_code == 200, page.text
-    # The callback renders the page itself, so no second request depends on a cookie.
-    assert str(page.url).startswith(f"{stack.app_url}/callback?")
+    # The callback (here its finishing post, as a cookie-less browser sends it) renders the page itself,
+    # so no second request depends on a cookie.
+    assert str(page.url) == f"{stack.app_url}/callback"
     assert expected_name(resources) in page.text
     problems = active_problem_texts(resources)
     assert problems, "fixture should have active problems"
@@ -84,9 +96,8 @@ def test_page_names_the_user_signed_in_to_the_chart(stack: Stack) -> None:
 def test_app_sends_pkce_s256_state_aud_and_typed_scopes(stack: Stack) -> None:
     with new_browser() as browser:
         chart = browser.get(stack.chart_url("ccm-two-chronic"))
-        start = browser.get(iframe_src(chart.text), follow_redirects=False)
-    assert start.status_code == 302
-    query = parse_qs(urlparse(start.headers["location"]).query)
+        authorize_url, _, _ = launch_page(browser.get(iframe_src(chart.text), follow_redirects=False))
+    query = parse_qs(urlparse(authorize_url).query)
     assert query["code_challenge_method"] == ["S256"]
     assert len(query["code_challenge"][0]) == 43
     assert query["aud"] == [stack.fhir_base]
@@ -96,21 +107,21 @@ def test_app_sends_pkce_s256_state_aud_and_typed_scopes(stack: Stack) -> None:
     assert not any("*" in s for s in scopes), "no wildcard scopes"
 
 
-def _authorize(browser: httpx.Client, stack: Stack) -> tuple[str, dict[str, list[str]]]:
-    """Run the launch up to the EHR's redirect back to the app; return that callback URL."""
+def _authorize(browser: httpx.Client, stack: Stack) -> tuple[str, dict[str, list[str]], str]:
+    """Run the launch up to the EHR's redirect back to the app: that callback URL, its query, the launch's nonce."""
     chart = browser.get(stack.chart_url("ccm-two-chronic"))
-    start = browser.get(iframe_src(chart.text), follow_redirects=False)
-    back = browser.get(start.headers["location"], follow_redirects=False)
+    authorize_url, _, nonce = launch_page(browser.get(iframe_src(chart.text), follow_redirects=False))
+    back = browser.get(authorize_url, follow_redirects=False)
     assert back.status_code in (302, 303), back.text
     callback = back.headers["location"]
     assert callback.startswith(f"{stack.app_url}/callback")
-    return callback, parse_qs(urlparse(callback).query)
+    return callback, parse_qs(urlparse(callback).query), nonce
 
 
 @pytest.mark.parametrize("verifier", [None, "wrong-verifier-wrong-verifier-wrong-verifier-0123"])
 def test_ehr_refuses_code_without_the_right_pkce_verifier(stack: Stack, verifier: str | None) -> None:
     with new_browser() as browser:
-        _, query = _authorize(browser, stack)
+        _, query, _ = _authorize(browser, stack)
     form = {"grant_type": "authorization_code", "code": query["code"][0],
             "redirect_uri": stack.settings.redirect_uri, **client_auth(stack)}
     if verifier:
@@ -122,10 +133,10 @@ def test_ehr_refuses_code_without_the_right_pkce_verifier(stack: Stack, verifier
 
 def test_replayed_callback_is_refused(stack: Stack) -> None:
     with new_browser() as browser:
-        callback, _ = _authorize(browser, stack)
-        first = browser.get(callback)
+        callback, _, nonce = _authorize(browser, stack)
+        first = finish_launch(browser, stack.app_url, callback, nonce)
         assert first.status_code == 200
-        replay = browser.get(callback)
+        replay = finish_launch(browser, stack.app_url, callback, nonce)
     assert replay.status_code == 400
     assert "already used" in replay.text
     assert "Relaunch the app" in replay.text
@@ -133,9 +144,9 @@ def test_replayed_callback_is_refused(stack: Stack) -> None:
 
 def test_callback_with_forged_state_is_refused(stack: Stack) -> None:
     with new_browser() as browser:
-        _, query = _authorize(browser, stack)
-        forged = browser.get(f"{stack.app_url}/callback",
-                             params={"code": query["code"][0], "state": "forged-state"})
+        _, query, nonce = _authorize(browser, stack)
+        forged = finish_launch(browser, stack.app_url, f"/callback?code={query['code'][0]}&state=forged-state",
+                               nonce)
     assert forged.status_code == 400
     assert "unknown, expired or was already used" in forged.text
 
@@ -163,7 +174,7 @@ def test_launch_missing_a_parameter_says_which(stack: Stack, params: dict[str, s
 def test_access_denied_at_the_ehr_is_explained(stack: Stack) -> None:
     url = sandbox_launch_url(stack, patient="ccm-two-chronic", deny=True)
     with new_browser() as browser:
-        page = browser.get(url)
+        page = follow_launch(browser, browser.get(url), stack.app_url)
     assert page.status_code == 400
     assert "Access was denied at the EHR" in page.text
 

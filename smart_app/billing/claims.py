@@ -33,13 +33,19 @@ class StoredClaim:
     reviewed_by: str | None
     reviewed_at: datetime | None
     review_note: str
+    reviewed_by_name: str | None = None
+
+    @property
+    def reviewer(self) -> str | None:
+        """Who reviewed it, by name where known."""
+        return self.reviewed_by_name or self.reviewed_by
 
 
 def to_stored(row: ClaimRow) -> StoredClaim:
     """The value form of a claim row."""
     return StoredClaim(row.id, row.organization_id, row.patient_id, row.month, row.version, row.status,
                        ProposedClaim.from_json(row.content), row.created_at, row.reviewed_by, row.reviewed_at,
-                       row.review_note or "")
+                       row.review_note or "", row.reviewed_by_name)
 
 
 def latest_version(db: Session, organization_id: str, patient_id: str, month: str) -> ClaimRow | None:

@@ -376,7 +376,7 @@ def _care_team(claim: ProposedClaim) -> tuple[list[dict], dict[str, list[int]]]:
 
 
 def claim_resource(claim: ProposedClaim, *, created: date, observation_refs: dict[str, str],
-                   replaces: str | None = None, version: int = 1) -> dict:
+                   replaces: str | None = None, version: int = 1, enterer: dict[str, str] | None = None) -> dict:
     """The Claim (professional, use claim) for one patient-month, validated.
 
     - `observation_refs`: program -> reference of its minutes Observation ("Observation/<id>" or the
@@ -392,6 +392,8 @@ def claim_resource(claim: ProposedClaim, *, created: date, observation_refs: dic
       the billing practitioner, the supervisor and the members whose role has minutes on that line.
     - Diagnoses in the given order; each item points at the first four (the CMS-1500 limit).
     - No charges or totals: the national rate is an estimate, never the practice's charge.
+    - `enterer`: who approved the claim (a Practitioner reference with display, or display alone for a biller
+      the EHR knows only as a Person, since Claim.enterer may reference only a Practitioner or PractitionerRole).
     """
     if not claim.lines:
         raise _invalid("Claim", f"nothing is billable for {claim.patient_id} in {claim.month}")
@@ -456,6 +458,8 @@ def claim_resource(claim: ProposedClaim, *, created: date, observation_refs: dic
     name = _person_name(claim, claim.billing_practitioner)
     if name:
         resource["provider"]["display"] = name
+    if enterer:
+        resource["enterer"] = dict(enterer)
     if replaces:
         resource["related"] = [{"claim": {"reference": replaces},
                                 "relationship": _concept(RELATED_CLAIM, "prior", "Prior Claim")}]

@@ -31,6 +31,7 @@ class ClaimRow(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reviewed_by: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    reviewed_by_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     review_note: Mapped[str] = mapped_column(Text, default="")
 

@@ -27,7 +27,7 @@ from smart_app.billing.fhir_resources import (
 from smart_app.billing.models import ClaimRow, OutboxRow
 from smart_app.billing.outbox import DONE, OutgoingResource, enqueue
 from smart_app.billing.plan import WritebackPlan
-from smart_app.billing.superbill import superbill_pdf
+from smart_app.billing.superbill import approval_text, superbill_pdf
 from smart_app.billing.supersede import supersede
 from smart_app.db import utcnow
 from smart_app.errors import SmartAppError
@@ -49,6 +49,26 @@ class ReviewRefused(SmartAppError):
     status_code = 409
 
 
+class SelfApprovalRefused(ReviewRefused):
+    """Separation of duties: the approver recorded minutes on this claim."""
+
+    title = "Not allowed"
+    status_code = 403
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """Who reviews a claim: their EHR user reference and their name."""
+
+    reference: str
+    name: str
+
+    @property
+    def practitioner(self) -> bool:
+        """Whether the EHR knows them as a practitioner (a Claim's enterer must be one)."""
+        return self.reference.startswith(("Practitioner/", "PractitionerRole/"))
+
+
 @dataclass(frozen=True)
 class ReviewResult:
     """The reviewed claim, and how many resources were queued for the EHR."""
@@ -66,10 +86,12 @@ def _outgoing(resource: dict, purpose: str) -> OutgoingResource:
 def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: WritebackPlan, org: Organization, *,
                         replaced_fhir_id: str | None, now: datetime, pdf: bytes,
                         replaced_superbill: str | None = None, scales: Sequence[ScaleRecord] = (),
-                        titles: Mapping[str, str] | None = None) -> list[OutgoingResource]:
+                        titles: Mapping[str, str] | None = None,
+                        enterer: Reviewer | None = None) -> list[OutgoingResource]:
     """Everything the EHR should receive for an approved claim, as the plan routes it, targets first.
 
-    `scales`: rating scales recorded in the app in the claim's month; `titles`: scale name -> full title.
+    `scales`: rating scales recorded in the app in the claim's month; `titles`: scale name -> full title;
+    `enterer`: who approved it (the Claim's enterer).
     """
     titles = titles or {}
     value, version = claim.claim, claim.version
@@ -85,8 +107,12 @@ def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: Wri
     if plan.claim == "Claim":
         replaces = f"Claim/{replaced_fhir_id}" if replaced_fhir_id else None
         created = now.astimezone(ZoneInfo(org.timezone)).date()
+        entered_by = None
+        if enterer is not None:
+            entered_by = ({"reference": enterer.reference, "display": enterer.name} if enterer.practitioner
+                          else {"display": enterer.name})
         out.append(_outgoing(claim_resource(value, created=created, observation_refs=observation_refs,
-                                            replaces=replaces, version=version), "claim"))
+                                            replaces=replaces, version=version, enterer=entered_by), "claim"))
     elif plan.claim == "ChargeItem":
         out += [_outgoing(charge_item(value, line, version=version), "claim") for line in value.lines]
     used = [entries[i] for line in value.lines for i in line.entry_ids if i in entries]
@@ -140,7 +166,20 @@ def _refuse_future_service_date(stored: StoredClaim, org: Organization, now: dat
             "file.")
 
 
-def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str, plan: WritebackPlan,
+def _refuse_own_minutes(stored: StoredClaim, entries: Mapping[str, Entry], by: Reviewer, org: Organization) -> None:
+    """Separation of duties: nobody approves a claim carrying their own minutes, unless the organization allows it."""
+    if org.allow_self_approval:
+        return
+    own = sum(entries[i].minutes for i in {i for line in stored.claim.lines for i in line.entry_ids}
+              if i in entries and entries[i].performer == by.reference)
+    if own:
+        raise SelfApprovalRefused(
+            f"This claim carries {own} minutes you recorded yourself, and nobody approves a claim with their own "
+            "time.", "Ask another biller to approve it. A one-person practice may set allow_self_approval = true "
+                     "in its organization file.")
+
+
+def approve(db: Session, org: Organization, claim_id: str, *, by: Reviewer, note: str, plan: WritebackPlan,
             now: datetime | None = None) -> ReviewResult:
     """Approve a claim: mark it, lock its month, and queue its write-back in one transaction."""
     now = now or utcnow()
@@ -149,17 +188,22 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str
     if not stored.claim.billable:
         raise ReviewRefused("Nothing is billable on this claim.", "Hold it with a note instead, if needed.")
     _refuse_future_service_date(stored, org, now)
+    entries = {e.id: e for e in patient_month(db, org.id, row.patient_id, row.month).history}
+    _refuse_own_minutes(stored, entries, by, org)
     replaced = approved_before(db, stored)
     replaced_fhir_id = _delivered_id(db, replaced.id, "claim", "Claim") if replaced else None
     replaced_superbill = _delivered_id(db, replaced.id, "superbill", "DocumentReference") if replaced else None
-    entries = {e.id: e for e in patient_month(db, org.id, row.patient_id, row.month).history}
-    pdf = superbill_pdf([stored.claim], organization_name=org.name, month=row.month, generated=now)
+    approval = approval_text(by.name, now, org.timezone)
+    pdf = superbill_pdf([stored.claim], organization_name=org.name, month=row.month, generated=now,
+                        approvals={stored.claim.patient_id: approval})
     rule_set = rule_set_named(org.rule_set)
     resources = writeback_resources(stored, entries, plan, org, replaced_fhir_id=replaced_fhir_id,
                                     replaced_superbill=replaced_superbill, now=now, pdf=pdf,
                                     scales=scales_for(db, org.id, row.patient_id, row.month),
-                                    titles={name: scale.title for name, scale in rule_set.rating_scales.items()})
-    row.status, row.reviewed_by, row.reviewed_at, row.review_note = "approved", by, now, note
+                                    titles={name: scale.title for name, scale in rule_set.rating_scales.items()},
+                                    enterer=by)
+    row.status, row.reviewed_by, row.reviewed_at, row.review_note = "approved", by.reference, now, note
+    row.reviewed_by_name = by.name
     if replaced is not None:
         db.get(ClaimRow, replaced.id).status = "replaced"
     queued = enqueue(db, organization_id=org.id, claim_id=row.id, patient_id=row.patient_id, month=row.month,
@@ -170,8 +214,8 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str
     queued += superseded.retiring
     if not is_locked(db, org.id, row.month):
         # From now on, time recorded for this month is late and flagged to the biller.
-        lock_month(db, org.id, row.month, by, now=now)
-    record_event(db, actor=by, action=CLAIM_APPROVED, subject=f"Claim/{row.id}",
+        lock_month(db, org.id, row.month, by.reference, now=now)
+    record_event(db, actor=by.reference, action=CLAIM_APPROVED, subject=f"Claim/{row.id}",
                  detail={"patient": row.patient_id, "month": row.month, "version": row.version,
                          "codes": [[line.code, line.units] for line in stored.claim.lines], "queued": queued,
                          "replaces": replaced.id if replaced else None, "note": note},
@@ -183,15 +227,16 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str
     return ReviewResult(to_stored(row), queued, message)
 
 
-def hold(db: Session, org: Organization, claim_id: str, *, by: str, note: str,
+def hold(db: Session, org: Organization, claim_id: str, *, by: Reviewer, note: str,
          now: datetime | None = None) -> ReviewResult:
     """Hold a claim with the reason; nothing is sent."""
     if not note.strip():
         raise ReviewRefused("A hold needs a reason.", "Say what must be fixed before it can be approved.")
     now = now or utcnow()
     row = _reviewable(db, org.id, claim_id)
-    row.status, row.reviewed_by, row.reviewed_at, row.review_note = "held", by, now, note
-    record_event(db, actor=by, action=CLAIM_HELD, subject=f"Claim/{row.id}",
+    row.status, row.reviewed_by, row.reviewed_at, row.review_note = "held", by.reference, now, note
+    row.reviewed_by_name = by.name
+    record_event(db, actor=by.reference, action=CLAIM_HELD, subject=f"Claim/{row.id}",
                  detail={"patient": row.patient_id, "month": row.month, "version": row.version, "note": note},
                  organization_id=org.id, now=now)
     db.flush()

@@ -19,8 +19,10 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from smart_app.billing.fhir_resources import PLACE_OF_SERVICE_NAMES, program_minutes, program_name
 from smart_app.billing.values import ClaimLine, ProposedClaim
@@ -85,6 +87,13 @@ class PatientView:
     estimated_total: str
     warnings: tuple[str, ...]
     late_entries: int
+    # Who approved the claim and when ("Approved by ... on ..."), or "" for a draft.
+    approval: str = ""
+
+
+def approval_text(name: str, when: datetime, timezone: str) -> str:
+    """`Approved by Pat Kowalski on Dec 06, 2026 at 10:15`, in the organization's time."""
+    return f"Approved by {name} on {when.astimezone(ZoneInfo(timezone)):%b %d, %Y at %H:%M}"
 
 
 def money(amount: float | None) -> str:
@@ -132,7 +141,7 @@ def _line_view(claim: ProposedClaim, line: ClaimLine) -> LineView:
     )
 
 
-def patient_view(claim: ProposedClaim) -> PatientView:
+def patient_view(claim: ProposedClaim, approval: str = "") -> PatientView:
     """The facts of one claim, formatted once for HTML, PDF and CSV."""
     programs = []
     for program in dict.fromkeys(line.program for line in claim.lines):
@@ -149,7 +158,7 @@ def patient_view(claim: ProposedClaim) -> PatientView:
         supervising_practitioner=person(claim, claim.supervising_practitioner),
         diagnoses=diagnoses, consents=consents, lines=tuple(_line_view(claim, line) for line in claim.lines),
         programs=tuple(programs), people=people, estimated_total=money(claim.estimated_total),
-        warnings=claim.warnings, late_entries=len(claim.late_entries),
+        warnings=claim.warnings, late_entries=len(claim.late_entries), approval=approval,
     )
 
 
@@ -173,14 +182,16 @@ def _ordered(claims: list[ProposedClaim]) -> list[ProposedClaim]:
 # ---------------------------------------------------------------- HTML
 
 
-def superbill_html(claims: list[ProposedClaim], *, organization_name: str, month: str, generated: datetime) -> str:
-    """The printable superbill page (autoescaped; no script, no inline style)."""
+def superbill_html(claims: list[ProposedClaim], *, organization_name: str, month: str, generated: datetime,
+                   approvals: Mapping[str, str] | None = None) -> str:
+    """The printable superbill page (autoescaped; no script, no inline style); `approvals` by patient id."""
     ordered = _ordered(claims)
+    approvals = approvals or {}
     template = environment().get_template(TEMPLATE)
     return template.render(
         organization_name=organization_name, month=month, month_label=month_label(month),
         generated=generated.isoformat(timespec="minutes"), estimate_label=ESTIMATE_LABEL,
-        patients=[patient_view(c) for c in ordered], summary=_summary(ordered),
+        patients=[patient_view(c, approvals.get(c.patient_id, "")) for c in ordered], summary=_summary(ordered),
         organization_month=len(ordered) > 1,
     )
 
@@ -294,7 +305,8 @@ def _patient_page(pdf, view: PatientView, month: str) -> None:
     _pairs(pdf, [("Month", month_label(month)), ("Patient id", view.patient_id), ("MRN", view.mrn),
                  ("Birth date", view.birth_date), ("Place of service", view.place_of_service),
                  ("Billing practitioner", view.billing_practitioner),
-                 ("Supervising practitioner", view.supervising_practitioner)])
+                 ("Supervising practitioner", view.supervising_practitioner),
+                 ("Review", view.approval or "Not approved (draft)")])
     _section(pdf, "Diagnoses")
     pdf.multi_cell(0, 5, latin1("\n".join(view.diagnoses) or "None on the claim"), new_x="LMARGIN", new_y="NEXT")
     _section(pdf, "Consent")
@@ -331,9 +343,10 @@ def _patient_page(pdf, view: PatientView, month: str) -> None:
 
 
 def superbill_pdf(claims: list[ProposedClaim], *, organization_name: str, month: str, generated: datetime,
-                  compress: bool = True) -> bytes:
+                  compress: bool = True, approvals: Mapping[str, str] | None = None) -> bytes:
     """The superbill as a PDF: an organization summary first when there are several claims, then one
-    patient per page. `compress=False` leaves the page streams readable (for tests and debugging)."""
+    patient per page; `approvals` by patient id. `compress=False` leaves the page streams readable."""
+    approvals = approvals or {}
     pdf = _pdf_class()(format="Letter")
     pdf.heading = f"Care management superbill - {organization_name} - {month_label(month)}"
     pdf.set_compression(compress)
@@ -362,7 +375,7 @@ def superbill_pdf(claims: list[ProposedClaim], *, organization_name: str, month:
                  ", ".join(f"{line.code} x{line.units}" for line in c.lines) or "nothing billable",
                  money(c.estimated_total)) for c in ordered], (70, 35, 55, 30))
     for claim in ordered:
-        _patient_page(pdf, patient_view(claim), claim.month)
+        _patient_page(pdf, patient_view(claim, approvals.get(claim.patient_id, "")), claim.month)
     if not ordered:
         pdf.add_page()
         pdf.set_font("Helvetica", "", 10)

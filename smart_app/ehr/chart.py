@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from smart_app.ehr.names import human_name
 from smart_app.ehr.record import PatientRecord
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -33,21 +34,6 @@ class ChartSummary:
     problems: tuple[Problem, ...]
     user_name: str | None
     findings: tuple[str, ...] = field(default=())
-
-
-def human_name(resource: dict) -> str | None:
-    """A person's display name from FHIR HumanName (official first)."""
-    names = [n for n in resource.get("name") or [] if isinstance(n, dict)]
-    names.sort(key=lambda n: n.get("use") != "official")
-    for name in names:
-        if name.get("text"):
-            return str(name["text"])
-        parts = [*map(str, name.get("prefix") or []), *map(str, name.get("given") or []),
-                 str(name.get("family") or "")]
-        text = " ".join(p for p in parts if p)
-        if text:
-            return text
-    return None
 
 
 def _mrn(patient: dict) -> str | None:

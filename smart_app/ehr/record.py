@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.fhir_client import FhirClient, outcome_text
+from smart_app.ehr.identity import UserIdentity, identity_from, identity_queries, user_reference
 from smart_app.errors import EhrError, SessionExpired
 
 LOINC = "http://loinc.org"
@@ -37,6 +38,11 @@ class PatientRecord:
     def get(self, part: str) -> list[dict]:
         """The resources of one part (conditions, consents, scales, encounters, ...)."""
         return self.parts.get(part, [])
+
+    def identity(self, fhir_user: str | None) -> UserIdentity:
+        """The signed-in user as read with the record."""
+        unavailable = {k: v for k, v in self.unavailable.items() if k in ("user", "user_roles")}
+        return identity_from(user_reference(fhir_user), self.user, self.get("user_roles"), unavailable)
 
 
 def month_bounds(month: str) -> tuple[date, date]:
@@ -92,17 +98,9 @@ def record_requests(patient_id: str, month: str, user_ref: str | None,
         "care_teams": FhirQuery("CareTeam", (("patient", patient_id),)),
         "coverage": FhirQuery("Coverage", (("beneficiary", patient_id),)),
     }
-    if user_ref:
-        queries["user"] = FhirQuery(user_ref)
+    for name, (target, params) in identity_queries(user_ref).items():
+        queries[name] = FhirQuery(target, params)
     return queries
-
-
-def _reference(fhir_user: str | None) -> str | None:
-    """`Practitioner/x` from an absolute or relative fhirUser."""
-    if not fhir_user:
-        return None
-    parts = fhir_user.rstrip("/").split("/")
-    return "/".join(parts[-2:]) if len(parts) >= 2 else None
 
 
 async def _via_batch(client: FhirClient, urls: dict[str, FhirQuery]) -> tuple[dict, dict[str, str], int]:
@@ -151,7 +149,7 @@ async def _via_concurrent(client: FhirClient, urls: dict[str, FhirQuery]) -> tup
 async def fetch_record(client: FhirClient, caps: EhrCapabilities, patient_id: str, month: str,
                        fhir_user: str | None, scale_loinc: tuple[str, ...], tz: str = "UTC") -> PatientRecord:
     """Read the patient-month's record in the organization's zone; EhrError when an essential part fails."""
-    urls = record_requests(patient_id, month, _reference(fhir_user), scale_loinc, tz)
+    urls = record_requests(patient_id, month, user_reference(fhir_user), scale_loinc, tz)
     fetch = _via_batch if caps.batch else _via_concurrent
     results, failures, trips = await fetch(client, urls)
     for name in ESSENTIAL:
@@ -164,3 +162,16 @@ async def fetch_record(client: FhirClient, caps: EhrCapabilities, patient_id: st
     return PatientRecord(patient=results["patient"], parts=parts,  # type: ignore[arg-type]
                          user=user if isinstance(user, dict) else None,
                          unavailable=failures, round_trips=trips)
+
+
+async def fetch_identity(client: FhirClient, caps: EhrCapabilities, fhir_user: str | None) -> UserIdentity:
+    """Read who the user is (a sign-in without a patient); parts the EHR refuses are noted, not fatal."""
+    reference = user_reference(fhir_user)
+    urls = {name: FhirQuery(target, params) for name, (target, params) in identity_queries(reference).items()}
+    if not urls:
+        return identity_from(None, None, [])
+    fetch = _via_batch if caps.batch else _via_concurrent
+    results, failures, _ = await fetch(client, urls)
+    user, roles = results.get("user"), results.get("user_roles")
+    return identity_from(reference, user if isinstance(user, dict) else None,
+                         list(roles) if isinstance(roles, list) else [], failures)

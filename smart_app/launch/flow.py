@@ -1,8 +1,15 @@
-"""The SMART EHR launch: `/launch` starts it (PKCE, state in the database), `/callback` ends it."""
+"""The SMART launches: from a chart (`/launch`, with a patient) or a person's own sign-in (`/signin`, no patient).
+
+Both store their OAuth state in the database (PKCE verifier, nonce) and bind it to the browser that started
+them: the start page leaves a random nonce in a cookie and in sessionStorage, and the callback completes only
+when the same browser shows it again, so a callback URL obtained for someone else's launch (login CSRF)
+completes nowhere else.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass
@@ -15,16 +22,18 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from smart_app.access.roles import CodeSource
 from smart_app.crypto import TokenBox, hash_handle
 from smart_app.db import transaction, utcnow
 from smart_app.ehr.capabilities import fetch_capabilities
+from smart_app.ehr.identity import launch_codes as launch_codes_of
 from smart_app.errors import LaunchError
 from smart_app.launch.discovery import discover
 from smart_app.launch.keys import assertion_form, signing_key
-from smart_app.launch.models import AppSession, PendingLaunch
+from smart_app.launch.models import AppSession, LaunchKind, PendingLaunch
 from smart_app.launch.organizations import Organization, find_by_issuer, get_organization
-from smart_app.launch.scopes import launch_scopes
-from smart_app.launch.token_client import request_token, verify_id_token
+from smart_app.launch.scopes import launch_scopes, sign_in_scopes
+from smart_app.launch.token_client import TokenResponse, request_token, verify_id_token
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +61,31 @@ def client_auth_form(deps: LaunchDeps, org: Organization, token_url: str) -> dic
     return assertion_form(key, deps.tokens, org.client_id, token_url)
 
 
-async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) -> str:
-    """Validate the EHR's launch request and return the authorize URL to redirect to."""
+@dataclass(frozen=True)
+class LaunchStart:
+    """Where to send the browser next, and the nonce it must keep to finish the launch."""
+
+    authorize_url: str
+    state: str
+    browser_nonce: str
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    """A completed launch: the browser's session handle, the stored session and where it goes next."""
+
+    handle: str
+    session: AppSession
+    next_path: str | None
+    token: TokenResponse
+
+
+class LaunchNotBound(LaunchError):
+    """The callback came to a browser that did not start the launch."""
+
+
+async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) -> LaunchStart:
+    """Validate the EHR's launch request; the authorize URL to send the browser to."""
     if not iss:
         raise LaunchError("The launch request has no `iss` (the EHR's FHIR address).",
                           "Open the app from a patient's chart in the EHR, not by its address.")
@@ -66,6 +98,16 @@ async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) ->
         raise LaunchError(f"This app is not installed for the EHR at {iss}.",
                           "An EHR administrator must register this EHR with the app first "
                           "(see docs/install.md).")
+    return await _begin(deps, org, LaunchKind.EHR, launch=launch, scope=launch_scopes())
+
+
+async def begin_sign_in(deps: LaunchDeps, org: Organization, next_path: str) -> LaunchStart:
+    """A person's own sign-in at the organization's EHR (no patient): for billers and administrators."""
+    return await _begin(deps, org, LaunchKind.STANDALONE, next_path=next_path, scope=sign_in_scopes())
+
+
+async def _begin(deps: LaunchDeps, org: Organization, kind: LaunchKind, *, scope: str, launch: str | None = None,
+                 next_path: str | None = None) -> LaunchStart:
     if org.client_auth == "private_key_jwt":
         # Fail before the user signs in at the EHR, not after.
         with transaction(deps.sessions) as db:
@@ -74,62 +116,73 @@ async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) ->
     config, (capabilities, why_not) = await asyncio.gather(
         discover(deps.http, org.issuer), fetch_capabilities(deps.http, org.issuer))
     if why_not:
-        log.warning("EHR %s: %s; the app will read without batch", org.issuer, why_not)
+        log.warning("EHR of organization %s: %s; the app will read without batch", org.id, why_not)
     if "S256" not in config.code_challenge_methods:
         raise LaunchError("The EHR does not offer PKCE with S256, which the app requires.",
                           "Ask the EHR administrator to enable SMART App Launch 2.0.")
-    state, verifier, nonce = generate_token(32), generate_token(64), generate_token(24)
-    scope = launch_scopes()
+    state, verifier, nonce, browser_nonce = generate_token(32), generate_token(64), generate_token(24), \
+        generate_token(32)
     with transaction(deps.sessions) as db:
         db.add(PendingLaunch(
             state=state, organization_id=org.id, fhir_base=org.issuer,
             token_endpoint=config.token_endpoint, code_verifier=verifier, nonce=nonce,
             jwks_uri=config.jwks_uri, id_token_issuer=config.issuer or org.issuer,
-            capabilities=capabilities.to_json(),
-            scope=scope, created_at=utcnow()))
-    return prepare_grant_uri(
+            capabilities=capabilities.to_json(), scope=scope, created_at=utcnow(), kind=kind,
+            next_path=next_path, browser_hash=hash_handle(browser_nonce)))
+    extra = {"launch": launch} if launch else {}
+    url = prepare_grant_uri(
         config.authorization_endpoint, client_id=org.client_id, response_type="code",
-        redirect_uri=deps.redirect_uri, scope=scope, state=state, aud=org.issuer, launch=launch,
+        redirect_uri=deps.redirect_uri, scope=scope, state=state, aud=org.issuer,
         code_challenge=create_s256_code_challenge(verifier), code_challenge_method="S256",
-        nonce=nonce)
+        nonce=nonce, **extra)
+    return LaunchStart(authorize_url=url, state=state, browser_nonce=browser_nonce)
 
 
-def _consume(db: Session, state: str) -> PendingLaunch:
-    """Mark the pending launch used, atomically, so a replayed callback finds nothing."""
+def _consume(db: Session, state: str, browser_nonce: str | None) -> PendingLaunch:
+    """Check the launch belongs to this browser, then mark it used atomically so a replay finds nothing."""
     now = utcnow()
-    result = db.execute(
-        update(PendingLaunch)
-        .where(PendingLaunch.state == state, PendingLaunch.consumed_at.is_(None),
-               PendingLaunch.created_at > now - PENDING_LIFETIME)
-        .values(consumed_at=now))
-    if result.rowcount != 1:
+    pending = db.get(PendingLaunch, state)
+    if pending is None or pending.consumed_at is not None or pending.created_at <= now - PENDING_LIFETIME:
         raise LaunchError("This sign-in response is unknown, expired or was already used.",
                           "Relaunch the app from the patient's chart.")
-    return db.get(PendingLaunch, state)  # type: ignore[return-value]
+    if not (browser_nonce and pending.browser_hash
+            and hmac.compare_digest(hash_handle(browser_nonce), pending.browser_hash)):
+        raise LaunchNotBound("This sign-in was not started in this browser, so the app did not complete it.",
+                             "Open the app again from the patient's chart in the EHR (billers: from the app's "
+                             "billing address).")
+    result = db.execute(
+        update(PendingLaunch)
+        .where(PendingLaunch.state == state, PendingLaunch.consumed_at.is_(None))
+        .values(consumed_at=now))
+    if result.rowcount != 1:
+        raise LaunchError("This sign-in response was already used.", "Relaunch the app from the patient's chart.")
+    return pending
 
 
-async def complete_launch(deps: LaunchDeps, params: dict[str, str]) -> tuple[str, AppSession]:
-    """Finish the callback: check state once, exchange the code, store the session.
+def _refused(params: dict[str, str]) -> LaunchError:
+    if params["error"] == "access_denied":
+        return LaunchError("Access was denied at the EHR.",
+                           "If that was a mistake, relaunch the app and approve access.")
+    # Only shown for a launch this browser started (checked before), and marked as the EHR's words.
+    said = " ".join((params.get("error_description") or params["error"]).split())[:300]
+    return LaunchError(f"The EHR refused the sign-in ({params['error'][:60]}). The EHR said: \u201c{said}\u201d",
+                       "Relaunch the app; if it persists, tell the EHR administrator.")
 
-    Returns the opaque session handle for the browser and the stored session.
-    """
+
+async def complete_launch(deps: LaunchDeps, params: dict[str, str], browser_nonce: str | None) -> LaunchResult:
+    """Finish the callback: check state and browser once, exchange the code, store the session."""
     state = params.get("state")
     if not state:
         raise LaunchError("The EHR's response carries no `state`.",
                           "Relaunch the app from the patient's chart.")
     with transaction(deps.sessions) as db:
-        pending = _consume(db, state)
+        pending = _consume(db, state, browser_nonce)
         org = get_organization(db, pending.organization_id)
     if org is None:
         raise LaunchError("The organization of this launch was removed.",
                           "Ask the EHR administrator to reinstall the app.")
     if params.get("error"):
-        if params["error"] == "access_denied":
-            raise LaunchError("Access was denied at the EHR.",
-                              "If that was a mistake, relaunch the app and approve access.")
-        raise LaunchError(f"The EHR refused the sign-in: {params.get('error_description') or params['error']}.",
-                          "Relaunch the app from the patient's chart; if it persists, tell the "
-                          "EHR administrator.")
+        raise _refused(params)
     code = params.get("code")
     if not code:
         raise LaunchError("The EHR's response carries no authorization code.",
@@ -138,20 +191,32 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str]) -> tuple[str
             "code_verifier": pending.code_verifier,
             **client_auth_form(deps, org, pending.token_endpoint)}
     token = await request_token(deps.http, pending.token_endpoint, form)
-    if not token.patient:
+    kind = LaunchKind(pending.kind)
+    if kind is LaunchKind.EHR and not token.patient:
         raise LaunchError("The EHR launched the app without a patient in context.",
                           "Open the app from within a patient's chart.")
     fhir_user = None
     if token.id_token:
         claims = await verify_id_token(deps.http, token.id_token, pending.jwks_uri,
                                        pending.id_token_issuer, org.client_id, pending.nonce)
-        fhir_user = claims.get("fhirUser") or claims.get("profile")
+        fhir_user = claims.get("fhirUser") or claims.get("profile") or (f"sub:{claims['sub']}" if claims.get("sub")
+                                                                        else None)
+    if kind is LaunchKind.STANDALONE and not fhir_user:
+        raise LaunchError("The EHR did not say who signed in, so the app cannot tell your role.",
+                          "Ask the EHR administrator to allow the openid and fhirUser scopes for this app.")
     handle = secrets.token_urlsafe(32)
     now = utcnow()
+    # Site launch data named by the organization's role mappings is kept; the rest of it is not stored.
+    wanted = {m.system for m in org.role_map if m.source is CodeSource.LAUNCH}
+    launch_codes = [code.to_json() for code in launch_codes_of(
+        {k: v for k, v in token.extra.items() if k in wanted})]
     row = AppSession(
         id_hash=hash_handle(handle), organization_id=org.id, fhir_base=pending.fhir_base,
-        token_endpoint=pending.token_endpoint, patient_id=token.patient,
-        encounter_id=token.encounter, fhir_user=str(fhir_user) if fhir_user else None,
+        token_endpoint=pending.token_endpoint, kind=kind,
+        patient_id=token.patient if kind is LaunchKind.EHR else None,
+        encounter_id=token.encounter if kind is LaunchKind.EHR else None,
+        fhir_user=str(fhir_user) if fhir_user else None,
+        role_codes=launch_codes or None,
         scope=token.scope, access_token_enc=deps.tokens.seal(token.access_token),
         refresh_token_enc=deps.tokens.seal(token.refresh_token) if token.refresh_token else None,
         token_expires_at=now + timedelta(seconds=token.expires_in),
@@ -160,4 +225,4 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str]) -> tuple[str
         created_at=now, expires_at=now + deps.session_lifetime, refresh_count=0)
     with transaction(deps.sessions) as db:
         db.add(row)
-    return handle, row
+    return LaunchResult(handle=handle, session=row, next_path=pending.next_path, token=token)

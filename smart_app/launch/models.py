@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smart_app.db import Base, UTCDateTime
+
+
+class LaunchKind(StrEnum):
+    """How a session began: launched from a patient's chart, or a person's own sign-in."""
+
+    EHR = "ehr-launch"
+    STANDALONE = "standalone"
 
 
 class OrganizationRow(Base):
@@ -41,6 +49,12 @@ class PendingLaunch(Base):
     scope: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # ehr-launch (from a chart, with a patient) or standalone (a biller's own sign-in, no patient).
+    kind: Mapped[str] = mapped_column(String(12), default=LaunchKind.EHR, server_default=LaunchKind.EHR)
+    # Where a standalone sign-in lands afterwards (a path of the app, checked at /signin).
+    next_path: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # SHA-256 of the nonce the starting browser keeps (cookie and sessionStorage): the callback must show it.
+    browser_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AppSession(Base):
@@ -53,11 +67,14 @@ class AppSession(Base):
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
     fhir_base: Mapped[str] = mapped_column(String(500))
     token_endpoint: Mapped[str] = mapped_column(String(500))
-    patient_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(12), default=LaunchKind.EHR, server_default=LaunchKind.EHR)
+    # None for a standalone sign-in: such a session reaches no patient's chart.
+    patient_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     encounter_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     fhir_user: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    # The user's billing role for this patient, settled from the care team at the first page view.
-    performer_role: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    user_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The role codes the EHR exposed about the user (RoleCode.to_json), None until they were read.
+    role_codes: Mapped[list | None] = mapped_column(JSON, nullable=True)
     scope: Mapped[str] = mapped_column(Text)
     access_token_enc: Mapped[str] = mapped_column(Text)
     refresh_token_enc: Mapped[str | None] = mapped_column(Text, nullable=True)

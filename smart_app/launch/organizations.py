@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from smart_app.access.config import assignments_json, mappings_json, parse_assignments, parse_role_map
+from smart_app.access.roles import Assignment, RoleMapping
 from smart_app.db import utcnow
 from smart_app.errors import ConfigError
 from smart_app.launch.models import OrganizationRow
@@ -40,6 +42,11 @@ class Organization:
     # The client id of the app's SMART Backend Services registration, where the EHR registers backend apps
     # apart from launched ones (Epic does); empty: the launch client id serves both.
     backend_client_id: str = ""
+    # Roles: mappings of what the EHR exposes, and assignments seeded from the file (smart_app.access).
+    role_map: tuple[RoleMapping, ...] = ()
+    role_assignments: tuple[Assignment, ...] = ()
+    # One-person practices may let a biller approve a claim that carries their own minutes.
+    allow_self_approval: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -51,6 +58,8 @@ class Organization:
         """JSON-safe form stored in the database."""
         data = asdict(self)
         data["frame_origins"] = list(self.frame_origins)
+        data["role_map"] = mappings_json(self.role_map)
+        data["role_assignments"] = assignments_json(self.role_assignments)
         return data
 
 
@@ -78,7 +87,7 @@ def parse_organization(data: dict[str, object], source: str) -> Organization:
     if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
         raise ConfigError(f"{source}: frame_origins must be a list of origins.",
                           'For example frame_origins = ["https://ehr.example.org"].')
-    known = set(Organization.__dataclass_fields__)
+    known = set(Organization.__dataclass_fields__) | {"role_assignment"}
     return Organization(
         id=str(data["id"]), name=str(data["name"]), issuer=issuer,
         client_id=str(data["client_id"]), client_auth=client_auth,
@@ -89,10 +98,19 @@ def parse_organization(data: dict[str, object], source: str) -> Organization:
         rule_set=str(data.get("rule_set", "medicare-2026")),
         fhir_organization=str(data.get("fhir_organization", "")),
         backend_client_id=str(data.get("backend_client_id", "")),
+        role_map=parse_role_map(data.get("role_map"), source),
+        role_assignments=parse_assignments(data.get("role_assignment", data.get("role_assignments")), source),
+        allow_self_approval=_flag(data.get("allow_self_approval", False), "allow_self_approval", source),
         # Read back from the database, the extras arrive already gathered under "extra".
         extra={**(data.get("extra") if isinstance(data.get("extra"), dict) else {}),
                **{k: v for k, v in data.items() if k not in known and k != "extra"}},
     )
+
+
+def _flag(value: object, key: str, source: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{source}: {key} must be true or false.", f"Write {key} = false (or true).")
+    return value
 
 
 def load_organization_file(path: Path) -> Organization:

@@ -21,12 +21,21 @@ PATIENT_READS = (
 PATIENT_WRITES = ("patient/Consent.c",)
 
 # The care team's own records, which sit outside the patient compartment.
-USER_READS = ("user/Practitioner.r", "user/PractitionerRole.rs")
+# Who the user is (Oracle Health users may be Persons), and the PractitionerRoles that may map to roles.
+USER_READS = ("user/Practitioner.r", "user/PractitionerRole.rs", "user/Person.r")
+
+# A person's own sign-in (billers, administrators): who they are, and nothing of any patient.
+SIGN_IN = ("openid", "fhirUser", "online_access")
 
 
 def launch_scopes() -> str:
     """The space-separated scope string for an EHR launch."""
     return " ".join(IDENTITY + PATIENT_READS + PATIENT_WRITES + USER_READS)
+
+
+def sign_in_scopes() -> str:
+    """The scope string for a standalone sign-in without a patient."""
+    return " ".join(SIGN_IN + USER_READS)
 
 # SMART Backend Services (no user present): the month-end rollup reads facts and writes back.
 BACKEND_READS = tuple(s.replace("patient/", "system/") for s in PATIENT_READS) + (

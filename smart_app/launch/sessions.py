@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from smart_app.access.roles import CodeSource, RoleCode
 from smart_app.crypto import hash_handle
 from smart_app.db import transaction, utcnow
 from smart_app.ehr.capabilities import EhrCapabilities
+from smart_app.ehr.identity import user_reference
 from smart_app.errors import LaunchError, SessionExpired
 from smart_app.launch.flow import LaunchDeps, client_auth_form
-from smart_app.launch.models import AppSession
+from smart_app.launch.models import AppSession, LaunchKind
 from smart_app.launch.organizations import get_organization
 from smart_app.launch.token_client import request_token
 
@@ -29,10 +32,13 @@ class ActiveSession:
     id_hash: str
     organization_id: str
     fhir_base: str
-    patient_id: str
+    kind: LaunchKind
+    patient_id: str | None
     encounter_id: str | None
     fhir_user: str | None
-    performer_role: str | None
+    user_name: str | None
+    # What the EHR exposed about the user that may map to roles; None until it was read.
+    role_codes: tuple[RoleCode, ...] | None
     scope: str
     access_token: str
     need_patient_banner: bool
@@ -86,14 +92,49 @@ async def active_session(deps: LaunchDeps, handle: str | None) -> ActiveSession:
         row = await _refresh(deps, row)
     return ActiveSession(
         id_hash=row.id_hash, organization_id=row.organization_id, fhir_base=row.fhir_base,
-        patient_id=row.patient_id, encounter_id=row.encounter_id, fhir_user=row.fhir_user,
-        performer_role=row.performer_role,
+        kind=LaunchKind(row.kind), patient_id=row.patient_id, encounter_id=row.encounter_id,
+        fhir_user=row.fhir_user, user_name=row.user_name,
+        role_codes=None if row.role_codes is None else tuple(RoleCode.from_json(c) for c in row.role_codes),
         scope=row.scope, access_token=deps.tokens.open(row.access_token_enc),
         need_patient_banner=row.need_patient_banner, smart_style_url=row.smart_style_url,
         capabilities=EhrCapabilities.from_json(row.capabilities))
 
 
-def settle_role(deps: LaunchDeps, id_hash: str, role: str) -> None:
-    """Record the user's billing role on the session once the care team has been read."""
-    with transaction(deps.sessions) as db:
-        db.execute(update(AppSession).where(AppSession.id_hash == id_hash).values(performer_role=role))
+def settle_identity(deps: LaunchDeps, session: ActiveSession, name: str | None,
+                    codes: tuple[RoleCode, ...]) -> ActiveSession:
+    """Keep who the EHR says the user is (name, role codes) on the session; the launch's own data stays.
+
+    Returns the session as it now stands, so roles can be decided again at once.
+    """
+    kept = tuple(c for c in session.role_codes or () if c.source is CodeSource.LAUNCH)
+    merged = tuple(dict.fromkeys(kept + codes))
+    name = (name or "")[:200] or None
+    if session.role_codes is None or set(merged) != set(session.role_codes) or name != session.user_name:
+        with transaction(deps.sessions) as db:
+            db.execute(update(AppSession).where(AppSession.id_hash == session.id_hash).values(
+                user_name=name, role_codes=[c.to_json() for c in merged]))
+    return replace(session, user_name=name, role_codes=merged)
+
+
+@dataclass(frozen=True)
+class SeenUser:
+    """Someone who opened the app in an organization: as the EHR named them at their latest session."""
+
+    user: str
+    name: str | None
+    role_codes: tuple[RoleCode, ...]
+    last_seen: datetime
+
+
+def seen_users(db: Session, organization_id: str, limit: int = 500) -> list[SeenUser]:
+    """The people who opened the app in the organization, most recent first (for the roles page)."""
+    rows = db.execute(select(AppSession.fhir_user, AppSession.user_name, AppSession.role_codes,
+                             AppSession.created_at)
+                      .where(AppSession.organization_id == organization_id, AppSession.fhir_user.is_not(None))
+                      .order_by(AppSession.created_at.desc()).limit(limit * 4)).all()
+    found: dict[str, SeenUser] = {}
+    for fhir_user, name, codes, created in rows:
+        user = user_reference(fhir_user)
+        if user and user not in found:
+            found[user] = SeenUser(user, name, tuple(RoleCode.from_json(c) for c in codes or ()), created)
+    return list(found.values())[:limit]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from joserfc import jwt
@@ -25,6 +25,14 @@ class TokenResponse:
     encounter: str | None
     need_patient_banner: bool
     smart_style_url: str | None
+    # Other string parameters of the response: launch context a site adds (Epic lets organizations add some).
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+# Parameters the SMART and OAuth specifications define; anything else in a token response is site launch data.
+KNOWN_PARAMETERS = frozenset({
+    "access_token", "token_type", "expires_in", "scope", "refresh_token", "id_token", "patient", "encounter",
+    "need_patient_banner", "smart_style_url", "fhirContext", "intent", "tenant", "state", "__typename"})
 
 
 def parse_token_response(body: object) -> TokenResponse:
@@ -50,7 +58,8 @@ def parse_token_response(body: object) -> TokenResponse:
         refresh_token=text("refresh_token"), id_token=text("id_token"), patient=text("patient"),
         encounter=text("encounter"),
         need_patient_banner=body.get("need_patient_banner", True) is not False,
-        smart_style_url=text("smart_style_url"))
+        smart_style_url=text("smart_style_url"),
+        extra={k: v for k, v in body.items() if k not in KNOWN_PARAMETERS and isinstance(v, str) and len(v) <= 200})
 
 
 async def request_token(http: httpx.AsyncClient, token_endpoint: str,

@@ -262,10 +262,14 @@ def _active_rows(session: Session, organization_id: str, patient_id: str,
     return [r for r in _to_records(session, session.scalars(query.order_by(ConsentRow.obtained_on))) if r.active]
 
 
-def get_consent(session: Session, organization_id: str, consent_id: str) -> ConsentRecord:
-    """One consent or withdrawal row of this organization; LedgerNotFound otherwise."""
+def get_consent(session: Session, organization_id: str, consent_id: str,
+                patient_id: str | None = None) -> ConsentRecord:
+    """One consent or withdrawal row of this organization (and patient, when named); LedgerNotFound otherwise.
+
+    Another patient's row gets the very answer an unknown id gets, so nothing of it is revealed.
+    """
     row = session.get(ConsentRow, consent_id)
-    if row is None or row.organization_id != organization_id:
+    if row is None or row.organization_id != organization_id or patient_id not in (None, row.patient_id):
         raise LedgerNotFound(f"No consent {consent_id!r} in this organization.",
                              "Reload the page: the consent list may be out of date.")
     return _to_records(session, [row])[0]
@@ -305,14 +309,15 @@ def record_consent(session: Session, data: ConsentInput, *, now: datetime | None
 
 def withdraw_consent(session: Session, organization_id: str, consent_id: str, *, by: str, on: date, note: str,
                      method: str = "verbal", now: datetime | None = None,
-                     timezone: str | None = None) -> ConsentRecord:
+                     timezone: str | None = None, patient_id: str | None = None) -> ConsentRecord:
     """Record that the patient stopped a program on `on`: a new "withdrawal" row (write-back "pending").
 
     The consent still covers the rest of that calendar month (CMS: stopping is effective the end of the
     month); `facts_consents` hands the evaluator the date it takes effect.
     """
     now = now or utcnow()
-    target = get_consent(session, organization_id, consent_id)
+    # The patient is checked first: no validation message may describe another patient's consent.
+    target = get_consent(session, organization_id, consent_id, patient_id)
     if target.kind != "consent":
         raise InvalidConsent("This row records a withdrawal, not a consent.",
                              "Pick the consent the patient wants to stop.")

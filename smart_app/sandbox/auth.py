@@ -28,7 +28,7 @@ from smart_app.sandbox.config import SandboxClient
 from smart_app.sandbox.pages import message_page, render
 from smart_app.sandbox.runtime import Sandbox, sandbox_of
 from smart_app.sandbox.scopes import grant, split_scopes
-from smart_app.sandbox.users import default_user, display_name
+from smart_app.sandbox.users import default_user, display_name, list_users, user_exists, user_reference
 
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -48,9 +48,9 @@ def s256(verifier: str) -> str:
 
 
 def user_cookie(request: Request, sandbox: Sandbox) -> str | None:
-    """The chart user from the `sandbox_user` cookie if it names a practitioner, else default."""
+    """The chart user from the `sandbox_user` cookie if it names a known user, else default."""
     chosen = request.cookies.get("sandbox_user")
-    if chosen and sandbox.store.exists("Practitioner", chosen):
+    if user_exists(sandbox.store, chosen):
         return chosen
     return default_user(sandbox.store)
 
@@ -100,7 +100,10 @@ async def authorize(request: Request) -> Response:
             return fail("invalid_request", "the launch is unknown or has expired")
         context, deny = resolved
     else:
-        context = Context(user=user_cookie(request, sandbox))
+        if "launch/patient" not in requested and not user_exists(sandbox.store, params.get("sandbox_login")):
+            # A provider's own sign-in (a biller, no chart open): the EHR asks who is signing in.
+            return _sign_in(request, sandbox, client, params)
+        context = Context(user=params.get("sandbox_login") or user_cookie(request, sandbox))
         if "launch/patient" in requested:
             chosen = params.get("sandbox_patient")
             if not chosen or not sandbox.store.exists("Patient", chosen):
@@ -128,6 +131,12 @@ def _patient_picker(request: Request, sandbox: Sandbox, client: SandboxClient,
                          "href": href})
     return render("picker.html", title="Select a patient", client_id=client.client_id,
                   patients=patients)
+
+
+def _sign_in(request: Request, sandbox: Sandbox, client: SandboxClient, params: dict[str, str]) -> Response:
+    users = [{"label": u.label, "href": f"{request.url.path}?" + urlencode({**params, "sandbox_login": u.id})}
+             for u in list_users(sandbox.store)]
+    return render("sign_in.html", title="Sign in", client_id=client.client_id, users=users)
 
 
 def _oauth_error(error: OAuthError) -> JSONResponse:
@@ -225,7 +234,7 @@ def _issue(sandbox: Sandbox, client: SandboxClient, scope: str, context: Context
         now = int(time.time())
         claims = {
             "iss": config.fhir_base, "aud": client.client_id, "sub": context.user,
-            "fhirUser": f"{config.fhir_base}/Practitioner/{context.user}",
+            "fhirUser": f"{config.fhir_base}/{user_reference(context.user)}",
             "iat": now, "exp": now + ACCESS_TTL, "auth_time": now,
         }
         if nonce:
@@ -257,7 +266,7 @@ async def create_launch(request: Request) -> Response:
         return JSONResponse({"error": f"unknown patient {patient}"}, status_code=404)
     if encounter is not None and not sandbox.store.exists("Encounter", str(encounter)):
         return JSONResponse({"error": f"unknown encounter {encounter}"}, status_code=404)
-    if user is not None and not sandbox.store.exists("Practitioner", str(user)):
+    if user is not None and not user_exists(sandbox.store, str(user)):
         return JSONResponse({"error": f"unknown practitioner {user}"}, status_code=404)
     context = Context(patient, encounter, user or default_user(sandbox.store))
     launch = sandbox.auth.create_launch(context, deny=bool(body.get("deny")))

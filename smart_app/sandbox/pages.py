@@ -44,6 +44,11 @@ _PICKER = """{% extends "base.html" %}{% block body %}<main>
 {% for p in patients %}<li><a href="{{ p.href }}">{{ p.name }}</a> ({{ p.birth_date }})</li>
 {% endfor %}</ul></main>{% endblock %}"""
 
+_SIGN_IN = """{% extends "base.html" %}{% block body %}<main>
+<h1>Sign in</h1><p>{{ client_id }} asks you to sign in with your EHR account.</p><ul class="sign-in">
+{% for u in users %}<li><a href="{{ u.href }}">{{ u.label }}</a></li>
+{% endfor %}</ul></main>{% endblock %}"""
+
 _CHART = """{% extends "base.html" %}
 {% block user %}<form method="get" action="" class="user-picker">
 <label for="user">Signed in as</label>
@@ -72,7 +77,8 @@ _CHART = """{% extends "base.html" %}
 
 _ENV = Environment(
     loader=DictLoader({"base.html": _BASE, "message.html": _MESSAGE, "patients.html": _PATIENTS,
-                       "picker.html": _PICKER, "chart.html": _CHART}),
+                       "picker.html": _PICKER, "chart.html": _CHART,
+                       "sign_in.html": _SIGN_IN}),
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
 

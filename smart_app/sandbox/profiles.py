@@ -52,7 +52,7 @@ APP_TYPES = (
 # Further clinical types the fixtures and the app may meet, served read/search everywhere.
 OTHER_TYPES = (
     "Location", "Procedure", "MedicationRequest", "Medication", "Provenance",
-    "QuestionnaireResponse", "AllergyIntolerance", "DiagnosticReport", "Goal",
+    "QuestionnaireResponse", "AllergyIntolerance", "DiagnosticReport", "Goal", "Person",
 )
 
 
@@ -139,12 +139,12 @@ _EVERYTHING = _rules(*INTERACTIONS, conditional=True)
 _READ_ONLY = _rules(READ, SEARCH)
 
 
-def _table(overrides: dict[str, ResourceRules]) -> Mapping[str, ResourceRules]:
-    """Every app type and other type, read/search-only unless overridden."""
+def _table(overrides: dict[str, ResourceRules], absent: tuple[str, ...] = ()) -> Mapping[str, ResourceRules]:
+    """Every app type and other type but `absent`, read/search-only unless overridden."""
     unknown = set(overrides) - set(APP_TYPES) - set(OTHER_TYPES)
     if unknown:
         raise ValueError(f"profile overrides for unlisted types: {sorted(unknown)}")
-    table = {t: overrides.get(t, _READ_ONLY) for t in (*APP_TYPES, *OTHER_TYPES)}
+    table = {t: overrides.get(t, _READ_ONLY) for t in (*APP_TYPES, *OTHER_TYPES) if t not in absent}
     return MappingProxyType(table)
 
 
@@ -178,7 +178,8 @@ ORACLE_LIKE = EhrProfile(
     description="Like Oracle Health (Millennium): no create for Claim, Task or Consent, "
                 "Observation create only for vital signs and laboratory results, "
                 "DocumentReference, Communication and ChargeItem create; no conditional create, "
-                "no batch or transaction.",
+                "no batch or transaction; no PractitionerRole (users are Practitioners with "
+                "qualifications, or Persons).",
     resources=_table({
         "Condition": _rules(READ, SEARCH, CREATE, UPDATE),
         "Observation": _rules(READ, SEARCH, CREATE, UPDATE,
@@ -187,7 +188,7 @@ ORACLE_LIKE = EhrProfile(
         "DocumentReference": _rules(READ, SEARCH, CREATE, UPDATE),
         "Communication": _rules(READ, SEARCH, CREATE),
         "ChargeItem": _rules(READ, SEARCH, CREATE),
-    }),
+    }, absent=("PractitionerRole",)),
 )
 
 PROFILES: Mapping[str, EhrProfile] = MappingProxyType(

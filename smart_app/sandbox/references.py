@@ -10,7 +10,7 @@ PATIENT_FIELDS = ("subject", "patient", "beneficiary", "for")
 
 # Types outside the patient compartment: readable with a patient/ scope for the type.
 SHARED_TYPES = frozenset(
-    {"Practitioner", "PractitionerRole", "Organization", "Location", "Medication",
+    {"Practitioner", "PractitionerRole", "Person", "Organization", "Location", "Medication",
      "HealthcareService", "Endpoint", "Device", "Substance", "ValueSet", "CodeSystem",
      "Questionnaire", "PlanDefinition", "ActivityDefinition", "Group"}
 )

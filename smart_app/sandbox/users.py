@@ -1,4 +1,4 @@
-"""The EHR users: the fixture care-team practitioners, with the care manager as the default."""
+"""The EHR users: the fixture practitioners (care manager first, the default) and people who sign in as a Person."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ _ROLE_ORDER = ("care manager", "care coordinator", "nurse", "billing")
 
 @dataclass
 class User:
-    """A practitioner who can sign in to the sandbox chart."""
+    """Someone who can sign in to the sandbox: a Practitioner (id alone) or another type (`Person/id`)."""
 
     id: str
     name: str
@@ -22,6 +22,24 @@ class User:
     def label(self) -> str:
         """How the user picker shows this user."""
         return f"{self.name} ({self.role})" if self.role else self.name
+
+    @property
+    def reference(self) -> str:
+        """The user as fhirUser names them."""
+        return user_reference(self.id)
+
+
+def user_reference(user: str) -> str:
+    """`Practitioner/<id>` for a bare id, the value itself for a typed one such as `Person/<id>`."""
+    return user if "/" in user else f"Practitioner/{user}"
+
+
+def user_exists(store: FhirStore, user: str | None) -> bool:
+    """Whether `user` (a Practitioner id or a typed `Person/<id>`) is a known person."""
+    if not user:
+        return False
+    rtype, _, rid = user_reference(user).partition("/")
+    return rtype in ("Practitioner", "Person") and store.exists(rtype, rid)
 
 
 def display_name(resource: dict) -> str:
@@ -55,7 +73,7 @@ def _rank(user: User) -> tuple[int, str]:
 
 
 def list_users(store: FhirStore) -> list[User]:
-    """Every practitioner, care manager first, then nurse, then billing, then the rest."""
+    """Every practitioner, care manager first, then nurse, then billing, then the rest; then Persons."""
     roles: dict[str, str] = {}
     for role in store.candidates("PractitionerRole"):
         pid = reference_id((role.get("practitioner") or {}).get("reference"), "Practitioner")
@@ -63,7 +81,8 @@ def list_users(store: FhirStore) -> list[User]:
             roles[pid] = _role_text(role)
     users = [User(p["id"], display_name(p), roles.get(p["id"], ""))
              for p in store.candidates("Practitioner")]
-    return sorted(users, key=_rank)
+    people = [User(f"Person/{p['id']}", display_name(p), "Person") for p in store.candidates("Person")]
+    return sorted(users, key=_rank) + sorted(people, key=lambda u: u.id)
 
 
 def default_user(store: FhirStore) -> str | None:

@@ -5,25 +5,31 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from smart_app.access.roles import TimeRole
 from smart_app.db import transaction
 from smart_app.errors import SmartAppError
 from smart_app.ledger.audit import record_event
 from smart_app.ledger.entries import amend_entry, record_entry, void_entry
+from smart_app.ledger.errors import LedgerNotFound
 from smart_app.ledger.queries import counting_overlaps, get_entry, patient_month
 from smart_app.ledger.timers import discard_timer, get_timer, running_timer, start_timer, stop_timer
 from smart_app.ledger.values import DEFAULT_TIMER_CAP_MINUTES, Entry, EntryInput, Timer, TimerInput
-from smart_app.web.api_auth import Caller, NotAllowed, api_caller
 from smart_app.web.api_models import EntryAmend, EntryCreate, EntryVoid, TimerStart, TimerStop
+from smart_app.web.authorization import NotAllowed, Principal, principal
 from smart_app.web.openapi import openapi_document
 from smart_app.web.templating import ctx
+
+Body = TypeVar("Body", bound=BaseModel)
 
 
 class BadRequest(SmartAppError):
@@ -60,7 +66,7 @@ def timer_json(timer: Timer | None) -> dict | None:
     return data
 
 
-async def parse(request: Request, model: type[BaseModel]) -> BaseModel:
+async def parse(request: Request, model: type[Body]) -> Body:
     """The JSON body validated against `model`; BadRequest names the first bad field."""
     try:
         body = await request.json()
@@ -74,156 +80,193 @@ async def parse(request: Request, model: type[BaseModel]) -> BaseModel:
         raise BadRequest(f"{where}: {first['msg']}.", "Correct that field and send again.") from exc
 
 
-def cap_minutes(caller: Caller) -> int:
+def cap_minutes(who: Principal) -> int:
     """The organization's timer cap in minutes (default 90)."""
-    return int(caller.organization.extra.get("timer_cap_minutes", DEFAULT_TIMER_CAP_MINUTES))
+    return int(who.organization.extra.get("timer_cap_minutes", DEFAULT_TIMER_CAP_MINUTES))
 
 
-def _own_timer(caller: Caller, timer: Timer) -> None:
-    if timer.performer != caller.performer:
-        raise NotAllowed("This timer belongs to someone else.", "Only the person who started a timer can stop it.")
+def own_timer(db: Session, who: Principal, timer_id: str) -> Timer:
+    """The person's own timer for this session's patient; another's, or one for another patient, is not found.
+
+    The answer for a timer running in another patient's chart is the same as for none, so it tells nothing of
+    that patient, the activity or the note.
+    """
+    try:
+        timer = get_timer(db, who.organization.id, timer_id)
+    except LedgerNotFound:
+        timer = None
+    if timer is None or timer.patient_id != who.patient_id or timer.performer != who.performer:
+        raise LedgerNotFound(f"No timer {timer_id!r} of yours runs for this patient.",
+                             "A timer started in another patient's chart is stopped from that chart; reload the page.")
+    return timer
 
 
-def _correctable(caller: Caller, entry: Entry) -> None:
-    caller.require_patient(entry.patient_id)
-    if entry.performer != caller.performer and caller.role != "billing-practitioner":
+def correctable_entry(db: Session, who: Principal, entry_id: str) -> Entry:
+    """An entry of this session's patient that this person may correct; another patient's entry is not found."""
+    try:
+        entry = get_entry(db, who.organization.id, entry_id)
+    except LedgerNotFound:
+        entry = None
+    if entry is None or entry.patient_id != who.patient_id:
+        raise LedgerNotFound(f"No time entry {entry_id!r} for this patient.",
+                             "Reload the page: the entry list may be out of date.")
+    if entry.performer != who.performer and who.roles.time_role is not TimeRole.BILLING_PRACTITIONER:
         raise NotAllowed("Only the person who recorded this time, or the billing practitioner, can correct it.",
                          "Ask them to correct it, or add a note for the biller.")
+    return entry
 
 
-async def month_status(request: Request) -> Response:
-    caller = await api_caller(request)
+def month_status(request: Request) -> Response:
+    who = principal(request)
     with transaction(ctx(request).sessions) as db:
-        month = dt.datetime.now(ZoneInfo(caller.organization.timezone)).strftime("%Y-%m")
-        ledger = patient_month(db, caller.organization.id, caller.patient_id, month)
-        timer = running_timer(db, caller.organization.id, caller.performer)
+        month = dt.datetime.now(ZoneInfo(who.organization.timezone)).strftime("%Y-%m")
+        ledger = patient_month(db, who.organization.id, who.patient_id, month)
+        timer = running_timer(db, who.organization.id, who.user) if who.user else None
     return JSONResponse({
-        "organization": caller.organization.id, "patient": caller.patient_id, "month": month,
-        "locked": ledger.locked, "performer": caller.performer, "role": caller.role,
+        "organization": who.organization.id, "patient": who.patient_id, "month": month,
+        "locked": ledger.locked, "performer": who.user, "role": who.roles.time_role,
+        "app_roles": sorted(who.roles.app_roles),
         "minutes_by_program": {p: sum(e.minutes for e in ledger.entries if e.program == p)
                                for p in sorted({e.program for e in ledger.entries})},
         "entries": [entry_json(e) for e in ledger.entries],
         "history": [entry_json(e) for e in ledger.history],
-        "running_timer": own_patient_timer(timer, caller.patient_id)})
+        "running_timer": own_patient_timer(timer, who.patient_id)})
 
 
 async def timer_start(request: Request) -> Response:
-    caller = await api_caller(request)
+    who = principal(request)
     body = await parse(request, TimerStart)
-    with transaction(ctx(request).sessions) as db:
-        timer = start_timer(db, TimerInput(caller.organization.id, caller.patient_id, caller.performer, caller.role,
-                                           body.program, body.activity, body.note),
-                            timezone=caller.organization.timezone)
-        record_event(db, actor=caller.performer, action="timer.started", subject=f"Timer/{timer.id}",
-                     detail={"patient": caller.patient_id, "program": body.program, "activity": body.activity},
-                     organization_id=caller.organization.id)
+
+    def start() -> Timer:
+        org = who.organization
+        with transaction(ctx(request).sessions) as db:
+            timer = start_timer(db, TimerInput(org.id, who.patient_id, who.performer, who.time_role, body.program,
+                                               body.activity, body.note), timezone=org.timezone)
+            record_event(db, actor=who.performer, action="timer.started", subject=f"Timer/{timer.id}",
+                         detail={"patient": who.patient_id, "program": body.program, "activity": body.activity},
+                         organization_id=org.id)
+        return timer
+
+    timer = await run_in_threadpool(start)
     return JSONResponse({"timer": timer_json(timer), "message": "Timer started."}, status_code=201)
 
 
 async def timer_stop(request: Request) -> Response:
-    caller = await api_caller(request)
+    who = principal(request)
     body = await parse(request, TimerStop)
-    org = caller.organization
-    with transaction(ctx(request).sessions) as db:
-        _own_timer(caller, get_timer(db, org.id, request.path_params["timer_id"]))
-        result = stop_timer(db, org.id, request.path_params["timer_id"], by=caller.performer, timezone=org.timezone,
-                            confirm_long=body.confirm_long, minutes=body.minutes, shared=body.shared,
-                            note=body.note, cap_minutes=cap_minutes(caller))
-        record_event(db, actor=caller.performer, action="timer.stopped", subject=f"Timer/{result.timer.id}",
-                     detail={"patient": result.timer.patient_id, "entries": [e.id for e in result.entries],
-                             "minutes": sum(e.minutes for e in result.entries)}, organization_id=org.id)
-    return JSONResponse({"timer": timer_json(result.timer), "entries": [entry_json(e) for e in result.entries],
-                         "message": result.message, "late": result.late})
+    org, timer_id = who.organization, request.path_params["timer_id"]
+
+    def stop() -> Response:
+        with transaction(ctx(request).sessions) as db:
+            own_timer(db, who, timer_id)
+            result = stop_timer(db, org.id, timer_id, by=who.performer, timezone=org.timezone,
+                                confirm_long=body.confirm_long, minutes=body.minutes, shared=body.shared,
+                                note=body.note, cap_minutes=cap_minutes(who))
+            record_event(db, actor=who.performer, action="timer.stopped", subject=f"Timer/{result.timer.id}",
+                         detail={"patient": result.timer.patient_id, "entries": [e.id for e in result.entries],
+                                 "minutes": sum(e.minutes for e in result.entries)}, organization_id=org.id)
+        return JSONResponse({"timer": timer_json(result.timer), "entries": [entry_json(e) for e in result.entries],
+                             "message": result.message, "late": result.late})
+
+    return await run_in_threadpool(stop)
 
 
-async def timer_discard(request: Request) -> Response:
-    caller = await api_caller(request)
-    org = caller.organization
+def timer_discard(request: Request) -> Response:
+    who = principal(request)
+    org, timer_id = who.organization, request.path_params["timer_id"]
     with transaction(ctx(request).sessions) as db:
-        _own_timer(caller, get_timer(db, org.id, request.path_params["timer_id"]))
-        timer = discard_timer(db, org.id, request.path_params["timer_id"], by=caller.performer)
-        record_event(db, actor=caller.performer, action="timer.discarded", subject=f"Timer/{timer.id}",
+        own_timer(db, who, timer_id)
+        timer = discard_timer(db, org.id, timer_id, by=who.performer)
+        record_event(db, actor=who.performer, action="timer.discarded", subject=f"Timer/{timer.id}",
                      detail={"patient": timer.patient_id}, organization_id=org.id)
     return JSONResponse({"timer": timer_json(timer), "message": "Timer discarded; no time was recorded."})
 
 
-def _quick_start(db: Session, caller: Caller, minutes: int) -> dt.datetime:
+def _quick_start(db: Session, who: Principal, minutes: int) -> dt.datetime:
     """Where a quick-logged task goes: ending now, or just before the person's own time it would overlap.
 
     Two tasks logged one after the other both "end now"; the later click is taken as the earlier work.
     """
     end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     for _ in range(20):
-        clashes = counting_overlaps(db, caller.organization.id, caller.performer,
-                                    end - dt.timedelta(minutes=minutes), end)
+        clashes = counting_overlaps(db, who.organization.id, who.performer, end - dt.timedelta(minutes=minutes), end)
         if not clashes:
             break
         end = min(e.start for e in clashes)
     return end - dt.timedelta(minutes=minutes)
 
 
-def _start(caller: Caller, body: EntryCreate) -> dt.datetime:
+def _start(who: Principal, body: EntryCreate) -> dt.datetime:
     if body.ending_now:
         return dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(minutes=max(body.minutes, 0))
     if body.date is None or body.time is None:
         raise BadRequest("date and time are required unless the entry ends now.",
                          "Give the local date (YYYY-MM-DD) and start time (HH:MM) of the work.")
-    return dt.datetime.combine(body.date, body.time, tzinfo=ZoneInfo(caller.organization.timezone))
+    return dt.datetime.combine(body.date, body.time, tzinfo=ZoneInfo(who.organization.timezone))
 
 
 async def entry_create(request: Request) -> Response:
-    caller = await api_caller(request)
+    who = principal(request)
     body = await parse(request, EntryCreate)
-    org = caller.organization
-    with transaction(ctx(request).sessions) as db:
-        start = (_quick_start(db, caller, max(body.minutes, 1)) if body.ending_now and not body.shared
-                 else _start(caller, body))
-        fields = EntryInput(org.id, caller.patient_id, caller.performer, caller.role, body.program, body.activity,
-                            start, body.minutes, body.note, "manual", body.shared)
-        result = record_entry(db, fields, timezone=org.timezone, recorded_by=caller.performer,
-                              allow_closed_month=body.allow_closed_month)
-        record_event(db, actor=caller.performer, action="entry.recorded", subject=f"Patient/{caller.patient_id}",
-                     detail={"entries": [e.id for e in result.entries], "program": body.program,
-                             "minutes": body.minutes, "late": result.late}, organization_id=org.id)
-    return JSONResponse({"entries": [entry_json(e) for e in result.entries], "message": result.message,
-                         "late": result.late}, status_code=201)
+    org = who.organization
+
+    def record() -> Response:
+        with transaction(ctx(request).sessions) as db:
+            start = (_quick_start(db, who, max(body.minutes, 1)) if body.ending_now and not body.shared
+                     else _start(who, body))
+            fields = EntryInput(org.id, who.patient_id, who.performer, who.time_role, body.program, body.activity,
+                                start, body.minutes, body.note, "manual", body.shared)
+            result = record_entry(db, fields, timezone=org.timezone, recorded_by=who.performer,
+                                  allow_closed_month=body.allow_closed_month)
+            record_event(db, actor=who.performer, action="entry.recorded", subject=f"Patient/{who.patient_id}",
+                         detail={"entries": [e.id for e in result.entries], "program": body.program,
+                                 "minutes": body.minutes, "late": result.late}, organization_id=org.id)
+        return JSONResponse({"entries": [entry_json(e) for e in result.entries], "message": result.message,
+                             "late": result.late}, status_code=201)
+
+    return await run_in_threadpool(record)
 
 
 async def entry_amend(request: Request) -> Response:
-    caller = await api_caller(request)
+    who = principal(request)
     body = await parse(request, EntryAmend)
-    org = caller.organization
-    entry_id = request.path_params["entry_id"]
-    with transaction(ctx(request).sessions) as db:
-        original = get_entry(db, org.id, entry_id)
-        _correctable(caller, original)
-        replacement = dataclasses.replace(original.to_input(), program=body.program, activity=body.activity,
-                                          start=_start(caller, body), minutes=body.minutes, note=body.note,
-                                          shared=body.shared)
-        result = amend_entry(db, org.id, entry_id, replacement, by=caller.performer, reason=body.reason,
-                             timezone=org.timezone, allow_closed_month=body.allow_closed_month)
-        record_event(db, actor=caller.performer, action="entry.amended", subject=f"TimeEntry/{entry_id}",
-                     detail={"by_entries": [e.id for e in result.entries], "reason": body.reason},
-                     organization_id=org.id)
-    return JSONResponse({"entries": [entry_json(e) for e in result.entries], "message": result.message,
-                         "late": result.late})
+    org, entry_id = who.organization, request.path_params["entry_id"]
+
+    def amend() -> Response:
+        with transaction(ctx(request).sessions) as db:
+            original = correctable_entry(db, who, entry_id)
+            replacement = dataclasses.replace(original.to_input(), program=body.program, activity=body.activity,
+                                              start=_start(who, body), minutes=body.minutes, note=body.note,
+                                              shared=body.shared)
+            result = amend_entry(db, org.id, entry_id, replacement, by=who.performer, reason=body.reason,
+                                 timezone=org.timezone, allow_closed_month=body.allow_closed_month)
+            record_event(db, actor=who.performer, action="entry.amended", subject=f"TimeEntry/{entry_id}",
+                         detail={"by_entries": [e.id for e in result.entries], "reason": body.reason},
+                         organization_id=org.id)
+        return JSONResponse({"entries": [entry_json(e) for e in result.entries], "message": result.message,
+                             "late": result.late})
+
+    return await run_in_threadpool(amend)
 
 
 async def entry_void(request: Request) -> Response:
-    caller = await api_caller(request)
+    who = principal(request)
     body = await parse(request, EntryVoid)
-    org = caller.organization
-    entry_id = request.path_params["entry_id"]
-    with transaction(ctx(request).sessions) as db:
-        _correctable(caller, get_entry(db, org.id, entry_id))
-        result = void_entry(db, org.id, entry_id, by=caller.performer, reason=body.reason, timezone=org.timezone,
-                            allow_closed_month=body.allow_closed_month)
-        record_event(db, actor=caller.performer, action="entry.voided", subject=f"TimeEntry/{entry_id}",
-                     detail={"reason": body.reason}, organization_id=org.id)
-    return JSONResponse({"entries": [entry_json(e) for e in result.entries], "message": result.message})
+    org, entry_id = who.organization, request.path_params["entry_id"]
+
+    def void() -> Response:
+        with transaction(ctx(request).sessions) as db:
+            correctable_entry(db, who, entry_id)
+            result = void_entry(db, org.id, entry_id, by=who.performer, reason=body.reason, timezone=org.timezone,
+                                allow_closed_month=body.allow_closed_month)
+            record_event(db, actor=who.performer, action="entry.voided", subject=f"TimeEntry/{entry_id}",
+                         detail={"reason": body.reason}, organization_id=org.id)
+        return JSONResponse({"entries": [entry_json(e) for e in result.entries], "message": result.message})
+
+    return await run_in_threadpool(void)
 
 
-async def openapi(request: Request) -> Response:
+def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document(str(request.base_url).rstrip("/")))
 
 

@@ -21,7 +21,8 @@ from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.paths import data_path
 from smart_app.services import build_context
 from smart_app.settings import Settings
-from smart_app.web import api, billing_routes, consent_api, pages, panel_routes, scale_api
+from smart_app.web import admin_routes, api, billing_routes, consent_api, pages, panel_routes, scale_api
+from smart_app.web.authorization import protect
 from smart_app.web.body_limit import BodyLimit
 from smart_app.web.ratelimit import RateLimit, default_rate_limit_rules
 from smart_app.web.security import SecurityHeaders
@@ -87,20 +88,23 @@ def create_app(settings: Settings, organizations: list[Organization] | None = No
             if engine is None:
                 app_ctx.engine.dispose()
 
-    routes = [
+    routes = protect([
         Route("/", pages.index),
         Route("/healthz", pages.healthz),
         Route("/.well-known/jwks.json", pages.jwks),
         Route("/launch", pages.launch),
         Route("/callback", pages.callback),
+        Route("/callback", pages.callback_post, methods=["POST"]),
+        Route("/signin", pages.sign_in),
         Route("/patient", pages.patient_page, methods=["GET", "POST"]),
         *api.routes(),
         *consent_api.routes(),
         *scale_api.routes(),
         *panel_routes.routes(),
         *billing_routes.routes(),
+        *admin_routes.routes(),
         Mount("/static", StaticFiles(directory=str(data_path("templates") / "static")), name="static"),
-    ]
+    ])
     limits = ({**default_rate_limit_rules(), **{prefix: (limit, window) for prefix, limit, window
                                                  in settings.rate_limit_overrides}}
               if settings.rate_limits else {})

@@ -5,26 +5,26 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from smart_app.billing.claims import month_claims
+from smart_app.billing.claims import StoredClaim, month_claims
 from smart_app.billing.delivery import deliver_pass, organization_plan, report_line
 from smart_app.billing.exports import render_superbill, superbill_claims
 from smart_app.billing.outbox import deliveries_for_claims, outbox_summary, retry_failed
 from smart_app.billing.plan import describe_plan
-from smart_app.billing.review import approve, hold
+from smart_app.billing.review import Reviewer, ReviewResult, approve, hold
 from smart_app.billing.rollup import run_rollup
 from smart_app.db import transaction
 from smart_app.errors import EhrError, SmartAppError
-from smart_app.launch.sessions import active_session
 from smart_app.ledger.validation import check_month
 from smart_app.web.api import BadRequest, parse
-from smart_app.web.api_auth import Caller, api_caller
 from smart_app.web.api_models import MonthRun, ReviewNote
-from smart_app.web.orgs import load_organization, org_today
-from smart_app.web.session_transport import csrf_token, page_handle
+from smart_app.web.authorization import NotAllowed, Principal, principal
+from smart_app.web.orgs import org_today
+from smart_app.web.session_transport import csrf_token
 from smart_app.web.templating import TEMPLATES, ctx
 
 log = logging.getLogger(__name__)
@@ -42,16 +42,16 @@ def _month(request: Request, default: dt.date) -> str:
 
 
 async def billing_page(request: Request) -> Response:
-    app = ctx(request)
-    handle = await page_handle(request, app.settings)
-    session = await active_session(app.launch, handle)
-    org = load_organization(app, session)
-    request.state.frame_origins = org.frame_origins
+    app, who = ctx(request), principal(request)
+    org = who.organization
     month = _month(request, org_today(org))
-    with transaction(app.sessions) as db:
-        claims = month_claims(db, org.id, month)
-        deliveries = deliveries_for_claims(db, [c.id for c in claims])
-        summary = outbox_summary(db, org.id, month)
+
+    def read() -> tuple[list[StoredClaim], dict, dict]:
+        with transaction(app.sessions) as db:
+            claims = month_claims(db, org.id, month)
+            return claims, deliveries_for_claims(db, [c.id for c in claims]), outbox_summary(db, org.id, month)
+
+    claims, deliveries, summary = await run_in_threadpool(read)
     try:
         _, plan = await organization_plan(app, org)
         plan_lines, plan_problem = describe_plan(plan), None
@@ -61,45 +61,60 @@ async def billing_page(request: Request) -> Response:
     return TEMPLATES.TemplateResponse(request, template, {
         "org": org, "month": month, "claims": claims, "deliveries": deliveries, "summary": summary,
         "plan_lines": plan_lines, "plan_problem": plan_problem, "status_text": STATUS_TEXT,
-        "billable": [c for c in claims if c.claim.billable], "handle": handle,
-        "csrf": csrf_token(app.settings, session.id_hash),
+        "billable": [c for c in claims if c.claim.billable], "handle": who.handle, "who": who,
+        "csrf": csrf_token(app.settings, who.session.id_hash),
         "refresh": f"/billing?fragment=1&month={month}"})
 
 
-async def _send(request: Request, caller: Caller) -> str:
+async def _send(request: Request, who: Principal) -> str:
     try:
-        return report_line(await deliver_pass(ctx(request), caller.organization))
+        return report_line(await deliver_pass(ctx(request), who.organization))
     except EhrError as exc:
         # Approval stands and the outbox keeps every row; the worker or the next button press sends them.
-        log.warning("write-back for %s deferred: %s", caller.organization.id, exc.message)
+        log.warning("write-back for %s deferred: %s", who.organization.id, exc.message)
         return f"Not sent yet: {exc.message} The outbox keeps it and sends it later."
 
 
+def _reviewer(who: Principal) -> Reviewer:
+    if not who.user:
+        raise NotAllowed("The EHR did not say who you are, so your review cannot be attributed to you.",
+                         "Ask the EHR administrator to grant the openid and fhirUser scopes, then sign in again.")
+    return Reviewer(who.user, who.name)
+
+
 async def claim_approve(request: Request) -> Response:
-    caller = await api_caller(request)
+    who = principal(request)
     body = await parse(request, ReviewNote)
     app = ctx(request)
-    _, plan = await organization_plan(app, caller.organization)
-    with transaction(app.sessions) as db:
-        result = approve(db, caller.organization, request.path_params["claim_id"], by=caller.performer,
-                         note=body.note, plan=plan)
-    sent = await _send(request, caller)
+    _, plan = await organization_plan(app, who.organization)
+
+    def review() -> ReviewResult:
+        with transaction(app.sessions) as db:
+            return approve(db, who.organization, request.path_params["claim_id"], by=_reviewer(who),
+                           note=body.note, plan=plan)
+
+    result = await run_in_threadpool(review)
+    sent = await _send(request, who)
     return JSONResponse({"claim_id": result.claim.id, "status": result.claim.status, "queued": result.queued,
                          "message": f"{result.message} {sent}"})
 
 
 async def claim_hold(request: Request) -> Response:
-    caller = await api_caller(request)
+    who = principal(request)
     body = await parse(request, ReviewNote)
-    with transaction(ctx(request).sessions) as db:
-        result = hold(db, caller.organization, request.path_params["claim_id"], by=caller.performer, note=body.note)
+
+    def review() -> ReviewResult:
+        with transaction(ctx(request).sessions) as db:
+            return hold(db, who.organization, request.path_params["claim_id"], by=_reviewer(who), note=body.note)
+
+    result = await run_in_threadpool(review)
     return JSONResponse({"claim_id": result.claim.id, "status": result.claim.status, "message": result.message})
 
 
 async def rollup_now(request: Request) -> Response:
-    caller = await api_caller(request)
+    who = principal(request)
     body = await parse(request, MonthRun)
-    report = await run_rollup(ctx(request), caller.organization, body.month, source=body.source)
+    report = await run_rollup(ctx(request), who.organization, body.month, source=body.source)
     problems = "; ".join(f"{p}: {m}" for p, m in report.errors[:5])
     return JSONResponse({"patients": report.patients, "new_versions": report.new_versions,
                          "errors": [{"patient": p, "message": m} for p, m in report.errors],
@@ -109,22 +124,24 @@ async def rollup_now(request: Request) -> Response:
 
 
 async def deliver_now(request: Request) -> Response:
-    caller = await api_caller(request)
-    return JSONResponse({"message": await _send(request, caller)})
+    return JSONResponse({"message": await _send(request, principal(request))})
 
 
 async def outbox_retry(request: Request) -> Response:
-    caller = await api_caller(request)
-    with transaction(ctx(request).sessions) as db:
-        count = retry_failed(db, caller.organization.id, [request.path_params["row_id"]])
-    sent = await _send(request, caller)
+    who = principal(request)
+
+    def retry() -> int:
+        with transaction(ctx(request).sessions) as db:
+            return retry_failed(db, who.organization.id, [request.path_params["row_id"]])
+
+    count = await run_in_threadpool(retry)
+    sent = await _send(request, who)
     return JSONResponse({"message": f"{count} row put back to pending. {sent}"})
 
 
-async def superbill_download(request: Request) -> Response:
-    app = ctx(request)
-    session = await active_session(app.launch, await page_handle(request, app.settings))
-    org = load_organization(app, session)
+def superbill_download(request: Request) -> Response:
+    app, who = ctx(request), principal(request)
+    org = who.organization
     month = _month(request, org_today(org))
     fmt = request.path_params["fmt"]
     if fmt not in FORMATS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -14,8 +15,8 @@ from smart_app.ledger.audit import ATTESTATION_RECORDED, CONSENT_RECORDED, CONSE
 from smart_app.ledger.consents import ConsentInput, ConsentRecord, record_consent
 from smart_app.ledger.consents import withdraw_consent as withdraw
 from smart_app.web.api import parse
-from smart_app.web.api_auth import api_caller
 from smart_app.web.api_models import AttestationCreate, ConsentCreate, ConsentWithdraw
+from smart_app.web.authorization import principal
 from smart_app.web.consent_sync import send_consent
 from smart_app.web.templating import ctx
 
@@ -30,34 +31,42 @@ def consent_json(record: ConsentRecord) -> dict:
 
 
 async def consent_create(request: Request) -> Response:
-    caller = await api_caller(request)
+    who = principal(request)
     body = await parse(request, ConsentCreate)
     app = ctx(request)
-    data = ConsentInput(caller.organization.id, caller.patient_id, body.program, body.method,
+    data = ConsentInput(who.organization.id, who.patient_id, body.program, body.method,
                         body.explained_availability, body.explained_cost_sharing, body.explained_right_to_stop,
-                        body.explained_one_practitioner, body.obtained_on, caller.performer, body.note)
-    with transaction(app.sessions) as db:
-        record = record_consent(db, data, timezone=caller.organization.timezone)
-        record_event(db, actor=caller.performer, action=CONSENT_RECORDED, subject=f"Consent/{record.id}",
-                     detail={"patient": caller.patient_id, "program": record.program, "method": record.method,
-                             "obtained_on": record.obtained_on.isoformat()}, organization_id=caller.organization.id)
-    record = await send_consent(app, caller.session, caller.organization, record)
+                        body.explained_one_practitioner, body.obtained_on, who.performer, body.note)
+
+    def record() -> ConsentRecord:
+        with transaction(app.sessions) as db:
+            record = record_consent(db, data, timezone=who.organization.timezone)
+            record_event(db, actor=who.performer, action=CONSENT_RECORDED, subject=f"Consent/{record.id}",
+                         detail={"patient": who.patient_id, "program": record.program, "method": record.method,
+                                 "obtained_on": record.obtained_on.isoformat()}, organization_id=who.organization.id)
+        return record
+
+    record = await send_consent(app, who.session, who.organization, await run_in_threadpool(record))
     return JSONResponse({"consent": consent_json(record), "message": _saved("Consent recorded", record)},
                         status_code=201)
 
 
 async def consent_withdraw(request: Request) -> Response:
-    caller = await api_caller(request)
+    who = principal(request)
     body = await parse(request, ConsentWithdraw)
     app = ctx(request)
-    with transaction(app.sessions) as db:
-        record = withdraw(db, caller.organization.id, request.path_params["consent_id"], by=caller.performer,
-                          on=body.on, note=body.note, method=body.method, timezone=caller.organization.timezone)
-        caller.require_patient(record.patient_id)
-        record_event(db, actor=caller.performer, action=CONSENT_WITHDRAWN, subject=f"Consent/{record.id}",
-                     detail={"patient": caller.patient_id, "withdraws": record.withdraws_id,
-                             "on": body.on.isoformat()}, organization_id=caller.organization.id)
-    record = await send_consent(app, caller.session, caller.organization, record)
+
+    def record() -> ConsentRecord:
+        with transaction(app.sessions) as db:
+            record = withdraw(db, who.organization.id, request.path_params["consent_id"], by=who.performer,
+                              on=body.on, note=body.note, method=body.method, timezone=who.organization.timezone,
+                              patient_id=who.patient_id)
+            record_event(db, actor=who.performer, action=CONSENT_WITHDRAWN, subject=f"Consent/{record.id}",
+                         detail={"patient": who.patient_id, "withdraws": record.withdraws_id,
+                                 "on": body.on.isoformat()}, organization_id=who.organization.id)
+        return record
+
+    record = await send_consent(app, who.session, who.organization, await run_in_threadpool(record))
     return JSONResponse({"consent": consent_json(record),
                          "message": _saved("Withdrawal recorded; the program stays billable to the end of the "
                                            "month", record)})
@@ -73,16 +82,22 @@ def _saved(what: str, record: ConsentRecord) -> str:
 
 
 async def attestation_create(request: Request) -> Response:
-    caller = await api_caller(request)
+    who = principal(request)
     body = await parse(request, AttestationCreate)
-    with transaction(ctx(request).sessions) as db:
-        record = record_attestation(db, caller.organization.id, caller.patient_id, body.condition_id, body.code,
-                                    body.chronic, caller.performer, body.note)
-        record_event(db, actor=caller.performer, action=ATTESTATION_RECORDED, subject=f"Condition/{body.condition_id}",
-                     detail={"patient": caller.patient_id, "chronic": body.chronic, "code": body.code},
-                     organization_id=caller.organization.id)
+
+    def record() -> str:
+        with transaction(ctx(request).sessions) as db:
+            record = record_attestation(db, who.organization.id, who.patient_id, body.condition_id, body.code,
+                                        body.chronic, who.performer, body.note)
+            record_event(db, actor=who.performer, action=ATTESTATION_RECORDED,
+                         subject=f"Condition/{body.condition_id}",
+                         detail={"patient": who.patient_id, "chronic": body.chronic, "code": body.code},
+                         organization_id=who.organization.id)
+        return record.id
+
+    record_id = await run_in_threadpool(record)
     verdict = "chronic" if body.chronic else "not chronic"
-    return JSONResponse({"attestation": {"id": record.id, "condition_id": body.condition_id, "chronic": body.chronic},
+    return JSONResponse({"attestation": {"id": record_id, "condition_id": body.condition_id, "chronic": body.chronic},
                          "message": f"Recorded that the condition is {verdict}."}, status_code=201)
 
 

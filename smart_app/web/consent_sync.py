@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
+
 from smart_app.db import transaction
 from smart_app.ehr.consent_resource import consent_resource
 from smart_app.ehr.consent_writeback import write_consent
@@ -20,8 +22,12 @@ async def send_consent(app: AppContext, session: ActiveSession, org: Organizatio
                                 organization_ref=org.fhir_organization or None)
     client = FhirClient(app.http, session.fhir_base, session.access_token)
     outcome = await write_consent(client, session.capabilities, resource)
-    with transaction(app.sessions) as db:
-        return mark_writeback(db, record.id, outcome.status, outcome.detail, outcome.fhir_id)
+
+    def mark() -> ConsentRecord:
+        with transaction(app.sessions) as db:
+            return mark_writeback(db, record.id, outcome.status, outcome.detail, outcome.fhir_id)
+
+    return await run_in_threadpool(mark)
 
 
 async def send_pending_consents(app: AppContext, session: ActiveSession, org: Organization,

@@ -1,7 +1,8 @@
 """The care-team panel pages: `GET /panel` (HTML) and `GET /panel.csv` (the same rows as CSV).
 
-Both are authorized by the launch session (bearer header or cookie) and show only the session's
-organization. The month is the organization's current month unless `?month=YYYY-MM` names
+Both need the care-manager or biller role (`authorization.ROUTES`) and show only the session's
+organization; a care manager who is not also a biller sees the patients they are care manager for.
+The month is the organization's current month unless `?month=YYYY-MM` names
 another; `?program=` and `?care_manager=` filter the rows; the page shows `PAGE_SIZE` rows at a
 time (`?page=N`), the CSV every row. What the columns and estimates mean
 is in `smart_app.ledger.panel`.
@@ -18,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from smart_app.access.roles import AppRole
 from smart_app.db import transaction
 from smart_app.launch.organizations import Organization
-from smart_app.launch.sessions import active_session
 from smart_app.ledger.months import month_label, parse_month
 from smart_app.ledger.panel import (
     ESTIMATE_LABEL,
@@ -33,8 +34,8 @@ from smart_app.ledger.panel import (
 )
 from smart_app.ledger.validation import program_label
 from smart_app.rules.loader import rule_set_named
-from smart_app.web.patient_view import load_organization, org_today
-from smart_app.web.session_transport import page_handle
+from smart_app.web.authorization import Principal, principal
+from smart_app.web.orgs import org_today
 from smart_app.web.templating import TEMPLATES, ctx
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -65,21 +66,27 @@ def _month(request: Request, today: dt.date) -> str:
     return month
 
 
-async def _load(request: Request) -> tuple[Organization, Panel]:
-    """Authorize by the session, then read the panel of the session's organization."""
-    app = ctx(request)
-    handle = await page_handle(request, app.settings)
-    session = await active_session(app.launch, handle)
-    org = load_organization(app, session)
-    # For the page: the handle lets a cookie-less browser keep its session; the EHR may frame it.
-    request.state.handle, request.state.frame_origins = handle, org.frame_origins
+def own_patients_only(who: Principal) -> str | None:
+    """The care manager whose patients the panel is limited to; None for a biller, who sees everyone."""
+    if who.roles.has_any((AppRole.BILLER,)):
+        return None
+    return who.user or "nobody"
+
+
+def _load(request: Request) -> tuple[Organization, Panel]:
+    """Read the panel of the session's organization, as far as this person may see it."""
+    app, who = ctx(request), principal(request)
+    org = who.organization
+    # For the page: the handle lets a cookie-less browser keep its session.
+    request.state.handle = who.handle
     today = org_today(org)
     month = _month(request, today)
     rule_set = rule_set_named(org.rule_set)
     program = _param(request, "program")
+    mine = own_patients_only(who)
     with transaction(app.sessions) as db:
         panel = panel_rows(db, org.id, month, rule_set, today=today, program=program,
-                           care_manager=_param(request, "care_manager"))
+                           care_manager=mine or _param(request, "care_manager"))
     if program is not None and program not in panel.programs:
         raise _BadRequest(f"Unknown program {program!r}.",
                           f"Choose one of: {', '.join(panel.programs)}, or all programs.")
@@ -121,10 +128,10 @@ def _eligibility_text(row: PanelRow, zone: ZoneInfo) -> str:
     return f"{prefix}, eligibility as of {when}"
 
 
-async def panel_page(request: Request) -> Response:
+def panel_page(request: Request) -> Response:
     try:
         page = _page(request)
-        org, panel = await _load(request)
+        org, panel = _load(request)
     except _BadRequest as exc:
         return _bad_request(request, exc)
     program, care_manager = _param(request, "program"), _param(request, "care_manager")
@@ -141,6 +148,7 @@ async def panel_page(request: Request) -> Response:
         "next_url": "/panel?" + _query(panel, program, care_manager, page + 1) if page < pages else None,
         "csv_url": "/panel.csv?" + _query(panel, program, care_manager),
         "program_label": program_label, "money": _money, "handle": request.state.handle,
+        "who": principal(request), "own_only": own_patients_only(principal(request)) is not None,
         "eligibility": lambda row: _eligibility_text(row, zone)})
 
 
@@ -149,9 +157,9 @@ def csv_filename(org_id: str, month: str) -> str:
     return f"panel-{_UNSAFE_FILENAME.sub('-', org_id)}-{month}.csv"
 
 
-async def panel_csv_download(request: Request) -> Response:
+def panel_csv_download(request: Request) -> Response:
     try:
-        org, panel = await _load(request)
+        org, panel = _load(request)
     except _BadRequest as exc:
         return _bad_request(request, exc)
     return Response(panel_csv(panel), media_type="text/csv; charset=utf-8", headers={

@@ -5,15 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from starlette.concurrency import run_in_threadpool
+
+from smart_app.access.grants import people_with_time_role
+from smart_app.access.roles import AppRole, Roles, TimeRole
 from smart_app.billing.facts_source import coverage_reference, save_facts
 from smart_app.db import transaction
-from smart_app.ehr.care_team import care_manager, relative_reference, user_role
+from smart_app.ehr.care_team import care_manager
 from smart_app.ehr.chart import ChartSummary, chart_summary
 from smart_app.ehr.facts import facts_from_record
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.ehr.record import fetch_record
 from smart_app.launch.organizations import Organization
-from smart_app.launch.sessions import ActiveSession, settle_role
+from smart_app.launch.sessions import settle_identity
 from smart_app.ledger.consents import ConsentRecord, consent_history
 from smart_app.ledger.directory import remember_patient, save_month_status
 from smart_app.ledger.facts_merge import time_entries, with_app_records
@@ -28,8 +32,9 @@ from smart_app.rules.decision import Decision
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.loader import rule_set_named
 from smart_app.services import AppContext
+from smart_app.web.authorization import Principal, roles_of
 from smart_app.web.consent_sync import send_pending_consents
-from smart_app.web.orgs import load_organization, org_today
+from smart_app.web.orgs import org_today
 from smart_app.web.program_cards import ProgramCard, next_month_start, program_cards
 
 # The evidence name of "a validated rating scale in the service month" in the rule files.
@@ -51,7 +56,9 @@ class PatientView:
     ledger: PatientMonth
     timer: Timer | None
     performer: str | None
-    role: str
+    roles: Roles
+    # Why this person cannot record time here, or None when they can.
+    cannot_record: str | None
     vocabulary: Vocabulary
     programs: tuple[str, ...]
     consents: tuple[ConsentRecord, ...]
@@ -63,51 +70,90 @@ class PatientView:
     scale_choices: tuple[tuple[str, int], ...] = ()
 
     @property
+    def role(self) -> str:
+        """The person's time role as pages name it."""
+        return self.roles.time_role.value if self.roles.time_role else ""
+
+    @property
+    def is_billing_practitioner(self) -> bool:
+        """Whether this person may correct others' entries (the billing practitioner)."""
+        return self.roles.time_role is TimeRole.BILLING_PRACTITIONER
+
+    @property
     def active_consent_programs(self) -> set[str]:
         """Programs with an active consent captured in the app."""
         return {c.program for c in self.consents if c.active}
 
 
-async def build_patient_view(app: AppContext, session: ActiveSession) -> PatientView:
+def _cannot_record(who: Principal, roles: Roles) -> str | None:
+    if not roles.has_any((AppRole.CLINICIAN, AppRole.CARE_MANAGER)):
+        return (f"You are signed in as {who.name} ({roles.label}); recording time needs the clinician or care "
+                f"manager role. {who.who_grants()}")
+    if roles.time_role is None:
+        return (f"The app does not know your role on the care team, so minutes you record could not be counted. "
+                f"{who.who_grants()}")
+    if not (who.user or "").startswith(("Practitioner/", "PractitionerRole/")):
+        return "The EHR did not say which practitioner you are, so time cannot be attributed to you."
+    return None
+
+
+async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
     """Read the EHR once and the ledger once, evaluate the month, and keep the panel's snapshot."""
-    org = load_organization(app, session)
+    session, org = who.session, who.organization
+    patient_id = who.patient_id
     today = org_today(org)
     month = f"{today:%Y-%m}"
     rule_set = rule_set_named(org.rule_set)
     client = FhirClient(app.http, session.fhir_base, session.access_token)
-    record = await fetch_record(client, session.capabilities, session.patient_id, month,
+    record = await fetch_record(client, session.capabilities, patient_id, month,
                                 session.fhir_user, rule_set.scale_loinc_codes(), org.timezone)
-    performer = relative_reference(session.fhir_user)
-    role = user_role(record, session.fhir_user, org.billing_practitioner)
-    if role != session.performer_role:
-        settle_role(app.launch, session.id_hash, role)
-    with transaction(app.sessions) as db:
-        ledger = patient_month(db, org.id, session.patient_id, month)
-        timer = running_timer(db, org.id, performer) if performer else None
-        consents = consent_history(db, org.id, session.patient_id)
-        scales = scales_for(db, org.id, session.patient_id)
+    identity = record.identity(session.fhir_user)
+    performer = who.user
+
+    def read_ledger() -> tuple[Roles, PatientMonth, Timer | None, list[ConsentRecord], list[ScaleRecord], set[str]]:
+        # What the EHR says of the user may have changed their roles: settle it and decide them again.
+        fresh = settle_identity(app.launch, session, identity.name, identity.codes)
+        with transaction(app.sessions) as db:
+            roles = roles_of(db, org, fresh)
+            ledger = patient_month(db, org.id, patient_id, month)
+            timer = running_timer(db, org.id, performer) if performer else None
+            consents = consent_history(db, org.id, patient_id)
+            scales = scales_for(db, org.id, patient_id)
+            managers = people_with_time_role(db, org.id, TimeRole.CARE_MANAGER, org.role_assignments)
+        return roles, ledger, timer, consents, scales, managers
+
+    roles, ledger, timer, consents, scales, managers = await run_in_threadpool(read_ledger)
     if any(c.writeback_status == "pending" for c in consents):
         await send_pending_consents(app, session, org, consents)
-        with transaction(app.sessions) as db:
-            consents = consent_history(db, org.id, session.patient_id)
+
+        def reread() -> list[ConsentRecord]:
+            with transaction(app.sessions) as db:
+                return consent_history(db, org.id, patient_id)
+
+        consents = await run_in_threadpool(reread)
     ehr_facts = facts_from_record(record, month)
-    with transaction(app.sessions) as db:
-        # Kept so the month-end rollup can run from the last read when the EHR is unavailable.
-        save_facts(db, org.id, session.patient_id, month, ehr_facts, coverage_reference(record))
-        facts = with_app_records(db, org.id, session.patient_id, org.timezone, ehr_facts, consents, scales)
-    decision = evaluate(facts, time_entries(ledger.entries, org.timezone), rule_set, month=month)
-    month_end = next_month_start(today) - dt.timedelta(days=1)
-    undetermined = summarize(facts, rule_set.conditions, month_end).undetermined()
     summary = chart_summary(record)
-    cards = tuple(program_cards(decision))
-    manager = care_manager(record)
-    with transaction(app.sessions) as db:
-        remember_patient(db, org.id, session.patient_id, name=summary.name, birth_date=summary.birth_date,
-                         mrn=summary.mrn, care_manager=manager.reference if manager else None,
-                         care_manager_name=manager.name if manager else None)
-        save_month_status(db, org.id, session.patient_id, month,
-                          eligible_programs=[c.key for c in cards if c.status in ("billable", "in-progress")],
-                          decision=decision.to_json())
+    manager = care_manager(record, org.role_map, managers)
+
+    def evaluate_and_keep() -> tuple[Decision, tuple[ProgramCard, ...], tuple[CountedCondition, ...], tuple[str, ...]]:
+        with transaction(app.sessions) as db:
+            # Kept so the month-end rollup can run from the last read when the EHR is unavailable.
+            save_facts(db, org.id, patient_id, month, ehr_facts, coverage_reference(record))
+            facts = with_app_records(db, org.id, patient_id, org.timezone, ehr_facts, consents, scales)
+        decision = evaluate(facts, time_entries(ledger.entries, org.timezone), rule_set, month=month)
+        month_end = next_month_start(today) - dt.timedelta(days=1)
+        undetermined = tuple(summarize(facts, rule_set.conditions, month_end).undetermined())
+        cards = tuple(program_cards(decision))
+        with transaction(app.sessions) as db:
+            remember_patient(db, org.id, patient_id, name=summary.name, birth_date=summary.birth_date,
+                             mrn=summary.mrn, care_manager=manager.reference if manager else None,
+                             care_manager_name=manager.name if manager else None)
+            save_month_status(db, org.id, patient_id, month,
+                              eligible_programs=[c.key for c in cards if c.status in ("billable", "in-progress")],
+                              decision=decision.to_json())
+        return decision, cards, undetermined, facts.findings
+
+    decision, cards, undetermined, fact_findings = await run_in_threadpool(evaluate_and_keep)
     time_programs = tuple(dict.fromkeys(
         rule_set.families[c.key].time_program for c in cards
         if c.relevant and rule_set.families[c.key].time_program))
@@ -117,9 +163,10 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
                      if needs_scale & set(time_programs) else ())
     return PatientView(organization=org, month=month, today=today, days_left=days_left_in(month, today),
                        summary=summary, decision=decision, cards=cards,
-                       findings=tuple(dict.fromkeys(summary.findings + facts.findings + decision.findings)),
-                       ledger=ledger, timer=timer, performer=performer, role=role,
+                       findings=tuple(dict.fromkeys(summary.findings + fact_findings + decision.findings)),
+                       ledger=ledger, timer=timer, performer=performer, roles=roles,
+                       cannot_record=_cannot_record(who, roles),
                        vocabulary=default_vocabulary(), programs=time_programs, consents=tuple(consents),
                        consent_programs=tuple(p for p in time_programs if p != "tcm"),
-                       undetermined=tuple(undetermined), scales=tuple(r for r in scales if r.month == month),
+                       undetermined=undetermined, scales=tuple(r for r in scales if r.month == month),
                        scale_choices=scale_choices)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -11,8 +12,8 @@ from smart_app.ledger.audit import SCALE_RECORDED, record_event
 from smart_app.ledger.scales import ScaleRecord, record_scale
 from smart_app.rules.loader import rule_set_named
 from smart_app.web.api import parse
-from smart_app.web.api_auth import api_caller
 from smart_app.web.api_models import ScaleCreate
+from smart_app.web.authorization import principal
 from smart_app.web.templating import ctx
 
 
@@ -23,15 +24,20 @@ def scale_json(record: ScaleRecord) -> dict:
 
 
 async def scale_create(request: Request) -> Response:
-    caller = await api_caller(request)
+    who = principal(request)
     body = await parse(request, ScaleCreate)
-    org = caller.organization
-    with transaction(ctx(request).sessions) as db:
-        record = record_scale(db, rule_set_named(org.rule_set), org.id, caller.patient_id, body.scale, body.score,
-                              body.date, caller.performer, org.timezone, body.note)
-        record_event(db, actor=caller.performer, action=SCALE_RECORDED, subject=f"Patient/{caller.patient_id}",
-                     detail={"scale": record.scale, "score": record.score, "date": record.taken_on.isoformat(),
-                             "id": record.id}, organization_id=org.id)
+    org = who.organization
+
+    def record() -> ScaleRecord:
+        with transaction(ctx(request).sessions) as db:
+            record = record_scale(db, rule_set_named(org.rule_set), org.id, who.patient_id, body.scale, body.score,
+                                  body.date, who.performer, org.timezone, body.note)
+            record_event(db, actor=who.performer, action=SCALE_RECORDED, subject=f"Patient/{who.patient_id}",
+                         detail={"scale": record.scale, "score": record.score, "date": record.taken_on.isoformat(),
+                                 "id": record.id}, organization_id=org.id)
+        return record
+
+    record = await run_in_threadpool(record)
     return JSONResponse({"scale": scale_json(record),
                          "message": f"{record.scale} score {record.score} recorded for {record.taken_on:%b %d, %Y}; "
                                     "it is written to the EHR with the month's claim."}, status_code=201)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,7 +47,7 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 origins = getattr(request.state, "frame_origins", None)
                 if origins is None:
-                    origins = registered_frame_origins(request)
+                    origins = await run_in_threadpool(registered_frame_origins, request)
                 headers["Content-Security-Policy"] = content_security_policy(tuple(origins))
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["Referrer-Policy"] = "no-referrer"

@@ -21,6 +21,9 @@ from smart_app.settings import Settings
 SECURE_COOKIE = "__Host-smart_app_session"
 # Plain-http deployments other than loopback cannot hold Secure cookies; the demo there uses this.
 PLAIN_COOKIE = "smart_app_session"
+# The nonce binding a launch in progress to the browser that started it (flow.py), for ten minutes.
+LAUNCH_COOKIE = "smart_app_launch"
+LAUNCH_COOKIE_SECONDS = 600
 HANDLE_FIELD = "session_handle"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -44,16 +47,45 @@ def cookie_name(settings: Settings) -> str:
     return SECURE_COOKIE if secure_context(settings) else PLAIN_COOKIE
 
 
-def set_session_cookie(response: Response, settings: Settings, handle: str) -> None:
-    """Set the session cookie with the attributes a third-party iframe needs."""
+def _set_cookie(response: Response, settings: Settings, name: str, value: str, seconds: int) -> None:
     if secure_context(settings):
         # Written by hand: the standard library's cookie module learns `Partitioned` only in 3.14.
         response.headers.append(
-            "set-cookie", f"{SECURE_COOKIE}={handle}; Max-Age={settings.session_minutes * 60}; Path=/; "
-                          "Secure; HttpOnly; SameSite=None; Partitioned")
+            "set-cookie", f"__Host-{name}={value}; Max-Age={seconds}; Path=/; Secure; HttpOnly; SameSite=None; "
+                          "Partitioned")
     else:
-        response.set_cookie(PLAIN_COOKIE, handle, max_age=settings.session_minutes * 60, path="/",
-                            httponly=True, samesite="lax")
+        response.set_cookie(name, value, max_age=seconds, path="/", httponly=True, samesite="lax")
+
+
+def set_session_cookie(response: Response, settings: Settings, handle: str) -> None:
+    """Set the session cookie with the attributes a third-party iframe needs."""
+    _set_cookie(response, settings, PLAIN_COOKIE, handle, settings.session_minutes * 60)
+
+
+def set_launch_cookie(response: Response, settings: Settings, nonce: str) -> None:
+    """Keep a launch's browser nonce where the browser allows a cookie (sessionStorage holds it as well)."""
+    _set_cookie(response, settings, LAUNCH_COOKIE, nonce, LAUNCH_COOKIE_SECONDS)
+
+
+def clear_launch_cookie(response: Response, settings: Settings) -> None:
+    """Forget the launch nonce once the launch is complete."""
+    _set_cookie(response, settings, LAUNCH_COOKIE, "", 0)
+
+
+def launch_cookie(request: Request, settings: Settings) -> str | None:
+    """The launch nonce this browser kept in a cookie, if it kept one."""
+    name = f"__Host-{LAUNCH_COOKIE}" if secure_context(settings) else LAUNCH_COOKIE
+    return request.cookies.get(name) or None
+
+
+def same_origin(request: Request) -> bool:
+    """Whether a posted form came from one of the app's own pages, as the browser's Origin header says."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        # Browsers send Origin on every POST; Sec-Fetch-Site where they send that instead.
+        return request.headers.get("sec-fetch-site") == "same-origin"
+    parts = urlsplit(str(request.base_url))
+    return origin.rstrip("/") == f"{parts.scheme}://{parts.netloc}"
 
 
 def bearer_handle(request: Request) -> str | None:
@@ -83,9 +115,13 @@ def check_csrf(request: Request, settings: Settings, id_hash: str, form_token: s
 
 
 async def page_handle(request: Request, settings: Settings) -> str | None:
-    """The handle for a page request: header or cookie, or the form field a cookie-less page posts."""
+    """The handle for a page request: header or cookie, or the form field a cookie-less page of ours posts.
+
+    A handle posted by another site's form is ignored: it could plant someone else's session in this browser.
+    """
     form_handle = None
     if request.method == "POST":
         form = await request.form()
-        form_handle = str(form.get(HANDLE_FIELD) or "") or None
+        if same_origin(request):
+            form_handle = str(form.get(HANDLE_FIELD) or "") or None
     return request_handle(request, settings, form_handle)

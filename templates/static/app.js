@@ -13,6 +13,27 @@
   var storage = null;
   try { storage = window.sessionStorage; storage.getItem(KEY); } catch (e) { storage = null; }
 
+  // A launch starting: keep its nonce for this tab (the callback must show it), then go to the EHR.
+  var launching = document.querySelector('meta[name="smart-app-launch"]');
+  if (launching) {
+    if (storage) { storage.setItem("smart-app-launch:" + launching.getAttribute("content"),
+                                   launching.getAttribute("data-nonce")); }
+    location.replace(document.getElementById("continue-launch").getAttribute("href"));
+    return;
+  }
+  // The callback reached this tab without the launch cookie: send the nonce this tab kept.
+  var finishing = document.getElementById("finish-launch");
+  if (finishing) {
+    var state = finishing.elements.state ? finishing.elements.state.value : "";
+    var kept = storage && state ? storage.getItem("smart-app-launch:" + state) : null;
+    if (kept) {
+      finishing.elements.browser_nonce.value = kept;
+      storage.removeItem("smart-app-launch:" + state);
+    }
+    finishing.submit();
+    return;
+  }
+
   var handle = meta(KEY);
   if (handle) {
     if (storage) { storage.setItem(KEY, handle); }

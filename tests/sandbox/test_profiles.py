@@ -98,7 +98,19 @@ def test_every_profile_serves_every_app_type_for_read_and_search(clients) -> Non
     for name, client in clients.items():
         _, types = capabilities(client)
         for rtype in APP_TYPES:
+            if name == "oracle-like" and rtype == "PractitionerRole":
+                continue  # Oracle Health has no PractitionerRole: tested below
             assert {"read", "search-type"} <= codes(types[rtype]), (name, rtype)
+
+
+def test_oracle_like_has_no_practitioner_role_but_serves_persons(clients) -> None:
+    client = clients["oracle-like"]
+    _, types = capabilities(client)
+    assert "PractitionerRole" not in types
+    assert {"read", "search-type"} <= codes(types["Person"])
+    refused = client.get("/fhir/PractitionerRole", params={"practitioner": "Practitioner/pr-nurse"})
+    assert refused.status_code == 404
+    assert "PractitionerRole is not supported" in refused.json()["issue"][0]["diagnostics"]
 
 
 def test_open_capability_statement_offers_everything(clients) -> None:

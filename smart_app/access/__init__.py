@@ -1,0 +1,1 @@
+"""Who may do what: app roles and time roles per organization, and where they come from."""
