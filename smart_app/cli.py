@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from smart_app.errors import SmartAppError
+
+if TYPE_CHECKING:
+    from smart_app.launch.people_check import PeopleReport
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -96,8 +100,6 @@ def _org(args: argparse.Namespace) -> int:
     import asyncio
     import shutil
 
-    import httpx
-
     from smart_app.billing.plan import describe_plan, plan_for
     from smart_app.db import make_engine, require_current, session_factory, transaction
     from smart_app.errors import ConfigError
@@ -109,7 +111,9 @@ def _org(args: argparse.Namespace) -> int:
         load_organization_file,
         save_organizations,
     )
+    from smart_app.launch.people_check import people_report
     from smart_app.paths import data_path
+    from smart_app.services import build_context
     from smart_app.settings import load_settings
 
     settings = load_settings()
@@ -141,23 +145,48 @@ def _org(args: argparse.Namespace) -> int:
     if org is None:
         raise ConfigError(f"No organization {args.org_id!r}.", "Run `smart-app org list` to see the installed ones.")
 
-    async def run() -> tuple[list, list[str]]:
-        async with httpx.AsyncClient(timeout=15) as http:
-            checks, caps = await check_organization(http, org)
+    async def run() -> tuple[list, list[str], PeopleReport]:
+        context = build_context(settings, engine)
+        try:
+            checks, caps = await check_organization(context.http, org)
+            people = await people_report(context.launch, org)
+        finally:
+            await context.http.aclose()
         if caps is None:
-            return checks, ["unknown until the EHR's CapabilityStatement can be read"]
-        return checks, describe_plan(plan_for(caps, org.extra.get("writeback")))
+            return checks, ["unknown until the EHR's CapabilityStatement can be read"], people
+        return checks, describe_plan(plan_for(caps, org.extra.get("writeback"))), people
 
-    checks, plan_lines = asyncio.run(run())
+    checks, plan_lines, people = asyncio.run(run())
     for check in checks:
         mark = "ok " if check.ok else ("MISSING" if check.blocking else "note")
         print(f"[{mark}] {check.text}" + ("" if check.ok else f"\n        {check.fix}"))
     print("Write-back plan (from the CapabilityStatement and the file's [writeback] table):")
     for line in plan_lines:
         print(f"  - {line}")
+    print_people(people)
     blocking = [c for c in checks if not c.ok and c.blocking]
     print("Ready to launch." if not blocking else f"{len(blocking)} requirement(s) missing before anyone can launch.")
     return 1 if blocking else 0
+
+
+def print_people(report: PeopleReport) -> None:
+    """How each practitioner the EHR lists maps onto the app's roles, and who does not map."""
+    print("People the EHR lists, and their roles in the app (mappings and seeds of the organization file, grants):")
+    if report.problem:
+        print(f"  could not list them: {report.problem}")
+        return
+    for person in report.people:
+        codes = "; ".join(c.describe() for c in person.codes) or "no role codes"
+        time = person.roles.time_role.value if person.roles.time_role else "no time role"
+        print(f"  - {person.name} ({person.reference}): {codes} -> {person.roles.label}; {time} "
+              f"[{person.roles.basis.value}]")
+    if report.note:
+        print(f"  note: {report.note.strip()}")
+    if report.unmapped:
+        print(f"Not mapped ({len(report.unmapped)}): they can open the app and read, not record time. Map their codes "
+              "in the organization file ([[role_map]]) or grant roles with `smart-app users grant`:")
+        for person in report.unmapped:
+            print(f"  - {person.name} ({person.reference})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="days both keys stay published (default 7)")
         action.set_defaults(func=_keys)
 
+    from smart_app.access.command import register as register_users
     from smart_app.billing.exports_command import register as register_exports
     from smart_app.billing.outbox_command import register as register_outbox
     from smart_app.billing.rollup_command import register as register_rollup
@@ -262,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     from smart_app.rules.command import register as register_rules
 
     register_rules(sub)
+    register_users(sub)
     register_audit(sub)
     register_outbox(sub)
     register_rollup(sub)

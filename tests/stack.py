@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 import httpx
 from sqlalchemy import select
@@ -117,7 +117,7 @@ def follow_launch(browser: httpx.Client, page: httpx.Response, app_url: str, *,
     if choose is not None and "sandbox_login=" in step.text:
         link = re.search(r'href="([^"]*sandbox_login=' + re.escape(quote(choose, safe="")) + r'[^"]*)"', step.text)
         assert link, f"{choose} is not offered on the EHR's sign-in page"
-        step = browser.get(html.unescape(link.group(1)), headers={})
+        step = browser.get(urljoin(str(step.url), html.unescape(link.group(1))))
     if FINISH_FORM.search(step.text) is None:
         return step
     fields = {name: html.unescape(value) for name, value in HIDDEN_FIELD.findall(step.text)}
@@ -136,14 +136,53 @@ def open_chart(browser: httpx.Client, stack: Stack, patient_id: str,
 
 
 def sign_in(browser: httpx.Client, stack: Stack, user: str, next_path: str = "/billing") -> httpx.Response:
-    """A biller's own sign-in (no chart): the app's sign-in page, the EHR's sign-in as `user`, then `next_path`."""
+    """A biller's own sign-in (no chart): the app's sign-in page, the EHR's sign-in as `user`, then `next_path`.
+
+    `browser` should be a `top_level_browser()`: the sign-in ends on the page asked for, found by its cookie.
+    """
     return follow_launch(browser, browser.get(f"{stack.app_url}/signin", params={"next": next_path}),
                          stack.app_url, choose=user)
 
 
+def biller_headers(stack: Stack, user: str = "pr-biller") -> dict[str, str]:
+    """Sign in as the practice's biller (their own sign-in, no chart); the billing page's bearer headers."""
+    with top_level_browser() as browser:
+        page = sign_in(browser, stack, user)
+    assert page.status_code == 200 and str(page.url).startswith(f"{stack.app_url}/billing"), page.text
+    return bearer(page.text)
+
+
 def new_browser() -> httpx.Client:
-    """An HTTP client that follows redirects and keeps cookies, as a browser does."""
+    """An HTTP client that follows redirects and keeps cookies, as a browser does.
+
+    Like a browser that refuses the app's cookies inside the EHR's iframe, it never sends them back (they
+    are Secure and the tests run on plain http), so the app's cookie-less paths are the ones exercised.
+    """
     return httpx.Client(follow_redirects=True, timeout=20)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def top_level_browser() -> httpx.Client:
+    """A browser tab of the app's own (a biller's sign-in, no EHR frame): it keeps and sends the app's cookies.
+
+    Browsers treat http://127.0.0.1 as a secure context and send Secure cookies there; httpx's cookie jar does
+    not, so this client adds them itself (cookies are per host, not per port, as in a browser).
+    """
+    client = httpx.Client(follow_redirects=True, timeout=20)
+
+    def send_secure_cookies(request: httpx.Request) -> None:
+        if request.url.host not in LOOPBACK:
+            return
+        secure = [f"{c.name}={c.value}" for c in client.cookies.jar
+                  if c.secure and c.domain == request.url.host and c.value]
+        if secure:
+            sent = request.headers.get("cookie")
+            request.headers["cookie"] = "; ".join(([sent] if sent else []) + secure)
+
+    client.event_hooks["request"] = [send_secure_cookies]
+    return client
 
 
 def stored_sessions(stack: Stack) -> list[AppSession]:

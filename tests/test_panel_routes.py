@@ -7,6 +7,7 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.testclient import TestClient
 
+from smart_app.access.roles import AppRole, Assignment
 from smart_app.crypto import TokenBox, hash_handle
 from smart_app.db import make_engine, transaction
 from smart_app.errors import SmartAppError
@@ -28,16 +30,19 @@ from smart_app.services import build_context
 from smart_app.settings import Settings
 from smart_app.web import panel_routes
 from smart_app.web.app import app_error, http_error
+from smart_app.web.authorization import protect
 from smart_app.web.panel_routes import csv_filename, routes
 from smart_app.web.patient_view import org_today
 
 TZ = "America/New_York"
 NOW = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
 SECRET = "panel-test-secret"
+# The signed-in lead is each clinic's biller (seeded, as an organization file does), so sees every patient.
+LEAD = (Assignment("Practitioner/lead", frozenset({AppRole.BILLER}), None),)
 ORGS = (Organization(id="org-ny", name="NY Clinic", issuer="https://ehr.example.org/fhir", client_id="app",
-                     timezone=TZ),
+                     timezone=TZ, role_assignments=LEAD),
         Organization(id="org-la", name="LA Clinic", issuer="https://la.example.org/fhir", client_id="app",
-                     timezone="America/Los_Angeles"))
+                     timezone="America/Los_Angeles", role_assignments=LEAD))
 HANDLES = {"org-ny": "handle-ny", "org-la": "handle-la", "expired": "handle-expired"}
 
 
@@ -83,7 +88,7 @@ def client(database_url: str, tmp_path) -> Iterator[TestClient]:
     engine = make_engine(database_url)
     settings = Settings(data_dir=tmp_path, database_url=database_url, base_url="http://127.0.0.1:8000",
                         secret_key=SECRET)
-    app = Starlette(routes=routes(), exception_handlers={SmartAppError: app_error, HTTPException: http_error})
+    app = Starlette(routes=protect(routes()), exception_handlers={SmartAppError: app_error, HTTPException: http_error})
     app.state.ctx = build_context(settings, engine)
     seed(app.state.ctx.sessions)
     try:
@@ -140,11 +145,15 @@ def test_the_default_month_is_the_organizations_current_month(client: TestClient
 
 
 def test_without_a_live_session_the_panel_is_refused(client: TestClient) -> None:
-    for headers in ({}, {"Authorization": "Bearer made-up"}, bearer("expired")):
+    for headers in ({"Authorization": "Bearer made-up"}, bearer("expired")):
         page = client.get("/panel?month=2026-11", headers=headers)
         assert page.status_code == 401
         assert "Nora Close" not in page.text and "Relaunch the app" in page.text
-    assert client.get("/panel.csv?month=2026-11").status_code == 401
+    # With no session at all, the panel offers the person's own sign-in at the EHR, and returns after it.
+    for path in ("/panel?month=2026-11", "/panel.csv?month=2026-11"):
+        page = client.get(path, follow_redirects=False)
+        assert page.status_code == 303 and "Nora Close" not in page.text
+        assert page.headers["location"] == "/signin?next=" + quote(path, safe="")
 
 
 @pytest.mark.parametrize("path", ["/panel", "/panel.csv"])

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from smart_app.billing.fhir_resources import business_identifier
-from tests.stack import Stack, new_browser
+from tests.stack import Stack, biller_headers, new_browser
 from tests.test_capture_api import api, earlier_today, launch
 
 PATIENT = "bhi-phq9-by-phone"
@@ -59,7 +59,7 @@ def test_a_scale_recorded_in_the_app_makes_bhi_billable_and_is_written_back(stac
     assert re.search(r"Billable: <strong>99484</strong>", bhi_card(after))
 
     # Month end: the biller's approval writes the score to the EHR as an Observation, once.
-    biller, _ = launch(stack, PATIENT, user="pr-billing-md")
+    biller = biller_headers(stack)
     month = f"{today(stack):%Y-%m}"
     assert api(stack, "POST", "/billing/rollup", biller, json={"month": month}).status_code == 200
     with new_browser() as browser:

@@ -32,9 +32,23 @@ def test_cookie_less_browser_continues_with_the_pages_bearer_handle(stack: Stack
 def test_reload_recovers_by_posting_the_stored_handle(stack: Stack) -> None:
     with new_browser() as browser:
         page = open_chart(browser, stack, "bhi-depression-phq9")
-        again = browser.post(f"{stack.app_url}/patient", data={"session_handle": page_handle(page.text)})
+        # The recover page's script posts the handle it kept, from the app's own origin.
+        again = browser.post(f"{stack.app_url}/patient", data={"session_handle": page_handle(page.text)},
+                             headers={"Origin": stack.app_url})
     assert again.status_code == 200
     assert "General behavioral health integration" in again.text
+
+
+def test_a_session_handle_posted_by_another_site_is_ignored(stack: Stack) -> None:
+    """Login CSRF: a cross-site form posting an attacker's handle must not plant that session in the browser."""
+    with new_browser() as browser:
+        attackers = open_chart(browser, stack, "bhi-depression-phq9")
+    for origin in ("https://evil.example", "null"):
+        planted = httpx.post(f"{stack.app_url}/patient", data={"session_handle": page_handle(attackers.text)},
+                             headers={"Origin": origin})
+        assert planted.status_code == 401, planted.text
+        assert "General behavioral health integration" not in planted.text
+        assert "set-cookie" not in planted.headers
 
 
 def test_a_made_up_handle_gives_nothing(stack: Stack) -> None:

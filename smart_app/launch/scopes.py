@@ -39,7 +39,7 @@ def sign_in_scopes() -> str:
 
 # SMART Backend Services (no user present): the month-end rollup reads facts and writes back.
 BACKEND_READS = tuple(s.replace("patient/", "system/") for s in PATIENT_READS) + (
-    "system/Practitioner.r", "system/PractitionerRole.rs")
+    "system/Practitioner.rs", "system/PractitionerRole.rs")
 # Write-back creates, reads back what it wrote to find it again, and updates what a corrected claim replaced
 # (entered-in-error, or superseded for documents: billing.supersede).
 BACKEND_WRITES = ("system/Claim.crus", "system/ChargeItem.crus", "system/Observation.crus", "system/Task.crus",

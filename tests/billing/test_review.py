@@ -14,7 +14,7 @@ import pytest
 
 from smart_app.billing.claims import store_claim
 from smart_app.billing.plan import plan_for
-from smart_app.billing.review import ReviewRefused, approve
+from smart_app.billing.review import Reviewer, ReviewRefused, approve
 from smart_app.db import transaction
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.launch.organizations import Organization
@@ -23,7 +23,7 @@ from tests.billing.test_outbox import ORG, sessions  # noqa: F401
 
 CLINIC = Organization(id=ORG, name="Outbox Clinic", issuer="http://127.0.0.1:9/fhir", client_id="app",
                       timezone="America/New_York")
-BILLER = "Practitioner/dr-1"
+BILLER = Reviewer("Practitioner/dr-1", "Pat Kowalski")
 
 
 def november_claim(service_date: date):  # noqa: ANN201 - a ProposedClaim

@@ -16,7 +16,7 @@ from smart_app.billing.fhir_resources import business_identifier
 from smart_app.launch.backend import backend_token
 from smart_app.services import build_context
 from tests.databases import BACKENDS, fresh_database
-from tests.stack import Stack, new_browser, running_stack
+from tests.stack import Stack, biller_headers, new_browser, running_stack
 from tests.test_capture_api import api, earlier_today, launch
 
 MONTH = dt.datetime.now(ZoneInfo("America/New_York")).strftime("%Y-%m")
@@ -35,7 +35,7 @@ def month_end(request, tmp_path_factory, pg_template) -> Iterator[tuple[Stack, d
         made = api(stack, "POST", "/entries", nurse, json={
             "program": "ccm", "activity": "medication-reconciliation", "date": date, "time": time, "minutes": 24})
         assert made.status_code == 201, made.text
-        biller, _ = launch(stack, PATIENT, user="pr-billing-md")
+        biller = biller_headers(stack)
         rolled = api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
         assert rolled.status_code == 200, rolled.text
         assert rolled.json()["errors"] == []
@@ -167,7 +167,7 @@ def month_with_one_call(stack: Stack) -> tuple[dict, dict, str]:
     made = api(stack, "POST", "/entries", nurse, json={
         "program": "ccm", "activity": "patient-call", "date": date, "time": time, "minutes": 21})
     assert made.status_code == 201, made.text
-    biller, _ = launch(stack, PATIENT, user="pr-billing-md")
+    biller = biller_headers(stack)
     api(stack, "POST", "/billing/rollup", biller, json={"month": MONTH})
     return nurse, biller, made.json()["entries"][0]["id"]
 

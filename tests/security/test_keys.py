@@ -20,7 +20,7 @@ from smart_app.db import utcnow
 from smart_app.launch.keys import signing_key
 from smart_app.launch.models import AppSession, SigningKey
 from tests.security.helpers import database, launch, smart_app_command
-from tests.stack import Stack, iframe_src, new_browser, page_handle
+from tests.stack import Stack, finish_launch, iframe_src, launch_page, new_browser, page_handle
 
 APP_MARKER = "Care-management programs this month"
 
@@ -38,15 +38,15 @@ def test_keys_rotate_without_a_failed_launch(secure_stack: Stack, monkeypatch: p
     with new_browser() as browser:
         # A clinician is mid-launch: the EHR has sent the browser back towards the app's callback...
         chart = browser.get(secure_stack.chart_url("ccm-two-chronic"))
-        start = browser.get(iframe_src(chart.text), follow_redirects=False)
-        back = browser.get(start.headers["location"], follow_redirects=False)
+        authorize_url, _, nonce = launch_page(browser.get(iframe_src(chart.text), follow_redirects=False))
+        back = browser.get(authorize_url, follow_redirects=False)
         callback = back.headers["location"]
         assert urlparse(callback).path == "/callback"
         # ...when the administrator rotates the key.
         status, rotated = smart_app_command(secure_stack, monkeypatch, capsys,
                                             "keys", "rotate", "--alg", "ES384", "--overlap-days", "7")
         assert status == 0, rotated
-        finished = browser.get(callback)
+        finished = finish_launch(browser, secure_stack.app_url, callback, nonce)
     assert finished.status_code == 200, finished.text
     assert APP_MARKER in finished.text
     with database(secure_stack) as db:

@@ -22,7 +22,6 @@ from tests.stack import Stack
 
 X, Y = "pcm-single-complex", "tcm-recent-discharge"
 USER = "pr-care-manager"
-ANOTHER_PATIENT = "launched for another patient"
 
 
 def family_name(patient_id: str) -> str:
@@ -48,12 +47,15 @@ def test_a_session_for_one_patient_cannot_read_or_correct_anothers_entries(secur
     assert month["patient"] == X
     assert y_entry not in {e["id"] for e in month["entries"] + month["history"]}
 
-    for path, body in ((f"/entries/{y_entry}/amend", {**manual_entry(), "reason": "wrong chart"}),
-                       (f"/entries/{y_entry}/void", {"reason": "wrong chart"}),
-                       (f"/consents/{y_consent}/withdraw", {"on": today})):
-        refused = at_x.api("POST", path, json=body)
-        assert refused.status_code == 403, (path, refused.text)
-        assert ANOTHER_PATIENT in refused.json()["error"]["message"]
+    # Another patient's record answers exactly as a record that does not exist: nothing of it is revealed.
+    for record_id, path, body in ((y_entry, "/entries/{}/amend", {**manual_entry(), "reason": "wrong chart"}),
+                                  (y_entry, "/entries/{}/void", {"reason": "wrong chart"}),
+                                  (y_consent, "/consents/{}/withdraw", {"on": today})):
+        refused = at_x.api("POST", path.format(record_id), json=body)
+        unknown = at_x.api("POST", path.format("no-such-record"), json=body)
+        assert refused.status_code == unknown.status_code == 404, (path, refused.text)
+        assert (refused.json()["error"]["message"].replace(record_id, "ID")
+                == unknown.json()["error"]["message"].replace("no-such-record", "ID"))
 
     after = at_y.api("GET", "/month").json()
     entry = next(e for e in after["entries"] if e["id"] == y_entry)
@@ -73,7 +75,8 @@ def test_the_page_always_shows_the_sessions_own_patient(secure_stack: Stack, at_
     url = f"{secure_stack.app_url}/patient"
     asks_for_y = {"patient": Y, "patient_id": Y, "launch_patient": Y}
     if how == "form":
-        page = httpx.post(url, data={**asks_for_y, "session_handle": at_x.handle}, timeout=20)
+        page = httpx.post(url, data={**asks_for_y, "session_handle": at_x.handle}, timeout=20,
+                          headers={"Origin": secure_stack.app_url})
     else:
         params = {**asks_for_y, **({"fragment": "1"} if how == "fragment" else {})}
         page = httpx.get(url, params=params, headers=at_x.bearer, timeout=20)
@@ -93,3 +96,25 @@ def test_a_session_for_one_patient_does_not_see_anothers_timer_details(secure_st
         assert running is None or (running.get("patient_id") in (None, X) and "daughter" not in json.dumps(running))
     finally:
         at_y.api("POST", f"/timers/{started.json()['timer']['id']}/discard")
+
+
+def test_a_session_for_one_patient_cannot_stop_or_discard_a_timer_running_for_another(secure_stack: Stack) -> None:
+    at_y = launch(secure_stack, Y, user="pr-bh-care-manager")
+    started = at_y.api("POST", "/timers", json={"program": "ccm", "activity": "record-review",
+                                                "note": "called daughter about fall"})
+    assert started.status_code == 201, started.text
+    timer_id = started.json()["timer"]["id"]
+    try:
+        at_x = launch(secure_stack, X, user="pr-bh-care-manager")
+        for action, body in (("stop", {"minutes": 5}), ("discard", None)):
+            refused = at_x.api("POST", f"/timers/{timer_id}/{action}", json=body)
+            unknown = at_x.api("POST", f"/timers/no-such-timer/{action}", json=body)
+            # The same answer as for a timer that does not exist: no patient id, activity or note of Y's timer.
+            assert refused.status_code == unknown.status_code == 404, refused.text
+            assert refused.json()["error"]["message"].replace(timer_id, "ID") == \
+                unknown.json()["error"]["message"].replace("no-such-timer", "ID")
+            assert Y not in refused.text and "daughter" not in refused.text and "record-review" not in refused.text
+        still = at_y.api("GET", "/month").json()["running_timer"]
+        assert still is not None and still["id"] == timer_id and still["stopped_at"] is None
+    finally:
+        at_y.api("POST", f"/timers/{timer_id}/discard")
