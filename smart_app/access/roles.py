@@ -149,9 +149,9 @@ def resolve_roles(user: str | None, codes: Iterable[RoleCode], mappings: Iterabl
                   assignments: Iterable[Assignment], billing_practitioner: str = "") -> Roles:
     """A person's roles: explicit assignments first, then mappings of the EHR's codes, then the billing setting.
 
-    Assignments and mappings are taken kind by kind: an assignment that gives only app roles leaves the
-    time role to the mappings, and the other way round. Among mappings the first in file order that names a
-    time role decides it, so an organization file lists its most specific codes first.
+    A time role assigned explicitly wins over a mapped one; app roles assigned add to the mapped ones (granting
+    a nurse the biller role leaves them a clinician). Among mappings the first in file order that names a time
+    role decides it, so an organization file lists its most specific codes first.
     """
     mine = [a for a in assignments if user and a.user == user]
     assigned_app = frozenset(r for a in mine for r in a.app_roles)
@@ -163,7 +163,7 @@ def resolve_roles(user: str | None, codes: Iterable[RoleCode], mappings: Iterabl
     # The organization file names its billing practitioner; that person's minutes are theirs to bill.
     is_billing = bool(user and billing_practitioner and user == billing_practitioner)
     time_role = assigned_time or mapped_time or (TimeRole.BILLING_PRACTITIONER if is_billing else None)
-    app_roles = assigned_app or mapped_app or (DEFAULT_APP_ROLES[TimeRole.BILLING_PRACTITIONER] if is_billing
+    app_roles = assigned_app | mapped_app or (DEFAULT_APP_ROLES[TimeRole.BILLING_PRACTITIONER] if is_billing
                                               else frozenset())
     if mine:
         basis, because = Basis.ASSIGNED, ("assigned in the app",)

@@ -122,7 +122,7 @@ async def render_patient_page(request: Request, who: Principal, status_code: int
     view = await build_patient_view(app, who)
     template = "patient_main.html" if request.query_params.get("fragment") else "patient.html"
     return TEMPLATES.TemplateResponse(request, template, {
-        "view": view, "summary": view.summary, "session": who.session, "who": who, "handle": who.handle,
+        "view": view, "summary": view.summary, "session": who.session, "who": view.who, "handle": who.handle,
         "csrf": csrf_token(app.settings, who.session.id_hash), "quick_log": QUICK_LOG,
         "timer_cap": int(view.organization.extra.get("timer_cap_minutes", DEFAULT_TIMER_CAP_MINUTES)),
         "writeback_text": writeback_text,

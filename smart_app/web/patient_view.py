@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -56,6 +57,8 @@ class PatientView:
     ledger: PatientMonth
     timer: Timer | None
     performer: str | None
+    # The person as of this read of the EHR (their name and roles may have just been learnt).
+    who: Principal
     roles: Roles
     # Why this person cannot record time here, or None when they can.
     cannot_record: str | None
@@ -110,19 +113,21 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
     identity = record.identity(session.fhir_user)
     performer = who.user
 
-    def read_ledger() -> tuple[Roles, PatientMonth, Timer | None, list[ConsentRecord], list[ScaleRecord], set[str]]:
+    def read_ledger() -> tuple[Principal, PatientMonth, Timer | None, list[ConsentRecord], list[ScaleRecord],
+                               set[str]]:
         # What the EHR says of the user may have changed their roles: settle it and decide them again.
         fresh = settle_identity(app.launch, session, identity.name, identity.codes)
         with transaction(app.sessions) as db:
-            roles = roles_of(db, org, fresh)
+            now = dataclasses.replace(who, session=fresh, roles=roles_of(db, org, fresh))
             ledger = patient_month(db, org.id, patient_id, month)
             timer = running_timer(db, org.id, performer) if performer else None
             consents = consent_history(db, org.id, patient_id)
             scales = scales_for(db, org.id, patient_id)
             managers = people_with_time_role(db, org.id, TimeRole.CARE_MANAGER, org.role_assignments)
-        return roles, ledger, timer, consents, scales, managers
+        return now, ledger, timer, consents, scales, managers
 
-    roles, ledger, timer, consents, scales, managers = await run_in_threadpool(read_ledger)
+    who, ledger, timer, consents, scales, managers = await run_in_threadpool(read_ledger)
+    roles = who.roles
     if any(c.writeback_status == "pending" for c in consents):
         await send_pending_consents(app, session, org, consents)
 
@@ -164,7 +169,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
     return PatientView(organization=org, month=month, today=today, days_left=days_left_in(month, today),
                        summary=summary, decision=decision, cards=cards,
                        findings=tuple(dict.fromkeys(summary.findings + fact_findings + decision.findings)),
-                       ledger=ledger, timer=timer, performer=performer, roles=roles,
+                       ledger=ledger, timer=timer, performer=performer, who=who, roles=roles,
                        cannot_record=_cannot_record(who, roles),
                        vocabulary=default_vocabulary(), programs=time_programs, consents=tuple(consents),
                        consent_programs=tuple(p for p in time_programs if p != "tcm"),

@@ -1,6 +1,6 @@
 """The whole path a practice walks, in a real browser with the EHR and the app on two sites: launch
-from the chart, see eligibility, log time, watch the threshold met, roll up the month, approve, and
-see the Claim in the EHR."""
+from the chart, see eligibility, log time, watch the threshold met; the biller signs in on their own,
+rolls up the month and approves; the Claim is in the EHR."""
 
 from __future__ import annotations
 
@@ -27,6 +27,15 @@ def open_app(page, stack: Stack, user: str):
     return frame
 
 
+def sign_in_as_biller(page, stack: Stack, person: str = "Pat Kowalski"):
+    """The biller opens the app's billing page in a tab of its own and signs in at the EHR."""
+    page.goto(f"{stack.app_url}/billing")
+    page.get_by_role("heading", name="Sign in").wait_for(timeout=20000)
+    page.get_by_role("link", name=person).first.click()
+    page.get_by_role("heading", name="Month end").wait_for(timeout=20000)
+    return page
+
+
 def test_from_chart_to_claim_in_the_ehr(ehr: Stack, page) -> None:
     frame = open_app(page, ehr, "pr-nurse")
     ccm = frame.locator("article.program", has_text="Chronic care management (non-complex)")
@@ -38,14 +47,13 @@ def test_from_chart_to_claim_in_the_ehr(ehr: Stack, page) -> None:
     billable.wait_for(timeout=10000)
     assert "99490" in billable.inner_text()
 
-    frame = open_app(page, ehr, "pr-billing-md")
-    frame.get_by_role("link", name="Billing review").click()
-    frame.get_by_role("heading", name="Month end").wait_for(timeout=20000)
-    frame.get_by_role("button", name="Run the rollup").click()
-    frame.get_by_role("status").filter(has_text="Rollup of").wait_for(timeout=20000)
-    frame.get_by_role("button", name="Approve and send").click()
-    frame.get_by_role("status").filter(has_text="Approved").wait_for(timeout=20000)
-    assert "Claim (claim)" in frame.locator(".deliveries").first.inner_text()
+    billing = sign_in_as_biller(page.context.new_page(), ehr)
+    billing.get_by_role("button", name="Run the rollup").click()
+    billing.get_by_role("status").filter(has_text="Rollup of").wait_for(timeout=20000)
+    billing.get_by_role("button", name="Approve and send").click()
+    billing.get_by_role("status").filter(has_text="Approved").wait_for(timeout=20000)
+    assert "Claim (claim)" in billing.locator(".deliveries").first.inner_text()
+    assert "Approved by Pat Kowalski" in billing.locator("article", has_text="99490").first.inner_text()
 
     page.goto(f"{ehr.chart_url('ccm-two-chronic')}?view=billing")
     table = page.locator("table").first
