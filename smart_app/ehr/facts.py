@@ -190,12 +190,16 @@ def _initiating_visit(encounters: Iterable[dict], before: dt.date) -> dt.date | 
     return max(dates) if dates else None
 
 
+# Who the user is is read with the record but decides no billing: its gaps are the roles' business, not a finding.
+IDENTITY_PARTS = ("user", "user_roles")
+
+
 def facts_from_record(record: PatientRecord, month: str) -> PatientFacts:
     """Map the patient-month's FHIR record into the evaluator's input."""
     bounds = month_bounds(month)
     findings = [f"{part.replace('_', ' ').capitalize()} could not be read from the EHR ({why}); "
                 "decisions that need them are withheld." for part, why in record.unavailable.items()
-                if part != "user"]
+                if part not in IDENTITY_PARTS]
     conditions = [c for r in record.get("conditions") if (c := map_condition(r, findings))]
     observations = record.get("scales") + record.get("mdm")
     plans, episodes = map_care_plans(record.get("care_plans"))
