@@ -28,7 +28,7 @@ from smart_app.db import transaction
 from smart_app.ehr.identity import user_reference
 from smart_app.errors import ConfigError, SessionExpired, SmartAppError
 from smart_app.launch.organizations import Organization, get_organization
-from smart_app.launch.sessions import ActiveSession, active_session
+from smart_app.launch.sessions import ActiveSession, active_session, seen_users
 from smart_app.web.session_transport import check_csrf, page_handle, request_handle
 from smart_app.web.templating import TEMPLATES, ctx
 
@@ -226,8 +226,10 @@ def _load(factory: sessionmaker[Session], session: ActiveSession) -> tuple[Organ
         org = get_organization(db, session.organization_id)
         if org is None:
             return None, NO_ROLES, ()
-        admins = tuple(holders(db, org.id, AppRole.ADMINISTRATOR, org.role_assignments))
-        return org, roles_of(db, org, session), admins
+        admins = holders(db, org.id, AppRole.ADMINISTRATOR, org.role_assignments)
+        # Seeded administrators are known by reference only: name them as the EHR did when they last signed in.
+        names = {u.user: u.name for u in seen_users(db, org.id) if u.name and u.user in admins}
+        return org, roles_of(db, org, session), tuple(names.get(a, a) for a in admins)
 
 
 async def principal_for(request: Request, handle: str | None) -> Principal:

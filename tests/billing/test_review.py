@@ -14,10 +14,12 @@ import pytest
 
 from smart_app.billing.claims import store_claim
 from smart_app.billing.plan import plan_for
-from smart_app.billing.review import Reviewer, ReviewRefused, approve
+from smart_app.billing.review import Reviewer, ReviewRefused, SelfApprovalRefused, approve
 from smart_app.db import transaction
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.launch.organizations import Organization
+from smart_app.ledger.entries import record_entry
+from smart_app.ledger.values import EntryInput
 from tests.billing.claims import ccm_claim
 from tests.billing.test_outbox import ORG, sessions  # noqa: F401
 
@@ -53,3 +55,21 @@ def test_a_claim_dated_when_its_minutes_were_met_is_approved_at_once(sessions) -
         done = approve(db, CLINIC, row.id, by=BILLER, note="", plan=plan_for(EhrCapabilities()),
                        now=datetime(2026, 11, 12, 18, 0, tzinfo=UTC))
     assert done.claim.status == "approved"
+
+
+def test_nobody_approves_a_claim_with_their_own_minutes_unless_the_organization_allows_it(sessions) -> None:  # noqa: F811
+    nurse = Reviewer("Practitioner/rn-biller", "Rita Nurse")
+    with transaction(sessions) as db:
+        own = record_entry(db, EntryInput(ORG, "pat-1", nurse.reference, "clinical-staff", "ccm", "patient-call",
+                                          datetime(2026, 11, 10, 15, 0, tzinfo=UTC), 20),
+                           timezone="America/New_York", now=datetime(2026, 11, 10, 16, 0, tzinfo=UTC)).entries[0]
+        claim = november_claim(date(2026, 11, 12))
+        claim = replace(claim, lines=(replace(claim.lines[0], entry_ids=(own.id,)),))
+        _, row = store_claim(db, claim)
+    plan, when = plan_for(EhrCapabilities()), datetime(2026, 11, 12, 18, 0, tzinfo=UTC)
+    with transaction(sessions) as db, pytest.raises(SelfApprovalRefused, match="carries 20 minutes you recorded"):
+        approve(db, CLINIC, row.id, by=nurse, note="", plan=plan, now=when)
+    one_person_practice = replace(CLINIC, allow_self_approval=True)
+    with transaction(sessions) as db:
+        done = approve(db, one_person_practice, row.id, by=nurse, note="", plan=plan, now=when)
+    assert done.claim.status == "approved" and done.claim.reviewer == "Rita Nurse"
