@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -220,16 +220,27 @@ def roles_of(db: Session, org: Organization, session: ActiveSession) -> Roles:
                          org.billing_practitioner)
 
 
+def administrator_names(db: Session, org: Organization) -> tuple[str, ...]:
+    """The organization's administrators by name where the app has seen them sign in (for refusals only:
+    it reads the recent sessions)."""
+    admins = holders(db, org.id, AppRole.ADMINISTRATOR, org.role_assignments)
+    names = {u.user: u.name for u in seen_users(db, org.id) if u.name and u.user in admins}
+    return tuple(sorted(names.get(a, a) for a in admins))
+
+
+def _named(factory: sessionmaker[Session], principal: Principal) -> Principal:
+    with transaction(factory) as db:
+        return replace(principal, administrators=administrator_names(db, principal.organization))
+
+
 def _load(factory: sessionmaker[Session], session: ActiveSession) -> tuple[Organization | None, Roles,
                                                                         tuple[str, ...]]:
     with transaction(factory) as db:
         org = get_organization(db, session.organization_id)
         if org is None:
             return None, NO_ROLES, ()
-        admins = holders(db, org.id, AppRole.ADMINISTRATOR, org.role_assignments)
-        # Seeded administrators are known by reference only: name them as the EHR did when they last signed in.
-        names = {u.user: u.name for u in seen_users(db, org.id) if u.name and u.user in admins}
-        return org, roles_of(db, org, session), tuple(names.get(a, a) for a in admins)
+        admins = tuple(holders(db, org.id, AppRole.ADMINISTRATOR, org.role_assignments))
+        return org, roles_of(db, org, session), admins
 
 
 async def principal_for(request: Request, handle: str | None) -> Principal:
@@ -263,6 +274,7 @@ async def authorize(request: Request, rule: Rule) -> Principal:
         raise NotAllowed(f"{rule.what.capitalize()} is opened from a patient's chart.",
                          "Open the patient's chart in the EHR and launch the app from there.")
     if rule.roles is not None and not roles.has_any(rule.roles):
+        principal = await run_in_threadpool(_named, app.sessions, principal)
         needed = " or ".join(r.label for r in sorted(rule.roles))
         raise NotAllowed(f"{rule.what.capitalize()} needs the {needed} role; you are signed in as {principal.name} "
                          f"({roles.label}).", principal.who_grants())

@@ -33,7 +33,7 @@ from smart_app.rules.decision import Decision
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.loader import rule_set_named
 from smart_app.services import AppContext
-from smart_app.web.authorization import Principal, roles_of
+from smart_app.web.authorization import Principal, administrator_names, roles_of
 from smart_app.web.consent_sync import send_pending_consents
 from smart_app.web.orgs import org_today
 from smart_app.web.program_cards import ProgramCard, next_month_start, program_cards
@@ -119,6 +119,8 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
         fresh = settle_identity(app.launch, session, identity.name, identity.codes)
         with transaction(app.sessions) as db:
             now = dataclasses.replace(who, session=fresh, roles=roles_of(db, org, fresh))
+            if _cannot_record(now, now.roles):
+                now = dataclasses.replace(now, administrators=administrator_names(db, org))
             ledger = patient_month(db, org.id, patient_id, month)
             timer = running_timer(db, org.id, performer) if performer else None
             consents = consent_history(db, org.id, patient_id)
