@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 from smart_app.errors import SmartAppError
 
@@ -136,17 +138,20 @@ def _org(args: argparse.Namespace) -> int:
             print(f"{org.id}\t{org.name}\t{org.issuer}\t{org.client_auth}\t{where}")
         return 0
     with transaction(sessions) as db:
-        org = get_organization(db, args.org_id)
-    org = org or next((o for o in load_directory(settings.launch_dir) if o.id == args.org_id), None)
-    if org is None:
+        found = get_organization(db, args.org_id)
+    found = found or next((o for o in load_directory(settings.launch_dir) if o.id == args.org_id), None)
+    if found is None:
         raise ConfigError(f"No organization {args.org_id!r}.", "Run `smart-app org list` to see the installed ones.")
+    org = found
+    # plan_for checks that [writeback] is a table and names the problem when it is not.
+    writeback = cast("Mapping[str, object] | None", org.extra.get("writeback"))
 
     async def run() -> tuple[list, list[str]]:
         async with httpx.AsyncClient(timeout=15) as http:
             checks, caps = await check_organization(http, org)
         if caps is None:
             return checks, ["unknown until the EHR's CapabilityStatement can be read"]
-        return checks, describe_plan(plan_for(caps, org.extra.get("writeback")))
+        return checks, describe_plan(plan_for(caps, writeback))
 
     checks, plan_lines = asyncio.run(run())
     for check in checks:

@@ -79,6 +79,7 @@ def parse_organization(data: dict[str, object], source: str) -> Organization:
         raise ConfigError(f"{source}: frame_origins must be a list of origins.",
                           'For example frame_origins = ["https://ehr.example.org"].')
     known = set(Organization.__dataclass_fields__)
+    gathered = data.get("extra")
     return Organization(
         id=str(data["id"]), name=str(data["name"]), issuer=issuer,
         client_id=str(data["client_id"]), client_auth=client_auth,
@@ -90,7 +91,7 @@ def parse_organization(data: dict[str, object], source: str) -> Organization:
         fhir_organization=str(data.get("fhir_organization", "")),
         backend_client_id=str(data.get("backend_client_id", "")),
         # Read back from the database, the extras arrive already gathered under "extra".
-        extra={**(data.get("extra") if isinstance(data.get("extra"), dict) else {}),
+        extra={**(gathered if isinstance(gathered, dict) else {}),
                **{k: v for k, v in data.items() if k not in known and k != "extra"}},
     )
 
