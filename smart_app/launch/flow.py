@@ -7,12 +7,13 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
 import httpx
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from smart_app.crypto import TokenBox, hash_handle
@@ -20,11 +21,11 @@ from smart_app.db import transaction, utcnow
 from smart_app.ehr.capabilities import fetch_capabilities
 from smart_app.errors import LaunchError
 from smart_app.launch.discovery import discover
-from smart_app.launch.keys import assertion_form, signing_key
+from smart_app.launch.keys import private_key, signing_key
 from smart_app.launch.models import AppSession, PendingLaunch
 from smart_app.launch.organizations import Organization, find_by_issuer, get_organization
 from smart_app.launch.scopes import launch_scopes
-from smart_app.launch.token_client import request_token, verify_id_token
+from smart_app.launch.token_client import ClientIdentity, client_auth_fields, request_token, verify_id_token
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,18 @@ class LaunchDeps:
     session_lifetime: timedelta
 
 
-def client_auth_form(deps: LaunchDeps, org: Organization, token_url: str) -> dict[str, str]:
-    """How the app identifies itself at the token endpoint: client_id, or a signed assertion."""
+def client_identity(deps: LaunchDeps, org: Organization) -> ClientIdentity:
+    """Who the app is at the organization's token endpoint: its client_id, with its signing key if confidential."""
     if org.client_auth == "public":
-        return {"client_id": org.client_id}
+        return ClientIdentity(org.client_id)
     with transaction(deps.sessions) as db:
         key = signing_key(db, org.key_id)
-    return assertion_form(key, deps.tokens, org.client_id, token_url)
+    return ClientIdentity(org.client_id, private_key(key, deps.tokens), key.kid, key.alg)
+
+
+def client_auth_form(deps: LaunchDeps, org: Organization, token_url: str) -> dict[str, str]:
+    """The fields that identify the app at the token endpoint: client_id, or a signed assertion."""
+    return client_auth_fields(client_identity(deps, org), token_url)
 
 
 async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) -> str:
@@ -87,21 +93,23 @@ async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) ->
             jwks_uri=config.jwks_uri, id_token_issuer=config.issuer or org.issuer,
             capabilities=capabilities.to_json(),
             scope=scope, created_at=utcnow()))
-    return prepare_grant_uri(
+    url: str = prepare_grant_uri(
         config.authorization_endpoint, client_id=org.client_id, response_type="code",
         redirect_uri=deps.redirect_uri, scope=scope, state=state, aud=org.issuer, launch=launch,
         code_challenge=create_s256_code_challenge(verifier), code_challenge_method="S256",
         nonce=nonce)
+    return url
 
 
 def _consume(db: Session, state: str) -> PendingLaunch:
     """Mark the pending launch used, atomically, so a replayed callback finds nothing."""
     now = utcnow()
-    result = db.execute(
+    # An UPDATE through a Session answers with a CursorResult, which carries the rowcount.
+    result = cast(CursorResult[Any], db.execute(
         update(PendingLaunch)
         .where(PendingLaunch.state == state, PendingLaunch.consumed_at.is_(None),
                PendingLaunch.created_at > now - PENDING_LIFETIME)
-        .values(consumed_at=now))
+        .values(consumed_at=now)))
     if result.rowcount != 1:
         raise LaunchError("This sign-in response is unknown, expired or was already used.",
                           "Relaunch the app from the patient's chart.")
@@ -135,9 +143,8 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str]) -> tuple[str
         raise LaunchError("The EHR's response carries no authorization code.",
                           "Relaunch the app from the patient's chart.")
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": deps.redirect_uri,
-            "code_verifier": pending.code_verifier,
-            **client_auth_form(deps, org, pending.token_endpoint)}
-    token = await request_token(deps.http, pending.token_endpoint, form)
+            "code_verifier": pending.code_verifier}
+    token = await request_token(deps.http, pending.token_endpoint, form, client_identity(deps, org))
     if not token.patient:
         raise LaunchError("The EHR launched the app without a patient in context.",
                           "Open the app from within a patient's chart.")
