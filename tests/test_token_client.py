@@ -40,9 +40,15 @@ def no_faults(ehr: str) -> Iterator[None]:
     httpx.delete(f"{ehr}/_sandbox/faults")
 
 
-def client_credentials(base: str, scope: str = "system/Patient.rs", client_id: str = BACKEND) -> TokenResponse:
+def client_credentials(base: str, scope: str = "system/Patient.rs", client_id: str = BACKEND,
+                       seen: list[str] | None = None) -> TokenResponse:
+    async def record(request: httpx.Request) -> None:
+        if seen is not None:
+            seen.append(f"{request.method} {request.url}")
+
     async def run() -> TokenResponse:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0),
+                                     event_hooks={"request": [record]}) as http:
             return await request_token(http, f"{base}/auth/token",
                                        {"grant_type": "client_credentials", "scope": scope},
                                        ClientIdentity(client_id, KEY, "test-rs384", "RS384"))
@@ -68,6 +74,12 @@ def test_each_request_sends_a_new_assertion(ehr: str) -> None:
     log = httpx.get(f"{ehr}/_sandbox/requests").json()
     answered = [r["status"] for r in log if r["path"] == "/auth/token" and r["client_id"] == BACKEND]
     assert answered[-2:] == [200, 200]
+
+
+def test_the_app_clients_event_hooks_see_the_token_request(ehr: str) -> None:
+    seen: list[str] = []
+    client_credentials(ehr, seen=seen)
+    assert seen == [f"POST {ehr}/auth/token"]
 
 
 def test_a_public_client_identifies_itself_by_client_id_only() -> None:

@@ -103,7 +103,7 @@ def _timeout(http: httpx.AsyncClient) -> httpx2.Timeout:
     return httpx2.Timeout(connect=limits.connect, read=limits.read, write=limits.write, pool=limits.pool)
 
 
-def check_token_answer(response: httpx2.Response) -> httpx2.Response:
+def _check_answer(response: httpx2.Response) -> httpx2.Response:
     """authlib's access_token_response hook: refuse an error or a malformed token before authlib parses it."""
     try:
         body = response.json()
@@ -123,14 +123,17 @@ async def request_token(http: httpx.AsyncClient, token_endpoint: str, form: dict
                         client: ClientIdentity) -> TokenResponse:
     """Ask for a token (the grant in `form`) as `client`; EhrError when unreachable, LaunchError when refused.
 
-    `http` lends its timeouts: authlib's client runs on httpx2, so it opens its own connection.
+    authlib's client runs on httpx2, so it opens its own connection; `http`, the app's EHR client, lends it its
+    timeouts and event hooks (whatever watches the app's EHR traffic sees the token request too).
     """
     grant = dict(form)
     grant_type = grant.pop("grant_type")
+    hooks = {name: list(functions) for name, functions in http.event_hooks.items()}
     async with AsyncOAuth2Client(client.client_id, client.key, token_endpoint_auth_method=client.auth_method(
-            token_endpoint), timeout=_timeout(http), verify=_tls_context(), follow_redirects=False) as oauth:
-        oauth.register_compliance_hook("access_token_response", check_token_answer)
-        oauth.register_compliance_hook("refresh_token_response", check_token_answer)
+            token_endpoint), timeout=_timeout(http), event_hooks=hooks, verify=_tls_context(),
+            follow_redirects=False) as oauth:
+        oauth.register_compliance_hook("access_token_response", _check_answer)
+        oauth.register_compliance_hook("refresh_token_response", _check_answer)
         try:
             if grant_type == "refresh_token":
                 token = await oauth.refresh_token(token_endpoint, refresh_token=grant.pop("refresh_token"), **grant)
