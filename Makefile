@@ -28,10 +28,12 @@ interop:
 
 test: $(BIN)/.installed browser interop
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 3 --dist loadscope
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Performance figures on SQLite and PostgreSQL from generated data (see bench/README.md); BENCH_ARGS=--quick for a smoke run.
 bench: $(BIN)/.installed

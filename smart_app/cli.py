@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from smart_app.errors import SmartAppError
 
@@ -140,10 +141,13 @@ def _org(args: argparse.Namespace) -> int:
             print(f"{org.id}\t{org.name}\t{org.issuer}\t{org.client_auth}\t{where}")
         return 0
     with transaction(sessions) as db:
-        org = get_organization(db, args.org_id)
-    org = org or next((o for o in load_directory(settings.launch_dir) if o.id == args.org_id), None)
-    if org is None:
+        found = get_organization(db, args.org_id)
+    found = found or next((o for o in load_directory(settings.launch_dir) if o.id == args.org_id), None)
+    if found is None:
         raise ConfigError(f"No organization {args.org_id!r}.", "Run `smart-app org list` to see the installed ones.")
+    org = found
+    # plan_for checks that [writeback] is a table and names the problem when it is not.
+    writeback = cast("Mapping[str, object] | None", org.extra.get("writeback"))
 
     async def run() -> tuple[list, list[str], PeopleReport]:
         context = build_context(settings, engine)
@@ -154,7 +158,7 @@ def _org(args: argparse.Namespace) -> int:
             await context.http.aclose()
         if caps is None:
             return checks, ["unknown until the EHR's CapabilityStatement can be read"], people
-        return checks, describe_plan(plan_for(caps, org.extra.get("writeback"))), people
+        return checks, describe_plan(plan_for(caps, writeback)), people
 
     checks, plan_lines, people = asyncio.run(run())
     for check in checks:

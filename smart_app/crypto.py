@@ -31,7 +31,8 @@ class TokenBox:
 
     def open_json(self, ciphertext: str) -> dict:
         """Decrypt a JSON object sealed with `seal_json`."""
-        return json.loads(self.open(ciphertext))
+        value: dict = json.loads(self.open(ciphertext))  # only seal_json's objects are sealed this way
+        return value
 
     def open(self, ciphertext: str) -> str:
         """Decrypt a stored token; a key change makes old sessions unusable, not a crash."""

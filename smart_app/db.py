@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -14,6 +15,9 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from smart_app.errors import ConfigError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 # Every module that declares tables; migrations and tests import them through here.
 MODEL_MODULES = ("smart_app.launch.models", "smart_app.ledger.models", "smart_app.ledger.records",
@@ -106,7 +110,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def _alembic_config():  # noqa: ANN202 - alembic's Config type stays local to this module
+def _alembic_config() -> Config:
     from alembic.config import Config
 
     config = Config()

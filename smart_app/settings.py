@@ -82,7 +82,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
     if overrides:
         raise TypeError(f"unknown settings: {sorted(overrides)}")
     return Settings(data_dir=data_dir, database_url=database_url, base_url=base_url,
-                    secret_key=secret_key, launch_dir=Path(launch_dir) if launch_dir else None,
+                    secret_key=secret_key, launch_dir=Path(str(launch_dir)) if launch_dir else None,
                     rate_limits=rate_limits, rate_limit_overrides=rate_limit_overrides)
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from smart_app.crypto import TokenBox
 from smart_app.db import make_engine, session_factory, transaction
-from smart_app.launch.keys import assertion_form, signing_key
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.paths import data_path
+from tests.security.test_client_assertion import app_client_auth
 from tests.stack import (
     TEST_SECRET,
     Stack,
@@ -52,14 +52,7 @@ def active_problem_texts(resources: list[dict]) -> list[str]:
 
 def client_auth(stack: Stack) -> dict[str, str]:
     """The app's own client authentication, so only the PKCE verifier is wrong."""
-    engine = make_engine(stack.settings.database_url)
-    try:
-        with transaction(session_factory(engine)) as db:
-            key = signing_key(db)
-        return assertion_form(key, TokenBox(TEST_SECRET), stack.organization.client_id,
-                              f"{stack.sandbox_url}/auth/token")
-    finally:
-        engine.dispose()
+    return app_client_auth(stack, f"{stack.sandbox_url}/auth/token")
 
 
 def sandbox_launch_url(stack: Stack, **context: object) -> str:

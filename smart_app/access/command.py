@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Add the `users` command to the CLI."""
     users = sub.add_parser("users", help="grant, revoke and list the app's roles per organization",
                            description="EHRs put no role in their tokens: the app keeps role assignments per "

@@ -159,12 +159,14 @@ def resolve_roles(user: str | None, codes: Iterable[RoleCode], mappings: Iterabl
     seen = list(codes)
     matched = [m for m in mappings if any(m.matches(c) for c in seen)]
     mapped_time = next((m.time_role for m in matched if m.time_role), None)
-    mapped_app = frozenset(r for m in matched for r in (m.app_roles or DEFAULT_APP_ROLES.get(m.time_role, ())))
+    mapped_app = frozenset(r for m in matched
+                            for r in (m.app_roles or (DEFAULT_APP_ROLES[m.time_role] if m.time_role else ())))
     # The organization file names its billing practitioner; that person's minutes are theirs to bill.
     is_billing = bool(user and billing_practitioner and user == billing_practitioner)
     time_role = assigned_time or mapped_time or (TimeRole.BILLING_PRACTITIONER if is_billing else None)
     app_roles = assigned_app | mapped_app or (DEFAULT_APP_ROLES[TimeRole.BILLING_PRACTITIONER] if is_billing
                                               else frozenset())
+    because: tuple[str, ...]
     if mine:
         basis, because = Basis.ASSIGNED, ("assigned in the app",)
     elif matched:

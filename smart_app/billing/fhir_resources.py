@@ -17,8 +17,8 @@ deduplicate and the EHR write can be a conditional create (`identifier=<system>|
 | `minutes_document` | DocumentReference, text/plain minutes note | minutes-note: org, patient, month, v<version> |
 | `claim_bundle` | transaction Bundle with conditional creates | (none) |
 
-fhir.resources checks structure and cardinality, not invariants or reference targets, so the
-invariants these resources could break (obs-7, att-1, per-1, bdl-3/bdl-7) and the Claim's internal
+fhir.resources (R4B) and fhirclient (R4) check structure and cardinality, not invariants or reference targets, so
+the invariants these resources could break (obs-7, att-1, per-1, bdl-3/bdl-7) and the Claim's internal
 sequence pointers are checked here too. Failures raise `ResourceInvalid`: always the app's own bug.
 
 CPT descriptors in the rule set are paraphrases (CPT text is AMA copyright), so they go in
@@ -31,16 +31,14 @@ import base64
 import calendar
 import copy
 import hashlib
-import importlib
 import uuid
 from collections.abc import Iterable
 from datetime import date, datetime
 from urllib.parse import quote
 
-from pydantic import ValidationError
-
 from smart_app.billing.values import ClaimLine, ProposedClaim
 from smart_app.ehr.consent_resource import PROGRAM_NAMES
+from smart_app.ehr.fhir_models import check_structure
 from smart_app.ehr.record import CARE_PROGRAM, LOINC
 from smart_app.errors import SmartAppError
 from smart_app.ledger.months import month_label, parse_month
@@ -89,10 +87,7 @@ TEAM_ROLE_DISPLAY = {"primary": "Primary provider", "assist": "Assisting Provide
 # CMS-1500 and 837P carry at most four diagnosis pointers per line.
 MAX_DIAGNOSIS_POINTERS = 4
 _PROVIDER_TYPES = ("Practitioner", "PractitionerRole", "Organization")
-_MODELS = {
-    "Claim": "claim", "Observation": "observation", "Task": "task", "DocumentReference": "documentreference",
-    "ChargeItem": "chargeitem", "Communication": "communication", "Bundle": "bundle",
-}
+_BUILT = ("Claim", "Observation", "Task", "DocumentReference", "ChargeItem", "Communication", "Bundle")
 
 
 class ResourceInvalid(SmartAppError):
@@ -313,18 +308,16 @@ _INVARIANTS = {
 
 
 def validate_resource(resource: dict) -> dict:
-    """Validate with the R4B model (imported on first use) and the checks above; ResourceInvalid if not."""
+    """Validate with the R4B and R4 models (`ehr.fhir_models`) and the checks above; ResourceInvalid if not."""
     rtype = resource.get("resourceType")
-    module = _MODELS.get(str(rtype))
-    if module is None:
+    if rtype not in _BUILT:
         raise _invalid(str(rtype), "not a resource type the billing room builds")
-    model = getattr(importlib.import_module(f"fhir.resources.R4B.{module}"), str(rtype))
     try:
-        model.model_validate(resource)
+        check_structure(resource)
         check = _INVARIANTS.get(str(rtype))
         if check:
             check(resource)
-    except (ValidationError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise _invalid(str(rtype), str(exc)) from exc
     return resource
 

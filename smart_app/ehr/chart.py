@@ -40,7 +40,8 @@ def _mrn(patient: dict) -> str | None:
     for ident in patient.get("identifier") or []:
         codes = [c.get("code") for c in (ident.get("type") or {}).get("coding") or []]
         if "MR" in codes or "mrn" in str(ident.get("system", "")).lower():
-            return ident.get("value")
+            value = ident.get("value")
+            return str(value) if value is not None else None
     return None
 
 
@@ -50,7 +51,7 @@ def problem_from_condition(condition: dict) -> Problem | None:
     codings = [c for c in code.get("coding") or [] if isinstance(c, dict)]
     labels = []
     for coding in codings:
-        system = {ICD10CM: "ICD-10-CM", SNOMED: "SNOMED CT"}.get(coding.get("system"), "code")
+        system = {ICD10CM: "ICD-10-CM", SNOMED: "SNOMED CT"}.get(str(coding.get("system")), "code")
         if coding.get("code"):
             labels.append(f"{system} {coding['code']}")
     display = code.get("text") or next((c.get("display") for c in codings if c.get("display")), None)

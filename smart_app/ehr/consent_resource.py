@@ -15,7 +15,8 @@ Shape (R4 Consent):
   (`CONSENT_ELEMENTS_URL`) holding one valueBoolean sub-extension per element plus the method
   (valueCode verbal | written). A withdrawal carries no elements.
 - `identifier` `urn:smart-app:consent|<the app's row id>`, so write-back can be made idempotent.
-fhir.resources checks structure and cardinality, not invariants, so ppc-1 and ppc-5 are checked here.
+The R4B and R4 models (`fhir_models`) check structure and cardinality, not invariants, so ppc-1 and ppc-5 are
+checked here.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
+from smart_app.ehr.fhir_models import check_structure
 from smart_app.ehr.record import CARE_PROGRAM, LOINC
 from smart_app.errors import EhrError
 
@@ -89,13 +89,11 @@ def check_invariants(resource: dict) -> None:
 
 
 def validate_consent(resource: dict) -> dict:
-    """Validate with the R4 model and the invariants; EhrError (the app's own bug) when invalid."""
-    from fhir.resources.R4B.consent import Consent  # large import; only when a consent is built
-
+    """Validate with the R4B and R4 models and the invariants; EhrError (the app's own bug) when invalid."""
     try:
-        Consent.model_validate(resource)
+        check_structure(resource)
         check_invariants(resource)
-    except (ValidationError, ValueError) as exc:
+    except ValueError as exc:
         raise EhrError(f"The app built an invalid FHIR Consent ({exc}).",
                        "The consent is kept in the app; tell the app's support team.") from exc
     return resource

@@ -49,8 +49,9 @@ def _codings(concept: object) -> list[dict]:
 
 def _first_code(concept: object, system: str | None = None) -> str | None:
     for coding in _codings(concept):
-        if (system is None or coding.get("system") == system) and isinstance(coding.get("code"), str):
-            return coding["code"]
+        code = coding.get("code")
+        if (system is None or coding.get("system") == system) and isinstance(code, str):
+            return code
     return None
 
 
@@ -86,7 +87,7 @@ def map_condition(resource: dict, findings: list[str]) -> Condition | None:
 
 def map_consents(resources: Iterable[dict], findings: list[str]) -> list[Consent]:
     """One Consent per program named on each FHIR Consent."""
-    consents = []
+    consents: list[Consent] = []
     for resource in resources:
         if any(i.get("system") == APP_CONSENT for i in resource.get("identifier") or [] if isinstance(i, dict)):
             # Written by this app, whose own record of it is authoritative (and already counted).
@@ -171,7 +172,8 @@ def map_discharges(encounters: list[dict], observations: list[dict]) -> list[Dis
 
 def map_care_plans(resources: Iterable[dict]) -> tuple[list[CarePlan], list[Episode]]:
     """Care plans on file, and program episodes (a CarePlan naming a program starts one)."""
-    plans, episodes = [], []
+    plans: list[CarePlan] = []
+    episodes: list[Episode] = []
     for resource in resources:
         start = _date((resource.get("period") or {}).get("start")) or _date(resource.get("created"))
         if start is None:

@@ -62,11 +62,13 @@ class FhirClient:
         if access_token:
             self.headers["Authorization"] = f"Bearer {access_token}"
 
-    async def _request(self, method: str, url: str, what: str, **kwargs: object) -> dict:
-        kwargs.setdefault("headers", self.headers)
+    async def _request(self, method: str, url: str, what: str, *,
+                       params: dict[str, str] | tuple[tuple[str, str], ...] | None = None, json: dict | None = None,
+                       headers: dict[str, str] | None = None) -> dict:
         try:
             target = urljoin(self.base, url) if url else self.base.rstrip("/")
-            response = await self.http.request(method, target, **kwargs)
+            response = await self.http.request(method, target, params=params, json=json,
+                                               headers=headers or self.headers)
         except httpx.TimeoutException as exc:
             raise EhrError(f"The EHR did not answer in time while reading {what}.",
                            "Reload the page in a minute.") from exc
@@ -108,7 +110,8 @@ class FhirClient:
     async def search(self, resource_type: str, params: dict[str, str] | list[tuple[str, str]]) -> list[dict]:
         """Search and follow `next` links; return the matched resources."""
         what = f"the patient's {resource_type} records"
-        body = await self._request("GET", resource_type, what, params=params)
+        body = await self._request("GET", resource_type, what,
+                                   params=tuple(params) if isinstance(params, list) else params)
         return await self.collect(body, resource_type)
 
     async def create(self, resource_type: str, resource: dict,

@@ -159,7 +159,7 @@ async def fetch_record(client: FhirClient, caps: EhrCapabilities, patient_id: st
     user = results.get("user")
     parts = {name: list(value) for name, value in results.items()
              if isinstance(value, list)}
-    return PatientRecord(patient=results["patient"], parts=parts,  # type: ignore[arg-type]
+    return PatientRecord(patient=results["patient"], parts=parts,
                          user=user if isinstance(user, dict) else None,
                          unavailable=failures, round_trips=trips)
 

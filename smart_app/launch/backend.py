@@ -8,11 +8,11 @@ from smart_app.db import transaction, utcnow
 from smart_app.errors import ConfigError, LaunchError
 from smart_app.launch.discovery import discover
 from smart_app.launch.flow import LaunchDeps
-from smart_app.launch.keys import assertion_form, signing_key
+from smart_app.launch.keys import private_key, signing_key
 from smart_app.launch.models import BackendTokenRow
 from smart_app.launch.organizations import Organization
 from smart_app.launch.scopes import backend_scopes
-from smart_app.launch.token_client import request_token
+from smart_app.launch.token_client import ClientIdentity, request_token
 
 # Re-use a stored token only while it has this long left, so a job never starts on a dying token.
 MIN_REMAINING = timedelta(minutes=2)
@@ -36,10 +36,10 @@ async def backend_token(deps: LaunchDeps, org: Organization, scope: str | None =
                           "Ask the EHR administrator to enable backend services for the app's client.")
     with transaction(deps.sessions) as db:
         key = signing_key(db, org.key_id)
-    form = {"grant_type": "client_credentials", "scope": scope or backend_scopes(),
-            **assertion_form(key, deps.tokens, org.backend_client, config.token_endpoint)}
+    client = ClientIdentity(org.backend_client, private_key(key, deps.tokens), key.kid, key.alg)
+    form = {"grant_type": "client_credentials", "scope": scope or backend_scopes()}
     try:
-        token = await request_token(deps.http, config.token_endpoint, form)
+        token = await request_token(deps.http, config.token_endpoint, form, client)
     except LaunchError as exc:
         # No chart to relaunch from: say what an administrator checks instead.
         raise LaunchError(f"{exc.message} (backend client {org.backend_client!r} of organization {org.id!r})",

@@ -14,12 +14,13 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
 import httpx
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from smart_app.access.roles import CodeSource
@@ -29,11 +30,17 @@ from smart_app.ehr.capabilities import fetch_capabilities
 from smart_app.ehr.identity import launch_codes as launch_codes_of
 from smart_app.errors import LaunchError
 from smart_app.launch.discovery import discover
-from smart_app.launch.keys import assertion_form, signing_key
+from smart_app.launch.keys import private_key, signing_key
 from smart_app.launch.models import AppSession, LaunchKind, PendingLaunch
 from smart_app.launch.organizations import Organization, find_by_issuer, get_organization
 from smart_app.launch.scopes import launch_scopes, sign_in_scopes
-from smart_app.launch.token_client import TokenResponse, request_token, verify_id_token
+from smart_app.launch.token_client import (
+    ClientIdentity,
+    TokenResponse,
+    client_auth_fields,
+    request_token,
+    verify_id_token,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +59,18 @@ class LaunchDeps:
     session_lifetime: timedelta
 
 
-def client_auth_form(deps: LaunchDeps, org: Organization, token_url: str) -> dict[str, str]:
-    """How the app identifies itself at the token endpoint: client_id, or a signed assertion."""
+def client_identity(deps: LaunchDeps, org: Organization) -> ClientIdentity:
+    """Who the app is at the organization's token endpoint: its client_id, with its signing key if confidential."""
     if org.client_auth == "public":
-        return {"client_id": org.client_id}
+        return ClientIdentity(org.client_id)
     with transaction(deps.sessions) as db:
         key = signing_key(db, org.key_id)
-    return assertion_form(key, deps.tokens, org.client_id, token_url)
+    return ClientIdentity(org.client_id, private_key(key, deps.tokens), key.kid, key.alg)
+
+
+def client_auth_form(deps: LaunchDeps, org: Organization, token_url: str) -> dict[str, str]:
+    """The fields that identify the app at the token endpoint: client_id, or a signed assertion."""
+    return client_auth_fields(client_identity(deps, org), token_url)
 
 
 @dataclass(frozen=True)
@@ -130,7 +142,7 @@ async def _begin(deps: LaunchDeps, org: Organization, kind: LaunchKind, *, scope
             capabilities=capabilities.to_json(), scope=scope, created_at=utcnow(), kind=kind,
             next_path=next_path, browser_hash=hash_handle(browser_nonce)))
     extra = {"launch": launch} if launch else {}
-    url = prepare_grant_uri(
+    url: str = prepare_grant_uri(
         config.authorization_endpoint, client_id=org.client_id, response_type="code",
         redirect_uri=deps.redirect_uri, scope=scope, state=state, aud=org.issuer,
         code_challenge=create_s256_code_challenge(verifier), code_challenge_method="S256",
@@ -150,10 +162,11 @@ def _consume(db: Session, state: str, browser_nonce: str | None) -> PendingLaunc
         raise LaunchNotBound("This sign-in was not started in this browser, so the app did not complete it.",
                              "Open the app again from the patient's chart in the EHR (billers: from the app's "
                              "billing address).")
-    result = db.execute(
+    # An UPDATE through a Session answers with a CursorResult, which carries the rowcount.
+    result = cast(CursorResult[Any], db.execute(
         update(PendingLaunch)
         .where(PendingLaunch.state == state, PendingLaunch.consumed_at.is_(None))
-        .values(consumed_at=now))
+        .values(consumed_at=now)))
     if result.rowcount != 1:
         raise LaunchError("This sign-in response was already used.", "Relaunch the app from the patient's chart.")
     return pending
@@ -188,9 +201,8 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str], browser_nonc
         raise LaunchError("The EHR's response carries no authorization code.",
                           "Relaunch the app from the patient's chart.")
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": deps.redirect_uri,
-            "code_verifier": pending.code_verifier,
-            **client_auth_form(deps, org, pending.token_endpoint)}
-    token = await request_token(deps.http, pending.token_endpoint, form)
+            "code_verifier": pending.code_verifier}
+    token = await request_token(deps.http, pending.token_endpoint, form, client_identity(deps, org))
     kind = LaunchKind(pending.kind)
     if kind is LaunchKind.EHR and not token.patient:
         raise LaunchError("The EHR launched the app without a patient in context.",

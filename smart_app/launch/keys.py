@@ -7,8 +7,9 @@ import uuid
 from datetime import timedelta
 from functools import lru_cache
 
-from joserfc import jwt
-from joserfc.jwk import ECKey, RSAKey
+from authlib.oauth2.auth import ClientAuth
+from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
+from joserfc.jwk import ECKey, KeyParameters, RSAKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,7 +19,7 @@ from smart_app.errors import ConfigError
 from smart_app.launch.models import SigningKey
 
 ALGORITHMS = ("RS384", "ES384")
-# SMART caps a client assertion's lifetime at five minutes; stay well inside it.
+# SMART caps a client assertion's lifetime at five minutes; four leave a minute for the EHR's clock to run ahead.
 ASSERTION_LIFETIME = timedelta(minutes=4)
 DEFAULT_OVERLAP = timedelta(days=7)
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -29,7 +30,7 @@ def generate_key(db: Session, box: TokenBox, alg: str = "RS384") -> SigningKey:
     if alg not in ALGORITHMS:
         raise ConfigError(f"Key algorithm {alg!r} is not supported.", f"Use one of {', '.join(ALGORITHMS)}.")
     kid = f"{alg.lower()}-{utcnow():%Y%m%d}-{uuid.uuid4().hex[:8]}"
-    params = {"kid": kid, "alg": alg, "use": "sig"}
+    params: KeyParameters = {"kid": kid, "alg": alg, "use": "sig"}
     key = RSAKey.generate_key(2048, parameters=params) if alg == "RS384" else ECKey.generate_key(
         "P-384", parameters=params)
     row = SigningKey(kid=kid, alg=alg, private_jwk_enc=box.seal_json(key.as_dict(private=True)),
@@ -76,6 +77,25 @@ def signing_key(db: Session, kid: str = "") -> SigningKey:
     return row
 
 
+class SmartPrivateKeyJWT(PrivateKeyJWT):
+    """authlib's private_key_jwt client authentication, signed as SMART asks.
+
+    authlib's own signing gives the assertion an hour to live and no `kid`; SMART wants `exp` at most five
+    minutes ahead and the `kid` of the key in the app's JWKS. Each assertion gets a fresh `jti` from authlib.
+    """
+
+    def __init__(self, token_endpoint: str, kid: str, alg: str) -> None:
+        super().__init__(token_endpoint, headers={"kid": kid, "typ": "JWT"}, alg=alg)
+
+    def sign(self, auth: ClientAuth, token_endpoint: str) -> str:
+        """The signed assertion for `auth.client_id`, with `auth.client_secret` as the private key."""
+        now = int(utcnow().timestamp())
+        # authlib adds `alg` to the header it is given, so it gets a copy.
+        return private_key_jwt_sign(auth.client_secret, auth.client_id, token_endpoint, alg=self.alg,
+                                    header=dict(self.headers), issued_at=now,
+                                    expires_at=now + int(ASSERTION_LIFETIME.total_seconds()))
+
+
 @lru_cache(maxsize=16)
 def _imported_key(alg: str, private_json: str) -> RSAKey | ECKey:
     # Importing an RSA key costs tens of milliseconds; the key text is immutable, so the parsed
@@ -84,17 +104,12 @@ def _imported_key(alg: str, private_json: str) -> RSAKey | ECKey:
     return RSAKey.import_key(private) if alg == "RS384" else ECKey.import_key(private)
 
 
+def private_key(row: SigningKey, box: TokenBox) -> RSAKey | ECKey:
+    """The private half of a stored signing key."""
+    return _imported_key(row.alg, box.open(row.private_jwk_enc))
+
+
 def client_assertion(row: SigningKey, box: TokenBox, client_id: str, token_url: str) -> str:
-    """A signed, single-use client assertion for the token endpoint (SMART Backend/asymmetric auth)."""
-    now = utcnow()
-    claims = {"iss": client_id, "sub": client_id, "aud": token_url, "jti": uuid.uuid4().hex,
-              "iat": int(now.timestamp()), "exp": int((now + ASSERTION_LIFETIME).timestamp())}
-    key = _imported_key(row.alg, box.open(row.private_jwk_enc))
-    header = {"alg": row.alg, "kid": row.kid, "typ": "JWT"}
-    return jwt.encode(header, claims, key, algorithms=[row.alg])
-
-
-def assertion_form(row: SigningKey, box: TokenBox, client_id: str, token_url: str) -> dict[str, str]:
-    """The form fields of private_key_jwt client authentication."""
-    return {"client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": client_assertion(row, box, client_id, token_url)}
+    """A signed, single-use client assertion for the token endpoint, as the token client sends it."""
+    method = SmartPrivateKeyJWT(token_url, row.kid, row.alg)
+    return method.sign(ClientAuth(client_id, private_key(row, box), method), token_url)

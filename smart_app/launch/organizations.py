@@ -88,6 +88,7 @@ def parse_organization(data: dict[str, object], source: str) -> Organization:
         raise ConfigError(f"{source}: frame_origins must be a list of origins.",
                           'For example frame_origins = ["https://ehr.example.org"].')
     known = set(Organization.__dataclass_fields__) | {"role_assignment"}
+    gathered = data.get("extra")
     return Organization(
         id=str(data["id"]), name=str(data["name"]), issuer=issuer,
         client_id=str(data["client_id"]), client_auth=client_auth,
@@ -102,7 +103,7 @@ def parse_organization(data: dict[str, object], source: str) -> Organization:
         role_assignments=parse_assignments(data.get("role_assignment", data.get("role_assignments")), source),
         allow_self_approval=_flag(data.get("allow_self_approval", False), "allow_self_approval", source),
         # Read back from the database, the extras arrive already gathered under "extra".
-        extra={**(data.get("extra") if isinstance(data.get("extra"), dict) else {}),
+        extra={**(gathered if isinstance(gathered, dict) else {}),
                **{k: v for k, v in data.items() if k not in known and k != "extra"}},
     )
 

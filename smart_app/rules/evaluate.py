@@ -6,7 +6,7 @@ import calendar
 import datetime as dt
 import itertools
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -213,6 +213,10 @@ def _scale_matches(code: str, rules: RuleSet) -> str | None:
     return None
 
 
+# What an evidence check returns: (blocking reasons, evidence used).
+Checked = tuple[list[Reason], list[EvidenceItem]]
+
+
 class _Evidence:
     """Checks for the evidence vocabulary; each returns (blocking reasons, evidence used)."""
 
@@ -220,10 +224,12 @@ class _Evidence:
         self.ctx = ctx
 
     def check(self, name: str, family_key: str, family: Family, code_key: str,
-              code: Code) -> tuple[list[Reason], list[EvidenceItem]]:
-        return getattr(self, name)(family_key, family, code_key, code)
+              code: Code) -> Checked:
+        # The rule schema admits only evidence names (schema.Evidence) that are methods here; tcm_* go elsewhere.
+        method: Callable[[str, Family, str, Code], Checked] = getattr(self, name)
+        return method(family_key, family, code_key, code)
 
-    def consent(self, fk: str, fam: Family, ck: str, code: Code):
+    def consent(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
         start, cid, why = self.ctx.consent(fam)
         if start is None:
             progs = "/".join(fam.consent_programs)
@@ -231,7 +237,7 @@ class _Evidence:
                            f"record the patient's consent (program '{progs}')", "consent")], []
         return [], [EvidenceItem("consent", cid, start.isoformat())]
 
-    def initiating_visit(self, fk: str, fam: Family, ck: str, code: Code):
+    def initiating_visit(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
         months = fam.initiating_visit_months or 12
         visit = self.ctx.facts.initiating_visit
         window = _months_before(self.ctx.month.first, months)
@@ -250,7 +256,7 @@ class _Evidence:
                            "furnish and record a new initiating visit", "initiating_visit")], []
         return [], [EvidenceItem("initiating_visit", None, visit.isoformat())]
 
-    def chronic_conditions(self, fk: str, fam: Family, ck: str, code: Code):
+    def chronic_conditions(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
         assert code.chronic_conditions is not None
         chronic = self.ctx.conditions.chronic()
         undetermined = self.ctx.conditions.undetermined()
@@ -276,7 +282,7 @@ class _Evidence:
                                   "bill the level that matches the condition count", "evidence"))
         return reasons, items
 
-    def high_risk_condition(self, fk: str, fam: Family, ck: str, code: Code):
+    def high_risk_condition(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
         flagged = [c for c in self.ctx.conditions.chronic() if c.high_risk]
         if not flagged:
             n = len(self.ctx.conditions.chronic())
@@ -288,7 +294,7 @@ class _Evidence:
         return [], [EvidenceItem("condition", c.ref, None, f"{c.code or '-'} high-risk")
                     for c in flagged]
 
-    def complexity_moderate_or_high(self, fk: str, fam: Family, ck: str, code: Code):
+    def complexity_moderate_or_high(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
         level = (self.ctx.facts.complexity or "").lower()
         if level not in ("moderate", "high"):
             found = level or "none documented"
@@ -298,7 +304,7 @@ class _Evidence:
                            "evidence")], []
         return [], [EvidenceItem("complexity", None, None, level)]
 
-    def behavioral_health_condition(self, fk: str, fam: Family, ck: str, code: Code):
+    def behavioral_health_condition(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
         found = self.ctx.conditions.behavioral()
         if found:
             return [], [EvidenceItem("condition", c.ref, None, f"{c.code} behavioral health")
@@ -314,7 +320,7 @@ class _Evidence:
                        "document the behavioral-health diagnosis being treated",
                        "evidence")], []
 
-    def rating_scale_this_month(self, fk: str, fam: Family, ck: str, code: Code):
+    def rating_scale_this_month(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
         used = []
         for i, s in enumerate(self.ctx.facts.rating_scales):
             name = _scale_matches(s.code, self.ctx.rules)
@@ -330,7 +336,7 @@ class _Evidence:
                            "rating_scale")], []
         return [], used
 
-    def cocm_episode(self, fk: str, fam: Family, ck: str, code: Code):
+    def cocm_episode(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
         starts = sorted(e.start for e in self.ctx.facts.episodes
                         if e.program == fk and e.start <= self.ctx.month.last)
         if not starts:
@@ -349,7 +355,7 @@ class _Evidence:
                            "bill the initial-month code", "evidence")], []
         return [], [item]
 
-    def qmb_status(self, fk: str, fam: Family, ck: str, code: Code):
+    def qmb_status(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
         qmb = self.ctx.facts.qmb
         if qmb is None:
             return [Reason("Qualified Medicare Beneficiary status unknown",
@@ -601,7 +607,7 @@ class _Evaluator:
                 continue
             billed = BilledCode(ck, 1, fk, code.descriptor, 0, (), (), code.rate.amount,
                                 code.rate.year)
-            warnings = ()
+            warnings: tuple[str, ...] = ()
             if code.chronic_conditions and code.chronic_conditions.max is not None and (
                     self.ctx.conditions.undetermined()):
                 warnings = (f"{ck}: some conditions are undetermined; a higher level may apply "

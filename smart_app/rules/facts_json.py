@@ -36,7 +36,8 @@ def _plain(value: Any) -> Any:
 
 def facts_to_json(facts: PatientFacts) -> dict[str, Any]:
     """JSON-safe form of the facts (dates as ISO strings)."""
-    return _plain(dataclasses.asdict(facts))
+    plain: dict[str, Any] = _plain(dataclasses.asdict(facts))
+    return plain
 
 
 def _revive(kind: type, data: dict[str, Any]) -> Any:

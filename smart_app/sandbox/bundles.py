@@ -174,7 +174,7 @@ def _resolve_post(service: FhirService, entry: Entry) -> str:
             raise FhirError(412, f"entry {entry.index}: ifNoneExist {entry.if_none_exist!r} "
                                  "matches more than one resource")
         if matches:
-            return matches[0]["id"]
+            return str(matches[0]["id"])
     return new_id()
 
 

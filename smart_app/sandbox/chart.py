@@ -25,10 +25,10 @@ def _concept_text(concept: object) -> str:
     if not isinstance(concept, dict):
         return ""
     if concept.get("text"):
-        return concept["text"]
+        return str(concept["text"])
     for coding in concept.get("coding") or []:
         if coding.get("display") or coding.get("code"):
-            return coding.get("display") or coding["code"]
+            return str(coding.get("display") or coding["code"])
     return ""
 
 
@@ -38,8 +38,8 @@ def mrn(patient: dict) -> str:
     for ident in identifiers:
         codes = [c.get("code") for c in (ident.get("type") or {}).get("coding") or []]
         if "MR" in codes:
-            return ident.get("value", "")
-    return identifiers[0].get("value", "") if identifiers else ""
+            return str(ident.get("value", ""))
+    return str(identifiers[0].get("value", "")) if identifiers else ""
 
 
 def latest_encounter(sandbox: Sandbox, patient_id: str) -> str | None:
@@ -150,17 +150,19 @@ async def chart(request: Request) -> Response:
 
 def _render_chart(sandbox: Sandbox, patient: dict, users: list, user_id: str | None,
                   view: str) -> Response:
-    context = {"patient": _patient_summary(patient), "users": users, "user_id": user_id,
-               "view": view, "menu": MENU, "title": display_name(patient), "launch_src": ""}
+    launch_src, section_title = "", ""
+    rows: list[list[str]] = []
     if view == "app":
         launch = sandbox.auth.create_launch(
             Context(patient["id"], latest_encounter(sandbox, patient["id"]), user_id)
         )
-        context["launch_src"] = launch_url(sandbox, launch)
+        launch_src = launch_url(sandbox, launch)
     else:
-        context["section_title"], context["rows"] = _section(sandbox, patient["id"], view)
+        section_title, rows = _section(sandbox, patient["id"], view)
     # A fresh launch token per render: never let a browser cache the page.
-    return render("chart.html", headers={"Cache-Control": "no-store"}, **context)
+    return render("chart.html", headers={"Cache-Control": "no-store"}, patient=_patient_summary(patient),
+                  users=users, user_id=user_id, view=view, menu=MENU, title=display_name(patient),
+                  launch_src=launch_src, section_title=section_title, rows=rows)
 
 
 async def ehr_home(request: Request) -> Response:

@@ -8,7 +8,7 @@ import httpx
 
 from smart_app.sandbox.authstate import AuthState
 from smart_app.sandbox.config import SandboxClient, SandboxConfig
-from smart_app.sandbox.jose import JoseError, split_token, verify_jws
+from smart_app.sandbox.jose import JoseError, unverified_token, verify_jws
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ("RS384", "ES384")
@@ -35,16 +35,19 @@ async def _client_jwks(client: SandboxClient) -> dict:
         async with httpx.AsyncClient(timeout=5) as http:
             response = await http.get(client.jwks_url)
             response.raise_for_status()
-            return response.json()
+            jwks = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise OAuthError("invalid_client", f"could not fetch the client's JWKS: {exc}", 401) from exc
+    if not isinstance(jwks, dict):
+        raise OAuthError("invalid_client", "the client's JWKS is not a JSON object", 401)
+    return jwks
 
 
 async def verify_assertion(config: SandboxConfig, state: AuthState,
                            assertion: str) -> SandboxClient:
     """The client a private_key_jwt assertion authenticates; OAuthError otherwise."""
     try:
-        _, unverified, _, _ = split_token(assertion)
+        _, unverified = unverified_token(assertion)
     except JoseError as exc:
         raise OAuthError("invalid_client", f"malformed client_assertion: {exc}", 401) from exc
     client = config.client(unverified.get("iss"))
@@ -94,10 +97,10 @@ async def authenticate(config: SandboxConfig, state: AuthState,
                              401)
         if not assertion:
             raise OAuthError("invalid_client", "client_assertion is missing", 401)
-        client = await verify_assertion(config, state, assertion)
-        if form.get("client_id") and form["client_id"] != client.client_id:
+        signed = await verify_assertion(config, state, assertion)
+        if form.get("client_id") and form["client_id"] != signed.client_id:
             raise OAuthError("invalid_client", "client_id does not match the assertion", 401)
-        return client
+        return signed
     client = config.client(form.get("client_id"))
     if client is None:
         raise OAuthError("invalid_client", "unknown client_id", 401)

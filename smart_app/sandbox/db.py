@@ -111,7 +111,8 @@ class Database:
     def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
         """Run a query and fetch the first row, or None."""
         with self._lock:
-            return self._conn.execute(sql, params).fetchone()
+            row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
+            return row
 
     def scalar(self, sql: str, params: tuple | dict = ()) -> Any:
         """Run a query and return the first column of the first row, or None."""

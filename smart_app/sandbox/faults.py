@@ -139,7 +139,8 @@ def parse_fault(body: object) -> tuple[str, str, int, float]:
 
 
 def _faults(request: Request) -> FaultStore:
-    return request.app.state.sandbox.faults
+    faults: FaultStore = request.app.state.sandbox.faults
+    return faults
 
 
 async def arm_fault(request: Request) -> Response:

@@ -32,4 +32,5 @@ class Sandbox:
 
 def sandbox_of(request: Request) -> Sandbox:
     """The sandbox serving this request."""
-    return request.app.state.sandbox
+    sandbox: Sandbox = request.app.state.sandbox
+    return sandbox

@@ -147,7 +147,7 @@ def _date_matcher(fields: tuple[str, ...], raw: str) -> Matcher:
 
     def match(resource: dict) -> bool:
         for name in fields:
-            node = resource
+            node: object = resource
             for part in name.split("."):
                 node = node.get(part) if isinstance(node, dict) else None
             if node is not None:

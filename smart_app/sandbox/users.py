@@ -46,21 +46,21 @@ def display_name(resource: dict) -> str:
     """A human name for a Patient or Practitioner."""
     for name in resource.get("name") or []:
         if name.get("text"):
-            return name["text"]
+            return str(name["text"])
         parts = [*(name.get("prefix") or []), *(name.get("given") or []), name.get("family")]
-        text = " ".join(p for p in parts if p)
+        text = " ".join(str(p) for p in parts if p)
         if text:
             return text
-    return resource.get("id", "?")
+    return str(resource.get("id", "?"))
 
 
 def _role_text(role: dict) -> str:
     for concept in [*(role.get("code") or []), *(role.get("specialty") or [])]:
         if concept.get("text"):
-            return concept["text"]
+            return str(concept["text"])
         for coding in concept.get("coding") or []:
             if coding.get("display"):
-                return coding["display"]
+                return str(coding["display"])
     return ""
 
 
