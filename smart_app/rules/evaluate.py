@@ -650,9 +650,9 @@ class _Evaluator:
             for ak, (addon, _) in addons.items():
                 bases = _roles_phrase(addon.base_codes)
                 work.reasons.append(Reason(
-                    f"billed only with a {fam.title} code ({bases}) by the same practitioner in the "
-                    "same month; none is billable", f"meet the requirements of {bases} above",
-                    "evidence", ak))
+                    f"an add-on, billed only with {bases} ({fam.title}) by the same practitioner in "
+                    "the same month, and none of those is billable",
+                    f"meet the requirements of {bases} above", "evidence", ak))
         return work
 
 

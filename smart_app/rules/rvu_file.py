@@ -112,10 +112,11 @@ def _header_names(rows: list[list[str]]) -> list[str]:
 def _release(path: Path, titles: list[str]) -> tuple[int, str, str]:
     """(year, release, variant) from CMS's file name, else from the title lines."""
     named = _FILE_NAME.match(path.name)
-    if named:
-        return int(named["year"]), named["release"].capitalize(), named["variant"] or ""
-    year = next((int(m["year"]) for t in titles if (m := _TITLE_YEAR.search(t))), None)
+    # The title spells the release out ("July Release"); the name abbreviates it ("Jul").
     release = next((m["release"].capitalize() for t in titles if (m := _TITLE_RELEASE.search(t))), "")
+    if named:
+        return int(named["year"]), release or named["release"].capitalize(), named["variant"] or ""
+    year = next((int(m["year"]) for t in titles if (m := _TITLE_YEAR.search(t))), None)
     if year is None:
         raise RvuFileError(str(path), None, "cannot tell which year's file this is: the name is not "
                            "PPRRVU<year>_<release>_nonQPP.csv and no title line names the year",

@@ -126,11 +126,12 @@ def render_source(rvu: RvuFile, indent: int, note: str) -> str:
     pad = " " * indent
     release = f", {rvu.release} release" if rvu.release else ""
     variant = f", {rvu.variant}" if rvu.variant else ""
+    title = f"CMS {rvu.year} National Physician Fee Schedule Relative Value File{release}{variant} ({rvu.name})"
     titles = [t for t in rvu.titles if "copyright" not in t.lower()]
     said = f"Imported with `smart-app rules import-rvu` from {rvu.name}."
     fields = [
         "kind: cms_file",
-        f"title: {_q(f'CMS {rvu.year} National Physician Fee Schedule Relative Value File{release} ({rvu.name}{variant})')}",
+        f"title: {_q(title)}",
         f"citation: {_q('; '.join(titles) or rvu.name)}",
         f"url: {CMS_RVU_PAGE}",
         f"note: {_q(f'{said} {note}'.strip())}",
