@@ -27,6 +27,7 @@ from smart_app.billing.fhir_resources import (
 from smart_app.billing.models import ClaimRow, OutboxRow
 from smart_app.billing.outbox import DONE, OutgoingResource, enqueue
 from smart_app.billing.plan import WritebackPlan
+from smart_app.billing.pricing import organization_pricing
 from smart_app.billing.superbill import superbill_pdf
 from smart_app.billing.supersede import supersede
 from smart_app.db import utcnow
@@ -153,7 +154,8 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str
     replaced_fhir_id = _delivered_id(db, replaced.id, "claim", "Claim") if replaced else None
     replaced_superbill = _delivered_id(db, replaced.id, "superbill", "DocumentReference") if replaced else None
     entries = {e.id: e for e in patient_month(db, org.id, row.patient_id, row.month).history}
-    pdf = superbill_pdf([stored.claim], organization_name=org.name, month=row.month, generated=now)
+    pdf = superbill_pdf([stored.claim], organization_name=org.name, month=row.month, generated=now,
+                        pricing=organization_pricing(org))
     rule_set = rule_set_named(org.rule_set)
     resources = writeback_resources(stored, entries, plan, org, replaced_fhir_id=replaced_fhir_id,
                                     replaced_superbill=replaced_superbill, now=now, pdf=pdf,

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from smart_app.billing.facts_source import coverage_reference, save_facts
+from smart_app.billing.pricing import organization_pricing
 from smart_app.db import transaction
 from smart_app.ehr.care_team import care_manager, relative_reference, user_role
 from smart_app.ehr.chart import ChartSummary, chart_summary
@@ -27,6 +28,7 @@ from smart_app.rules.conditions import CountedCondition, summarize
 from smart_app.rules.decision import Decision
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.loader import rule_set_named
+from smart_app.rules.rates import CostShare, monthly_cost_share
 from smart_app.services import AppContext
 from smart_app.web.consent_sync import send_pending_consents
 from smart_app.web.orgs import load_organization, org_today
@@ -61,6 +63,10 @@ class PatientView:
     # when a program that needs one this month (BHI, CoCM) is relevant.
     scales: tuple[ScaleRecord, ...] = ()
     scale_choices: tuple[tuple[str, int], ...] = ()
+    # The patient's coinsurance for a month of each consent program, to say when consent is taken, and what
+    # estimate it is 20% of.
+    cost_shares: tuple[CostShare, ...] = ()
+    cost_label: str = ""
 
     @property
     def active_consent_programs(self) -> set[str]:
@@ -115,11 +121,14 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
                    if any(SCALE_EVIDENCE in code.evidence for code in fam.codes.values())}
     scale_choices = (tuple((name, highest) for name, (_, highest) in recordable_scales(rule_set).items())
                      if needs_scale & set(time_programs) else ())
+    consent_programs = tuple(p for p in time_programs if p != "tcm")
+    pricing = organization_pricing(org)
+    cost_shares = tuple(share for p in consent_programs if (share := monthly_cost_share(pricing, p)))
     return PatientView(organization=org, month=month, today=today, days_left=days_left_in(month, today),
                        summary=summary, decision=decision, cards=cards,
                        findings=tuple(dict.fromkeys(summary.findings + facts.findings + decision.findings)),
                        ledger=ledger, timer=timer, performer=performer, role=role,
                        vocabulary=default_vocabulary(), programs=time_programs, consents=tuple(consents),
-                       consent_programs=tuple(p for p in time_programs if p != "tcm"),
+                       consent_programs=consent_programs,
                        undetermined=tuple(undetermined), scales=tuple(r for r in scales if r.month == month),
-                       scale_choices=scale_choices)
+                       scale_choices=scale_choices, cost_shares=cost_shares, cost_label=pricing.label)
