@@ -25,7 +25,6 @@ from smart_app.rules.facts import PERFORMER_ROLES, Discharge, PatientFacts, Time
 from smart_app.rules.schema import Code, Family, RuleSet
 from smart_app.rules.timecount import addon_units, allocation, base_met, minutes_for_next_unit
 
-
 # The program of the episodes (patient.episodes) that tell a first CoCM month from a later one.
 COCM_EPISODE_PROGRAM = "cocm"
 

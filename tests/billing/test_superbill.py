@@ -6,7 +6,6 @@ import csv
 import io
 import re
 from datetime import UTC, date, datetime
-
 from decimal import Decimal
 
 from smart_app.billing.superbill import (

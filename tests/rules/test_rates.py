@@ -67,7 +67,8 @@ def test_a_code_without_rvus_keeps_its_national_figure_and_says_so(rules):
 
 def test_pricing_a_code_the_rule_set_lacks_keeps_the_recorded_figure(rules):
     got = Pricing(rules, LOCAL).unit("99999", 12.5)
-    assert got.amount == Decimal("12.50") and got.basis is EstimateBasis.NATIONAL and "not in the rule set" in got.fallback
+    assert got.amount == Decimal("12.50") and got.basis is EstimateBasis.NATIONAL
+    assert "not in the rule set" in got.fallback
     assert Pricing(rules).unit("99999").amount is None
 
 

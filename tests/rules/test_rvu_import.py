@@ -171,7 +171,8 @@ def test_a_malformed_file_is_refused_with_the_line_named(tmp_path, capsys, case,
 
 def test_a_file_for_another_year_or_the_qualifying_apm_file_is_refused(tmp_path, capsys):
     rules = pre_import_rule_file(tmp_path)
-    for name, message in (("PPRRVU2025_Oct_nonQPP.csv", "the rule file is for 2026, PPRRVU2025_Oct_nonQPP.csv for 2025"),
+    for name, message in (("PPRRVU2025_Oct_nonQPP.csv", "the rule file is for 2026, PPRRVU2025_Oct_nonQPP.csv for "
+                                                        "2025"),
                           ("PPRRVU2026_Jul_QPP.csv", "is the qualifying-APM file")):
         other = tmp_path / name
         shutil.copyfile(FIXTURE, other)
