@@ -102,6 +102,7 @@ def _org(args: argparse.Namespace) -> int:
     import shutil
 
     from smart_app.billing.plan import describe_plan, plan_for
+    from smart_app.billing.pricing import organization_pricing
     from smart_app.db import make_engine, require_current, session_factory, transaction
     from smart_app.errors import ConfigError
     from smart_app.launch.org_check import check_organization
@@ -123,6 +124,7 @@ def _org(args: argparse.Namespace) -> int:
     sessions = session_factory(engine)
     if args.org_command == "add":
         org = load_organization_file(args.file)
+        organization_pricing(org)  # refuses a bad [medicare_rates] table before the file is installed
         target = (settings.launch_dir or data_path("launch")) / f"{org.id}.toml"
         if target.resolve() != args.file.resolve():
             shutil.copyfile(args.file, target)

@@ -10,6 +10,7 @@ import pytest
 
 SUBCOMMANDS = [[], ["demo"], ["serve"], ["sandbox"], ["db"], ["db", "upgrade"], ["keys"], ["keys", "generate"],
                ["org", "add"], ["org", "list"], ["org", "check"], ["rules", "check"], ["rules", "evaluate"],
+               ["rules", "import-rvu"],
                ["audit", "verify"], ["rollup"], ["superbill"], ["export"], ["outbox", "run"], ["outbox", "status"],
                ["keys", "rotate"], ["keys", "list"]]
 
@@ -88,6 +89,20 @@ def test_org_add_list_and_check_against_the_sandbox(tmp_path: Path) -> None:
     # The epic-like EHR takes no Claim from apps: the plan says where claims go instead.
     assert "Write-back plan" in checked.stdout
     assert "Claims:" in checked.stdout and "not sent" in checked.stdout
+
+
+def test_org_add_refuses_a_mistyped_locality_and_installs_nothing(tmp_path: Path) -> None:
+    launch_dir = tmp_path / "launch"
+    launch_dir.mkdir()
+    env = {"SMART_APP_DATA_DIR": str(tmp_path), "SMART_APP_LAUNCH_DIR": str(launch_dir), "PATH": "/usr/bin:/bin"}
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    org_file = tmp_path / "clinic.toml"
+    org_file.write_text('id = "clinic"\nname = "Clinic"\nissuer = "https://ehr.example.org/fhir"\nclient_id = "app"\n'
+                        '[medicare_rates]\nlocality = "Rest of Pennsylvania"\nwork_gpci = 1.0\npe_gpci = 0.95\n')
+    added = run_cli("org", "add", str(org_file), env=env)
+    assert added.returncode == 2
+    assert "[medicare_rates] lacks mp_gpci" in added.stderr and "all three GPCIs" in added.stderr
+    assert not (launch_dir / "clinic.toml").exists()
 
 
 def test_org_check_of_an_unknown_organization_says_how_to_list(tmp_path: Path) -> None:

@@ -42,6 +42,8 @@ SCENARIOS = [
     "acute-only",
     "complex-ccm-high",
     "ccm-undetermined-snomed",
+    "apcm-bhi-addon",
+    "apcm-cocm-addon",
 ]
 PRACTITIONERS = [
     "pr-billing-md",
@@ -466,6 +468,27 @@ def test_ccm_undetermined_snomed_only_and_entered_in_error() -> None:
     # Counted naively (ignoring verificationStatus) it would look like two chronic ICD codes.
     assert any(is_chronic(code) for code in codings(in_error[0]["code"], ICD10CM))
     assert consents(name, "ccm")
+
+
+def test_apcm_bhi_addon_has_one_chronic_behavioral_condition_and_both_consents() -> None:
+    """APCM level 1 (one chronic condition, QMB status unknown to the app) with the general BHI add-on."""
+    name = "apcm-bhi-addon"
+    assert chronic_categories(name) == {"F33"}
+    assert consents(name, "apcm") and consents(name, "bhi") and not consents(name, "cocm")
+    assert scores(name, PHQ9, ANCHOR)
+    assert not [p for p in resources(name, "CarePlan") if has_coding(p["category"], PROGRAM, "cocm")]
+
+
+def test_apcm_cocm_addon_starts_its_collaborative_care_episode_this_month() -> None:
+    """APCM level 1 with the CoCM first-month add-on: the episode (CoCM CarePlan) starts in the anchor month."""
+    name = "apcm-cocm-addon"
+    assert chronic_categories(name) == {"F33"}
+    assert consents(name, "apcm") and consents(name, "cocm") and not consents(name, "bhi")
+    (plan,) = [p for p in resources(name, "CarePlan") if has_coding(p["category"], PROGRAM, "cocm")]
+    assert plan["period"]["start"].startswith(ANCHOR)
+    assert scores(name, PHQ9, ANCHOR)
+    (team,) = resources(name, "CareTeam")
+    assert "Practitioner/pr-psych-consultant" in {p["member"]["reference"] for p in team["participant"]}
 
 
 def test_some_icd10cm_codes_are_newer_than_hcuppys_chronic_table() -> None:

@@ -23,9 +23,11 @@ from smart_app.launch.models import AppSession
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.ledger.entries import record_entry
 from smart_app.ledger.months import month_label
-from smart_app.ledger.panel import CSV_HEADER, ESTIMATE_LABEL
+from smart_app.ledger.panel import csv_header
 from smart_app.ledger.records import MonthStatusRow, PatientRow
 from smart_app.ledger.values import EntryInput
+from smart_app.rules.loader import default_rule_set
+from smart_app.rules.rates import estimate_label
 from smart_app.services import build_context
 from smart_app.settings import Settings
 from smart_app.web import panel_routes
@@ -39,11 +41,17 @@ NOW = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
 SECRET = "panel-test-secret"
 # The signed-in lead is each clinic's biller (seeded, as an organization file does), so sees every patient.
 LEAD = (Assignment("Practitioner/lead", frozenset({AppRole.BILLER}), None),)
+# org-la names its Medicare locality (illustrative GPCIs, not a CMS locality); org-ny does not.
+LA_RATES = {"locality": "Test locality", "work_gpci": 1.05, "pe_gpci": 1.2, "mp_gpci": 0.8}
 ORGS = (Organization(id="org-ny", name="NY Clinic", issuer="https://ehr.example.org/fhir", client_id="app",
                      timezone=TZ, role_assignments=LEAD),
         Organization(id="org-la", name="LA Clinic", issuer="https://la.example.org/fhir", client_id="app",
-                     timezone="America/Los_Angeles", role_assignments=LEAD))
-HANDLES = {"org-ny": "handle-ny", "org-la": "handle-la", "expired": "handle-expired"}
+                     timezone="America/Los_Angeles", extra={"medicare_rates": LA_RATES}, role_assignments=LEAD),
+        Organization(id="org-bad", name="Typo Clinic", issuer="https://bad.example.org/fhir", client_id="app",
+                     timezone=TZ, extra={"medicare_rates": {**LA_RATES, "pe_gpci": "1,2"}}, role_assignments=LEAD))
+HANDLES = {"org-ny": "handle-ny", "org-la": "handle-la", "org-bad": "handle-bad", "expired": "handle-expired"}
+ESTIMATE_LABEL = estimate_label(default_rule_set("medicare", 2026))
+CSV_HEADER = csv_header(ESTIMATE_LABEL)
 
 
 def bearer(org: str) -> dict[str, str]:
@@ -75,7 +83,8 @@ def seed(sessions: sessionmaker[Session]) -> None:
         db.add(MonthStatusRow(organization_id="org-ny", patient_id="ny-1", month="2026-11",
                               eligible_programs=["ccm", "bhi"], decision={}, evaluated_at=NOW))
     for org, patient, minutes, program, n in (("org-ny", "ny-1", 15, "ccm", 1), ("org-ny", "ny-2", 25, "ccm", 2),
-                                              ("org-la", "la-1", 19, "ccm", 3), ("org-ny", "ny-2", 5, "bhi", 4)):
+                                              ("org-la", "la-1", 19, "ccm", 3), ("org-ny", "ny-2", 5, "bhi", 4),
+                                              ("org-la", "la-1", 2, "ccm", 5)):
         with transaction(sessions) as db:
             record_entry(db, EntryInput(organization_id=org, patient_id=patient, performer=f"Practitioner/n{n}",
                                         role="clinical-staff", program=program, activity="record-review",
@@ -124,6 +133,22 @@ def test_panel_page_markup_is_accessible_and_labels_the_estimates(client: TestCl
     assert "eligibility not yet checked" in text
     # Autoescaped: the MRN's markup-like text is shown, not run.
     assert "=cmd|&#39; /C calc&#39;!A0" in text
+
+
+def test_an_organization_naming_its_locality_sees_locality_estimates(client: TestClient) -> None:
+    text = client.get("/panel?month=2026-11", headers=bearer("org-la")).text
+    assert ("Estimates: locality estimate for Test locality (GPCIs: work 1.05, practice expense 1.2, malpractice "
+            "0.8), non-facility, conversion factor $33.4009; not a payment amount.") in text
+    # 21 minutes: 99490 at the locality, [(1.00 x 1.05) + (0.91 x 1.2) + (0.07 x 0.8)] x 33.4009, not $66.13.
+    assert "$73.42" in text and "$66.13" not in text
+    csv_text = client.get("/panel.csv?month=2026-11", headers=bearer("org-la")).text
+    assert "Captured (locality estimate for Test locality" in csv_text.splitlines()[0]
+
+
+def test_a_mistyped_locality_is_an_error_that_names_the_setting(client: TestClient) -> None:
+    page = client.get("/panel?month=2026-11", headers=bearer("org-bad"))
+    assert page.status_code == 500
+    assert "pe_gpci = &#39;1,2&#39; is not a GPCI" in page.text and "CMS&#39;s GPCI file" in page.text
 
 
 def test_filters_come_from_the_query(client: TestClient) -> None:

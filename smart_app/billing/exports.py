@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from smart_app.billing.claims import StoredClaim, month_claims
 from smart_app.billing.fhir_resources import claim_resource
 from smart_app.billing.models import OutboxRow
+from smart_app.billing.pricing import organization_pricing
 from smart_app.billing.superbill import approval_text, superbill_csv, superbill_html, superbill_pdf
 from smart_app.db import utcnow
 from smart_app.errors import SmartAppError
@@ -51,15 +52,18 @@ def render_superbill(claims: list[StoredClaim], org: Organization, month: str, f
     """The superbill in one of FORMATS."""
     when = generated or utcnow()
     values = [c.claim for c in claims]
+    pricing = organization_pricing(org)
     approvals = {c.patient_id: approval_text(c.reviewer or "", c.reviewed_at, org.timezone)
                  for c in claims if c.status == "approved" and c.reviewed_at}
     if fmt == "html":
-        html = superbill_html(values, organization_name=org.name, month=month, generated=when, approvals=approvals)
+        html = superbill_html(values, organization_name=org.name, month=month, generated=when, pricing=pricing,
+                              approvals=approvals)
         return standalone(html).encode()
     if fmt == "pdf":
-        return superbill_pdf(values, organization_name=org.name, month=month, generated=when, approvals=approvals)
+        return superbill_pdf(values, organization_name=org.name, month=month, generated=when, pricing=pricing,
+                             approvals=approvals)
     if fmt == "csv":
-        return superbill_csv(values).encode()
+        return superbill_csv(values, pricing=pricing).encode()
     raise SmartAppError(f"Unknown superbill format {fmt!r}.", f"Use one of {', '.join(FORMATS)}.")
 
 

@@ -27,6 +27,7 @@ from smart_app.billing.fhir_resources import (
 from smart_app.billing.models import ClaimRow, OutboxRow
 from smart_app.billing.outbox import DONE, OutgoingResource, enqueue
 from smart_app.billing.plan import WritebackPlan
+from smart_app.billing.pricing import organization_pricing
 from smart_app.billing.superbill import approval_text, superbill_pdf
 from smart_app.billing.supersede import supersede
 from smart_app.db import utcnow
@@ -195,7 +196,7 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: Reviewer, note
     replaced_superbill = _delivered_id(db, replaced.id, "superbill", "DocumentReference") if replaced else None
     approval = approval_text(by.name, now, org.timezone)
     pdf = superbill_pdf([stored.claim], organization_name=org.name, month=row.month, generated=now,
-                        approvals={stored.claim.patient_id: approval})
+                        pricing=organization_pricing(org), approvals={stored.claim.patient_id: approval})
     rule_set = rule_set_named(org.rule_set)
     resources = writeback_resources(stored, entries, plan, org, replaced_fhir_id=replaced_fhir_id,
                                     replaced_superbill=replaced_superbill, now=now, pdf=pdf,

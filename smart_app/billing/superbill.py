@@ -2,8 +2,9 @@
 
 All three show the same facts per claim: patient (name, MRN, birth date), codes with units and
 service dates, minutes by program, role and person, the billing and supervising practitioners,
-diagnoses, consent dates and place of service. Money is the rule set's national rate times units,
-always labelled `ESTIMATE_LABEL`: it is not a payment amount.
+diagnoses, consent dates and place of service. Money is each code's estimate times units, priced by
+the organization's `Pricing` (national, or its Medicare locality's when its file names the GPCIs) and
+always labelled with what it is (`Pricing.label`): it is not a payment amount.
 
 - HTML: `templates/superbill.html` in the app's autoescaped Jinja2 environment, styled only by
   `/static/superbill.css` (the CSP allows no inline styles and the page runs no script); one
@@ -22,19 +23,21 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from smart_app.billing.fhir_resources import PLACE_OF_SERVICE_NAMES, program_minutes, program_name
 from smart_app.billing.values import ClaimLine, ProposedClaim
 from smart_app.jinja_env import environment
 from smart_app.ledger.months import month_label
+from smart_app.rules.rates import Estimate, EstimateBasis, Pricing
 
-ESTIMATE_LABEL = "Estimate: national non-facility rate from the rule set; not a payment amount"
 TEMPLATE = "superbill.html"
 CSV_COLUMNS = (
     "month", "patient_id", "patient_name", "mrn", "birth_date", "code", "units", "service_date",
     "place_of_service", "program", "minutes", "minutes_by_role", "billing_practitioner",
     "supervising_practitioner", "diagnoses", "consent_date", "estimated_rate", "estimated_amount",
+    "estimate_basis",
 )
 _FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 # Characters outside Latin-1 that have an obvious Latin-1 spelling.
@@ -66,6 +69,8 @@ class LineView:
     rate: str
     rate_year: str
     amount: str
+    # "national" or "locality: <name>"; a line whose code has no RVUs stays national whatever the settings.
+    basis: str
 
 
 @dataclass(frozen=True)
@@ -96,9 +101,30 @@ def approval_text(name: str, when: datetime, timezone: str) -> str:
     return f"Approved by {name} on {when.astimezone(ZoneInfo(timezone)):%b %d, %Y at %H:%M}"
 
 
-def money(amount: float | None) -> str:
+def money(amount: Decimal | float | None) -> str:
     """"$1,234.50", or "" when unknown."""
     return "" if amount is None else f"${amount:,.2f}"
+
+
+def estimate_label(pricing: Pricing) -> str:
+    """The label beside every amount: which estimate, and that it is not a payment amount."""
+    label = pricing.label
+    return label[:1].upper() + label[1:]
+
+
+def _estimate(line: ClaimLine, pricing: Pricing) -> Estimate:
+    return pricing.unit(line.code, line.rate)
+
+
+def _basis(estimate: Estimate, pricing: Pricing) -> str:
+    place = pricing.settings.locality
+    return f"locality: {place.name}" if estimate.basis is EstimateBasis.LOCALITY and place else "national"
+
+
+def estimated_total(claim: ProposedClaim, pricing: Pricing) -> Decimal:
+    """The claim's lines priced and summed, where a figure is known (an estimate, not a payment)."""
+    return sum((amount for line in claim.lines
+                if (amount := _estimate(line, pricing).times(line.units)) is not None), Decimal("0.00"))
 
 
 def roles_text(by_role: dict[str, int]) -> str:
@@ -130,18 +156,19 @@ def place_of_service(code: str) -> str:
     return f"{code} ({name})" if name else code
 
 
-def _line_view(claim: ProposedClaim, line: ClaimLine) -> LineView:
-    amount = None if line.rate is None else round(line.rate * line.units, 2)
+def _line_view(claim: ProposedClaim, line: ClaimLine, pricing: Pricing) -> LineView:
+    unit = _estimate(line, pricing)
     return LineView(
         code=line.code, descriptor=line.descriptor, units=line.units,
         service_date=line.service_date.isoformat(), program=line.program,
         program_name=program_name(line.program), minutes=line.minutes,
         minutes_by_role=roles_text(line.minutes_by_role), consent_date=consent_date(claim, line.program),
-        rate=money(line.rate), rate_year=str(line.rate_year or ""), amount=money(amount),
+        rate=money(unit.amount), rate_year=str(unit.year or line.rate_year or ""),
+        amount=money(unit.times(line.units)), basis=_basis(unit, pricing),
     )
 
 
-def patient_view(claim: ProposedClaim, approval: str = "") -> PatientView:
+def patient_view(claim: ProposedClaim, pricing: Pricing, approval: str = "") -> PatientView:
     """The facts of one claim, formatted once for HTML, PDF and CSV."""
     programs = []
     for program in dict.fromkeys(line.program for line in claim.lines):
@@ -156,13 +183,13 @@ def patient_view(claim: ProposedClaim, approval: str = "") -> PatientView:
         birth_date=claim.patient_birth_date or "", place_of_service=place_of_service(claim.place_of_service),
         billing_practitioner=person(claim, claim.billing_practitioner),
         supervising_practitioner=person(claim, claim.supervising_practitioner),
-        diagnoses=diagnoses, consents=consents, lines=tuple(_line_view(claim, line) for line in claim.lines),
-        programs=tuple(programs), people=people, estimated_total=money(claim.estimated_total),
+        diagnoses=diagnoses, consents=consents, lines=tuple(_line_view(claim, line, pricing) for line in claim.lines),
+        programs=tuple(programs), people=people, estimated_total=money(estimated_total(claim, pricing)),
         warnings=claim.warnings, late_entries=len(claim.late_entries), approval=approval,
     )
 
 
-def _summary(claims: list[ProposedClaim]) -> dict:
+def _summary(claims: list[ProposedClaim], pricing: Pricing) -> dict:
     units: dict[str, int] = {}
     for claim in claims:
         for line in claim.lines:
@@ -171,7 +198,7 @@ def _summary(claims: list[ProposedClaim]) -> dict:
         "patients": len(claims),
         "billable": sum(1 for c in claims if c.billable),
         "units": sorted(units.items()),
-        "estimated_total": money(round(sum(c.estimated_total for c in claims), 2)),
+        "estimated_total": money(sum((estimated_total(c, pricing) for c in claims), Decimal("0.00"))),
     }
 
 
@@ -183,15 +210,17 @@ def _ordered(claims: list[ProposedClaim]) -> list[ProposedClaim]:
 
 
 def superbill_html(claims: list[ProposedClaim], *, organization_name: str, month: str, generated: datetime,
-                   approvals: Mapping[str, str] | None = None) -> str:
+                   pricing: Pricing, approvals: Mapping[str, str] | None = None) -> str:
     """The printable superbill page (autoescaped; no script, no inline style); `approvals` by patient id."""
     ordered = _ordered(claims)
     approvals = approvals or {}
     template = environment().get_template(TEMPLATE)
     return template.render(
         organization_name=organization_name, month=month, month_label=month_label(month),
-        generated=generated.isoformat(timespec="minutes"), estimate_label=ESTIMATE_LABEL,
-        patients=[patient_view(c, approvals.get(c.patient_id, "")) for c in ordered], summary=_summary(ordered),
+        generated=generated.isoformat(timespec="minutes"), estimate_label=estimate_label(pricing),
+        locality_estimates=pricing.basis is EstimateBasis.LOCALITY,
+        patients=[patient_view(c, pricing, approvals.get(c.patient_id, "")) for c in ordered],
+        summary=_summary(ordered, pricing),
         organization_month=len(ordered) > 1,
     )
 
@@ -206,7 +235,7 @@ def neutralise(cell: object) -> object:
     return cell
 
 
-def superbill_csv(claims: list[ProposedClaim]) -> str:
+def superbill_csv(claims: list[ProposedClaim], *, pricing: Pricing) -> str:
     """One row per claim line (CSV_COLUMNS), RFC 4180 (CRLF, quoted where needed), formulas neutralised."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -216,12 +245,15 @@ def superbill_csv(claims: list[ProposedClaim]) -> str:
         billing = person(claim, claim.billing_practitioner)
         supervising = person(claim, claim.supervising_practitioner)
         for line in claim.lines:
-            amount = "" if line.rate is None else f"{line.rate * line.units:.2f}"
-            rate = "" if line.rate is None else f"{line.rate:.2f}"
+            unit = _estimate(line, pricing)
+            total = unit.times(line.units)
+            rate = "" if unit.amount is None else f"{unit.amount:.2f}"
+            amount = "" if total is None else f"{total:.2f}"
             row = (claim.month, claim.patient_id, claim.patient_name, claim.patient_mrn or "",
                    claim.patient_birth_date or "", line.code, line.units, line.service_date.isoformat(),
                    claim.place_of_service, line.program, line.minutes, roles_text(line.minutes_by_role),
-                   billing, supervising, diagnoses, consent_date(claim, line.program), rate, amount)
+                   billing, supervising, diagnoses, consent_date(claim, line.program), rate, amount,
+                   _basis(unit, pricing))
             writer.writerow([neutralise(cell) for cell in row])
     return out.getvalue()
 
@@ -256,6 +288,7 @@ def _pdf_class():
 
     class SuperbillPDF(FPDF):
         heading = ""
+        label = ""
 
         def header(self) -> None:
             self.set_font("Helvetica", "B", 9)
@@ -267,7 +300,7 @@ def _pdf_class():
         def footer(self) -> None:
             self.set_y(-14)
             self.set_font("Helvetica", "I", 7.5)
-            self.cell(0, 4, latin1(ESTIMATE_LABEL), new_x="LMARGIN", new_y="NEXT", align="L")
+            self.cell(0, 4, latin1(self.label), new_x="LMARGIN", new_y="NEXT", align="L")
             self.cell(0, 4, f"Page {self.page_no()} of {{nb}}", align="R")
 
     return SuperbillPDF
@@ -297,7 +330,7 @@ def _table(pdf, header: tuple[str, ...], rows: list[tuple], widths: tuple[int, .
     pdf.set_font("Helvetica", "", 9)
 
 
-def _patient_page(pdf, view: PatientView, month: str) -> None:
+def _patient_page(pdf, view: PatientView, month: str, label: str) -> None:
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 13)
     pdf.multi_cell(0, 7, latin1(view.name), new_x="LMARGIN", new_y="NEXT")
@@ -324,7 +357,7 @@ def _patient_page(pdf, view: PatientView, month: str) -> None:
         pdf.set_font("Helvetica", "B", 9)
         pdf.cell(0, 6, latin1(f"Estimated total: {view.estimated_total}"), new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("Helvetica", "I", 8)
-        pdf.multi_cell(0, 4, latin1(ESTIMATE_LABEL + "."), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 4, latin1(label + "."), new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("Helvetica", "", 9)
     else:
         pdf.cell(0, 5, "Nothing billable this month.", new_x="LMARGIN", new_y="NEXT")
@@ -343,12 +376,13 @@ def _patient_page(pdf, view: PatientView, month: str) -> None:
 
 
 def superbill_pdf(claims: list[ProposedClaim], *, organization_name: str, month: str, generated: datetime,
-                  compress: bool = True, approvals: Mapping[str, str] | None = None) -> bytes:
+                  pricing: Pricing, compress: bool = True, approvals: Mapping[str, str] | None = None) -> bytes:
     """The superbill as a PDF: an organization summary first when there are several claims, then one
     patient per page; `approvals` by patient id. `compress=False` leaves the page streams readable."""
     approvals = approvals or {}
     pdf = _pdf_class()(format="Letter")
     pdf.heading = f"Care management superbill - {organization_name} - {month_label(month)}"
+    label = pdf.label = estimate_label(pricing)
     pdf.set_compression(compress)
     pdf.set_creation_date(generated)
     pdf.set_title(latin1(f"Care management superbill, {organization_name}, {month_label(month)}"))
@@ -358,7 +392,7 @@ def superbill_pdf(claims: list[ProposedClaim], *, organization_name: str, month:
     pdf.set_margins(14, 12, 14)
     ordered = _ordered(claims)
     if len(ordered) > 1:
-        summary = _summary(ordered)
+        summary = _summary(ordered, pricing)
         pdf.add_page()
         pdf.set_font("Helvetica", "B", 13)
         pdf.cell(0, 7, latin1(f"{organization_name}: {month_label(month)}"), new_x="LMARGIN", new_y="NEXT")
@@ -368,14 +402,14 @@ def superbill_pdf(claims: list[ProposedClaim], *, organization_name: str, month:
                      ("Estimated total", summary["estimated_total"]),
                      ("Generated", generated.isoformat(timespec="minutes"))])
         pdf.set_font("Helvetica", "I", 8)
-        pdf.multi_cell(0, 4, latin1(ESTIMATE_LABEL + "."), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 4, latin1(label + "."), new_x="LMARGIN", new_y="NEXT")
         _section(pdf, "Patients")
         _table(pdf, ("Patient", "MRN", "Codes", "Estimated total"),
                [(c.patient_name or c.patient_id, c.patient_mrn or "",
                  ", ".join(f"{line.code} x{line.units}" for line in c.lines) or "nothing billable",
-                 money(c.estimated_total)) for c in ordered], (70, 35, 55, 30))
+                 money(estimated_total(c, pricing))) for c in ordered], (70, 35, 55, 30))
     for claim in ordered:
-        _patient_page(pdf, patient_view(claim, approvals.get(claim.patient_id, "")), claim.month)
+        _patient_page(pdf, patient_view(claim, pricing, approvals.get(claim.patient_id, "")), claim.month, label)
     if not ordered:
         pdf.add_page()
         pdf.set_font("Helvetica", "", 10)

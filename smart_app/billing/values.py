@@ -81,11 +81,6 @@ class ProposedClaim:
         """At least one code is billed."""
         return bool(self.lines)
 
-    @property
-    def estimated_total(self) -> float:
-        """Sum of national rates times units, where known (an estimate, not a payment)."""
-        return round(sum((line.rate or 0.0) * line.units for line in self.lines), 2)
-
     def to_json(self) -> dict:
         """JSON-safe form (dates as ISO strings)."""
         return _jsonable(dataclasses.asdict(self))

@@ -38,13 +38,16 @@ Definitions (what the panel page and its CSV mean):
   each by minutes needed; ties by patient name (case-insensitive), patient id, then program.
 * **Filters**: `program` (a time program key) and `care_manager` (the `patients.care_manager`
   reference). Totals follow the filters; the lists of programs and care managers do not.
-* **Revenue estimates** ("estimate, national non-facility rate from the rule set, not a
-  payment"): *captured* sums the rule set's `rate.amount` of the codes met now (the base code
+* **Revenue estimates** (labelled by `Pricing.label`, e.g. "national estimate, non-facility,
+  conversion factor $33.4009; not a payment amount"): each code's estimate comes from
+  `smart_app.rules.rates.estimate`, national or, when the organization names its Medicare
+  locality's GPCIs, the locality estimate, and the label says which. *captured* sums the estimates
+  of the codes met now (the base code
   plus the add-on units earned, within `max_units`); *within reach* sums, over rows that are
   close or billable and at most `close_within` minutes from their next threshold while the month
   still has days left (today counts; none once the month has ended in the organization's
   timezone), the rate of that next code or unit. Rows whose snapshot says `not eligible` add to
-  neither. A rate of null is not guessed: it adds nothing and is counted as unknown.
+  neither. A code with no figure is not guessed: it adds nothing and is counted as unknown.
 """
 
 from __future__ import annotations
@@ -67,10 +70,10 @@ from smart_app.ledger.queries import counting
 from smart_app.ledger.records import MonthStatusRow, PatientRow
 from smart_app.ledger.validation import check_month
 from smart_app.ledger.values import PROGRAMS
+from smart_app.rules.rates import Pricing
 from smart_app.rules.schema import Code, RuleSet
 from smart_app.rules.timecount import addon_units, allocation, base_met, minutes_for_next_unit
 
-ESTIMATE_LABEL = "estimate, national non-facility rate from the rule set, not a payment"
 DEFAULT_CLOSE_WITHIN = 10
 
 CLOSE, BILLABLE, IN_PROGRESS, NOT_STARTED, NOT_TIMED = (
@@ -79,7 +82,6 @@ STATUSES = (CLOSE, BILLABLE, IN_PROGRESS, NOT_STARTED, NOT_TIMED)
 ELIGIBLE, NOT_ELIGIBLE, NOT_CHECKED = "eligible", "not eligible", "not checked"
 
 _ZERO = Decimal("0.00")
-_CENT = Decimal("0.01")
 # CSV cells starting with one of these are read as formulas by spreadsheet programs.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -124,7 +126,7 @@ class Totals:
     within_reach_unknown: int
     not_checked: int
     not_eligible: int
-    label: str = ESTIMATE_LABEL
+    label: str
 
     def count(self, status: str) -> int:
         """Rows with a status."""
@@ -151,6 +153,9 @@ class _Path:
     addon_key: str | None
     addon: Code | None
     roles: frozenset[str]
+    # One unit's estimate of the base code and of the add-on (None: no figure in the rule set).
+    base_rate: Decimal | None = None
+    addon_rate: Decimal | None = None
 
     def counted(self, by_role: dict[str, int]) -> int:
         return sum(m for role, m in by_role.items() if role in self.roles)
@@ -167,11 +172,6 @@ class _Assessment:
     codes_met: tuple[tuple[str, int], ...] = ()
     captured: Decimal = _ZERO
     captured_unknown: int = 0
-
-
-def _rate(code: Code) -> Decimal | None:
-    amount = code.rate.amount
-    return None if amount is None else Decimal(str(amount)).quantize(_CENT)
 
 
 def month_days(month: str) -> tuple[dt.date, dt.date]:
@@ -197,8 +197,9 @@ def _effective(code: Code, first: dt.date, last: dt.date) -> bool:
 class _Paths:
     """The rule set's paths per program and family choice, built once per panel."""
 
-    def __init__(self, rule_set: RuleSet, month: str) -> None:
+    def __init__(self, rule_set: RuleSet, month: str, pricing: Pricing) -> None:
         self.rule_set = rule_set
+        self.pricing = pricing
         self.first, self.last = month_days(month)
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[_Path, ...]] = {}
         self.timed: dict[str, list[str]] = defaultdict(list)
@@ -233,7 +234,9 @@ class _Paths:
                     addons = [(ak, a) for ak, a in codes.items()
                               if ck in a.base_codes and _effective(a, self.first, self.last)]
                     addon_key, addon = addons[0] if addons else (None, None)
-                    found.append(_Path(len(found), ck, code, addon_key, addon, frozenset(code.counted_roles)))
+                    found.append(_Path(len(found), ck, code, addon_key, addon, frozenset(code.counted_roles),
+                                       self.pricing.unit(ck).amount,
+                                       self.pricing.unit(addon_key).amount if addon_key else None))
             self._cache[key] = tuple(found)
         return key, self._cache[key]
 
@@ -253,7 +256,7 @@ def _assess(paths: tuple[_Path, ...], counted: tuple[int, ...], started: bool,
             status = CLOSE
         else:
             status = IN_PROGRESS
-        return _Assessment(status, mins, path.key, path.base.time.min_minutes, need, _rate(path.base))
+        return _Assessment(status, mins, path.key, path.base.time.min_minutes, need, path.base_rate)
 
     def units_of(p: _Path, m: int) -> int:
         return addon_units(m, p.base, p.addon) if p.addon is not None else 0
@@ -262,23 +265,23 @@ def _assess(paths: tuple[_Path, ...], counted: tuple[int, ...], started: bool,
         p, m = item
         units = units_of(p, m)
         behind = sum(allocation(m, p.base, p.addon, units))
-        rate = (_rate(p.base) or _ZERO) + units * ((_rate(p.addon) or _ZERO) if p.addon else _ZERO)
+        rate = (p.base_rate or _ZERO) + units * ((p.addon_rate or _ZERO) if p.addon else _ZERO)
         return behind, rate, -p.order
 
     path, mins = max(met, key=score)
     units = units_of(path, mins)
     codes_met: list[tuple[str, int]] = [(path.key, 1)]
-    rates: list[tuple[Decimal | None, int]] = [(_rate(path.base), 1)]
+    rates: list[tuple[Decimal | None, int]] = [(path.base_rate, 1)]
     if path.addon is not None and path.addon_key is not None and units:
         codes_met.append((path.addon_key, units))
-        rates.append((_rate(path.addon), units))
+        rates.append((path.addon_rate, units))
     captured = sum((r * n for r, n in rates if r is not None), _ZERO)
     unknown = sum(n for r, n in rates if r is None)
     nxt = minutes_for_next_unit(mins, path.base, path.addon) if path.addon is not None else None
     if nxt is None:
         return _Assessment(BILLABLE, mins, codes_met=tuple(codes_met), captured=captured,
                            captured_unknown=unknown)
-    return _Assessment(BILLABLE, mins, path.addon_key, mins + nxt, nxt, _rate(path.addon),
+    return _Assessment(BILLABLE, mins, path.addon_key, mins + nxt, nxt, path.addon_rate,
                        tuple(codes_met), captured, unknown)
 
 
@@ -293,8 +296,10 @@ _NEVER = 1 << 30  # sorts rows with no next threshold after every number of minu
 
 def panel_rows(session: Session, organization_id: str, month: str, rule_set: RuleSet, *, today: dt.date,
                close_within: int = DEFAULT_CLOSE_WITHIN, program: str | None = None,
-               care_manager: str | None = None) -> Panel:
+               care_manager: str | None = None, pricing: Pricing | None = None) -> Panel:
     """The panel of an organization-month (see the module docstring for every definition).
+
+    `pricing` prices the estimates (default: national figures of `rule_set`).
 
     Three statements whatever the number of patients: minutes per patient, program and role;
     the month's snapshots; the directory entries of the month's patients.
@@ -329,7 +334,8 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
             select(pr.patient_id, pr.name, pr.mrn, pr.care_manager, pr.care_manager_name)
             .where(pr.organization_id == organization_id, month_patients))}
 
-    paths = _Paths(rule_set, month)
+    pricing = pricing or Pricing(rule_set)
+    paths = _Paths(rule_set, month, pricing)
     days_left = days_left_in(month, today)
     order = _program_order(rule_set)
     rank = {p: i for i, p in enumerate(order)}
@@ -388,11 +394,11 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
 
     keyed.sort(key=lambda item: item[0])
     shown = tuple(row for _, row in keyed)
-    return Panel(shown, _totals(shown, days_left), _managers(managers), _programs(order, minutes_by, snapshots,
-                                                                                    paths), month, close_within)
+    return Panel(shown, _totals(shown, days_left, pricing.label), _managers(managers),
+                 _programs(order, minutes_by, snapshots, paths), month, close_within)
 
 
-def _totals(rows: tuple[PanelRow, ...], days_left: int) -> Totals:
+def _totals(rows: tuple[PanelRow, ...], days_left: int, label: str) -> Totals:
     by_status = dict.fromkeys(STATUSES, 0)
     captured, within_reach = _ZERO, _ZERO
     captured_unknown = reach_rows = reach_unknown = not_checked = not_eligible = 0
@@ -413,7 +419,7 @@ def _totals(rows: tuple[PanelRow, ...], days_left: int) -> Totals:
     return Totals(rows=len(rows), patients=len({r.patient_id for r in rows}), by_status=tuple(by_status.items()),
                   days_left=days_left, captured=captured, captured_unknown=captured_unknown,
                   within_reach=within_reach, within_reach_rows=reach_rows, within_reach_unknown=reach_unknown,
-                  not_checked=not_checked, not_eligible=not_eligible)
+                  not_checked=not_checked, not_eligible=not_eligible, label=label)
 
 
 def _managers(managers: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -430,10 +436,11 @@ def _programs(order: tuple[str, ...], minutes_by: dict[str, dict[str, dict[str, 
 
 # -- CSV ----------------------------------------------------------------------------------------
 
-CSV_HEADER = ("Patient", "MRN", "Patient ID", "Care manager", "Program", "Minutes", "Counted minutes",
-              "Next code", "Next threshold (minutes)", "Minutes needed", "Status", "Eligibility",
-              "Eligibility as of (UTC)", "Codes met", f"Captured ({ESTIMATE_LABEL}, USD)",
-              "Within reach")
+def csv_header(label: str) -> tuple[str, ...]:
+    """The CSV's column names; the captured column says which estimate it holds."""
+    return ("Patient", "MRN", "Patient ID", "Care manager", "Program", "Minutes", "Counted minutes",
+            "Next code", "Next threshold (minutes)", "Minutes needed", "Status", "Eligibility",
+            "Eligibility as of (UTC)", "Codes met", f"Captured ({label}, USD)", "Within reach")
 
 
 def safe_cell(value: str) -> str:
@@ -460,7 +467,7 @@ def panel_csv(panel: Panel) -> str:
     """The panel as CSV (RFC 4180: CRLF line ends, quoted where needed), one row per patient-program."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(CSV_HEADER)
+    writer.writerow(csv_header(panel.totals.label))
     for row in panel.rows:
         writer.writerow(list(_csv_cells(row)))
     return out.getvalue()

@@ -25,6 +25,9 @@ from smart_app.rules.facts import PERFORMER_ROLES, Discharge, PatientFacts, Time
 from smart_app.rules.schema import Code, Family, RuleSet
 from smart_app.rules.timecount import addon_units, allocation, base_met, minutes_for_next_unit
 
+# The program of the episodes (patient.episodes) that tell a first CoCM month from a later one.
+COCM_EPISODE_PROGRAM = "cocm"
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -174,9 +177,13 @@ class _Context:
     # -- consent -----------------------------------------------------------------------------
     def consent(self, family: Family) -> tuple[dt.date | None, str | None, str]:
         """(date from which consent holds, consent id, why not) for a family's programs."""
+        return self.consent_to(family.consent_programs)
+
+    def consent_to(self, programs: Sequence[str]) -> tuple[dt.date | None, str | None, str]:
+        """(date from which consent holds, consent id, why not) for any of `programs`."""
         records = []
         for i, c in enumerate(self.facts.consents):
-            if c.program not in family.consent_programs:
+            if c.program not in programs:
                 continue
             status = c.status.lower()
             if status == "entered-in-error":
@@ -234,6 +241,14 @@ class _Evidence:
         if start is None:
             progs = "/".join(fam.consent_programs)
             return [Reason(f"no consent on file for {fam.title} ({why})",
+                           f"record the patient's consent (program '{progs}')", "consent")], []
+        return [], [EvidenceItem("consent", cid, start.isoformat())]
+
+    def code_consent(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
+        start, cid, why = self.ctx.consent_to(code.consent_programs)
+        if start is None:
+            progs = "/".join(code.consent_programs)
+            return [Reason(f"no consent on file for {progs.upper()} services with {fam.title} ({why})",
                            f"record the patient's consent (program '{progs}')", "consent")], []
         return [], [EvidenceItem("consent", cid, start.isoformat())]
 
@@ -337,8 +352,9 @@ class _Evidence:
         return [], used
 
     def cocm_episode(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
+        # Always the CoCM episode, also for the APCM add-ons that mirror the CoCM codes (G0568, G0569).
         starts = sorted(e.start for e in self.ctx.facts.episodes
-                        if e.program == fk and e.start <= self.ctx.month.last)
+                        if e.program == COCM_EPISODE_PROGRAM and e.start <= self.ctx.month.last)
         if not starts:
             return [Reason("no CoCM episode start on file; cannot tell the initial month from a "
                            "subsequent month",
@@ -346,7 +362,7 @@ class _Evidence:
                            "undetermined")], []
         start = starts[-1]
         initial = start >= self.ctx.month.first
-        item = EvidenceItem("episode", None, start.isoformat(), f"{fk} episode start")
+        item = EvidenceItem("episode", None, start.isoformat(), f"{COCM_EPISODE_PROGRAM} episode start")
         if code.episode_month == "initial" and not initial:
             return [Reason(f"for the first month of an episode; episode began "
                            f"{start.isoformat()}", "bill the subsequent-month code", "evidence")], []
@@ -593,14 +609,23 @@ class _Evaluator:
                        "record the discharge and its TCM steps (patient.discharges)", "evidence")]
         return work
 
-    # -- monthly, not time-based (APCM) ------------------------------------------------------
+    # -- monthly, not time-based (APCM and its add-ons) -------------------------------------
     def monthly_family(self, fk: str, fam: Family) -> _FamilyWork:
         work = _FamilyWork()
         for _, e in self.family_entries(fam):
             work.minutes_total += e.minutes
             work.minutes_by_role[e.performer] = work.minutes_by_role.get(e.performer, 0) + e.minutes
+        # An add-on whose own evidence holds; it is billed only beside a billable base code.
+        addons: dict[str, tuple[Code, list[EvidenceItem]]] = {}
+        for ak, addon in fam.codes.items():
+            if addon.base_codes:
+                reasons, evidence = self.evidence_for(fk, fam, ak, addon)
+                if not reasons:
+                    addons[ak] = (addon, evidence)
         per_path: list[list[Reason]] = []
         for ck, code in fam.codes.items():
+            if code.base_codes:
+                continue
             reasons, evidence = self.evidence_for(fk, fam, ck, code)
             if reasons:
                 per_path.append(reasons)
@@ -612,10 +637,27 @@ class _Evaluator:
                     self.ctx.conditions.undetermined()):
                 warnings = (f"{ck}: some conditions are undetermined; a higher level may apply "
                             "once they are attested",)
+            requirements = len(set(code.evidence))
             work.options.append(_Option(fk, (billed,), 0, _rate(code), tuple(evidence), warnings,
-                                        len(set(code.evidence))))
+                                        requirements))
+            # The base code alone stays an option: an add-on's exclusions may rule it out when
+            # another program's codes are picked.
+            for ak, (addon, addon_evidence) in addons.items():
+                if ck not in addon.base_codes:
+                    continue
+                extra = BilledCode(ak, 1, fk, addon.descriptor, 0, (), (), addon.rate.amount,
+                                   addon.rate.year)
+                work.options.append(_Option(fk, (billed, extra), 0, _rate(code) + _rate(addon),
+                                            tuple(dict.fromkeys([*evidence, *addon_evidence])),
+                                            warnings, requirements))
         if not work.options:
             work.reasons = _merge_reasons(per_path)
+            for ak, (addon, _) in addons.items():
+                bases = _roles_phrase(addon.base_codes)
+                work.reasons.append(Reason(
+                    f"an add-on, billed only with {bases} ({fam.title}) by the same practitioner in "
+                    "the same month, and none of those is billable",
+                    f"meet the requirements of {bases} above", "evidence", ak))
         return work
 
 

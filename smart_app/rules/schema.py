@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -14,6 +15,7 @@ ROLES: tuple[str, ...] = ("clinical-staff", "care-manager", "billing-practitione
 # The evidence vocabulary: each name is checked by a function in evaluate.py.
 Evidence = Literal[
     "consent",
+    "code_consent",
     "initiating_visit",
     "chronic_conditions",
     "high_risk_condition",
@@ -34,7 +36,7 @@ class _Strict(BaseModel):
 
 
 class Source(_Strict):
-    kind: Literal["final_rule", "mln", "faq", "cpt", "mac", "third_party", "other"]
+    kind: Literal["final_rule", "cms_file", "mln", "faq", "cpt", "mac", "third_party", "other"]
     title: str
     citation: str | None = None
     url: str | None = None
@@ -80,17 +82,70 @@ class Exclusion(_Strict):
     conservative_choice: str | None = None
 
 
+CENT = Decimal("0.01")
+
+
+def to_cents(amount: Decimal) -> Decimal:
+    """Round money to the cent the way CMS publishes fee schedule amounts (half up)."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+class Rvus(_Strict):
+    """Relative value units of one code in one setting, as CMS's relative value file gives them."""
+
+    work: Decimal = Field(ge=0)
+    pe: Decimal = Field(ge=0)
+    mp: Decimal = Field(ge=0)
+    total: Decimal = Field(ge=0)
+
+
 class Rate(_Strict):
+    """A code's national estimate and where it comes from.
+
+    `checked` says how the figure was checked: `cms-file` (read from CMS's relative value file,
+    named by `source`, by `smart-app rules import-rvu`; the amounts are the RVU totals times the
+    conversion factor, which the loader recomputes) or `secondary` (a secondary source, not checked
+    against a CMS file; it needs its `year` and a `note`).
+    """
+
     amount: float | None = Field(ge=0)
     year: int | None
     source: str
-    verified: bool
+    checked: Literal["cms-file", "secondary"]
+    facility_amount: float | None = Field(default=None, ge=0)
+    conversion_factor: Decimal | None = Field(default=None, gt=0)
+    rvu: Rvus | None = None
+    facility_rvu: Rvus | None = None
+    status: str | None = None
+    global_days: str | None = None
     note: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rate:
+        if self.checked == "secondary":
+            if self.amount is not None and not (self.note and self.year):
+                raise ValueError("a secondary rate needs its year and a note saying where it comes from")
+            return self
+        cf, rvu, fac = self.conversion_factor, self.rvu, self.facility_rvu
+        if cf is None or rvu is None or fac is None or self.amount is None or self.facility_amount is None:
+            raise ValueError("a rate checked against the CMS file needs amount, facility_amount, "
+                             "conversion_factor, rvu and facility_rvu")
+        for label, rvus, amount in (("amount", rvu, self.amount), ("facility_amount", fac, self.facility_amount)):
+            expected = to_cents(rvus.total * cf)
+            if Decimal(str(amount)) != expected:
+                raise ValueError(f"{label} {amount} is not the RVU total {rvus.total} x conversion factor "
+                                 f"{cf} = {expected}")
+        return self
 
 
 class ConditionCount(_Strict):
     min: int | None = Field(default=None, ge=0)
     max: int | None = Field(default=None, ge=0)
+
+
+class Mue(_Strict):
+    units: int = Field(ge=1)
+    source: str
 
 
 class TcmRule(_Strict):
@@ -105,6 +160,14 @@ class Code(_Strict):
     time: TimeRule
     base_codes: tuple[str, ...] = ()
     max_units: int = Field(ge=1)
+    # Where the cap comes from (a CPT descriptor, a CMS publication) or, for a cap chosen where
+    # neither states one, the source it was chosen against; the reasoning goes in conservative_choice.
+    max_units_source: str
+    # CMS's NCCI Medically Unlikely Edit per date of service, where one was found: an upper bound
+    # on what one claim line can carry, never a reason to bill more than max_units.
+    mue: Mue | None = None
+    # Consent this code needs besides its family's (evidence `code_consent`): any of these programs.
+    consent_programs: tuple[str, ...] = ()
     per: Literal["month", "discharge"] = "month"
     evidence: tuple[Evidence, ...]
     chronic_conditions: ConditionCount | None = None
@@ -121,6 +184,11 @@ class Code(_Strict):
     def _consistent(self) -> Code:
         if "chronic_conditions" in self.evidence and self.chronic_conditions is None:
             raise ValueError("evidence 'chronic_conditions' needs a chronic_conditions: {min, max}")
+        if ("code_consent" in self.evidence) != bool(self.consent_programs):
+            raise ValueError("evidence 'code_consent' and consent_programs go together")
+        if self.mue is not None and self.mue.units < self.max_units:
+            raise ValueError(f"max_units {self.max_units} is above the NCCI MUE of {self.mue.units} "
+                             "units a claim line can carry")
         if "qmb_status" in self.evidence and self.qmb is None:
             raise ValueError("evidence 'qmb_status' needs qmb: true or false")
         if "cocm_episode" in self.evidence and self.episode_month in (None, "any"):
@@ -170,7 +238,10 @@ class Family(_Strict):
                     raise ValueError(f"code {key}: counted_roles must match base code {base}")
                 base_excl = {c for e in base_rule.exclusions for c in e.codes}
                 extra = {c for e in code.exclusions for c in e.codes} - base_excl - {base}
-                if extra:
+                # Outside time-based families an add-on never replaces its base code's option (the
+                # base alone stays a choice beside base + add-on), so its own exclusions cannot
+                # make more minutes bill less.
+                if extra and self.time_based:
                     raise ValueError(f"code {key}: add-on excludes {sorted(extra)} which base "
                                      f"code {base} does not")
         return self
@@ -201,7 +272,18 @@ class ConditionRules(_Strict):
 
 
 class ConversionFactor(_Strict):
-    amount: float = Field(gt=0)
+    amount: Decimal = Field(gt=0)
+    source: str
+    # The conversion factor for qualifying APM participants, where the year has a second one.
+    qualifying_apm: Decimal | None = Field(default=None, gt=0)
+    qualifying_apm_source: str | None = None
+    note: str | None = None
+
+
+class CostSharing(_Strict):
+    """The patient's share of the allowed amount (Part B coinsurance), shown when consent is taken."""
+
+    coinsurance: Decimal = Field(gt=0, lt=1)
     source: str
     note: str | None = None
 
@@ -219,6 +301,7 @@ class RuleSet(_Strict):
     title: str
     effective: Period
     conversion_factor: ConversionFactor | None = None
+    cost_sharing: CostSharing | None = None
     sources: dict[str, Source] = Field(min_length=1)
     roles: dict[Role, RoleInfo]
     conditions: ConditionRules
@@ -246,6 +329,11 @@ class RuleSet(_Strict):
 
         if self.conversion_factor:
             need_source("conversion_factor.source", self.conversion_factor.source)
+            if self.conversion_factor.qualifying_apm is not None:
+                need_source("conversion_factor.qualifying_apm_source",
+                            self.conversion_factor.qualifying_apm_source or "")
+        if self.cost_sharing:
+            need_source("cost_sharing.source", self.cost_sharing.source)
         need_source("conditions.chronic_source", self.conditions.chronic_source)
         need_source("conditions.behavioral_health.source",
                     self.conditions.behavioral_health.source)
@@ -257,6 +345,13 @@ class RuleSet(_Strict):
                 for i, key in enumerate(code.sources):
                     need_source(f"{base}.sources[{i}]", key)
                 need_source(f"{base}.rate.source", code.rate.source)
+                need_source(f"{base}.max_units_source", code.max_units_source)
+                if code.mue is not None:
+                    need_source(f"{base}.mue.source", code.mue.source)
+                if code.rate.checked == "cms-file" and self.conversion_factor is not None and (
+                        code.rate.conversion_factor != self.conversion_factor.amount):
+                    problems.append(f"{base}.rate.conversion_factor: {code.rate.conversion_factor} is not "
+                                    f"the file's conversion factor {self.conversion_factor.amount}")
                 for j, exc in enumerate(code.exclusions):
                     need_source(f"{base}.exclusions[{j}].source", exc.source)
                     for other in exc.codes:

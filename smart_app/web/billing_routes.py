@@ -15,8 +15,10 @@ from smart_app.billing.delivery import deliver_pass, organization_plan, report_l
 from smart_app.billing.exports import render_superbill, superbill_claims
 from smart_app.billing.outbox import deliveries_for_claims, outbox_summary, retry_failed
 from smart_app.billing.plan import describe_plan
+from smart_app.billing.pricing import organization_pricing
 from smart_app.billing.review import Reviewer, ReviewResult, approve, hold
 from smart_app.billing.rollup import run_rollup
+from smart_app.billing.superbill import estimate_label, money
 from smart_app.db import transaction
 from smart_app.errors import EhrError, SmartAppError
 from smart_app.ledger.validation import check_month
@@ -58,7 +60,10 @@ async def billing_page(request: Request) -> Response:
     except (EhrError, SmartAppError) as exc:
         plan_lines, plan_problem = [], f"{exc.message} {exc.hint}"
     template = "billing_main.html" if request.query_params.get("fragment") else "billing.html"
+    pricing = organization_pricing(org)
     return TEMPLATES.TemplateResponse(request, template, {
+        "estimate": lambda line: money(pricing.unit(line.code, line.rate).times(line.units)) or "unknown",
+        "estimate_label": estimate_label(pricing),
         "org": org, "month": month, "claims": claims, "deliveries": deliveries, "summary": summary,
         "plan_lines": plan_lines, "plan_problem": plan_problem, "status_text": STATUS_TEXT,
         "billable": [c for c in claims if c.claim.billable], "handle": who.handle, "who": who,

@@ -20,11 +20,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from smart_app.access.roles import AppRole
+from smart_app.billing.pricing import organization_pricing
 from smart_app.db import transaction
 from smart_app.launch.organizations import Organization
 from smart_app.ledger.months import month_label, parse_month
 from smart_app.ledger.panel import (
-    ESTIMATE_LABEL,
     NOT_CHECKED,
     NOT_ELIGIBLE,
     Panel,
@@ -33,7 +33,6 @@ from smart_app.ledger.panel import (
     panel_rows,
 )
 from smart_app.ledger.validation import program_label
-from smart_app.rules.loader import rule_set_named
 from smart_app.web.authorization import Principal, principal
 from smart_app.web.orgs import org_today
 from smart_app.web.templating import TEMPLATES, ctx
@@ -81,12 +80,12 @@ def _load(request: Request) -> tuple[Organization, Panel]:
     request.state.handle = who.handle
     today = org_today(org)
     month = _month(request, today)
-    rule_set = rule_set_named(org.rule_set)
+    pricing = organization_pricing(org)
     program = _param(request, "program")
     mine = own_patients_only(who)
     with transaction(app.sessions) as db:
-        panel = panel_rows(db, org.id, month, rule_set, today=today, program=program,
-                           care_manager=mine or _param(request, "care_manager"))
+        panel = panel_rows(db, org.id, month, pricing.rule_set, today=today, program=program,
+                           care_manager=mine or _param(request, "care_manager"), pricing=pricing)
     if program is not None and program not in panel.programs:
         raise _BadRequest(f"Unknown program {program!r}.",
                           f"Choose one of: {', '.join(panel.programs)}, or all programs.")
@@ -141,7 +140,7 @@ def panel_page(request: Request) -> Response:
     start = (page - 1) * PAGE_SIZE
     return TEMPLATES.TemplateResponse(request, "panel.html", {
         "org": org, "panel": panel, "totals": panel.totals, "month_label": month_label(panel.month),
-        "program": program, "care_manager": care_manager, "estimate_label": ESTIMATE_LABEL,
+        "program": program, "care_manager": care_manager, "estimate_label": panel.totals.label,
         "rows": panel.rows[start:start + PAGE_SIZE], "page": page, "pages": pages, "first": start + 1,
         "last": min(start + PAGE_SIZE, len(panel.rows)),
         "prev_url": "/panel?" + _query(panel, program, care_manager, page - 1) if page > 1 else None,

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from smart_app.access.grants import people_with_time_role
 from smart_app.access.roles import AppRole, Roles, TimeRole
 from smart_app.billing.facts_source import coverage_reference, save_facts
+from smart_app.billing.pricing import organization_pricing
 from smart_app.db import transaction
 from smart_app.ehr.care_team import care_manager
 from smart_app.ehr.chart import ChartSummary, chart_summary
@@ -32,6 +33,7 @@ from smart_app.rules.conditions import CountedCondition, summarize
 from smart_app.rules.decision import Decision
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.loader import rule_set_named
+from smart_app.rules.rates import CostShare, monthly_cost_share
 from smart_app.services import AppContext
 from smart_app.web.authorization import Principal, administrator_names, roles_of
 from smart_app.web.consent_sync import send_pending_consents
@@ -71,6 +73,10 @@ class PatientView:
     # when a program that needs one this month (BHI, CoCM) is relevant.
     scales: tuple[ScaleRecord, ...] = ()
     scale_choices: tuple[tuple[str, int], ...] = ()
+    # The patient's coinsurance for a month of each consent program, to say when consent is taken, and what
+    # estimate it is 20% of.
+    cost_shares: tuple[CostShare, ...] = ()
+    cost_label: str = ""
 
     @property
     def role(self) -> str:
@@ -168,12 +174,15 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                    if any(SCALE_EVIDENCE in code.evidence for code in fam.codes.values())}
     scale_choices = (tuple((name, highest) for name, (_, highest) in recordable_scales(rule_set).items())
                      if needs_scale & set(time_programs) else ())
+    consent_programs = tuple(p for p in time_programs if p != "tcm")
+    pricing = organization_pricing(org)
+    cost_shares = tuple(share for p in consent_programs if (share := monthly_cost_share(pricing, p)))
     return PatientView(organization=org, month=month, today=today, days_left=days_left_in(month, today),
                        summary=summary, decision=decision, cards=cards,
                        findings=tuple(dict.fromkeys(summary.findings + fact_findings + decision.findings)),
                        ledger=ledger, timer=timer, performer=performer, who=who, roles=roles,
                        cannot_record=_cannot_record(who, roles),
                        vocabulary=default_vocabulary(), programs=time_programs, consents=tuple(consents),
-                       consent_programs=tuple(p for p in time_programs if p != "tcm"),
+                       consent_programs=consent_programs,
                        undetermined=undetermined, scales=tuple(r for r in scales if r.month == month),
-                       scale_choices=scale_choices)
+                       scale_choices=scale_choices, cost_shares=cost_shares, cost_label=pricing.label)

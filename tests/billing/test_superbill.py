@@ -6,10 +6,11 @@ import csv
 import io
 import re
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from smart_app.billing.superbill import (
     CSV_COLUMNS,
-    ESTIMATE_LABEL,
+    estimate_label,
     latin1,
     neutralise,
     superbill_csv,
@@ -18,9 +19,16 @@ from smart_app.billing.superbill import (
 )
 from smart_app.billing.values import ClaimLine
 from smart_app.paths import data_path
+from smart_app.rules.loader import default_rule_set
+from smart_app.rules.rates import Locality, Pricing, RateSettings
 from tests.billing.claims import ccm_claim
 
 GENERATED = datetime(2026, 4, 1, 8, 30, tzinfo=UTC)
+NATIONAL = Pricing(default_rule_set("medicare", 2026))
+ESTIMATE_LABEL = estimate_label(NATIONAL)
+# Illustrative GPCIs, not a CMS locality.
+LOCAL = Pricing(NATIONAL.rule_set, RateSettings(Locality("Test locality", Decimal("1.05"), Decimal("1.2"),
+                                                          Decimal("0.8"))))
 
 
 def two_claims():
@@ -32,7 +40,7 @@ def two_claims():
 
 
 def test_csv_has_one_row_per_line_with_every_column():
-    rows = list(csv.DictReader(io.StringIO(superbill_csv(two_claims()))))
+    rows = list(csv.DictReader(io.StringIO(superbill_csv(two_claims(), pricing=NATIONAL))))
     assert len(rows) == 6
     assert tuple(rows[0]) == CSV_COLUMNS
     first = rows[0]
@@ -54,7 +62,7 @@ def test_csv_has_one_row_per_line_with_every_column():
 def test_csv_quotes_per_rfc_4180_and_neutralises_formulas():
     claim = ccm_claim(patient_name='=HYPERLINK("http://evil","x"), "Jr"', patient_mrn="+123",
                       patient_id="-2+3", billing_practitioner="@SUM(A1)")
-    text = superbill_csv([claim])
+    text = superbill_csv([claim], pricing=NATIONAL)
     assert text.endswith("\r\n") and "\r\n" in text
     rows = list(csv.reader(io.StringIO(text)))
     row = rows[1]
@@ -67,7 +75,7 @@ def test_csv_quotes_per_rfc_4180_and_neutralises_formulas():
 
 
 def test_csv_of_a_claim_without_lines_is_only_the_header():
-    assert superbill_csv([ccm_claim(lines=())]).splitlines() == [",".join(CSV_COLUMNS)]
+    assert superbill_csv([ccm_claim(lines=())], pricing=NATIONAL).splitlines() == [",".join(CSV_COLUMNS)]
 
 
 # ---------------------------------------------------------------- HTML
@@ -76,7 +84,7 @@ def test_csv_of_a_claim_without_lines_is_only_the_header():
 def test_html_escapes_a_malicious_patient_name_and_shows_the_estimate_label():
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     html = superbill_html([ccm_claim(patient_name=evil)], organization_name="Clinic & Co", month="2026-03",
-                          generated=GENERATED)
+                          generated=GENERATED, pricing=NATIONAL)
     assert "<script" not in html and "<img" not in html
     assert "&lt;script&gt;" in html
     assert "Clinic &amp; Co" in html
@@ -87,7 +95,8 @@ def test_html_escapes_a_malicious_patient_name_and_shows_the_estimate_label():
 
 
 def test_html_shows_the_claim_facts_one_section_per_patient():
-    html = superbill_html(two_claims(), organization_name="Clinic", month="2026-03", generated=GENERATED)
+    html = superbill_html(two_claims(), organization_name="Clinic", month="2026-03", generated=GENERATED,
+                          pricing=NATIONAL)
     assert html.count('<section class="patient"') == 2
     assert "Organization month" in html
     for fact in ("Ada Lovelace", "Grace Hopper", "MRN-001", "1950-12-10", "99490", "99439", "G0556",
@@ -113,7 +122,8 @@ def _pages(pdf: bytes) -> int:
 
 def test_pdf_has_one_page_per_patient_names_and_the_label():
     claims = two_claims()
-    pdf = superbill_pdf(claims, organization_name="Clinic", month="2026-03", generated=GENERATED, compress=False)
+    pdf = superbill_pdf(claims, organization_name="Clinic", month="2026-03", generated=GENERATED, pricing=NATIONAL,
+                         compress=False)
     assert pdf.startswith(b"%PDF")
     assert b"Ada Lovelace" in pdf and b"Grace Hopper" in pdf
     assert b"not a payment amount" in pdf
@@ -121,12 +131,12 @@ def test_pdf_has_one_page_per_patient_names_and_the_label():
     assert b"Page 1 of 3" in flat and b"Page 3 of 3" in flat  # summary page plus one page per patient
     assert _pages(pdf) == 3
     single = superbill_pdf(claims[:1], organization_name="Clinic", month="2026-03", generated=GENERATED,
-                           compress=False)
+                           pricing=NATIONAL, compress=False)
     assert _pages(single) == 1 and b"99439" in single and b"G0556" in single
 
 
 def test_pdf_is_compressed_by_default_and_deterministic():
-    args = {"organization_name": "Clinic", "month": "2026-03", "generated": GENERATED}
+    args = {"organization_name": "Clinic", "month": "2026-03", "generated": GENERATED, "pricing": NATIONAL}
     compressed = superbill_pdf(two_claims(), **args)
     assert compressed.startswith(b"%PDF") and b"Ada Lovelace" not in compressed
     assert compressed == superbill_pdf(two_claims(), **args)
@@ -137,7 +147,32 @@ def test_pdf_survives_text_outside_latin_1():
                       lines=(ClaimLine("99490", 1, "ccm", "CCM ≥ 20 minutes", 20, {"clinical-staff": 20},
                                        date(2026, 3, 31), rate=66.13, rate_year=2026),))
     pdf = superbill_pdf([claim], organization_name="Clínica Ñandú", month="2026-03", generated=GENERATED,
-                        compress=False)
+                        pricing=NATIONAL, compress=False)
     assert pdf.startswith(b"%PDF")
     assert latin1("Łukasz “Żółw” 山田 ☃ — O’Brien") == 'Lukasz "Zólw" ?? ? - O\'Brien'
     assert latin1("Clínica Ñandú") == "Clínica Ñandú"
+
+
+# ---------------------------------------------------------------- locality estimates
+
+
+def test_every_format_shows_the_locality_estimate_and_says_which():
+    claims = [ccm_claim()]
+    # 99490: [(1.00 x 1.05) + (0.91 x 1.2) + (0.07 x 0.8)] x 33.4009 = 73.42; 99439: 1.687 x 33.4009 = 56.35 a unit;
+    # G0556: [(0.25 x 1.05) + (0.22 x 1.2) + (0.02 x 0.8)] x 33.4009 = 18.12 (the claim recorded CY2025's $15.20).
+    rows = list(csv.DictReader(io.StringIO(superbill_csv(claims, pricing=LOCAL))))
+    assert [(r["code"], r["estimated_rate"], r["estimated_amount"], r["estimate_basis"]) for r in rows] == [
+        ("99490", "73.42", "73.42", "locality: Test locality"), ("99439", "56.35", "112.70", "locality: Test locality"),
+        ("G0556", "18.12", "18.12", "locality: Test locality")]
+    html = superbill_html(claims, organization_name="Clinic", month="2026-03", generated=GENERATED, pricing=LOCAL)
+    assert "Locality estimate for Test locality (GPCIs: work 1.05, practice expense 1.2, malpractice 0.8)" in html
+    assert "$204.24" in html and "$66.13" not in html
+    pdf = superbill_pdf(claims, organization_name="Clinic", month="2026-03", generated=GENERATED, pricing=LOCAL,
+                        compress=False)
+    assert b"Locality estimate for Test locality" in pdf and b"$204.24" in pdf
+
+
+def test_national_superbill_uses_the_rule_sets_cms_figures():
+    rows = list(csv.DictReader(io.StringIO(superbill_csv([ccm_claim()], pricing=NATIONAL))))
+    # G0556 was recorded with a CY2025 figure; the superbill prices it from the CY2026 rule set.
+    assert rows[2]["estimated_rate"] == "16.37" and rows[2]["estimate_basis"] == "national"

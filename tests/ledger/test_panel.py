@@ -18,10 +18,9 @@ from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.ledger.entries import amend_entry, record_entry, void_entry
 from smart_app.ledger.errors import InvalidEntry
 from smart_app.ledger.panel import (
-    CSV_HEADER,
-    ESTIMATE_LABEL,
     Panel,
     PanelRow,
+    csv_header,
     days_left_in,
     panel_csv,
     panel_rows,
@@ -31,9 +30,12 @@ from smart_app.ledger.records import MonthStatusRow, PatientRow
 from smart_app.ledger.values import Entry
 from smart_app.rules.decision import Decision
 from smart_app.rules.loader import default_rule_set
+from smart_app.rules.rates import Locality, Pricing, RateSettings, estimate_label
 from tests.ledger.conftest import NOW, ORG, TZ, entry
 
 RULES = default_rule_set("medicare", 2026)
+ESTIMATE_LABEL = estimate_label(RULES)
+CSV_HEADER = csv_header(ESTIMATE_LABEL)
 MONTH = "2026-11"
 TODAY = date(2026, 11, 20)
 OTHER_ORG = "org-other"
@@ -131,7 +133,7 @@ def test_only_the_counted_roles_count(factory) -> None:
     add(factory, "pcm", 25, program="pcm", role="billing-practitioner")
     result = panel(factory)
     doc = row(result, "doc")
-    assert doc.codes_met == (("99491", 1),) and doc.captured == Decimal("82.16")
+    assert doc.codes_met == (("99491", 1),) and doc.captured == Decimal("89.18")
     assert (doc.next_code, doc.next_threshold, doc.minutes_needed) == ("99437", 60, 30)
     psy = row(result, "psy", "cocm")
     assert (psy.minutes, psy.counted_minutes, psy.status) == (20, 0, "in progress")
@@ -301,13 +303,38 @@ def test_days_left_counts_today() -> None:
     assert days_left_in("2028-02", date(2028, 2, 28)) == 2
 
 
+def without_figure(code: str):
+    """The 2026 rule set with `code`'s rate unknown, as a rule file without a figure for it says."""
+    family = RULES.code_family()[code]
+    rule = RULES.code(code)
+    rate = rule.rate.model_copy(update={"amount": None, "year": None, "checked": "secondary", "rvu": None,
+                                        "facility_rvu": None, "facility_amount": None, "conversion_factor": None})
+    codes = {**RULES.families[family].codes, code: rule.model_copy(update={"rate": rate})}
+    families = {**RULES.families, family: RULES.families[family].model_copy(update={"codes": codes})}
+    return RULES.model_copy(update={"families": families})
+
+
 def test_unknown_rates_are_counted_not_guessed(factory) -> None:
-    # G2214 (16 minutes) has a null rate in the 2026 file.
+    # G2214 (16 minutes), its rate unknown.
     add(factory, "g2214", 20, program="cocm", role="care-manager")
     add(factory, "near", 10, program="cocm", role="care-manager")
-    totals = panel(factory).totals
+    with factory() as db:
+        totals = panel_rows(db, ORG, MONTH, without_figure("G2214"), today=TODAY).totals
     assert (totals.captured, totals.captured_unknown) == (0, 1)
     assert (totals.within_reach, totals.within_reach_rows, totals.within_reach_unknown) == (0, 1, 1)
+
+
+def test_locality_estimates_replace_the_national_ones_and_say_so(factory) -> None:
+    revenue_patients(factory)
+    # Illustrative GPCIs: 99490 is [(1.00 x 1.05) + (0.91 x 1.2) + (0.07 x 0.8)] x 33.4009 = 2.198 x 33.4009.
+    pricing = Pricing(RULES, RateSettings(Locality("Test locality", Decimal("1.05"), Decimal("1.2"),
+                                                   Decimal("0.8"))))
+    totals = panel(factory, pricing=pricing).totals
+    assert totals.label == pricing.label and totals.label.startswith("locality estimate for Test locality")
+    assert totals.captured == 2 * Decimal("73.42")
+    # 99439: [(0.70 x 1.05) + (0.76 x 1.2) + (0.05 x 0.8)] x 33.4009 = 1.687 x 33.4009 = 56.35
+    assert totals.within_reach == Decimal("73.42") + Decimal("56.35")
+    assert pricing.label in panel_csv(panel(factory, pricing=pricing)).splitlines()[0]
 
 
 def test_bad_month_is_refused(factory) -> None:

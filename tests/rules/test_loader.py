@@ -29,12 +29,14 @@ def test_shipped_file_is_valid_and_complete():
     codes = set(rs.code_family())
     assert {"99490", "99439", "99491", "99437", "99487", "99489", "99424", "99425", "99426",
             "99427", "99484", "99492", "99493", "99494", "G2214", "99495", "99496", "G0556",
-            "G0557", "G0558"} <= codes
+            "G0557", "G0558", "G0568", "G0569", "G0570"} <= codes
     for fam in rs.families.values():
         for code in fam.codes.values():
             assert code.sources and code.rate.source in rs.sources
-            if code.rate.amount is not None and not code.rate.verified:
-                assert code.rate.note and code.rate.year
+            # Every 2026 rate was read from CMS's relative value file, none from a blog.
+            assert code.rate.checked == "cms-file" and code.rate.year == 2026
+            assert rs.sources[code.rate.source].kind == "cms_file"
+            assert code.max_units_source in rs.sources
 
 
 def _set(path: list, value):
@@ -59,6 +61,17 @@ BROKEN = [
      "unknown code '99999'"),
     ("full counting with a midpoint minimum", ["families", "ccm", "codes", "99490", "time"],
      {"unit_minutes": 20, "min_minutes": 11, "counting": "full"}, "min_minutes equal"),
+    ("cap above the NCCI MUE", ["families", "ccm", "codes", "99437", "max_units"], 3,
+     "max_units 3 is above the NCCI MUE of 2"),
+    ("cap without a source", ["families", "ccm", "codes", "99490", "max_units_source"], "a-blog",
+     "families.ccm.codes.99490.max_units_source: unknown source 'a-blog'"),
+    ("amount that is not RVU x conversion factor", ["families", "cocm", "codes", "99492", "rate", "amount"],
+     149.30, "amount 149.3 is not the RVU total 4.8 x conversion factor 33.4009 = 160.32"),
+    ("secondary rate without a note", ["families", "cocm", "codes", "99493", "rate"],
+     {"amount": 130, "year": 2026, "source": "cpt_2026", "checked": "secondary"}, "needs its year and a note"),
+    ("the old verified flag", ["families", "cocm", "codes", "99493", "rate", "verified"], False, "verified"),
+    ("code consent without programs", ["families", "apcm", "codes", "G0570", "consent_programs"], [],
+     "code_consent"),
 ]
 
 
