@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smart_app.billing.models import ClaimRow
-from smart_app.billing.proposal import content_hash
+from smart_app.billing.proposal import content_digest
 from smart_app.billing.values import ProposedClaim
 from smart_app.db import utcnow
 
@@ -51,18 +51,26 @@ def latest_version(db: Session, organization_id: str, patient_id: str, month: st
 
 def store_claim(db: Session, claim: ProposedClaim, now: datetime | None = None) -> tuple[str, ClaimRow]:
     """Save the claim if it differs from the newest version: ("unchanged" | "new", row)."""
-    digest = content_hash(claim)
-    latest = latest_version(db, claim.organization_id, claim.patient_id, claim.month)
+    outcome, row = store_version(db, claim, latest_version(db, claim.organization_id, claim.patient_id, claim.month),
+                                 now or utcnow())
+    db.flush()
+    return outcome, row
+
+
+def store_version(db: Session, claim: ProposedClaim, latest: ClaimRow | None,
+                  now: datetime) -> tuple[str, ClaimRow]:
+    """`store_claim` with the newest version already read (the rollup reads a batch's at once); not flushed."""
+    content = claim.to_json()
+    digest = content_digest(content)
     if latest is not None and latest.content_hash == digest:
         return "unchanged", latest
     if latest is not None and latest.status in REPLACEABLE:
         latest.status = "superseded"
     row = ClaimRow(id=str(uuid.uuid4()), organization_id=claim.organization_id, patient_id=claim.patient_id,
                    month=claim.month, version=(latest.version + 1) if latest else 1,
-                   status="proposed" if claim.billable else "nothing-billable", content=claim.to_json(),
-                   content_hash=digest, created_at=now or utcnow(), review_note="")
+                   status="proposed" if claim.billable else "nothing-billable", content=content,
+                   content_hash=digest, created_at=now, review_note="")
     db.add(row)
-    db.flush()
     return "new", row
 
 

@@ -124,5 +124,10 @@ def propose_claim(decision: Decision, facts: PatientFacts, entries: tuple[Entry,
 
 def content_hash(claim: ProposedClaim) -> str:
     """A stable hash of what would be billed and why; re-running an unchanged month matches it."""
-    text = json.dumps(claim.to_json(), sort_keys=True, separators=(",", ":"), default=str)
+    return content_digest(claim.to_json())
+
+
+def content_digest(content: dict) -> str:
+    """`content_hash` of a claim whose JSON form (`ProposedClaim.to_json`) is already built."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
