@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smart_app.db import utcnow
@@ -27,6 +27,7 @@ from smart_app.ledger.months import zone
 from smart_app.ledger.records import ConsentRow
 from smart_app.ledger.validation import MAX_NOTE_CHARS, program_label
 from smart_app.ledger.values import PROGRAMS
+from smart_app.ledger.writelock import hold_consents
 from smart_app.rules.facts import Consent
 
 # TCM is billed on a discharge and a visit; no program consent is asked for it.
@@ -38,7 +39,6 @@ WRITEBACK_STATUSES = ("pending", "written", "not-accepted", "failed")
 MAX_CONSENT_AGE_YEARS = 10
 MAX_DETAIL_CHARS = 2000
 _PERSON_TYPES = ("Practitioner/", "PractitionerRole/")
-_LOCK_SPACE = "smart_app.ledger.consent"
 
 
 class InvalidConsent(LedgerError):
@@ -221,19 +221,6 @@ def check_consent(data: ConsentInput, today: date) -> None:
     _check_note(data.note)
 
 
-def _hold(session: Session, organization_id: str, patient_id: str, program: str) -> None:
-    """Serialize consent writes of one patient-program until the transaction ends (check, then insert)."""
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        # pysqlite opens its transaction lazily; take the write lock before the checks read.
-        raw = connection.connection.dbapi_connection
-        if raw is not None and not raw.in_transaction:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        return
-    connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:space), hashtext(:key))"),
-                       {"space": _LOCK_SPACE, "key": f"{organization_id}|{patient_id}|{program}"})
-
-
 def _to_records(session: Session, rows: Iterable[ConsentRow]) -> list[ConsentRecord]:
     rows = list(rows)
     ids = [row.id for row in rows if row.kind == "consent"]
@@ -280,7 +267,7 @@ def record_consent(session: Session, data: ConsentInput, *, now: datetime | None
     """
     now = now or utcnow()
     check_consent(data, _today(now, timezone))
-    _hold(session, data.organization_id, data.patient_id, data.program)
+    hold_consents(session, data.organization_id, data.patient_id, data.program)
     existing = _active_rows(session, data.organization_id, data.patient_id, data.program)
     if existing:
         first = existing[0]
@@ -324,7 +311,7 @@ def withdraw_consent(session: Session, organization_id: str, consent_id: str, *,
     if on < target.obtained_on:
         raise InvalidConsent(f"The withdrawal date, {_fmt(on)}, is before the consent itself "
                              f"({_fmt(target.obtained_on)}).", "Check the date the patient asked to stop.")
-    _hold(session, organization_id, target.patient_id, target.program)
+    hold_consents(session, organization_id, target.patient_id, target.program)
     target = get_consent(session, organization_id, consent_id)  # re-read under the lock
     if target.withdrawn_by is not None:
         earlier = get_consent(session, organization_id, target.withdrawn_by)
