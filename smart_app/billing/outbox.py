@@ -48,12 +48,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from smart_app.billing.models import OutboxRow
 from smart_app.billing.plan import CHOICES
 from smart_app.db import transaction, utcnow
+from smart_app.dialect_upsert import insert_new
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.consent_writeback import (
     DuplicateCheckFailed,
@@ -170,21 +170,17 @@ def enqueue(db: Session, *, organization_id: str, claim_id: str | None, patient_
     enqueues of the same resource also add one row): enqueueing twice adds nothing.
     """
     now = now or utcnow()
-    dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     added = 0
     for index, resource in enumerate(resources):
         _check_resource(resource)
-        statement = insert(OutboxRow).values(
+        added += insert_new(db, OutboxRow, dict(
             id=str(uuid.uuid4()), organization_id=organization_id, claim_id=claim_id, patient_id=patient_id,
             month=month, resource_type=resource.resource_type, purpose=resource.purpose,
             identifier=resource.identifier, payload=resource.payload, status=PENDING, attempts=0,
             next_attempt_at=now, leased_until=None, last_error="", fhir_id=None,
             # A microsecond apart, so rows are sent in the order given (targets of references first).
             created_at=now + timedelta(microseconds=index), updated_at=now,
-        ).on_conflict_do_nothing(index_elements=["organization_id", "identifier"]).returning(OutboxRow.id)
-        # RETURNING yields the row only when it was inserted (rowcount is not reliable on every driver).
-        added += db.execute(statement).first() is not None
+        ), ("organization_id", "identifier"), returning=OutboxRow.id)
     return added
 
 

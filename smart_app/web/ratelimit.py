@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from smart_app.billing.models import RateLimitRow
 from smart_app.crypto import hash_handle
 from smart_app.db import transaction, utcnow
+from smart_app.dialect_upsert import upsert
 from smart_app.launch.models import AppSession
 from smart_app.web.session_transport import request_handle
 from smart_app.web.templating import TEMPLATES
@@ -51,7 +50,6 @@ API_PREFIX = "/api/"
 PAGE_PREFIX = "/patient"
 # Prefixes counted per launch session rather than per client address.
 SESSION_PREFIXES = (API_PREFIX, PAGE_PREFIX)
-_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
 def default_rate_limit_rules() -> dict[str, tuple[int, int]]:
@@ -104,14 +102,8 @@ def window_start(now: datetime, window: int) -> datetime:
 
 def increment(db: Session, key: str, start: datetime) -> int:
     """Count one request for `key` in the window starting at `start`; the count after it, atomically."""
-    dialect = db.connection().dialect.name
-    if dialect not in _INSERTS:
-        raise RuntimeError(f"rate limits need SQLite or PostgreSQL, not {dialect}")
-    statement = _INSERTS[dialect](RateLimitRow).values(key=key, window_start=start, count=1)
-    statement = statement.on_conflict_do_update(
-        index_elements=[RateLimitRow.key, RateLimitRow.window_start],
-        set_={"count": RateLimitRow.count + 1}).returning(RateLimitRow.count)
-    return int(db.execute(statement).scalar_one())
+    return int(upsert(db, RateLimitRow, {"key": key, "window_start": start, "count": 1}, ("key", "window_start"),
+                      set_={"count": RateLimitRow.count + 1}, returning=RateLimitRow.count).scalar_one())
 
 
 def sweep(sessions: sessionmaker[Session], before: datetime) -> None:
