@@ -61,6 +61,7 @@ from smart_app.ehr.consent_writeback import (
     create_once,
     if_none_exist_criteria,
 )
+from smart_app.ehr.failures import classify_error
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.errors import EhrError, SessionExpired
 
@@ -75,7 +76,6 @@ MAX_BACKOFF_SECONDS = 15 * 60
 MAX_RETRY_AFTER_SECONDS = 24 * 60 * 60
 DEFAULT_BACKOFF_BASE = 2.0
 # Refusals worth retrying: the request timed out at the server, or the server asked us to slow down.
-_RETRYABLE = frozenset({408, 429})
 _STATUS_CODE = re.compile(r"^\s*(\d{3})")
 _ENTRY_INDEX = re.compile(r"\bentry (\d+)\b")
 URN_UUID = "urn:uuid:"
@@ -398,12 +398,12 @@ def _refusal(row: OutboxRow, status: int, outcome: str, *, together: int = 1) ->
 
 
 def _classify(row: OutboxRow, exc: EhrError, *, together: int = 1) -> _Outcome:
-    status = exc.http_status
-    if status == 429 or exc.retry_after is not None:
-        return _Outcome("retry", exc.message, throttled=True, wait=exc.retry_after)
-    if status is None or status < 400 or status >= 500 or status in _RETRYABLE:
+    failure = classify_error(exc)
+    if failure.throttled:
+        return _Outcome("retry", exc.message, throttled=True, wait=failure.retry_after)
+    if failure.temporary or failure.http_status is None:
         return _Outcome("retry", exc.message)
-    return _Outcome(FAILED, _refusal(row, status, exc.outcome or exc.message, together=together))
+    return _Outcome(FAILED, _refusal(row, failure.http_status, exc.outcome or exc.message, together=together))
 
 
 def _not_accepted(row: OutboxRow, interaction: str) -> _Outcome:

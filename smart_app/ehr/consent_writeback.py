@@ -20,13 +20,12 @@ from urllib.parse import quote
 
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.consent_resource import CONSENT_IDENTIFIER_SYSTEM
+from smart_app.ehr.failures import classify_error
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.errors import EhrError, SessionExpired
 
 NOT_ACCEPTED = ("This EHR does not accept Consent from apps; the consent is kept in the app and printed on "
                 "the superbill")
-# Refusals worth retrying: the request timed out at the server or the server asked us to slow down.
-_RETRYABLE = frozenset({408, 429})
 
 
 @dataclass(frozen=True)
@@ -120,11 +119,11 @@ async def create_once(client: FhirClient, caps: EhrCapabilities, resource_type: 
 
 
 def _from_error(exc: EhrError) -> WritebackOutcome:
-    status = exc.http_status
-    if status is None or status >= 500 or status in _RETRYABLE:
+    failure = classify_error(exc)
+    if failure.temporary:
         return WritebackOutcome("pending", f"Will retry: {exc.message}")
     outcome = exc.outcome or exc.message
-    return WritebackOutcome("failed", f"The EHR refused the Consent (HTTP {status}): {outcome}")
+    return WritebackOutcome("failed", f"The EHR refused the Consent (HTTP {failure.http_status}): {outcome}")
 
 
 async def write_consent(client: FhirClient, caps: EhrCapabilities, resource: dict) -> WritebackOutcome:
