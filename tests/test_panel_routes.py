@@ -20,7 +20,7 @@ from smart_app.errors import SmartAppError
 from smart_app.launch.models import AppSession
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.ledger.entries import record_entry
-from smart_app.ledger.months import month_label
+from smart_app.ledger.months import Month
 from smart_app.ledger.panel import CSV_HEADER, ESTIMATE_LABEL
 from smart_app.ledger.records import MonthStatusRow, PatientRow
 from smart_app.ledger.values import EntryInput
@@ -136,7 +136,7 @@ def test_filters_come_from_the_query(client: TestClient) -> None:
 
 def test_the_default_month_is_the_organizations_current_month(client: TestClient) -> None:
     text = client.get("/panel", headers=bearer("org-ny")).text
-    assert month_label(f"{org_today(ORGS[0]):%Y-%m}") in text
+    assert Month.parse(f"{org_today(ORGS[0]):%Y-%m}").label in text
 
 
 def test_without_a_live_session_the_panel_is_refused(client: TestClient) -> None:

@@ -32,9 +32,9 @@ from smart_app.launch.organizations import Organization
 from smart_app.ledger.directory import remember_patient
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.models import TimeEntryRow
+from smart_app.ledger.months import Month
 from smart_app.ledger.queries import _to_entry
 from smart_app.ledger.records import AttestationRow, ConsentRow, MonthStatusRow, PatientRow, ScaleRow
-from smart_app.ledger.validation import check_month
 from smart_app.ledger.values import Entry
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.facts import PatientFacts
@@ -132,7 +132,7 @@ def _cached_many(db: Session, org: Organization, ids: Sequence[str],
 
 def _month_entries(db: Session, organization_id: str, ids: Sequence[str], month: str) -> dict[str, tuple[Entry, ...]]:
     """Each patient's counting entries of the month, as `ledger.queries.patient_month(...).entries` gives them."""
-    check_month(month)
+    Month.parse(month)
     te = TimeEntryRow.__table__
     # Every column an Entry carries (ends_at is not one of them).
     columns = [c for c in te.c if c.name != "ends_at"]

@@ -25,7 +25,7 @@ from datetime import datetime
 from smart_app.billing.fhir_resources import PLACE_OF_SERVICE_NAMES, program_minutes, program_name
 from smart_app.billing.values import ClaimLine, ProposedClaim
 from smart_app.jinja_env import environment
-from smart_app.ledger.months import month_label
+from smart_app.ledger.months import Month
 
 ESTIMATE_LABEL = "Estimate: national non-facility rate from the rule set; not a payment amount"
 TEMPLATE = "superbill.html"
@@ -178,7 +178,7 @@ def superbill_html(claims: list[ProposedClaim], *, organization_name: str, month
     ordered = _ordered(claims)
     template = environment().get_template(TEMPLATE)
     return template.render(
-        organization_name=organization_name, month=month, month_label=month_label(month),
+        organization_name=organization_name, month=month, month_label=Month.parse(month).label,
         generated=generated.isoformat(timespec="minutes"), estimate_label=ESTIMATE_LABEL,
         patients=[patient_view(c) for c in ordered], summary=_summary(ordered),
         organization_month=len(ordered) > 1,
@@ -291,7 +291,7 @@ def _patient_page(pdf, view: PatientView, month: str) -> None:
     pdf.set_font("Helvetica", "B", 13)
     pdf.multi_cell(0, 7, latin1(view.name), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 9)
-    _pairs(pdf, [("Month", month_label(month)), ("Patient id", view.patient_id), ("MRN", view.mrn),
+    _pairs(pdf, [("Month", Month.parse(month).label), ("Patient id", view.patient_id), ("MRN", view.mrn),
                  ("Birth date", view.birth_date), ("Place of service", view.place_of_service),
                  ("Billing practitioner", view.billing_practitioner),
                  ("Supervising practitioner", view.supervising_practitioner)])
@@ -335,10 +335,10 @@ def superbill_pdf(claims: list[ProposedClaim], *, organization_name: str, month:
     """The superbill as a PDF: an organization summary first when there are several claims, then one
     patient per page. `compress=False` leaves the page streams readable (for tests and debugging)."""
     pdf = _pdf_class()(format="Letter")
-    pdf.heading = f"Care management superbill - {organization_name} - {month_label(month)}"
+    pdf.heading = f"Care management superbill - {organization_name} - {Month.parse(month).label}"
     pdf.set_compression(compress)
     pdf.set_creation_date(generated)
-    pdf.set_title(latin1(f"Care management superbill, {organization_name}, {month_label(month)}"))
+    pdf.set_title(latin1(f"Care management superbill, {organization_name}, {Month.parse(month).label}"))
     pdf.set_creator("smart-app")
     pdf.alias_nb_pages()
     pdf.set_auto_page_break(auto=True, margin=18)
@@ -348,7 +348,7 @@ def superbill_pdf(claims: list[ProposedClaim], *, organization_name: str, month:
         summary = _summary(ordered)
         pdf.add_page()
         pdf.set_font("Helvetica", "B", 13)
-        pdf.cell(0, 7, latin1(f"{organization_name}: {month_label(month)}"), new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 7, latin1(f"{organization_name}: {Month.parse(month).label}"), new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("Helvetica", "", 9)
         _pairs(pdf, [("Patients", str(summary["patients"])), ("With billable codes", str(summary["billable"])),
                      ("Units by code", ", ".join(f"{c} x{u}" for c, u in summary["units"])),

@@ -12,7 +12,6 @@ Only the write-back columns of a row change later (`mark_writeback`).
 
 from __future__ import annotations
 
-import calendar
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from smart_app.db import utcnow
 from smart_app.ledger.errors import LedgerError, LedgerNotFound
-from smart_app.ledger.months import zone
+from smart_app.ledger.months import Month, zone
 from smart_app.ledger.records import ConsentRow
 from smart_app.ledger.validation import MAX_NOTE_CHARS, program_label
 from smart_app.ledger.values import PROGRAMS
@@ -122,17 +121,12 @@ class ConsentRecord:
         """For a withdrawal: the last day the consent still covers (the end of the withdrawal's month)."""
         if self.kind != "withdrawal":
             return None
-        return month_end(self.obtained_on)
-
-
-def month_end(day: date) -> date:
-    """The last day of `day`'s calendar month."""
-    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+        return Month.of(self.obtained_on).last_day
 
 
 def withdrawal_effective(day: date) -> date:
     """The first day a withdrawal made on `day` takes effect: the first of the next month."""
-    return month_end(day) + timedelta(days=1)
+    return Month.of(day).next().first_day
 
 
 # The four elements CMS expects explained: (field, what the patient was not told, for messages).

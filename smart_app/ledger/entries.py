@@ -14,7 +14,7 @@ from smart_app.db import utcnow
 from smart_app.ledger.errors import AlreadyCorrected, InvalidEntry, MonthClosed, OverlapError
 from smart_app.ledger.models import TimeEntryRow
 from smart_app.ledger.month_locks import is_locked, lock_message
-from smart_app.ledger.months import Span, month_label, month_of, split_at_months, zone
+from smart_app.ledger.months import Month, Span, split_at_months, zone
 from smart_app.ledger.overlap import first_conflict
 from smart_app.ledger.queries import counting_overlaps, get_entry, to_entries
 from smart_app.ledger.validation import check_entry, check_reason, local_time, program_label
@@ -34,11 +34,11 @@ def _what(fields: EntryInput | Entry, vocabulary: Vocabulary) -> str:
 
 def check_open_month(months: Iterable[str], now: datetime, tz: ZoneInfo, allow_closed_month: bool) -> None:
     """Refuse time outside the open month unless the caller said it is meant."""
-    current = month_of(now, tz)
-    closed = sorted(m for m in set(months) if m != current)
+    current = Month.at(now, tz)
+    closed = sorted(m for m in set(months) if m != current.key)
     if closed and not allow_closed_month:
-        label = month_label(closed[0])
-        raise MonthClosed(f"This time falls in {label}, but {month_label(current)} is the month open for entries.",
+        label = Month.parse(closed[0]).label
+        raise MonthClosed(f"This time falls in {label}, but {current.label} is the month open for entries.",
                           f"Check the date. If {label} is right, confirm that you are adding time to a closed "
                           "month; the biller will see it.", closed[0])
 
@@ -97,7 +97,7 @@ def describe(verb: str, fields: EntryInput, entries: list[Entry], tz: ZoneInfo, 
     total = sum(e.minutes for e in entries)
     text = f"{verb} {total} minutes of {_what(fields, vocabulary)} from {local_time(entries[0].start, tz)}."
     if len(entries) > 1:
-        parts = " and ".join(f"{e.minutes} in {month_label(e.month)}" for e in entries)
+        parts = " and ".join(f"{e.minutes} in {Month.parse(e.month).label}" for e in entries)
         text += f" The time crosses a month end, so it was split: {parts}."
     for month in sorted({e.month for e in entries if e.late}):
         text += " " + lock_message(month)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, aliased
 from smart_app.ledger.errors import LedgerNotFound
 from smart_app.ledger.models import TimeEntryRow
 from smart_app.ledger.month_locks import is_locked
-from smart_app.ledger.validation import check_month
+from smart_app.ledger.months import Month
 from smart_app.ledger.values import Entry, MinutesLine, MonthMinutes, PatientMonth
 
 
@@ -57,7 +57,7 @@ def get_entry(session: Session, organization_id: str, entry_id: str) -> Entry:
 
 def patient_month(session: Session, organization_id: str, patient_id: str, month: str) -> PatientMonth:
     """A patient's month: counting entries, and every row written (amendments, voids) oldest first."""
-    check_month(month)
+    Month.parse(month)
     rows = session.scalars(select(TimeEntryRow).where(
         TimeEntryRow.organization_id == organization_id, TimeEntryRow.patient_id == patient_id,
         TimeEntryRow.month == month).order_by(TimeEntryRow.recorded_at, TimeEntryRow.starts_at)).all()
@@ -82,7 +82,7 @@ def month_minutes(session: Session, organization_id: str, patient_id: str, month
 
 def late_entries(session: Session, organization_id: str, month: str) -> tuple[Entry, ...]:
     """Rows written into a month after it was locked, oldest first: the biller's to-do list."""
-    check_month(month)
+    Month.parse(month)
     rows = session.scalars(select(TimeEntryRow).where(
         TimeEntryRow.organization_id == organization_id, TimeEntryRow.month == month,
         TimeEntryRow.late.is_(True)).order_by(TimeEntryRow.recorded_at)).all()

@@ -19,7 +19,7 @@ from smart_app.billing.rollup import run_rollup
 from smart_app.db import transaction
 from smart_app.errors import EhrError, SmartAppError
 from smart_app.launch.sessions import active_session
-from smart_app.ledger.validation import check_month
+from smart_app.ledger.months import Month
 from smart_app.web.api import BadRequest, parse
 from smart_app.web.api_auth import Caller, api_caller
 from smart_app.web.api_models import MonthRun, ReviewNote
@@ -36,7 +36,7 @@ STATUS_TEXT = {"proposed": "Proposed: awaiting review", "held": "Held", "approve
 def _month(request: Request, default: dt.date) -> str:
     raw = request.query_params.get("month") or f"{default:%Y-%m}"
     try:
-        return check_month(raw)
+        return Month.parse(raw).key
     except SmartAppError as exc:
         raise BadRequest(f"{raw!r} is not a month.", "Write the month as YYYY-MM.") from exc
 

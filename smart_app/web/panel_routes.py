@@ -21,7 +21,7 @@ from starlette.routing import Route
 from smart_app.db import transaction
 from smart_app.launch.organizations import Organization
 from smart_app.launch.sessions import active_session
-from smart_app.ledger.months import month_label, parse_month
+from smart_app.ledger.months import Month
 from smart_app.ledger.panel import (
     ESTIMATE_LABEL,
     NOT_CHECKED,
@@ -58,7 +58,7 @@ def _month(request: Request, today: dt.date) -> str:
     if month is None:
         return f"{today:%Y-%m}"
     try:
-        parse_month(month)
+        Month.parse(month)
     except ValueError:
         raise _BadRequest(f"{month!r} is not a month.",
                           "Write the month as YYYY-MM, for example 2026-10.") from None
@@ -133,7 +133,7 @@ async def panel_page(request: Request) -> Response:
     page = min(page, pages)
     start = (page - 1) * PAGE_SIZE
     return TEMPLATES.TemplateResponse(request, "panel.html", {
-        "org": org, "panel": panel, "totals": panel.totals, "month_label": month_label(panel.month),
+        "org": org, "panel": panel, "totals": panel.totals, "month_label": Month.parse(panel.month).label,
         "program": program, "care_manager": care_manager, "estimate_label": ESTIMATE_LABEL,
         "rows": panel.rows[start:start + PAGE_SIZE], "page": page, "pages": pages, "first": start + 1,
         "last": min(start + PAGE_SIZE, len(panel.rows)),

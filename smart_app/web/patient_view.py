@@ -17,7 +17,7 @@ from smart_app.launch.sessions import ActiveSession, settle_role
 from smart_app.ledger.consents import ConsentRecord, consent_history
 from smart_app.ledger.directory import remember_patient, save_month_status
 from smart_app.ledger.facts_merge import time_entries, with_app_records
-from smart_app.ledger.panel import days_left_in
+from smart_app.ledger.months import Month
 from smart_app.ledger.queries import patient_month
 from smart_app.ledger.scales import ScaleRecord, recordable_scales, scales_for
 from smart_app.ledger.timers import running_timer
@@ -30,7 +30,7 @@ from smart_app.rules.loader import rule_set_named
 from smart_app.services import AppContext
 from smart_app.web.consent_sync import send_pending_consents
 from smart_app.web.orgs import load_organization, org_today
-from smart_app.web.program_cards import ProgramCard, next_month_start, program_cards
+from smart_app.web.program_cards import ProgramCard, program_cards
 
 # The evidence name of "a validated rating scale in the service month" in the rule files.
 SCALE_EVIDENCE = "rating_scale_this_month"
@@ -96,7 +96,7 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
         save_facts(db, org.id, session.patient_id, month, ehr_facts, coverage_reference(record))
         facts = with_app_records(db, org.id, session.patient_id, org.timezone, ehr_facts, consents, scales)
     decision = evaluate(facts, time_entries(ledger.entries, org.timezone), rule_set, month=month)
-    month_end = next_month_start(today) - dt.timedelta(days=1)
+    month_end = Month.of(today).last_day
     undetermined = summarize(facts, rule_set.conditions, month_end).undetermined()
     summary = chart_summary(record)
     cards = tuple(program_cards(decision))
@@ -115,7 +115,7 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
                    if any(SCALE_EVIDENCE in code.evidence for code in fam.codes.values())}
     scale_choices = (tuple((name, highest) for name, (_, highest) in recordable_scales(rule_set).items())
                      if needs_scale & set(time_programs) else ())
-    return PatientView(organization=org, month=month, today=today, days_left=days_left_in(month, today),
+    return PatientView(organization=org, month=month, today=today, days_left=Month.parse(month).days_left(today),
                        summary=summary, decision=decision, cards=cards,
                        findings=tuple(dict.fromkeys(summary.findings + facts.findings + decision.findings)),
                        ledger=ledger, timer=timer, performer=performer, role=role,
