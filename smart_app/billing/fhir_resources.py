@@ -45,6 +45,7 @@ from smart_app.errors import SmartAppError
 from smart_app.ledger.months import Month
 from smart_app.ledger.scales import ScaleRecord
 from smart_app.ledger.values import Entry
+from smart_app.statuses import EntryKind
 
 IDENTIFIER_PREFIX = "urn:smart-app:"
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -554,7 +555,7 @@ def _activity_label(code: str) -> str:
 
 
 def _check_entry(entry: Entry, month: str, resource: str) -> None:
-    if entry.kind == "void":
+    if entry.kind == EntryKind.VOID:
         raise _invalid(resource, f"entry {entry.id} is a void, not an activity")
     if entry.month != month:
         raise _invalid(resource, f"entry {entry.id} belongs to {entry.month}, not {month}")

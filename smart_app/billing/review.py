@@ -25,7 +25,7 @@ from smart_app.billing.fhir_resources import (
     superbill_document,
 )
 from smart_app.billing.models import ClaimRow, OutboxRow
-from smart_app.billing.outbox import DONE, OutgoingResource, enqueue
+from smart_app.billing.outbox import OutgoingResource, enqueue
 from smart_app.billing.plan import WritebackPlan
 from smart_app.billing.superbill import superbill_pdf
 from smart_app.billing.supersede import supersede
@@ -38,8 +38,9 @@ from smart_app.ledger.queries import patient_month
 from smart_app.ledger.scales import ScaleRecord, scales_for
 from smart_app.ledger.values import Entry
 from smart_app.rules.loader import rule_set_named
+from smart_app.statuses import ClaimStatus, OutboxStatus
 
-REVIEWABLE = ("proposed", "held")
+REVIEWABLE = (ClaimStatus.PROPOSED, ClaimStatus.HELD)
 
 
 class ReviewRefused(SmartAppError):
@@ -124,7 +125,7 @@ def _delivered_id(db: Session, claim_id: str, purpose: str, resource_type: str) 
     """The EHR's id of what a claim version delivered for `purpose` as `resource_type`, if it was delivered."""
     return db.scalar(select(OutboxRow.fhir_id).where(
         OutboxRow.claim_id == claim_id, OutboxRow.purpose == purpose, OutboxRow.resource_type == resource_type,
-        OutboxRow.status == DONE).limit(1))
+        OutboxRow.status == OutboxStatus.DONE).limit(1))
 
 
 def _refuse_future_service_date(stored: StoredClaim, org: Organization, now: datetime) -> None:
@@ -159,9 +160,9 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str
                                     replaced_superbill=replaced_superbill, now=now, pdf=pdf,
                                     scales=scales_for(db, org.id, row.patient_id, row.month),
                                     titles={name: scale.title for name, scale in rule_set.rating_scales.items()})
-    row.status, row.reviewed_by, row.reviewed_at, row.review_note = "approved", by, now, note
+    row.status, row.reviewed_by, row.reviewed_at, row.review_note = ClaimStatus.APPROVED, by, now, note
     if replaced is not None:
-        db.get(ClaimRow, replaced.id).status = "replaced"
+        db.get(ClaimRow, replaced.id).status = ClaimStatus.REPLACED
     queued = enqueue(db, organization_id=org.id, claim_id=row.id, patient_id=row.patient_id, month=row.month,
                      resources=resources, now=now)
     db.flush()
@@ -190,7 +191,7 @@ def hold(db: Session, org: Organization, claim_id: str, *, by: str, note: str,
         raise ReviewRefused("A hold needs a reason.", "Say what must be fixed before it can be approved.")
     now = now or utcnow()
     row = _reviewable(db, org.id, claim_id)
-    row.status, row.reviewed_by, row.reviewed_at, row.review_note = "held", by, now, note
+    row.status, row.reviewed_by, row.reviewed_at, row.review_note = ClaimStatus.HELD, by, now, note
     record_event(db, actor=by, action=CLAIM_HELD, subject=f"Claim/{row.id}",
                  detail={"patient": row.patient_id, "month": row.month, "version": row.version, "note": note},
                  organization_id=org.id, now=now)

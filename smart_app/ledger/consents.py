@@ -28,12 +28,11 @@ from smart_app.ledger.validation import MAX_NOTE_CHARS, program_label
 from smart_app.ledger.values import PROGRAMS
 from smart_app.ledger.writelock import hold_consents
 from smart_app.rules.facts import Consent
+from smart_app.statuses import ConsentKind, WritebackStatus
 
 # TCM is billed on a discharge and a visit; no program consent is asked for it.
 CONSENT_PROGRAMS = tuple(p for p in PROGRAMS if p != "tcm")
 METHODS = ("verbal", "written")
-KINDS = ("consent", "withdrawal")
-WRITEBACK_STATUSES = ("pending", "written", "not-accepted", "failed")
 # A consent dated further back than this is almost surely a typing error in the year.
 MAX_CONSENT_AGE_YEARS = 10
 MAX_DETAIL_CHARS = 2000
@@ -95,7 +94,7 @@ class ConsentRecord:
     organization_id: str
     patient_id: str
     program: str
-    kind: str
+    kind: ConsentKind
     method: str
     explained_availability: bool
     explained_cost_sharing: bool
@@ -106,7 +105,7 @@ class ConsentRecord:
     note: str
     recorded_at: datetime
     withdraws_id: str | None
-    writeback_status: str
+    writeback_status: WritebackStatus
     writeback_detail: str
     fhir_id: str | None
     withdrawn_by: str | None = None
@@ -114,12 +113,12 @@ class ConsentRecord:
     @property
     def active(self) -> bool:
         """A consent not (yet) withdrawn."""
-        return self.kind == "consent" and self.withdrawn_by is None
+        return self.kind == ConsentKind.CONSENT and self.withdrawn_by is None
 
     @property
     def last_covered_day(self) -> date | None:
         """For a withdrawal: the last day the consent still covers (the end of the withdrawal's month)."""
-        if self.kind != "withdrawal":
+        if self.kind != ConsentKind.WITHDRAWAL:
             return None
         return Month.of(self.obtained_on).last_day
 
@@ -217,7 +216,7 @@ def check_consent(data: ConsentInput, today: date) -> None:
 
 def _to_records(session: Session, rows: Iterable[ConsentRow]) -> list[ConsentRecord]:
     rows = list(rows)
-    ids = [row.id for row in rows if row.kind == "consent"]
+    ids = [row.id for row in rows if row.kind == ConsentKind.CONSENT]
     withdrawn: dict[str, str] = {}
     for chunk in range(0, len(ids), 500):
         found = session.scalars(select(ConsentRow).where(ConsentRow.withdraws_id.in_(ids[chunk:chunk + 500])))
@@ -237,7 +236,7 @@ def _active_rows(session: Session, organization_id: str, patient_id: str,
                  program: str | None = None) -> list[ConsentRecord]:
     query = select(ConsentRow).where(
         ConsentRow.organization_id == organization_id, ConsentRow.patient_id == patient_id,
-        ConsentRow.kind == "consent")
+        ConsentRow.kind == ConsentKind.CONSENT)
     if program is not None:
         query = query.where(ConsentRow.program == program)
     return [r for r in _to_records(session, session.scalars(query.order_by(ConsentRow.obtained_on))) if r.active]
@@ -273,11 +272,11 @@ def record_consent(session: Session, data: ConsentInput, *, now: datetime | None
             "record the withdrawal first.", first)
     row = ConsentRow(
         id=_new_id(), organization_id=data.organization_id, patient_id=data.patient_id, program=data.program,
-        kind="consent", method=data.method, explained_availability=data.explained_availability,
+        kind=ConsentKind.CONSENT, method=data.method, explained_availability=data.explained_availability,
         explained_cost_sharing=data.explained_cost_sharing, explained_right_to_stop=data.explained_right_to_stop,
         explained_one_practitioner=data.explained_one_practitioner, obtained_on=data.obtained_on,
         obtained_by=data.obtained_by, note=data.note.strip(), recorded_at=now, withdraws_id=None,
-        writeback_status="pending", writeback_detail="", fhir_id=None,
+        writeback_status=WritebackStatus.PENDING, writeback_detail="", fhir_id=None,
     )
     session.add(row)
     session.flush()
@@ -294,7 +293,7 @@ def withdraw_consent(session: Session, organization_id: str, consent_id: str, *,
     """
     now = now or utcnow()
     target = get_consent(session, organization_id, consent_id)
-    if target.kind != "consent":
+    if target.kind != ConsentKind.CONSENT:
         raise InvalidConsent("This row records a withdrawal, not a consent.",
                              "Pick the consent the patient wants to stop.")
     check_person(by, "The person recording the withdrawal,")
@@ -315,10 +314,10 @@ def withdraw_consent(session: Session, organization_id: str, consent_id: str, *,
             earlier)
     row = ConsentRow(
         id=_new_id(), organization_id=organization_id, patient_id=target.patient_id, program=target.program,
-        kind="withdrawal", method=method, explained_availability=False, explained_cost_sharing=False,
+        kind=ConsentKind.WITHDRAWAL, method=method, explained_availability=False, explained_cost_sharing=False,
         explained_right_to_stop=False, explained_one_practitioner=False, obtained_on=on, obtained_by=by,
-        note=note, recorded_at=now, withdraws_id=target.id, writeback_status="pending", writeback_detail="",
-        fhir_id=None,
+        note=note, recorded_at=now, withdraws_id=target.id, writeback_status=WritebackStatus.PENDING,
+        writeback_detail="", fhir_id=None,
     )
     session.add(row)
     session.flush()
@@ -355,11 +354,11 @@ def facts_consents(records: Iterable[ConsentRecord]) -> tuple[Consent, ...]:
     records = list(records)
     out: list[Consent] = []
     for r in records:
-        if r.kind == "consent":
+        if r.kind == ConsentKind.CONSENT:
             out.append(Consent(program=r.program, status="active", date=r.obtained_on, id=r.id))
             continue
         effective = withdrawal_effective(r.obtained_on)
-        moot = any(c.kind == "consent" and c.program == r.program and c.recorded_at > r.recorded_at
+        moot = any(c.kind == ConsentKind.CONSENT and c.program == r.program and c.recorded_at > r.recorded_at
                    and r.obtained_on <= c.obtained_on < effective for c in records)
         if not moot:
             out.append(Consent(program=r.program, status="inactive", date=effective, id=r.id))
@@ -367,11 +366,11 @@ def facts_consents(records: Iterable[ConsentRecord]) -> tuple[Consent, ...]:
     return tuple(sorted(out, key=lambda c: (c.date, c.status == "active")))
 
 
-def mark_writeback(session: Session, consent_id: str, status: str, detail: str,
+def mark_writeback(session: Session, consent_id: str, status: WritebackStatus, detail: str,
                    fhir_id: str | None = None) -> ConsentRecord:
     """Note how writing the row to the EHR went; a known `fhir_id` is kept when none is given."""
-    if status not in WRITEBACK_STATUSES:
-        raise ValueError(f"write-back status {status!r} is not one of {WRITEBACK_STATUSES}")
+    if status not in tuple(WritebackStatus):
+        raise ValueError(f"write-back status {status!r} is not one of {', '.join(WritebackStatus)}")
     row = session.get(ConsentRow, consent_id)
     if row is None:
         raise LedgerNotFound(f"No consent {consent_id!r}.", "Reload the page: the consent list may be out of date.")

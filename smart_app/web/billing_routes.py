@@ -20,6 +20,7 @@ from smart_app.db import transaction
 from smart_app.errors import EhrError, SmartAppError
 from smart_app.launch.sessions import active_session
 from smart_app.ledger.months import Month
+from smart_app.statuses import ClaimStatus
 from smart_app.web.api import BadRequest, parse
 from smart_app.web.api_auth import Caller, api_caller
 from smart_app.web.api_models import MonthRun, ReviewNote
@@ -29,8 +30,9 @@ from smart_app.web.templating import TEMPLATES, ctx
 
 log = logging.getLogger(__name__)
 FORMATS = {"pdf": "application/pdf", "html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8"}
-STATUS_TEXT = {"proposed": "Proposed: awaiting review", "held": "Held", "approved": "Approved",
-               "nothing-billable": "Nothing billable", "superseded": "Superseded", "replaced": "Replaced"}
+STATUS_TEXT = {ClaimStatus.PROPOSED: "Proposed: awaiting review", ClaimStatus.HELD: "Held",
+               ClaimStatus.APPROVED: "Approved", ClaimStatus.NOTHING_BILLABLE: "Nothing billable",
+               ClaimStatus.SUPERSEDED: "Superseded", ClaimStatus.REPLACED: "Replaced"}
 
 
 def _month(request: Request, default: dt.date) -> str:

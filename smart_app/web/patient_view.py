@@ -28,6 +28,7 @@ from smart_app.rules.decision import Decision
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.loader import rule_set_named
 from smart_app.services import AppContext
+from smart_app.statuses import WritebackStatus
 from smart_app.web.consent_sync import send_pending_consents
 from smart_app.web.orgs import load_organization, org_today
 from smart_app.web.program_cards import ProgramCard, program_cards
@@ -86,7 +87,7 @@ async def build_patient_view(app: AppContext, session: ActiveSession) -> Patient
         timer = running_timer(db, org.id, performer) if performer else None
         consents = consent_history(db, org.id, session.patient_id)
         scales = scales_for(db, org.id, session.patient_id)
-    if any(c.writeback_status == "pending" for c in consents):
+    if any(c.writeback_status == WritebackStatus.PENDING for c in consents):
         await send_pending_consents(app, session, org, consents)
         with transaction(app.sessions) as db:
             consents = consent_history(db, org.id, session.patient_id)
