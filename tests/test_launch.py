@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from smart_app.crypto import TokenBox
-from smart_app.db import make_engine, session_factory, transaction
 from smart_app.launch.keys import assertion_form, signing_key
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.paths import data_path
+from tests.databases import one_transaction
 from tests.stack import TEST_SECRET, Stack, bearer, iframe_src, new_browser, open_chart, stored_sessions
 
 
@@ -41,14 +41,10 @@ def active_problem_texts(resources: list[dict]) -> list[str]:
 
 def client_auth(stack: Stack) -> dict[str, str]:
     """The app's own client authentication, so only the PKCE verifier is wrong."""
-    engine = make_engine(stack.settings.database_url)
-    try:
-        with transaction(session_factory(engine)) as db:
-            key = signing_key(db)
-        return assertion_form(key, TokenBox(TEST_SECRET), stack.organization.client_id,
-                              f"{stack.sandbox_url}/auth/token")
-    finally:
-        engine.dispose()
+    with one_transaction(stack.settings.database_url) as db:
+        key = signing_key(db)
+    return assertion_form(key, TokenBox(TEST_SECRET), stack.organization.client_id,
+                          f"{stack.sandbox_url}/auth/token")
 
 
 def sandbox_launch_url(stack: Stack, **context: object) -> str:
@@ -172,10 +168,8 @@ def test_unreachable_ehr_gives_a_clear_error(stack: Stack) -> None:
     # A real fault: a port nothing listens on, so the connection is refused.
     dead = Organization(id="dead-ehr", name="Down EHR", issuer="http://127.0.0.1:9/fhir",
                         client_id="x")
-    engine = make_engine(stack.settings.database_url)
-    with transaction(session_factory(engine)) as db:
+    with one_transaction(stack.settings.database_url) as db:
         save_organizations(db, [dead])
-    engine.dispose()
     with new_browser() as browser:
         page = browser.get(f"{stack.app_url}/launch", params={"iss": dead.issuer, "launch": "x"})
     assert page.status_code == 502

@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.testclient import TestClient
 
 from smart_app.crypto import TokenBox, hash_handle
-from smart_app.db import make_engine, transaction
+from smart_app.db import transaction
 from smart_app.errors import SmartAppError
 from smart_app.launch.models import AppSession
 from smart_app.launch.organizations import Organization, save_organizations
@@ -79,8 +80,7 @@ def seed(sessions: sessionmaker[Session]) -> None:
 
 
 @pytest.fixture
-def client(database_url: str, tmp_path) -> Iterator[TestClient]:
-    engine = make_engine(database_url)
+def client(database_url: str, engine: Engine, tmp_path) -> Iterator[TestClient]:
     settings = Settings(data_dir=tmp_path, database_url=database_url, base_url="http://127.0.0.1:8000",
                         secret_key=SECRET)
     app = Starlette(routes=routes(), exception_handlers={SmartAppError: app_error, HTTPException: http_error})
@@ -91,7 +91,6 @@ def client(database_url: str, tmp_path) -> Iterator[TestClient]:
             yield test_client
     finally:
         asyncio.run(app.state.ctx.http.aclose())
-        engine.dispose()
 
 
 def test_panel_page_shows_only_the_sessions_organization(client: TestClient) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 
 from smart_app.billing.outbox import OutgoingResource, enqueue
-from smart_app.db import make_engine, session_factory, transaction
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.paths import data_path
 from smart_app.sandbox import SandboxConfig, create_app
+from tests.databases import one_transaction
 from tests.live_server import serve
 
 ROWS = 12
@@ -42,15 +42,13 @@ def test_a_killed_worker_is_finished_by_the_next_exactly_once(database_url: str,
     config = lambda base: create_app(SandboxConfig(base_url=base, fixtures_dir=data_path("fixtures"),  # noqa: E731
                                                    open=True, latency_ms=250))
     with serve(config) as base:
-        engine = make_engine(database_url)
-        with transaction(session_factory(engine)) as db:
+        with one_transaction(database_url) as db:
             save_organizations(db, [Organization(
                 id="kill-org", name="Kill test", issuer=f"{base}/fhir", client_id="x",
                 # One request per row (no transaction), so the worker dies between rows.
                 extra={"writeback_open": True, "writeback": {"transaction": False}})])
             enqueue(db, organization_id="kill-org", claim_id=None, patient_id="ccm-two-chronic", month="2026-11",
                     resources=[observation(n) for n in range(ROWS)])
-        engine.dispose()
 
         first = worker(database_url, tmp_path, "--once", "--lease-seconds", "1")
         deadline = time.monotonic() + 30

@@ -21,7 +21,6 @@ from sqlalchemy import select
 from starlette.middleware import Middleware
 
 from smart_app.billing.models import RateLimitRow
-from smart_app.db import make_engine
 from smart_app.demo import sandbox_client, sandbox_org
 from smart_app.errors import ConfigError
 from smart_app.paths import data_path
@@ -30,7 +29,7 @@ from smart_app.sandbox import create_app as create_sandbox
 from smart_app.settings import load_settings
 from smart_app.web.app import create_app
 from smart_app.web.ratelimit import RateLimit, default_rate_limit_rules
-from tests.databases import BACKENDS, PostgresTemplate, fresh_database
+from tests.databases import BACKENDS, PostgresTemplate, engine_for, fresh_database
 from tests.live_server import reserve_socket, serve_on, url_of
 from tests.security.helpers import Launched, database, launch
 from tests.stack import TEST_SECRET, Stack
@@ -67,15 +66,14 @@ def two_workers(database_url: str, data_dir: Path) -> Iterator[Workers]:
     settings = load_settings(env={}, base_url=urls[0], database_url=database_url, data_dir=data_dir,
                              secret_key=TEST_SECRET, rate_limits=False)
     org = sandbox_org(settings, sandbox_url)
-    engine = make_engine(database_url)
-    sandbox = create_sandbox(SandboxConfig(base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
-                                           clients=[sandbox_client(engine, settings, org)],
-                                           app_launch_url=settings.launch_url))
-    # The second worker builds its own engine and pool from the URL, as another process would.
-    with serve_on(sandbox_sock, sandbox), serve_on(app_socks[0], limited_app(settings, [org], engine)), \
-            serve_on(app_socks[1], limited_app(settings, [], None)):
-        yield Workers(Stack(app_url=urls[0], sandbox_url=sandbox_url, settings=settings, organization=org), urls)
-    engine.dispose()
+    with engine_for(database_url) as engine:
+        sandbox = create_sandbox(SandboxConfig(base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
+                                               clients=[sandbox_client(engine, settings, org)],
+                                               app_launch_url=settings.launch_url))
+        # The second worker builds its own engine and pool from the URL, as another process would.
+        with serve_on(sandbox_sock, sandbox), serve_on(app_socks[0], limited_app(settings, [org], engine)), \
+                serve_on(app_socks[1], limited_app(settings, [], None)):
+            yield Workers(Stack(app_url=urls[0], sandbox_url=sandbox_url, settings=settings, organization=org), urls)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
