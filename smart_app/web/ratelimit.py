@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -119,9 +119,12 @@ def sweep(sessions: sessionmaker[Session], before: datetime) -> None:
 class RateLimit:
     """ASGI middleware: count requests per rule in the database and answer 429 over the limit."""
 
-    def __init__(self, app: ASGIApp, rules: Mapping[str, tuple[int, int]] | None = None) -> None:
+    def __init__(self, app: ASGIApp, rules: Mapping[str, tuple[int, int]] | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.app = app
         self.rules = parse_rules(default_rate_limit_rules() if rules is None else rules)
+        # Which window a request falls in; tests pass a clock they move, so windows end when they say.
+        self.clock = clock
         # A window started this long ago has ended under every rule.
         self.longest_window = max((r.window for r in self.rules), default=0)
 
@@ -159,7 +162,7 @@ class RateLimit:
     def _check(self, request: Request, rule: Rule) -> int | None:
         """Count this request; None when it is within the limit, else the seconds until the window ends."""
         sessions = request.app.state.ctx.sessions
-        now = utcnow()
+        now = self.clock()
         start = window_start(now, rule.window)
         with transaction(sessions) as db:
             count = increment(db, self._key(db, request, rule), start)
