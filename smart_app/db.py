@@ -144,6 +144,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             connection.commit()
         try:
             with connection.begin():
+                if sqlite:
+                    # pysqlite opens a transaction only before INSERT/UPDATE/DELETE, so a migration's first
+                    # CREATE would commit on its own: one BEGIN makes the whole run one transaction.
+                    connection.exec_driver_sql("BEGIN")
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
                 if sqlite:
@@ -158,8 +162,9 @@ def _check_references(connection: Connection) -> None:
     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
     if broken:
         tables = ", ".join(sorted({str(row[0]) for row in broken}))
-        raise ConfigError(f"After migrating, {len(broken)} row(s) of {tables} point at rows that do not exist; "
-                          "nothing was changed.", "Restore the database from a backup, or report this as a bug.")
+        raise ConfigError(f"After migrating, {len(broken)} row(s) of {tables} point at rows that do not exist, so "
+                          "the migration was not committed.",
+                          "Restore the database from the backup taken before the upgrade and report this as a bug.")
 
 
 def _alembic_config():  # noqa: ANN202 - alembic's Config type stays local to this module

@@ -15,6 +15,7 @@ from smart_app.billing.claims import store_claim
 from smart_app.billing.models import ClaimRow, OutboxRow
 from smart_app.billing.outbox import OutgoingResource, enqueue
 from smart_app.db import transaction, upgrade
+from smart_app.errors import ConfigError
 from smart_app.launch.models import OrganizationRow
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.ledger.consents import ConsentInput, record_consent
@@ -129,3 +130,30 @@ def test_migrating_a_database_with_rows_keeps_them_and_their_links(backend: str,
             connection.execute(text("UPDATE outbox SET claim_id = 'no-such-claim'"))
         with pytest.raises(IntegrityError, match="ck_claims_status"), engine.begin() as connection:
             connection.execute(text("UPDATE claims SET status = 'bogus'"))
+
+
+def test_a_migration_that_would_leave_broken_references_is_not_committed(tmp_path: Path) -> None:
+    # A row pointing at nothing, written with SQLite's reference checks off (as a hand-made fix could):
+    # the references are checked before the migration commits, so the database stays as it was.
+    with empty_database("sqlite", tmp_path) as url, engine_for(url) as engine:
+        upgrade(engine, "0005")
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.execute(insert(OrganizationRow).values(
+                id=ORG, name="NY", issuer="https://ehr.example.org/fhir", client_id="app", client_auth="public",
+                config={}, updated_at=NOW))
+            connection.execute(insert(OutboxRow).values(
+                id="o1", organization_id=ORG, claim_id="no-such-claim", patient_id="pat-1", month="2026-11",
+                resource_type="Claim", purpose="claim", identifier=f"{SYSTEM}|c1", payload={}, status="done",
+                attempts=1, next_attempt_at=NOW, last_error="", created_at=NOW, updated_at=NOW))
+            connection.commit()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        with pytest.raises(ConfigError, match="1 row\\(s\\) of outbox point at rows that do not exist"):
+            upgrade(engine)
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0005"
+            tables = connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all()
+            assert not [name for name, _ in tables if name.startswith("_alembic_tmp")]
+            checks = {name for name, sql in tables if "CONSTRAINT ck_" in sql}
+            assert checks == {"time_entries"}, "only 0002's minutes check: none of 0008's was added"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
