@@ -7,10 +7,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Result
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 # Both dialects' insert() build an Insert with on_conflict_do_update/_do_nothing.
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# A column to read back: a mapped attribute (`OutboxRow.id`) or a table column.
+Column = ColumnElement[Any] | QueryableAttribute[Any]
 
 
 def _insert(db: Session, table: type, values: Mapping[str, object]) -> Any:  # noqa: ANN401 - the dialect's Insert
@@ -22,7 +24,7 @@ def _insert(db: Session, table: type, values: Mapping[str, object]) -> Any:  # n
 
 def upsert(db: Session, table: type, values: Mapping[str, object], keys: tuple[str, ...], *,
            set_: Mapping[str, object] | None = None,
-           returning: ColumnElement[Any] | None = None) -> Result[Any]:
+           returning: Column | None = None) -> Result[Any]:
     """Insert or update one row atomically; two workers writing the same key both succeed.
 
     On a conflict on `keys` the row gets `set_` (default: the inserted values other than the keys);
@@ -36,7 +38,7 @@ def upsert(db: Session, table: type, values: Mapping[str, object], keys: tuple[s
 
 
 def insert_new(db: Session, table: type, values: Mapping[str, object], keys: tuple[str, ...],
-               returning: ColumnElement[Any]) -> bool:
+               returning: Column) -> bool:
     """Insert one row unless one with the same `keys` exists (concurrent inserts add one); whether it was added."""
     statement = _insert(db, table, values).on_conflict_do_nothing(index_elements=list(keys)).returning(returning)
     # RETURNING yields the row only when it was inserted (rowcount is not reliable on every driver).
