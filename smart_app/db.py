@@ -6,10 +6,11 @@ import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import CheckConstraint, Connection, DateTime, Engine, String, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -47,6 +48,38 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class StrEnumType(TypeDecorator):
+    """A StrEnum in a VARCHAR column: the member's value is stored, members come back; an unknown value is refused.
+
+    Pair it with `enum_check` in the table's arguments, so the database refuses what other writers send too.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: str | None, dialect: object) -> str | None:
+        if value is None:
+            return None
+        try:
+            return self.enum(value).value
+        except ValueError:
+            allowed = ", ".join(member.value for member in self.enum)
+            raise ValueError(f"{value!r} is not a {self.enum.__name__}; use one of {allowed}") from None
+
+    def process_result_value(self, value: str | None, dialect: object) -> StrEnum | None:
+        return None if value is None else self.enum(value)
+
+
+def enum_check(column: str, enum: type[StrEnum], name: str) -> CheckConstraint:
+    """A CHECK constraint that `column` holds one of the enum's values (NULL passes, as SQL has it)."""
+    values = ", ".join(f"'{member.value}'" for member in enum)
+    return CheckConstraint(f"{column} IN ({values})", name=name)
 
 
 def utcnow() -> datetime:
@@ -105,9 +138,37 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     import_models()
     config = _alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite cannot add a constraint to a table: batch mode copies the table and drops the old one, which
+            # enforced foreign keys refuse while other rows point at it. The PRAGMA is ignored inside a
+            # transaction, so it goes before the migrations' transaction; the references are checked before commit.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                if sqlite:
+                    # pysqlite opens a transaction only before INSERT/UPDATE/DELETE, so a migration's first
+                    # CREATE would commit on its own: one BEGIN makes the whole run one transaction.
+                    connection.exec_driver_sql("BEGIN")
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                if sqlite:
+                    _check_references(connection)
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+
+
+def _check_references(connection: Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        tables = ", ".join(sorted({str(row[0]) for row in broken}))
+        raise ConfigError(f"After migrating, {len(broken)} row(s) of {tables} point at rows that do not exist, so "
+                          "the migration was not committed.",
+                          "Restore the database from the backup taken before the upgrade and report this as a bug.")
 
 
 def _alembic_config() -> Config:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
-from tests.databases import BACKENDS, PostgresTemplate, fresh_database
+from smart_app.db import session_factory
+from tests.databases import BACKENDS, PostgresTemplate, engine_for, fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +24,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path, pg_template) -> Itera
     """A fresh migrated database on each backend."""
     with fresh_database(request.param, tmp_path, pg_template) as url:
         yield url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on the fresh database of `database_url`, disposed after the test."""
+    with engine_for(database_url) as engine:
+        yield engine
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on the fresh database of `database_url` (override it to seed rows, requesting it by name)."""
+    return session_factory(engine)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
 
-from smart_app.db import make_engine, upgrade
+from smart_app.db import make_engine, session_factory, transaction, upgrade
 
 PG_ADMIN_URL = os.environ.get("SMART_APP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ("sqlite", "postgresql")
@@ -95,6 +96,48 @@ def fresh_database(backend: str, tmp_path: Path, template: PostgresTemplate) -> 
     admin = _admin()
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
+    admin.dispose()
+    try:
+        yield _pg_url(name)
+    finally:
+        _drop(name)
+
+
+@contextmanager
+def engine_for(url: str) -> Iterator[Engine]:
+    """An engine on the database at `url` (a test's, or a running stack's), disposed afterwards."""
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def sessions_for(url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the database at `url`, their engine disposed afterwards."""
+    with engine_for(url) as engine:
+        yield session_factory(engine)
+
+
+@contextmanager
+def one_transaction(url: str) -> Iterator[Session]:
+    """One transaction on the database at `url`, committed when the block ends without an error."""
+    with sessions_for(url) as sessions, transaction(sessions) as db:
+        yield db
+
+
+@contextmanager
+def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of a database with no tables at all (for migration tests); drop it afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    require_postgres()
+    name = f"smart_app_e_{uuid.uuid4().hex[:12]}"
+    admin = _admin()
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     try:
         yield _pg_url(name)

@@ -14,7 +14,6 @@ import httpx
 from sqlalchemy import select
 
 from smart_app.crypto import TokenBox
-from smart_app.db import make_engine, session_factory, transaction
 from smart_app.demo import sandbox_client, sandbox_org
 from smart_app.launch.models import AppSession
 from smart_app.launch.organizations import Organization
@@ -23,6 +22,7 @@ from smart_app.sandbox import SandboxConfig
 from smart_app.sandbox import create_app as create_sandbox
 from smart_app.settings import Settings, load_settings
 from smart_app.web.app import create_app
+from tests.databases import engine_for, one_transaction
 from tests.live_server import reserve_socket, serve_on, url_of
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-the-app-0123456789"
@@ -60,15 +60,15 @@ def running_stack(database_url: str, data_dir: Path, *, app_host: str = "127.0.0
     settings = load_settings(env={}, base_url=app_url, database_url=database_url,
                              data_dir=data_dir, secret_key=TEST_SECRET)
     org = sandbox_org(settings, sandbox_url)
-    engine = make_engine(database_url)
-    client = sandbox_client(engine, settings, org)
-    if client_jwks_url:
-        client.jwks, client.jwks_url = None, f"{app_url}/.well-known/jwks.json"
-    sandbox = create_sandbox(SandboxConfig(
-        base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
-        clients=[client], app_launch_url=settings.launch_url, profile=profile))
-    with serve_on(sandbox_sock, sandbox), serve_on(app_sock, create_app(settings, [org], engine)):
-        yield Stack(app_url=app_url, sandbox_url=sandbox_url, settings=settings, organization=org)
+    with engine_for(database_url) as engine:
+        client = sandbox_client(engine, settings, org)
+        if client_jwks_url:
+            client.jwks, client.jwks_url = None, f"{app_url}/.well-known/jwks.json"
+        sandbox = create_sandbox(SandboxConfig(
+            base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
+            clients=[client], app_launch_url=settings.launch_url, profile=profile))
+        with serve_on(sandbox_sock, sandbox), serve_on(app_sock, create_app(settings, [org], engine)):
+            yield Stack(app_url=app_url, sandbox_url=sandbox_url, settings=settings, organization=org)
 
 
 IFRAME_SRC = re.compile(r'<iframe[^>]*\ssrc="([^"]+)"', re.IGNORECASE)
@@ -187,12 +187,8 @@ def top_level_browser() -> httpx.Client:
 
 def stored_sessions(stack: Stack) -> list[AppSession]:
     """Every launched session in the app's database."""
-    engine = make_engine(stack.settings.database_url)
-    try:
-        with transaction(session_factory(engine)) as db:
-            return list(db.scalars(select(AppSession)))
-    finally:
-        engine.dispose()
+    with one_transaction(stack.settings.database_url) as db:
+        return list(db.scalars(select(AppSession)))
 
 
 def launch_token(stack: Stack, patient_id: str, user: str | None = None) -> tuple[str, AppSession]:

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from smart_app.db import make_engine, session_factory, transaction
 from smart_app.ledger.models import TimerRow
+from tests.databases import one_transaction
 from tests.stack import Stack, bearer, new_browser, open_chart
 
 TZ = ZoneInfo("America/New_York")
@@ -57,11 +57,9 @@ def earlier_today(minutes_ago: int) -> tuple[str, str]:
 
 def age_timer(stack: Stack, timer_id: str, minutes: int) -> None:
     """Move a timer's start back: the test cannot wait real minutes for time to pass."""
-    engine = make_engine(stack.settings.database_url)
-    with transaction(session_factory(engine)) as db:
+    with one_transaction(stack.settings.database_url) as db:
         db.execute(update(TimerRow).where(TimerRow.id == timer_id).values(
             started_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes, seconds=5)))
-    engine.dispose()
 
 
 def stop_running(stack: Stack, headers: dict) -> None:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 import smart_app.paths
-from smart_app.db import make_engine, session_factory, transaction
+from smart_app.db import transaction
 from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
 from smart_app.ehr.consent_resource import CONSENT_ELEMENTS_URL, consent_resource
 from smart_app.ehr.consent_writeback import NOT_ACCEPTED, WritebackOutcome, write_consent
@@ -192,23 +192,18 @@ def test_an_unreachable_or_slow_ehr_leaves_the_consent_pending(sandbox) -> None:
     assert search_first.status == "pending" and "could not check" in search_first.detail
 
 
-def test_record_write_and_mark_round_trip(sandbox, database_url) -> None:
-    engine = make_engine(database_url)
-    sessions = session_factory(engine)
-    try:
-        with transaction(sessions) as db:
-            save_organizations(db, [Organization(id="org-ny", name="NY Clinic", issuer=sandbox.fhir,
-                                                 client_id="app", timezone="America/New_York")])
-            rec = record_consent(db, ConsentInput(
-                organization_id="org-ny", patient_id=PATIENT, program="ccm", method="verbal",
-                explained_availability=True, explained_cost_sharing=True, explained_right_to_stop=True,
-                explained_one_practitioner=True, obtained_on=date(2026, 11, 3), obtained_by=NURSE), now=NOW)
-        outcome = write(sandbox.fhir, sandbox.caps, resource_of(rec))
-        with transaction(sessions) as db:
-            mark_writeback(db, rec.id, outcome.status, outcome.detail, outcome.fhir_id)
-        with sessions() as db:
-            (stored,) = consent_history(db, "org-ny", PATIENT)
-        assert (stored.writeback_status, stored.fhir_id) == ("written", outcome.fhir_id)
-        assert [r["id"] for r in by_identifier(sandbox, rec.id)] == [outcome.fhir_id]
-    finally:
-        engine.dispose()
+def test_record_write_and_mark_round_trip(sandbox, sessions) -> None:
+    with transaction(sessions) as db:
+        save_organizations(db, [Organization(id="org-ny", name="NY Clinic", issuer=sandbox.fhir,
+                                             client_id="app", timezone="America/New_York")])
+        rec = record_consent(db, ConsentInput(
+            organization_id="org-ny", patient_id=PATIENT, program="ccm", method="verbal",
+            explained_availability=True, explained_cost_sharing=True, explained_right_to_stop=True,
+            explained_one_practitioner=True, obtained_on=date(2026, 11, 3), obtained_by=NURSE), now=NOW)
+    outcome = write(sandbox.fhir, sandbox.caps, resource_of(rec))
+    with transaction(sessions) as db:
+        mark_writeback(db, rec.id, outcome.status, outcome.detail, outcome.fhir_id)
+    with sessions() as db:
+        (stored,) = consent_history(db, "org-ny", PATIENT)
+    assert (stored.writeback_status, stored.fhir_id) == ("written", outcome.fhir_id)
+    assert [r["id"] for r in by_identifier(sandbox, rec.id)] == [outcome.fhir_id]

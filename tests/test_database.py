@@ -5,23 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect
 
 from smart_app.db import current_revision, head_revision, make_engine, require_current, upgrade
 from smart_app.errors import ConfigError
 
 
-def test_migrations_create_every_table(database_url: str) -> None:
-    engine = make_engine(database_url)
-    try:
-        assert current_revision(engine) == head_revision()
-        tables = set(inspect(engine).get_table_names())
-        assert {"organizations", "pending_launches", "app_sessions"} <= tables
-        require_current(engine)
-        upgrade(engine)  # running it again changes nothing
-        assert current_revision(engine) == head_revision()
-    finally:
-        engine.dispose()
+def test_migrations_create_every_table(engine: Engine) -> None:
+    assert current_revision(engine) == head_revision()
+    tables = set(inspect(engine).get_table_names())
+    assert {"organizations", "pending_launches", "app_sessions"} <= tables
+    require_current(engine)
+    upgrade(engine)  # running it again changes nothing
+    assert current_revision(engine) == head_revision()
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:

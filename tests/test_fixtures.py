@@ -192,7 +192,12 @@ def test_bundle_parses_with_fhirclient_r4_models(path: Path) -> None:
     """The EHR speaks R4 (4.0.1); fhirclient's strict R4 models catch R4B-only drift."""
     from fhirclient.models.bundle import Bundle as R4Bundle
 
-    R4Bundle(json.loads(path.read_text(encoding="utf-8")), strict=True)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    bundle = R4Bundle(data, strict=True)
+    assert bundle.type == "collection" and len(bundle.entry) == len(data["entry"])
+    assert [(e.resource.resource_type, e.resource.id) for e in bundle.entry] == [
+        (e["resource"]["resourceType"], e["resource"]["id"]) for e in data["entry"]]
+    assert bundle.as_json() == data, "every element survives the R4 models: none is R4B-only or misplaced"
 
 
 @pytest.mark.parametrize("path", fixture_files(), ids=lambda p: p.stem)

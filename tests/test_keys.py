@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from sqlalchemy.orm import Session, sessionmaker
 
 from smart_app.crypto import TokenBox
-from smart_app.db import make_engine, session_factory, transaction
+from smart_app.db import transaction
 from smart_app.errors import ConfigError
 from smart_app.launch.keys import client_assertion, generate_key, public_jwks, rotate_keys, signing_key
 
@@ -18,12 +19,10 @@ BOX = TokenBox("k" * 40)
 
 
 @pytest.mark.parametrize("alg", ["RS384", "ES384"])
-def test_assertion_has_the_smart_header_and_claims(database_url: str, alg: str) -> None:
-    engine = make_engine(database_url)
-    with transaction(session_factory(engine)) as db:
+def test_assertion_has_the_smart_header_and_claims(sessions: sessionmaker[Session], alg: str) -> None:
+    with transaction(sessions) as db:
         row = generate_key(db, BOX, alg)
         jwks = public_jwks(db)
-    engine.dispose()
     token_url = "https://ehr.example/token"
     first = client_assertion(row, BOX, "my-app", token_url)
     second = client_assertion(row, BOX, "my-app", token_url)
@@ -37,9 +36,8 @@ def test_assertion_has_the_smart_header_and_claims(database_url: str, alg: str) 
     assert all("d" not in key for key in jwks["keys"]), "only public halves are published"
 
 
-def test_rotation_keeps_the_old_key_verifiable_for_the_overlap(database_url: str) -> None:
-    engine = make_engine(database_url)
-    with transaction(session_factory(engine)) as db:
+def test_rotation_keeps_the_old_key_verifiable_for_the_overlap(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as db:
         old = generate_key(db, BOX)
         new = rotate_keys(db, BOX, overlap=timedelta(days=3))
         assert signing_key(db).kid == new.kid
@@ -50,11 +48,8 @@ def test_rotation_keeps_the_old_key_verifiable_for_the_overlap(database_url: str
         assert {k["kid"] for k in public_jwks(db)["keys"]} == {new.kid}
         with pytest.raises(ConfigError, match="does not exist or expired"):
             signing_key(db, old.kid)
-    engine.dispose()
 
 
-def test_no_key_says_how_to_make_one(database_url: str) -> None:
-    engine = make_engine(database_url)
-    with transaction(session_factory(engine)) as db, pytest.raises(ConfigError, match="smart-app keys generate"):
+def test_no_key_says_how_to_make_one(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as db, pytest.raises(ConfigError, match="smart-app keys generate"):
         signing_key(db)
-    engine.dispose()

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from smart_app.crypto import TokenBox
-from smart_app.db import make_engine, session_factory, transaction
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.paths import data_path
+from tests.databases import one_transaction
 from tests.security.test_client_assertion import app_client_auth
 from tests.stack import (
     TEST_SECRET,
@@ -176,10 +176,8 @@ def test_unreachable_ehr_gives_a_clear_error(stack: Stack) -> None:
     # A real fault: a port nothing listens on, so the connection is refused.
     dead = Organization(id="dead-ehr", name="Down EHR", issuer="http://127.0.0.1:9/fhir",
                         client_id="x")
-    engine = make_engine(stack.settings.database_url)
-    with transaction(session_factory(engine)) as db:
+    with one_transaction(stack.settings.database_url) as db:
         save_organizations(db, [dead])
-    engine.dispose()
     with new_browser() as browser:
         page = browser.get(f"{stack.app_url}/launch", params={"iss": dead.issuer, "launch": "x"})
     assert page.status_code == 502

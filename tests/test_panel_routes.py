@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,12 +18,12 @@ from starlette.testclient import TestClient
 
 from smart_app.access.roles import AppRole, Assignment
 from smart_app.crypto import TokenBox, hash_handle
-from smart_app.db import make_engine, transaction
+from smart_app.db import transaction
 from smart_app.errors import SmartAppError
 from smart_app.launch.models import AppSession
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.ledger.entries import record_entry
-from smart_app.ledger.months import month_label
+from smart_app.ledger.months import Month
 from smart_app.ledger.panel import csv_header
 from smart_app.ledger.records import MonthStatusRow, PatientRow
 from smart_app.ledger.values import EntryInput
@@ -93,8 +94,7 @@ def seed(sessions: sessionmaker[Session]) -> None:
 
 
 @pytest.fixture
-def client(database_url: str, tmp_path) -> Iterator[TestClient]:
-    engine = make_engine(database_url)
+def client(database_url: str, engine: Engine, tmp_path) -> Iterator[TestClient]:
     settings = Settings(data_dir=tmp_path, database_url=database_url, base_url="http://127.0.0.1:8000",
                         secret_key=SECRET)
     app = Starlette(routes=protect(routes()), exception_handlers={SmartAppError: app_error, HTTPException: http_error})
@@ -105,7 +105,6 @@ def client(database_url: str, tmp_path) -> Iterator[TestClient]:
             yield test_client
     finally:
         asyncio.run(app.state.ctx.http.aclose())
-        engine.dispose()
 
 
 def test_panel_page_shows_only_the_sessions_organization(client: TestClient) -> None:
@@ -166,7 +165,7 @@ def test_filters_come_from_the_query(client: TestClient) -> None:
 
 def test_the_default_month_is_the_organizations_current_month(client: TestClient) -> None:
     text = client.get("/panel", headers=bearer("org-ny")).text
-    assert month_label(f"{org_today(ORGS[0]):%Y-%m}") in text
+    assert Month.parse(f"{org_today(ORGS[0]):%Y-%m}").label in text
 
 
 def test_without_a_live_session_the_panel_is_refused(client: TestClient) -> None:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from smart_app.ledger.panel import days_left_in
+from smart_app.ledger.months import Month
 from tests.stack import Stack, new_browser, open_chart
 
 
@@ -61,7 +61,7 @@ def test_acute_only_patient_has_no_open_program(stack: Stack) -> None:
 def test_days_left_in_the_month_are_shown_as_the_panel_counts_them(stack: Stack) -> None:
     # Today counts (time can still be logged today), as on the panel: 1 on the last day, never 0.
     today = dt.datetime.now(ZoneInfo(stack.organization.timezone)).date()
-    left = days_left_in(f"{today:%Y-%m}", today)
+    left = Month.parse(f"{today:%Y-%m}").days_left(today)
     assert left >= 1
     unit = "day" if left == 1 else "days"
     assert f"{left} {unit} left, today included" in page_for(stack, "pcm-single-complex")

@@ -10,7 +10,8 @@ import pytest
 
 from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
 from smart_app.ehr.facts import facts_from_record
-from smart_app.ehr.fhir_client import FhirClient, retry_after_seconds
+from smart_app.ehr.failures import retry_after_seconds
+from smart_app.ehr.fhir_client import FhirClient
 from smart_app.ehr.record import PatientRecord, fetch_record, record_requests
 from smart_app.errors import EhrError
 from smart_app.rules.loader import default_rule_set

@@ -10,12 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smart_app.billing.models import ClaimRow
-from smart_app.billing.proposal import content_hash
+from smart_app.billing.proposal import content_digest
 from smart_app.billing.values import ProposedClaim
 from smart_app.db import utcnow
+from smart_app.statuses import ClaimStatus
 
 # Versions a new one replaces outright; an approved version stays as the record of what was sent.
-REPLACEABLE = ("proposed", "held", "nothing-billable")
+REPLACEABLE = (ClaimStatus.PROPOSED, ClaimStatus.HELD, ClaimStatus.NOTHING_BILLABLE)
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class StoredClaim:
     patient_id: str
     month: str
     version: int
-    status: str
+    status: ClaimStatus
     claim: ProposedClaim
     created_at: datetime
     reviewed_by: str | None
@@ -57,18 +58,26 @@ def latest_version(db: Session, organization_id: str, patient_id: str, month: st
 
 def store_claim(db: Session, claim: ProposedClaim, now: datetime | None = None) -> tuple[str, ClaimRow]:
     """Save the claim if it differs from the newest version: ("unchanged" | "new", row)."""
-    digest = content_hash(claim)
-    latest = latest_version(db, claim.organization_id, claim.patient_id, claim.month)
+    outcome, row = store_version(db, claim, latest_version(db, claim.organization_id, claim.patient_id, claim.month),
+                                 now or utcnow())
+    db.flush()
+    return outcome, row
+
+
+def store_version(db: Session, claim: ProposedClaim, latest: ClaimRow | None,
+                  now: datetime) -> tuple[str, ClaimRow]:
+    """`store_claim` with the newest version already read (the rollup reads a batch's at once); not flushed."""
+    content = claim.to_json()
+    digest = content_digest(content)
     if latest is not None and latest.content_hash == digest:
         return "unchanged", latest
     if latest is not None and latest.status in REPLACEABLE:
-        latest.status = "superseded"
+        latest.status = ClaimStatus.SUPERSEDED
     row = ClaimRow(id=str(uuid.uuid4()), organization_id=claim.organization_id, patient_id=claim.patient_id,
                    month=claim.month, version=(latest.version + 1) if latest else 1,
-                   status="proposed" if claim.billable else "nothing-billable", content=claim.to_json(),
-                   content_hash=digest, created_at=now or utcnow(), review_note="")
+                   status=ClaimStatus.PROPOSED if claim.billable else ClaimStatus.NOTHING_BILLABLE, content=content,
+                   content_hash=digest, created_at=now, review_note="")
     db.add(row)
-    db.flush()
     return "new", row
 
 
@@ -87,6 +96,6 @@ def approved_before(db: Session, claim: StoredClaim) -> StoredClaim | None:
     """The newest approved version older than this one (the claim a correction replaces)."""
     row = db.scalars(select(ClaimRow).where(
         ClaimRow.organization_id == claim.organization_id, ClaimRow.patient_id == claim.patient_id,
-        ClaimRow.month == claim.month, ClaimRow.version < claim.version, ClaimRow.status == "approved")
+        ClaimRow.month == claim.month, ClaimRow.version < claim.version, ClaimRow.status == ClaimStatus.APPROVED)
         .order_by(ClaimRow.version.desc()).limit(1)).first()
     return to_stored(row) if row else None

@@ -20,6 +20,7 @@ from smart_app.db import utcnow
 from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization
 from smart_app.paths import data_path
+from smart_app.statuses import ClaimStatus
 
 FORMATS = ("html", "pdf", "csv")
 DELIVERY_TAG = "urn:smart-app:delivery"
@@ -35,7 +36,8 @@ class NothingToExport(SmartAppError):
 def superbill_claims(db: Session, org: Organization, month: str, patient_id: str | None = None,
                      include_proposed: bool = False) -> list[StoredClaim]:
     """The month's billable claims for a superbill: approved ones, and proposed ones when asked."""
-    wanted = {"approved", "proposed"} if include_proposed else {"approved"}
+    wanted = ({ClaimStatus.APPROVED, ClaimStatus.PROPOSED} if include_proposed
+              else {ClaimStatus.APPROVED})
     claims = [c for c in month_claims(db, org.id, month)
               if c.claim.billable and c.status in wanted and (patient_id is None or c.patient_id == patient_id)]
     if not claims:
@@ -101,7 +103,7 @@ def export_resources(db: Session, organization_id: str, month: str,
             sent_claims.add(row.claim_id)
         yield _tagged(row)
     for stored in month_claims(db, organization_id, month):
-        if stored.status == "approved" and stored.id not in sent_claims and stored.claim.billable:
+        if stored.status == ClaimStatus.APPROVED and stored.id not in sent_claims and stored.claim.billable:
             created = (stored.reviewed_at or utcnow()).astimezone(ZoneInfo(timezone)).date()
             resource = claim_resource(stored.claim, created=created, observation_refs={}, version=stored.version)
             resource["meta"] = {"tag": [{"system": DELIVERY_TAG, "code": "export-only",

@@ -28,7 +28,6 @@ CPT descriptors in the rule set are paraphrases (CPT text is AMA copyright), so 
 from __future__ import annotations
 
 import base64
-import calendar
 import copy
 import hashlib
 import uuid
@@ -41,9 +40,10 @@ from smart_app.ehr.consent_resource import PROGRAM_NAMES
 from smart_app.ehr.fhir_models import check_structure
 from smart_app.ehr.record import CARE_PROGRAM, LOINC
 from smart_app.errors import SmartAppError
-from smart_app.ledger.months import month_label, parse_month
+from smart_app.ledger.months import Month
 from smart_app.ledger.scales import ScaleRecord
 from smart_app.ledger.values import Entry
+from smart_app.statuses import EntryKind
 
 IDENTIFIER_PREFIX = "urn:smart-app:"
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -142,9 +142,8 @@ def code_system(code: str) -> str:
 
 def month_period(month: str) -> dict:
     """The calendar month as a FHIR Period of dates, first day to last day."""
-    year, mon = parse_month(month)
-    last = calendar.monthrange(year, mon)[1]
-    return {"start": date(year, mon, 1).isoformat(), "end": date(year, mon, last).isoformat()}
+    service = Month.parse(month)
+    return {"start": service.first_day.isoformat(), "end": service.last_day.isoformat()}
 
 
 def program_name(program: str) -> str:
@@ -553,7 +552,7 @@ def _activity_label(code: str) -> str:
 
 
 def _check_entry(entry: Entry, month: str, resource: str) -> None:
-    if entry.kind == "void":
+    if entry.kind == EntryKind.VOID:
         raise _invalid(resource, f"entry {entry.id} is a void, not an activity")
     if entry.month != month:
         raise _invalid(resource, f"entry {entry.id} belongs to {entry.month}, not {month}")
@@ -628,7 +627,7 @@ def superbill_document(claim: ProposedClaim, pdf: bytes, *, created: datetime, v
     if not pdf.startswith(b"%PDF"):
         raise _invalid("DocumentReference", "the superbill is not a PDF")
     when = _instant(created, "created", "DocumentReference")
-    title = f"Care management superbill, {month_label(claim.month)}"
+    title = f"Care management superbill, {Month.parse(claim.month).label}"
     resource: dict = {
         "resourceType": "DocumentReference",
         "identifier": [business_identifier("superbill", claim.organization_id, claim.patient_id, claim.month,
@@ -653,7 +652,7 @@ def superbill_document(claim: ProposedClaim, pdf: bytes, *, created: datetime, v
 
 def minutes_summary(claim: ProposedClaim) -> str:
     """The plain-text minutes note: per program, total and by role, then the codes."""
-    lines = [f"Care management minutes, {month_label(claim.month)}"]
+    lines = [f"Care management minutes, {Month.parse(claim.month).label}"]
     for program in claim_programs(claim):
         total, by_role = program_minutes(claim, program)
         roles = ", ".join(f"{role} {mins}" for role, mins in sorted(by_role.items()) if mins)
@@ -670,7 +669,7 @@ def minutes_document(claim: ProposedClaim, *, created: datetime | None = None, v
     type LOINC 11506-3 "Progress note", category US Core clinical-note (what EHRs accept for notes).
     """
     text = minutes_summary(claim).encode("utf-8")
-    title = f"Care management minutes, {month_label(claim.month)}"
+    title = f"Care management minutes, {Month.parse(claim.month).label}"
     resource: dict = {
         "resourceType": "DocumentReference",
         "identifier": [business_identifier("minutes-note", claim.organization_id, claim.patient_id, claim.month,

@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from smart_app.db import Base, UTCDateTime
+from smart_app.db import Base, StrEnumType, UTCDateTime, enum_check
+from smart_app.statuses import ClaimStatus, OutboxStatus
 
 
 class ClaimRow(Base):
@@ -18,6 +19,7 @@ class ClaimRow(Base):
     __table_args__ = (
         UniqueConstraint("organization_id", "patient_id", "month", "version", name="uq_claims_version"),
         Index("ix_claims_org_month", "organization_id", "month"),
+        enum_check("status", ClaimStatus, "ck_claims_status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -25,8 +27,7 @@ class ClaimRow(Base):
     patient_id: Mapped[str] = mapped_column(String(200))
     month: Mapped[str] = mapped_column(String(7))
     version: Mapped[int] = mapped_column(Integer)
-    # proposed | approved | held | superseded | nothing-billable
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[ClaimStatus] = mapped_column(StrEnumType(ClaimStatus, 20))
     content: Mapped[dict] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -45,6 +46,7 @@ class OutboxRow(Base):
         UniqueConstraint("organization_id", "identifier", name="uq_outbox_identifier"),
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_claim", "claim_id"),
+        enum_check("status", OutboxStatus, "ck_outbox_status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -57,8 +59,7 @@ class OutboxRow(Base):
     purpose: Mapped[str] = mapped_column(String(40))
     identifier: Mapped[str] = mapped_column(String(300))
     payload: Mapped[dict] = mapped_column(JSON)
-    # pending | done | failed | not-accepted | withdrawn
-    status: Mapped[str] = mapped_column(String(14))
+    status: Mapped[OutboxStatus] = mapped_column(StrEnumType(OutboxStatus, 14))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # A worker leases a row until this instant; another worker may take it over afterwards.

@@ -46,14 +46,15 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from smart_app.billing.models import OutboxRow
 from smart_app.billing.plan import CHOICES
 from smart_app.db import transaction, utcnow
+from smart_app.dialect_upsert import insert_new
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.consent_writeback import (
     DuplicateCheckFailed,
@@ -61,21 +62,17 @@ from smart_app.ehr.consent_writeback import (
     create_once,
     if_none_exist_criteria,
 )
+from smart_app.ehr.failures import classify_error
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.errors import EhrError, SessionExpired
+from smart_app.statuses import OutboxStatus
 
-PENDING, DONE, FAILED, NOT_ACCEPTED = "pending", "done", "failed", "not-accepted"
-# Never sent because a corrected claim replaced the version it belonged to (billing.supersede).
-WITHDRAWN = "withdrawn"
 # The purpose of an update retiring what a replaced claim version delivered (billing.supersede).
 RETIRING = "retire"
-STATUSES = (PENDING, DONE, FAILED, NOT_ACCEPTED, WITHDRAWN)
 MAX_BACKOFF_SECONDS = 15 * 60
 # The longest Retry-After honoured: a larger (or buggy) value must not park the outbox for weeks.
 MAX_RETRY_AFTER_SECONDS = 24 * 60 * 60
 DEFAULT_BACKOFF_BASE = 2.0
-# Refusals worth retrying: the request timed out at the server, or the server asked us to slow down.
-_RETRYABLE = frozenset({408, 429})
 _STATUS_CODE = re.compile(r"^\s*(\d{3})")
 _ENTRY_INDEX = re.compile(r"\bentry (\d+)\b")
 URN_UUID = "urn:uuid:"
@@ -126,7 +123,7 @@ class OutboxView:
     claim_id: str | None
     resource_type: str
     purpose: str
-    status: str
+    status: OutboxStatus
     attempts: int
     last_error: str
     fhir_id: str | None
@@ -170,21 +167,17 @@ def enqueue(db: Session, *, organization_id: str, claim_id: str | None, patient_
     enqueues of the same resource also add one row): enqueueing twice adds nothing.
     """
     now = now or utcnow()
-    dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     added = 0
     for index, resource in enumerate(resources):
         _check_resource(resource)
-        statement = insert(OutboxRow).values(
+        added += insert_new(db, OutboxRow, dict(
             id=str(uuid.uuid4()), organization_id=organization_id, claim_id=claim_id, patient_id=patient_id,
             month=month, resource_type=resource.resource_type, purpose=resource.purpose,
-            identifier=resource.identifier, payload=resource.payload, status=PENDING, attempts=0,
+            identifier=resource.identifier, payload=resource.payload, status=OutboxStatus.PENDING, attempts=0,
             next_attempt_at=now, leased_until=None, last_error="", fhir_id=None,
             # A microsecond apart, so rows are sent in the order given (targets of references first).
             created_at=now + timedelta(microseconds=index), updated_at=now,
-        ).on_conflict_do_nothing(index_elements=["organization_id", "identifier"]).returning(OutboxRow.id)
-        # RETURNING yields the row only when it was inserted (rowcount is not reliable on every driver).
-        added += db.execute(statement).first() is not None
+        ), ("organization_id", "identifier"), returning=OutboxRow.id)
     return added
 
 
@@ -204,7 +197,7 @@ def _due(sessions: sessionmaker, organization_id: str, now: datetime, limit: int
     with sessions() as db:
         rows = db.execute(
             select(OutboxRow.id, OutboxRow.resource_type, OutboxRow.payload).where(
-                OutboxRow.organization_id == organization_id, OutboxRow.status == PENDING,
+                OutboxRow.organization_id == organization_id, OutboxRow.status == OutboxStatus.PENDING,
                 OutboxRow.next_attempt_at <= now,
                 or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now))
             .order_by(OutboxRow.created_at, OutboxRow.id).limit(limit)).all()
@@ -220,7 +213,7 @@ def _lease(sessions: sessionmaker, ids: Sequence[str], now: datetime, seconds: i
     with transaction(sessions) as db:
         won = [row_id for row_id in ids if db.execute(
             update(OutboxRow).where(
-                OutboxRow.id == row_id, OutboxRow.status == PENDING, OutboxRow.next_attempt_at <= now,
+                OutboxRow.id == row_id, OutboxRow.status == OutboxStatus.PENDING, OutboxRow.next_attempt_at <= now,
                 or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now))
             .values(leased_until=token, updated_at=now)
             .execution_options(synchronize_session=False)).rowcount == 1]
@@ -231,9 +224,16 @@ def _lease(sessions: sessionmaker, ids: Sequence[str], now: datetime, seconds: i
     return [_Lease(rows[i], token, copy.deepcopy(rows[i].payload)) for i in won]
 
 
+class _Keep(StrEnum):
+    """Outcomes of an attempt that leave the row pending."""
+
+    RETRY = "retry"  # counted as an attempt, sent again after the backoff (or the EHR's wait)
+    RELEASE = "release"  # only the lease is freed: the row waits for the row its references point at
+
+
 @dataclass(frozen=True)
 class _Outcome:
-    status: str  # done | retry | failed | not-accepted | release
+    status: OutboxStatus | _Keep
     text: str = ""
     fhir_id: str | None = None
     created: bool = False
@@ -259,24 +259,25 @@ def _finish(sessions: sessionmaker, results: Iterable[tuple[_Lease, _Outcome]], 
             row = lease.row
             values: dict = {"leased_until": None, "updated_at": now}
             # "release" only frees the lease (the row waits for a reference target): nothing else changes.
-            if outcome.status == "retry":
+            if outcome.status == _Keep.RETRY:
                 resume = now + retry_delay(row.attempts, outcome.wait, base)
                 values.update(attempts=row.attempts + 1, next_attempt_at=resume, last_error=outcome.text)
                 if outcome.throttled:
                     paused_until = max(paused_until or resume, resume)
-            elif outcome.status == DONE:
-                values.update(status=DONE, attempts=row.attempts + 1, fhir_id=outcome.fhir_id, last_error="")
-            elif outcome.status != "release":
+            elif outcome.status == OutboxStatus.DONE:
+                values.update(status=OutboxStatus.DONE, attempts=row.attempts + 1, fhir_id=outcome.fhir_id,
+                              last_error="")
+            elif outcome.status != _Keep.RELEASE:
                 values.update(status=outcome.status, last_error=outcome.text,
-                              attempts=row.attempts + (1 if outcome.status == FAILED else 0))
+                              attempts=row.attempts + (1 if outcome.status == OutboxStatus.FAILED else 0))
             result = db.execute(
-                update(OutboxRow).where(OutboxRow.id == row.id, OutboxRow.status == PENDING,
+                update(OutboxRow).where(OutboxRow.id == row.id, OutboxRow.status == OutboxStatus.PENDING,
                                         OutboxRow.leased_until == lease.token)
                 .values(**values).execution_options(synchronize_session=False))
             if result.rowcount != 1:
                 continue  # the lease expired and another worker took the row over; its outcome stands
-            key = {"retry": "retried", DONE: "sent" if outcome.created else "already_there", FAILED: "failed",
-                   NOT_ACCEPTED: "not_accepted"}.get(outcome.status)
+            key = {_Keep.RETRY: "retried", OutboxStatus.DONE: "sent" if outcome.created else "already_there",
+                   OutboxStatus.FAILED: "failed", OutboxStatus.NOT_ACCEPTED: "not_accepted"}.get(outcome.status)
             if key:
                 tally[key] += 1
     return paused_until
@@ -289,7 +290,7 @@ def _defer(sessions: sessionmaker, ids: Sequence[str], until: datetime, now: dat
     with transaction(sessions) as db:
         for chunk in range(0, len(ids), 500):
             db.execute(update(OutboxRow).where(
-                OutboxRow.id.in_(ids[chunk:chunk + 500]), OutboxRow.status == PENDING,
+                OutboxRow.id.in_(ids[chunk:chunk + 500]), OutboxRow.status == OutboxStatus.PENDING,
                 OutboxRow.next_attempt_at < until,
                 or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now))
                 .values(next_attempt_at=until, updated_at=now).execution_options(synchronize_session=False))
@@ -354,15 +355,16 @@ def _resolve(sessions: sessionmaker, leases: list[_Lease], in_bundle: bool
                 target = by_urn.get(urn)
                 if urn in in_group:
                     continue
-                if target is not None and target.status == DONE and target.fhir_id:
+                if target is not None and target.status == OutboxStatus.DONE and target.fhir_id:
                     targets[urn] = f"{target.resource_type}/{target.fhir_id}"
-                elif target is not None and target.status == PENDING:
-                    outcome = _Outcome("release")
+                elif target is not None and target.status == OutboxStatus.PENDING:
+                    outcome = _Outcome(_Keep.RELEASE)
                 else:
                     what = (f"the {target.purpose} {target.resource_type}, which is {target.status}"
                             if target is not None else f"{urn}, which is not in the outbox")
-                    outcome = _Outcome(FAILED, f"This {lease.row.resource_type} points at {what}. What to fix: "
-                                               "deliver that resource first (see its row), then retry this one.")
+                    outcome = _Outcome(OutboxStatus.FAILED,
+                                       f"This {lease.row.resource_type} points at {what}. What to fix: "
+                                       "deliver that resource first (see its row), then retry this one.")
                     break
             if outcome is not None:
                 set_aside.append((lease, outcome))
@@ -402,23 +404,25 @@ def _refusal(row: OutboxRow, status: int, outcome: str, *, together: int = 1) ->
 
 
 def _classify(row: OutboxRow, exc: EhrError, *, together: int = 1) -> _Outcome:
-    status = exc.http_status
-    if status == 429 or exc.retry_after is not None:
-        return _Outcome("retry", exc.message, throttled=True, wait=exc.retry_after)
-    if status is None or status < 400 or status >= 500 or status in _RETRYABLE:
-        return _Outcome("retry", exc.message)
-    return _Outcome(FAILED, _refusal(row, status, exc.outcome or exc.message, together=together))
+    failure = classify_error(exc)
+    if failure.throttled:
+        return _Outcome(_Keep.RETRY, exc.message, throttled=True, wait=failure.retry_after)
+    if failure.temporary or failure.http_status is None:
+        return _Outcome(_Keep.RETRY, exc.message)
+    return _Outcome(OutboxStatus.FAILED,
+                    _refusal(row, failure.http_status, exc.outcome or exc.message, together=together))
 
 
 def _not_accepted(row: OutboxRow, interaction: str) -> _Outcome:
     if row.purpose == RETIRING:
         # The replaced version's resource stays live in the EHR: a person has to retire it there.
-        return _Outcome(NOT_ACCEPTED, f"This EHR does not let apps update {row.resource_type}, so the replaced "
-                                      f"version's {row.resource_type}/{row.payload.get('id')} is still live there. "
-                                      f"What to do: mark it {row.payload.get('status')} in the EHR by hand, so it "
-                                      "is not billed or read alongside the corrected one.")
-    return _Outcome(NOT_ACCEPTED, f"This EHR does not accept {row.resource_type} {interaction} from apps; billers "
-                                  "get it from the export and the biller page.")
+        return _Outcome(OutboxStatus.NOT_ACCEPTED,
+                        f"This EHR does not let apps update {row.resource_type}, so the replaced "
+                        f"version's {row.resource_type}/{row.payload.get('id')} is still live there. "
+                        f"What to do: mark it {row.payload.get('status')} in the EHR by hand, so it "
+                        "is not billed or read alongside the corrected one.")
+    return _Outcome(OutboxStatus.NOT_ACCEPTED, f"This EHR does not accept {row.resource_type} {interaction} from apps; "
+                                               "billers get it from the export and the biller page.")
 
 
 async def _post_json(client: FhirClient, method: str, path: str, body: dict, what: str) -> dict:
@@ -473,8 +477,9 @@ async def _send_transaction(client: FhirClient, leases: list[_Lease]) -> list[_O
             r is None or r[0] is None for r in results):
         # The EHR committed something but its answer cannot be read: the next attempt's conditional creates
         # find what was written.
-        return [_Outcome("retry", "The EHR answered the transaction with a Bundle the app cannot read.")] * len(leases)
-    return [_Outcome(DONE, fhir_id=r[0], created=r[1]) for r in results if r is not None]
+        unreadable = _Outcome(_Keep.RETRY, "The EHR answered the transaction with a Bundle the app cannot read.")
+        return [unreadable] * len(leases)
+    return [_Outcome(OutboxStatus.DONE, fhir_id=r[0], created=r[1]) for r in results if r is not None]
 
 
 async def _send_one(client: FhirClient, caps: EhrCapabilities, lease: _Lease) -> _Outcome:
@@ -485,18 +490,18 @@ async def _send_one(client: FhirClient, caps: EhrCapabilities, lease: _Lease) ->
             # claim): idempotent by nature.
             stored = await _post_json(client, "PUT", f"{row.resource_type}/{payload['id']}", payload,
                                       f"{row.resource_type}/{payload['id']}")
-            return _Outcome(DONE, fhir_id=str(stored.get("id") or payload["id"]), created=True)
+            return _Outcome(OutboxStatus.DONE, fhir_id=str(stored.get("id") or payload["id"]), created=True)
         system, _, value = row.identifier.partition("|")
         result = await create_once(client, caps, row.resource_type, payload, system, value)
     except DuplicateCheckFailed as exc:
-        return _Outcome("retry", f"Could not check whether the EHR already has this {row.resource_type} "
+        return _Outcome(_Keep.RETRY, f"Could not check whether the EHR already has this {row.resource_type} "
                                  f"({exc.message}); nothing was created.",
                         throttled=exc.retry_after is not None, wait=exc.retry_after)
     except EhrError as exc:
         return _classify(row, exc)
     if not result.fhir_id:
-        return _Outcome("retry", f"The EHR did not say which {row.resource_type} it holds.")
-    return _Outcome(DONE, fhir_id=result.fhir_id, created=result.created)
+        return _Outcome(_Keep.RETRY, f"The EHR did not say which {row.resource_type} it holds.")
+    return _Outcome(OutboxStatus.DONE, fhir_id=result.fhir_id, created=result.created)
 
 
 def _in_transaction(caps: EhrCapabilities, resource_type: str, payload_has_id: bool) -> bool:
@@ -565,11 +570,11 @@ async def _deliver_group(sessions: sessionmaker, client: FhirClient, caps: EhrCa
                 results.append((lease, await _send_one(client, caps, lease)))
     except SessionExpired:
         handled = {lease.row.id for lease, _ in results}
-        results += [(lease, _Outcome("release")) for lease in leases if lease.row.id not in handled]
+        results += [(lease, _Outcome(_Keep.RELEASE)) for lease in leases if lease.row.id not in handled]
         _finish(sessions, results, clock(), base, tally)
         raise
     paused_until = _finish(sessions, results, clock(), base, tally)
-    return [lease.row.id for lease, outcome in results if outcome.status == "release"], paused_until
+    return [lease.row.id for lease, outcome in results if outcome.status == _Keep.RELEASE], paused_until
 
 
 # ---------------------------------------------------------------- for billers and admins
@@ -583,8 +588,8 @@ def retry_failed(db: Session, organization_id: str, row_ids: Iterable[str], now:
     now = now or utcnow()
     result = db.execute(
         update(OutboxRow).where(OutboxRow.organization_id == organization_id, OutboxRow.id.in_(ids),
-                                OutboxRow.status == FAILED)
-        .values(status=PENDING, attempts=0, next_attempt_at=now, leased_until=None, updated_at=now,
+                                OutboxRow.status == OutboxStatus.FAILED)
+        .values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now, leased_until=None, updated_at=now,
                 last_error="Put back to pending after: " + OutboxRow.last_error)
         .execution_options(synchronize_session=False))
     return result.rowcount or 0
@@ -607,7 +612,7 @@ def deliveries_for_claims(db: Session, claim_ids: Iterable[str]) -> dict[str, li
 
 
 def outbox_rows(db: Session, organization_id: str, *, month: str | None = None,
-                status: str | None = None) -> list[OutboxView]:
+                status: OutboxStatus | None = None) -> list[OutboxView]:
     """The organization's rows (of one month, of one status), oldest first."""
     query = select(OutboxRow).where(OutboxRow.organization_id == organization_id)
     if month:
@@ -617,12 +622,12 @@ def outbox_rows(db: Session, organization_id: str, *, month: str | None = None,
     return [_view(r) for r in db.scalars(query.order_by(OutboxRow.created_at, OutboxRow.id))]
 
 
-def outbox_summary(db: Session, organization_id: str, month: str | None) -> dict[str, int]:
+def outbox_summary(db: Session, organization_id: str, month: str | None) -> dict[OutboxStatus, int]:
     """Rows per status (every status present, zero when none) for the organization's month (None: all)."""
     query = select(OutboxRow.status, func.count()).where(OutboxRow.organization_id == organization_id)
     if month:
         query = query.where(OutboxRow.month == month)
-    counts = dict.fromkeys(STATUSES, 0)
+    counts = dict.fromkeys(OutboxStatus, 0)
     for status, count in db.execute(query.group_by(OutboxRow.status)):
         counts[status] = int(count)
     return counts

@@ -18,11 +18,11 @@ EXIT_STOPPED = 1  # --once and the EHR refused the app's authorization
 
 
 def _month(value: str) -> str:
-    from smart_app.ledger.validation import check_month
+    from smart_app.ledger.months import InvalidMonth, Month
 
     try:
-        return check_month(value)
-    except Exception as exc:  # noqa: BLE001 - argparse turns this into a usage message
+        return Month.parse(value).key
+    except InvalidMonth as exc:  # argparse turns this into a usage message
         raise argparse.ArgumentTypeError(f"{value!r} is not a month; write YYYY-MM") from exc
 
 
@@ -101,15 +101,16 @@ def _run(args: argparse.Namespace, app: AppContext) -> int:
 
 
 def _status(args: argparse.Namespace, app: AppContext) -> int:
-    from smart_app.billing.outbox import FAILED, STATUSES, outbox_rows, outbox_summary
+    from smart_app.billing.outbox import outbox_rows, outbox_summary
     from smart_app.db import transaction
+    from smart_app.statuses import OutboxStatus
 
     org = _organization(app, args.org)
     with transaction(app.sessions) as db:
         counts = outbox_summary(db, org.id, args.month)
-        failed = outbox_rows(db, org.id, month=args.month, status=FAILED)
+        failed = outbox_rows(db, org.id, month=args.month, status=OutboxStatus.FAILED)
     where = f" in {args.month}" if args.month else ""
-    print(f"Outbox of {org.name}{where}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES) + ".")
+    print(f"Outbox of {org.name}{where}: " + ", ".join(f"{counts[s]} {s}" for s in OutboxStatus) + ".")
     for row in failed:
         print(f"  failed {row.resource_type} ({row.purpose}), row {row.id}, {row.attempts} attempt(s):\n"
               f"    {row.last_error}")

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from smart_app.billing.values import ClaimLine, ConsentEvidence, Diagnosis, Performer, ProposedClaim
 from smart_app.launch.organizations import Organization
+from smart_app.ledger.months import Month
 from smart_app.ledger.values import Entry
 from smart_app.rules.decision import Decision
 from smart_app.rules.facts import PatientFacts
@@ -29,13 +30,6 @@ class PatientInfo:
     coverage: str | None = None
 
 
-def month_end(month: str) -> dt.date:
-    """The last day of `month` (YYYY-MM)."""
-    year, mon = (int(x) for x in month.split("-"))
-    first_next = dt.date(year + (mon == 12), mon % 12 + 1, 1)
-    return first_next - dt.timedelta(days=1)
-
-
 def _service_date(policy: str, month: str, entry_ids: tuple[str, ...], entries: dict[str, Entry],
                   tz: ZoneInfo) -> dt.date:
     if policy == "threshold-met":
@@ -43,7 +37,7 @@ def _service_date(policy: str, month: str, entry_ids: tuple[str, ...], entries: 
         dates = [entries[i].start.astimezone(tz).date() for i in entry_ids if i in entries]
         if dates:
             return max(dates)
-    return month_end(month)
+    return Month.parse(month).last_day
 
 
 def _diagnoses(decision: Decision, facts: PatientFacts, programs: set[str]) -> tuple[Diagnosis, ...]:
@@ -124,5 +118,10 @@ def propose_claim(decision: Decision, facts: PatientFacts, entries: tuple[Entry,
 
 def content_hash(claim: ProposedClaim) -> str:
     """A stable hash of what would be billed and why; re-running an unchanged month matches it."""
-    text = json.dumps(claim.to_json(), sort_keys=True, separators=(",", ":"), default=str)
+    return content_digest(claim.to_json())
+
+
+def content_digest(content: dict) -> str:
+    """`content_hash` of a claim whose JSON form (`ProposedClaim.to_json`) is already built."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -25,7 +25,7 @@ from smart_app.billing.fhir_resources import (
     superbill_document,
 )
 from smart_app.billing.models import ClaimRow, OutboxRow
-from smart_app.billing.outbox import DONE, OutgoingResource, enqueue
+from smart_app.billing.outbox import OutgoingResource, enqueue
 from smart_app.billing.plan import WritebackPlan
 from smart_app.billing.pricing import organization_pricing
 from smart_app.billing.superbill import approval_text, superbill_pdf
@@ -39,8 +39,9 @@ from smart_app.ledger.queries import patient_month
 from smart_app.ledger.scales import ScaleRecord, scales_for
 from smart_app.ledger.values import Entry
 from smart_app.rules.loader import rule_set_named
+from smart_app.statuses import ClaimStatus, OutboxStatus
 
-REVIEWABLE = ("proposed", "held")
+REVIEWABLE = (ClaimStatus.PROPOSED, ClaimStatus.HELD)
 
 
 class ReviewRefused(SmartAppError):
@@ -151,7 +152,7 @@ def _delivered_id(db: Session, claim_id: str, purpose: str, resource_type: str) 
     """The EHR's id of what a claim version delivered for `purpose` as `resource_type`, if it was delivered."""
     return db.scalar(select(OutboxRow.fhir_id).where(
         OutboxRow.claim_id == claim_id, OutboxRow.purpose == purpose, OutboxRow.resource_type == resource_type,
-        OutboxRow.status == DONE).limit(1))
+        OutboxRow.status == OutboxStatus.DONE).limit(1))
 
 
 def _refuse_future_service_date(stored: StoredClaim, org: Organization, now: datetime) -> None:
@@ -203,10 +204,10 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: Reviewer, note
                                     scales=scales_for(db, org.id, row.patient_id, row.month),
                                     titles={name: scale.title for name, scale in rule_set.rating_scales.items()},
                                     enterer=by)
-    row.status, row.reviewed_by, row.reviewed_at, row.review_note = "approved", by.reference, now, note
+    row.status, row.reviewed_by, row.reviewed_at, row.review_note = ClaimStatus.APPROVED, by.reference, now, note
     row.reviewed_by_name = by.name
     if replaced is not None:
-        db.get(ClaimRow, replaced.id).status = "replaced"
+        db.get(ClaimRow, replaced.id).status = ClaimStatus.REPLACED
     queued = enqueue(db, organization_id=org.id, claim_id=row.id, patient_id=row.patient_id, month=row.month,
                      resources=resources, now=now)
     db.flush()
@@ -235,7 +236,7 @@ def hold(db: Session, org: Organization, claim_id: str, *, by: Reviewer, note: s
         raise ReviewRefused("A hold needs a reason.", "Say what must be fixed before it can be approved.")
     now = now or utcnow()
     row = _reviewable(db, org.id, claim_id)
-    row.status, row.reviewed_by, row.reviewed_at, row.review_note = "held", by.reference, now, note
+    row.status, row.reviewed_by, row.reviewed_at, row.review_note = ClaimStatus.HELD, by.reference, now, note
     row.reviewed_by_name = by.name
     record_event(db, actor=by.reference, action=CLAIM_HELD, subject=f"Claim/{row.id}",
                  detail={"patient": row.patient_id, "month": row.month, "version": row.version, "note": note},

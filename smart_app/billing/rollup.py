@@ -9,23 +9,17 @@ app's own consents and attestations are read per patient only for the few patien
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
 
 from sqlalchemy import and_, func, select, union
 from sqlalchemy.orm import Session, defer
 
-from smart_app.billing.claims import REPLACEABLE
+from smart_app.billing.claims import store_version
 from smart_app.billing.facts_source import cached_facts_many, coverage_reference, save_facts
 from smart_app.billing.models import ClaimRow
 from smart_app.billing.proposal import PatientInfo, propose_claim
-from smart_app.billing.values import ProposedClaim
 from smart_app.db import transaction, utcnow
 from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
 from smart_app.ehr.chart import chart_summary
@@ -38,9 +32,9 @@ from smart_app.launch.organizations import Organization
 from smart_app.ledger.directory import remember_patient
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.models import TimeEntryRow
+from smart_app.ledger.months import Month
 from smart_app.ledger.queries import _to_entry
 from smart_app.ledger.records import AttestationRow, ConsentRow, MonthStatusRow, PatientRow, ScaleRow
-from smart_app.ledger.validation import check_month
 from smart_app.ledger.values import Entry
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.facts import PatientFacts
@@ -138,7 +132,7 @@ def _cached_many(db: Session, org: Organization, ids: Sequence[str],
 
 def _month_entries(db: Session, organization_id: str, ids: Sequence[str], month: str) -> dict[str, tuple[Entry, ...]]:
     """Each patient's counting entries of the month, as `ledger.queries.patient_month(...).entries` gives them."""
-    check_month(month)
+    Month.parse(month)
     te = TimeEntryRow.__table__
     # Every column an Entry carries (ends_at is not one of them).
     columns = [c for c in te.c if c.name != "ends_at"]
@@ -179,48 +173,6 @@ def _newest_versions(db: Session, organization_id: str, ids: Sequence[str], mont
         if row.patient_id not in newest or row.version > newest[row.patient_id].version:
             newest[row.patient_id] = row
     return newest
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, date):
-        return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    return value
-
-
-def claim_json(claim: ProposedClaim) -> dict:
-    """The same JSON as `claim.to_json()`, built in one pass.
-
-    `to_json` is `dataclasses.asdict` (which deep-copies every leaf, the claim's decision included) followed
-    by a second pass turning tuples into lists and dates into ISO strings; over a month of entries that was
-    the rollup's largest cost. Here the leaves (str, int, float, bool, None) are not copied, and the
-    decision, already plain JSON (`Decision.to_json`), is taken as it is.
-    """
-    return {f.name: getattr(claim, f.name) if f.name == "decision" else _plain(getattr(claim, f.name))
-            for f in dataclasses.fields(claim)}
-
-
-def _store(db: Session, claim: ProposedClaim, latest: ClaimRow | None, now: datetime) -> tuple[str, ClaimRow]:
-    """`billing.claims.store_claim` with the newest version already read and the content serialized once."""
-    content = claim_json(claim)
-    # The same digest as `billing.proposal.content_hash(claim)`, from the content already built.
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-                            .encode()).hexdigest()
-    if latest is not None and latest.content_hash == digest:
-        return "unchanged", latest
-    if latest is not None and latest.status in REPLACEABLE:
-        latest.status = "superseded"
-    row = ClaimRow(id=str(uuid.uuid4()), organization_id=claim.organization_id, patient_id=claim.patient_id,
-                   month=claim.month, version=(latest.version + 1) if latest else 1,
-                   status="proposed" if claim.billable else "nothing-billable", content=content,
-                   content_hash=digest, created_at=now, review_note="")
-    db.add(row)
-    return "new", row
 
 
 async def run_rollup(app: AppContext, org: Organization, month: str, *, source: str = "ehr",
@@ -268,7 +220,7 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
                         entries = entries_of.get(patient_id, ())
                         decision = evaluate(facts, time_entries(entries, org.timezone), rule_set, month=month)
                         claim = propose_claim(decision, facts, entries, org, patient_id, info)
-                        outcome, _ = _store(db, claim, newest.get(patient_id), now)
+                        outcome, _ = store_version(db, claim, newest.get(patient_id), now)
                         report.new_versions += outcome == "new"
                         report.unchanged += outcome == "unchanged"
                         report.billable += claim.billable

@@ -34,11 +34,11 @@ class ProgressBar:
 
 
 def _month(value: str) -> str:
-    from smart_app.ledger.validation import check_month
+    from smart_app.ledger.months import InvalidMonth, Month
 
     try:
-        return check_month(value)
-    except Exception as exc:  # noqa: BLE001 - argparse turns this into a usage message
+        return Month.parse(value).key
+    except InvalidMonth as exc:  # argparse turns this into a usage message
         raise argparse.ArgumentTypeError(f"{value!r} is not a month; write YYYY-MM") from exc
 
 

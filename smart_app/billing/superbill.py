@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from smart_app.billing.fhir_resources import PLACE_OF_SERVICE_NAMES, program_minutes, program_name
 from smart_app.billing.values import ClaimLine, ProposedClaim
 from smart_app.jinja_env import environment
-from smart_app.ledger.months import month_label
+from smart_app.ledger.months import Month
 from smart_app.rules.rates import Estimate, EstimateBasis, Pricing
 
 TEMPLATE = "superbill.html"
@@ -216,7 +216,7 @@ def superbill_html(claims: list[ProposedClaim], *, organization_name: str, month
     approvals = approvals or {}
     template = environment().get_template(TEMPLATE)
     return template.render(
-        organization_name=organization_name, month=month, month_label=month_label(month),
+        organization_name=organization_name, month=month, month_label=Month.parse(month).label,
         generated=generated.isoformat(timespec="minutes"), estimate_label=estimate_label(pricing),
         locality_estimates=pricing.basis is EstimateBasis.LOCALITY,
         patients=[patient_view(c, pricing, approvals.get(c.patient_id, "")) for c in ordered],
@@ -335,7 +335,7 @@ def _patient_page(pdf, view: PatientView, month: str, label: str) -> None:
     pdf.set_font("Helvetica", "B", 13)
     pdf.multi_cell(0, 7, latin1(view.name), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 9)
-    _pairs(pdf, [("Month", month_label(month)), ("Patient id", view.patient_id), ("MRN", view.mrn),
+    _pairs(pdf, [("Month", Month.parse(month).label), ("Patient id", view.patient_id), ("MRN", view.mrn),
                  ("Birth date", view.birth_date), ("Place of service", view.place_of_service),
                  ("Billing practitioner", view.billing_practitioner),
                  ("Supervising practitioner", view.supervising_practitioner),
@@ -381,11 +381,11 @@ def superbill_pdf(claims: list[ProposedClaim], *, organization_name: str, month:
     patient per page; `approvals` by patient id. `compress=False` leaves the page streams readable."""
     approvals = approvals or {}
     pdf = _pdf_class()(format="Letter")
-    pdf.heading = f"Care management superbill - {organization_name} - {month_label(month)}"
+    pdf.heading = f"Care management superbill - {organization_name} - {Month.parse(month).label}"
     label = pdf.label = estimate_label(pricing)
     pdf.set_compression(compress)
     pdf.set_creation_date(generated)
-    pdf.set_title(latin1(f"Care management superbill, {organization_name}, {month_label(month)}"))
+    pdf.set_title(latin1(f"Care management superbill, {organization_name}, {Month.parse(month).label}"))
     pdf.set_creator("smart-app")
     pdf.alias_nb_pages()
     pdf.set_auto_page_break(auto=True, margin=18)
@@ -395,7 +395,7 @@ def superbill_pdf(claims: list[ProposedClaim], *, organization_name: str, month:
         summary = _summary(ordered, pricing)
         pdf.add_page()
         pdf.set_font("Helvetica", "B", 13)
-        pdf.cell(0, 7, latin1(f"{organization_name}: {month_label(month)}"), new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 7, latin1(f"{organization_name}: {Month.parse(month).label}"), new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("Helvetica", "", 9)
         _pairs(pdf, [("Patients", str(summary["patients"])), ("With billable codes", str(summary["billable"])),
                      ("Units by code", ", ".join(f"{c} x{u}" for c, u in summary["units"])),

@@ -29,9 +29,10 @@ from sqlalchemy.orm import Session, aliased
 
 from smart_app.billing.fhir_resources import business_identifier, identifier_token, retired_copy
 from smart_app.billing.models import ClaimRow, OutboxRow
-from smart_app.billing.outbox import DONE, FAILED, PENDING, RETIRING, WITHDRAWN, OutgoingResource, enqueue
+from smart_app.billing.outbox import RETIRING, OutgoingResource, enqueue
 from smart_app.db import utcnow
 from smart_app.ledger.queries import patient_month
+from smart_app.statuses import ClaimStatus, EntryKind, OutboxStatus
 
 # Purposes whose resources belong to one claim version (their identifiers carry the version).
 VERSIONED = ("claim", "minutes", "superbill")
@@ -61,13 +62,13 @@ class Superseded:
 def _current_claim(db: Session, organization_id: str, patient_id: str, month: str) -> ClaimRow | None:
     return db.scalars(select(ClaimRow).where(
         ClaimRow.organization_id == organization_id, ClaimRow.patient_id == patient_id, ClaimRow.month == month,
-        ClaimRow.status == "approved").order_by(ClaimRow.version.desc()).limit(1)).first()
+        ClaimRow.status == ClaimStatus.APPROVED).order_by(ClaimRow.version.desc()).limit(1)).first()
 
 
 def _activities_no_longer_counting(db: Session, organization_id: str, patient_id: str, month: str) -> set[str]:
     """Outbox identifiers of the activity resources of the month's entries that were voided or amended."""
     gone = [e.id for e in patient_month(db, organization_id, patient_id, month).history
-            if e.kind != "void" and not e.effective]
+            if e.kind != EntryKind.VOID and not e.effective]
     return {identifier_token(business_identifier(kind, organization_id, entry_id))
             for entry_id in gone for kind in _ACTIVITY_KINDS}
 
@@ -93,7 +94,8 @@ def supersede(db: Session, organization_id: str, patient_id: str, month: str, *,
     gone = _activities_no_longer_counting(db, organization_id, patient_id, month)
     rows = db.scalars(select(OutboxRow).where(
         OutboxRow.organization_id == organization_id, OutboxRow.patient_id == patient_id, OutboxRow.month == month,
-        OutboxRow.purpose.in_((*VERSIONED, "activity")), OutboxRow.status.in_((PENDING, FAILED, DONE)))
+        OutboxRow.purpose.in_((*VERSIONED, "activity")),
+        OutboxRow.status.in_((OutboxStatus.PENDING, OutboxStatus.FAILED, OutboxStatus.DONE)))
         .order_by(OutboxRow.created_at, OutboxRow.id)).all()
     withdrawn, retiring = 0, []
     for row in rows:
@@ -102,10 +104,10 @@ def supersede(db: Session, organization_id: str, patient_id: str, month: str, *,
         stale = row.claim_id != current.id if row.purpose in VERSIONED else row.identifier in gone
         if not stale:
             continue
-        if row.status in (PENDING, FAILED):
-            if row.status == PENDING and row.leased_until is not None and row.leased_until > now:
+        if row.status in (OutboxStatus.PENDING, OutboxStatus.FAILED):
+            if row.status == OutboxStatus.PENDING and row.leased_until is not None and row.leased_until > now:
                 continue  # a worker is sending it right now; the next delivery pass retires it
-            row.status, row.leased_until, row.updated_at = WITHDRAWN, None, now
+            row.status, row.leased_until, row.updated_at = OutboxStatus.WITHDRAWN, None, now
             row.last_error = (
                 "Not sent: the time entry it records was voided or corrected." if row.purpose == "activity"
                 else f"Not sent: version {current.version} of this patient-month's claim replaced the version it "
@@ -129,8 +131,9 @@ def months_to_sweep(db: Session, organization_id: str, *, can_update_claim: bool
                           for status in sorted(set(RETIRED_STATUS.values()))))
     query = (select(OutboxRow.patient_id, OutboxRow.month).distinct()
              .join(ClaimRow, ClaimRow.id == OutboxRow.claim_id)
-             .where(OutboxRow.organization_id == organization_id, ClaimRow.status == "replaced",
-                    OutboxRow.purpose.in_(VERSIONED), OutboxRow.status == DONE, OutboxRow.fhir_id.is_not(None),
+             .where(OutboxRow.organization_id == organization_id, ClaimRow.status == ClaimStatus.REPLACED,
+                    OutboxRow.purpose.in_(VERSIONED), OutboxRow.status == OutboxStatus.DONE,
+                    OutboxRow.fhir_id.is_not(None),
                     ~exists().where(and_(retired.organization_id == OutboxRow.organization_id, retirement_of))))
     if not can_update_claim:
         query = query.where(OutboxRow.resource_type != "Claim")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from smart_app.ehr.fhir_models import check_structure
 from smart_app.ehr.record import CARE_PROGRAM, LOINC
 from smart_app.errors import EhrError
+from smart_app.statuses import ConsentKind
 
 if TYPE_CHECKING:
     from smart_app.ledger.consents import ConsentRecord
@@ -59,7 +60,7 @@ def consent_identifier(consent_id: str) -> dict:
 
 
 def _narrative(record: ConsentRecord, name: str) -> str:
-    if record.kind == "withdrawal":
+    if record.kind == ConsentKind.WITHDRAWAL:
         last = record.last_covered_day
         body = (f"The patient withdrew consent to {name} on {record.obtained_on.isoformat()} "
                 f"({record.method}); it covers services through {last.isoformat() if last else ''}. "
@@ -103,7 +104,7 @@ def consent_resource(record: ConsentRecord, *, patient_ref: str, organization_re
                      performer_ref: str) -> dict:
     """The FHIR R4 Consent (JSON) for a consent or withdrawal row, validated."""
     name = PROGRAM_NAMES.get(record.program, record.program.upper())
-    withdrawal = record.kind == "withdrawal"
+    withdrawal = record.kind == ConsentKind.WITHDRAWAL
     performers = [performer_ref] + ([record.obtained_by] if record.obtained_by != performer_ref else [])
     if withdrawal:
         last = record.last_covered_day

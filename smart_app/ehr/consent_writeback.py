@@ -20,20 +20,20 @@ from urllib.parse import quote
 
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.consent_resource import CONSENT_IDENTIFIER_SYSTEM
+from smart_app.ehr.failures import classify_error
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.errors import EhrError, SessionExpired
+from smart_app.statuses import WritebackStatus
 
 NOT_ACCEPTED = ("This EHR does not accept Consent from apps; the consent is kept in the app and printed on "
                 "the superbill")
-# Refusals worth retrying: the request timed out at the server or the server asked us to slow down.
-_RETRYABLE = frozenset({408, 429})
 
 
 @dataclass(frozen=True)
 class WritebackOutcome:
-    """How a write went: status written | not-accepted | failed | pending, a sentence, the EHR's id."""
+    """How a write went: its status, a sentence, the EHR's id."""
 
-    status: str
+    status: WritebackStatus
     detail: str
     fhir_id: str | None = None
 
@@ -120,18 +120,19 @@ async def create_once(client: FhirClient, caps: EhrCapabilities, resource_type: 
 
 
 def _from_error(exc: EhrError) -> WritebackOutcome:
-    status = exc.http_status
-    if status is None or status >= 500 or status in _RETRYABLE:
-        return WritebackOutcome("pending", f"Will retry: {exc.message}")
+    failure = classify_error(exc)
+    if failure.temporary:
+        return WritebackOutcome(WritebackStatus.PENDING, f"Will retry: {exc.message}")
     outcome = exc.outcome or exc.message
-    return WritebackOutcome("failed", f"The EHR refused the Consent (HTTP {status}): {outcome}")
+    return WritebackOutcome(WritebackStatus.FAILED,
+                            f"The EHR refused the Consent (HTTP {failure.http_status}): {outcome}")
 
 
 async def write_consent(client: FhirClient, caps: EhrCapabilities, resource: dict) -> WritebackOutcome:
     """Write one Consent built by `consent_resource` to the EHR, at most once per app consent id."""
     consent_id = _business_id(resource)
     if not caps.can("Consent", "create"):
-        return WritebackOutcome("not-accepted", NOT_ACCEPTED)
+        return WritebackOutcome(WritebackStatus.NOT_ACCEPTED, NOT_ACCEPTED)
     extra: list[tuple[str, str]] = []
     patient = (resource.get("patient") or {}).get("reference", "")
     if patient.startswith("Patient/") and "patient" in caps.search_params.get("Consent", frozenset()):
@@ -140,14 +141,15 @@ async def write_consent(client: FhirClient, caps: EhrCapabilities, resource: dic
         result = await create_once(client, caps, "Consent", resource, CONSENT_IDENTIFIER_SYSTEM, consent_id,
                                    search_params=extra)
     except SessionExpired as exc:
-        return WritebackOutcome("pending", f"Will retry: {exc.message}")
+        return WritebackOutcome(WritebackStatus.PENDING, f"Will retry: {exc.message}")
     except DuplicateCheckFailed as exc:
         # `search` keeps no status; creating blindly could duplicate, so try again later.
-        return WritebackOutcome("pending", f"Will retry: could not check whether the EHR already "
+        return WritebackOutcome(WritebackStatus.PENDING, f"Will retry: could not check whether the EHR already "
                                            f"has this consent ({exc.message})")
     except EhrError as exc:
         return _from_error(exc)
     if not result.created:
-        return WritebackOutcome("written", f"The EHR already has this consent (Consent/{result.fhir_id}).",
+        return WritebackOutcome(WritebackStatus.WRITTEN,
+                                f"The EHR already has this consent (Consent/{result.fhir_id}).",
                                 result.fhir_id)
-    return WritebackOutcome("written", f"Written to the EHR as Consent/{result.fhir_id}.", result.fhir_id)
+    return WritebackOutcome(WritebackStatus.WRITTEN, f"Written to the EHR as Consent/{result.fhir_id}.", result.fhir_id)

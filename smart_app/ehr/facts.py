@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from smart_app.ehr.record import CARE_PROGRAM, LOINC, PatientRecord, month_bounds
+from smart_app.ehr.record import CARE_PROGRAM, LOINC, PatientRecord
+from smart_app.ledger.months import Month
 from smart_app.rules.facts import (
     ICD10CM,
     SNOMED,
@@ -198,7 +199,8 @@ IDENTITY_PARTS = ("user", "user_roles")
 
 def facts_from_record(record: PatientRecord, month: str) -> PatientFacts:
     """Map the patient-month's FHIR record into the evaluator's input."""
-    bounds = month_bounds(month)
+    service = Month.parse(month)
+    bounds = (service.first_day, service.next().first_day)
     findings = [f"{part.replace('_', ' ').capitalize()} could not be read from the EHR ({why}); "
                 "decisions that need them are withheld." for part, why in record.unavailable.items()
                 if part not in IDENTITY_PARTS]

@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
 import httpx
 
+from smart_app.ehr.failures import FailureKind, classify_answer
 from smart_app.errors import EhrError, SessionExpired
 
 FHIR_JSON = "application/fhir+json"
 # A patient's chart rarely needs more; the cap keeps a runaway server from looping us.
 MAX_PAGES = 20
-# Statuses whose Retry-After header the app honours: "too many requests" and "unavailable".
-SLOW_DOWN = (429, 503)
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """The wait a `Retry-After` header asks for (delay-seconds or an HTTP-date), or None if absent or unreadable."""
-    if not value or not value.strip():
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
-
-
-def _slow_down(status: int, headers: httpx.Headers) -> float | None:
-    return retry_after_seconds(headers.get("Retry-After")) if status in SLOW_DOWN else None
 
 
 def outcome_text(body: object) -> str:
@@ -79,24 +56,26 @@ class FhirClient:
             body = response.json()
         except ValueError:
             body = None
-        if response.status_code == 401:
-            raise SessionExpired("The EHR no longer accepts this session's authorization.",
-                                 "Relaunch the app from the patient's chart.")
-        if response.status_code == 403:
-            raise EhrError(f"The EHR refused access to {what}: {outcome_text(body) or 'forbidden'}.",
-                           "Ask the EHR administrator to grant the app the scopes listed in "
-                           "docs/install.md.")
-        if response.status_code >= 400:
-            wait = _slow_down(response.status_code, response.headers)
-            if response.status_code == 429 or wait is not None:
+        status = response.status_code
+        if status >= 400:
+            failure = classify_answer(status, response.headers.get("Retry-After"))
+            if failure.kind is FailureKind.UNAUTHORIZED:
+                raise SessionExpired("The EHR no longer accepts this session's authorization.",
+                                     "Relaunch the app from the patient's chart.")
+            if status == 403:
+                raise EhrError(f"The EHR refused access to {what}: {outcome_text(body) or 'forbidden'}.",
+                               "Ask the EHR administrator to grant the app the scopes listed in "
+                               "docs/install.md.")
+            wait = failure.retry_after
+            if failure.throttled:
                 hint = f"Reload the page in {_seconds_phrase(wait)}." if wait else "Reload the page in a minute."
-                raise EhrError(f"The EHR asked the app to slow down (HTTP {response.status_code}) while reading "
-                               f"{what}.", hint, http_status=response.status_code, retry_after=wait)
-            hint = ("Reload the page in a minute." if response.status_code >= 500
+                raise EhrError(f"The EHR asked the app to slow down (HTTP {status}) while reading "
+                               f"{what}.", hint, http_status=status, retry_after=wait)
+            hint = ("Reload the page in a minute." if failure.temporary
                     else "Tell the EHR administrator; the app's request was refused.")
-            raise EhrError(f"The EHR answered HTTP {response.status_code} for {what}"
+            raise EhrError(f"The EHR answered HTTP {status} for {what}"
                            f"{': ' + outcome_text(body) if outcome_text(body) else ''}.", hint,
-                           http_status=response.status_code)
+                           http_status=status)
         if not isinstance(body, dict) or "resourceType" not in body:
             raise EhrError(f"The EHR answered with something that is not FHIR JSON for {what}.",
                            "Tell the EHR administrator.")
@@ -158,18 +137,19 @@ class FhirClient:
         except ValueError:
             answer = None
         status = response.status_code
-        if status == 401:
-            raise SessionExpired("The EHR no longer accepts the app's authorization.",
-                                 "Relaunch the app from the chart (or re-authorize the month-end job).")
         if status >= 400:
+            failure = classify_answer(status, response.headers.get("Retry-After"))
+            if failure.kind is FailureKind.UNAUTHORIZED:
+                raise SessionExpired("The EHR no longer accepts the app's authorization.",
+                                     "Relaunch the app from the chart (or re-authorize the month-end job).")
             text = outcome_text(answer)
-            wait = _slow_down(status, response.headers)
-            if status == 429 or wait is not None:
+            wait = failure.retry_after
+            if failure.throttled:
                 later = f"after {_seconds_phrase(wait)}" if wait else "later"
                 raise EhrError(f"The EHR asked the app to slow down (HTTP {status}) when writing {what}.",
                                f"The app keeps the record and tries again {later}.", http_status=status,
                                outcome=text, retry_after=wait)
-            hint = ("The app keeps the record and will try again." if status >= 500
+            hint = ("The app keeps the record and will try again." if failure.temporary
                     else "Tell the EHR administrator; the app's write was refused.")
             raise EhrError(f"The EHR answered HTTP {status} when writing {what}{': ' + text if text else ''}.",
                            hint, http_status=status, outcome=text)

@@ -16,6 +16,7 @@ from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.fhir_client import FhirClient, outcome_text
 from smart_app.ehr.identity import UserIdentity, identity_from, identity_queries, user_reference
 from smart_app.errors import EhrError, SessionExpired
+from smart_app.ledger.months import Month
 
 LOINC = "http://loinc.org"
 # The app's own code system for care-management programs, used on the Consents and CarePlans it
@@ -45,14 +46,6 @@ class PatientRecord:
         return identity_from(user_reference(fhir_user), self.user, self.get("user_roles"), unavailable)
 
 
-def month_bounds(month: str) -> tuple[date, date]:
-    """First day of `month` (YYYY-MM) and first day of the next month."""
-    year, mon = (int(x) for x in month.split("-"))
-    start = date(year, mon, 1)
-    end = date(year + (mon == 12), mon % 12 + 1, 1)
-    return start, end
-
-
 @dataclass(frozen=True)
 class FhirQuery:
     """One read (`params` empty, `target` = Type/id) or search (`target` = Type) of the record."""
@@ -78,7 +71,8 @@ def record_requests(patient_id: str, month: str, user_ref: str | None,
     Month bounds carry the organization's offset: a scale taken at 8 pm on the month's last day in New
     York is in that month, though in UTC it is already the next one.
     """
-    start, end = month_bounds(month)
+    service = Month.parse(month)
+    start, end = service.first_day, service.next().first_day
     # Encounters from 13 months back: the initiating visit (within a year) and recent discharges.
     history = (start - timedelta(days=400)).isoformat()
     scale_codes = ",".join(f"{LOINC}|{code}" for code in scale_loinc)

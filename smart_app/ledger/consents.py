@@ -12,33 +12,31 @@ Only the write-back columns of a row change later (`mark_writeback`).
 
 from __future__ import annotations
 
-import calendar
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smart_app.db import utcnow
 from smart_app.ledger.errors import LedgerError, LedgerNotFound
-from smart_app.ledger.months import zone
+from smart_app.ledger.months import Month, zone
 from smart_app.ledger.records import ConsentRow
 from smart_app.ledger.validation import MAX_NOTE_CHARS, program_label
 from smart_app.ledger.values import PROGRAMS
+from smart_app.ledger.writelock import hold_consents
 from smart_app.rules.facts import Consent
+from smart_app.statuses import ConsentKind, WritebackStatus
 
 # TCM is billed on a discharge and a visit; no program consent is asked for it.
 CONSENT_PROGRAMS = tuple(p for p in PROGRAMS if p != "tcm")
 METHODS = ("verbal", "written")
-KINDS = ("consent", "withdrawal")
-WRITEBACK_STATUSES = ("pending", "written", "not-accepted", "failed")
 # A consent dated further back than this is almost surely a typing error in the year.
 MAX_CONSENT_AGE_YEARS = 10
 MAX_DETAIL_CHARS = 2000
 _PERSON_TYPES = ("Practitioner/", "PractitionerRole/")
-_LOCK_SPACE = "smart_app.ledger.consent"
 
 
 class InvalidConsent(LedgerError):
@@ -96,7 +94,7 @@ class ConsentRecord:
     organization_id: str
     patient_id: str
     program: str
-    kind: str
+    kind: ConsentKind
     method: str
     explained_availability: bool
     explained_cost_sharing: bool
@@ -107,7 +105,7 @@ class ConsentRecord:
     note: str
     recorded_at: datetime
     withdraws_id: str | None
-    writeback_status: str
+    writeback_status: WritebackStatus
     writeback_detail: str
     fhir_id: str | None
     withdrawn_by: str | None = None
@@ -115,24 +113,19 @@ class ConsentRecord:
     @property
     def active(self) -> bool:
         """A consent not (yet) withdrawn."""
-        return self.kind == "consent" and self.withdrawn_by is None
+        return self.kind == ConsentKind.CONSENT and self.withdrawn_by is None
 
     @property
     def last_covered_day(self) -> date | None:
         """For a withdrawal: the last day the consent still covers (the end of the withdrawal's month)."""
-        if self.kind != "withdrawal":
+        if self.kind != ConsentKind.WITHDRAWAL:
             return None
-        return month_end(self.obtained_on)
-
-
-def month_end(day: date) -> date:
-    """The last day of `day`'s calendar month."""
-    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+        return Month.of(self.obtained_on).last_day
 
 
 def withdrawal_effective(day: date) -> date:
     """The first day a withdrawal made on `day` takes effect: the first of the next month."""
-    return month_end(day) + timedelta(days=1)
+    return Month.of(day).next().first_day
 
 
 # The four elements CMS expects explained: (field, what the patient was not told, for messages).
@@ -221,22 +214,9 @@ def check_consent(data: ConsentInput, today: date) -> None:
     _check_note(data.note)
 
 
-def _hold(session: Session, organization_id: str, patient_id: str, program: str) -> None:
-    """Serialize consent writes of one patient-program until the transaction ends (check, then insert)."""
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        # pysqlite opens its transaction lazily; take the write lock before the checks read.
-        raw = connection.connection.dbapi_connection
-        if raw is not None and not raw.in_transaction:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        return
-    connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:space), hashtext(:key))"),
-                       {"space": _LOCK_SPACE, "key": f"{organization_id}|{patient_id}|{program}"})
-
-
 def _to_records(session: Session, rows: Iterable[ConsentRow]) -> list[ConsentRecord]:
     rows = list(rows)
-    ids = [row.id for row in rows if row.kind == "consent"]
+    ids = [row.id for row in rows if row.kind == ConsentKind.CONSENT]
     withdrawn: dict[str, str] = {}
     for chunk in range(0, len(ids), 500):
         found = session.scalars(select(ConsentRow).where(ConsentRow.withdraws_id.in_(ids[chunk:chunk + 500])))
@@ -256,7 +236,7 @@ def _active_rows(session: Session, organization_id: str, patient_id: str,
                  program: str | None = None) -> list[ConsentRecord]:
     query = select(ConsentRow).where(
         ConsentRow.organization_id == organization_id, ConsentRow.patient_id == patient_id,
-        ConsentRow.kind == "consent")
+        ConsentRow.kind == ConsentKind.CONSENT)
     if program is not None:
         query = query.where(ConsentRow.program == program)
     return [r for r in _to_records(session, session.scalars(query.order_by(ConsentRow.obtained_on))) if r.active]
@@ -284,7 +264,7 @@ def record_consent(session: Session, data: ConsentInput, *, now: datetime | None
     """
     now = now or utcnow()
     check_consent(data, _today(now, timezone))
-    _hold(session, data.organization_id, data.patient_id, data.program)
+    hold_consents(session, data.organization_id, data.patient_id, data.program)
     existing = _active_rows(session, data.organization_id, data.patient_id, data.program)
     if existing:
         first = existing[0]
@@ -296,11 +276,11 @@ def record_consent(session: Session, data: ConsentInput, *, now: datetime | None
             "record the withdrawal first.", first)
     row = ConsentRow(
         id=_new_id(), organization_id=data.organization_id, patient_id=data.patient_id, program=data.program,
-        kind="consent", method=data.method, explained_availability=data.explained_availability,
+        kind=ConsentKind.CONSENT, method=data.method, explained_availability=data.explained_availability,
         explained_cost_sharing=data.explained_cost_sharing, explained_right_to_stop=data.explained_right_to_stop,
         explained_one_practitioner=data.explained_one_practitioner, obtained_on=data.obtained_on,
         obtained_by=data.obtained_by, note=data.note.strip(), recorded_at=now, withdraws_id=None,
-        writeback_status="pending", writeback_detail="", fhir_id=None,
+        writeback_status=WritebackStatus.PENDING, writeback_detail="", fhir_id=None,
     )
     session.add(row)
     session.flush()
@@ -318,7 +298,7 @@ def withdraw_consent(session: Session, organization_id: str, consent_id: str, *,
     now = now or utcnow()
     # The patient is checked first: no validation message may describe another patient's consent.
     target = get_consent(session, organization_id, consent_id, patient_id)
-    if target.kind != "consent":
+    if target.kind != ConsentKind.CONSENT:
         raise InvalidConsent("This row records a withdrawal, not a consent.",
                              "Pick the consent the patient wants to stop.")
     check_person(by, "The person recording the withdrawal,")
@@ -329,7 +309,7 @@ def withdraw_consent(session: Session, organization_id: str, consent_id: str, *,
     if on < target.obtained_on:
         raise InvalidConsent(f"The withdrawal date, {_fmt(on)}, is before the consent itself "
                              f"({_fmt(target.obtained_on)}).", "Check the date the patient asked to stop.")
-    _hold(session, organization_id, target.patient_id, target.program)
+    hold_consents(session, organization_id, target.patient_id, target.program)
     target = get_consent(session, organization_id, consent_id)  # re-read under the lock
     if target.withdrawn_by is not None:
         earlier = get_consent(session, organization_id, target.withdrawn_by)
@@ -339,10 +319,10 @@ def withdraw_consent(session: Session, organization_id: str, consent_id: str, *,
             earlier)
     row = ConsentRow(
         id=_new_id(), organization_id=organization_id, patient_id=target.patient_id, program=target.program,
-        kind="withdrawal", method=method, explained_availability=False, explained_cost_sharing=False,
+        kind=ConsentKind.WITHDRAWAL, method=method, explained_availability=False, explained_cost_sharing=False,
         explained_right_to_stop=False, explained_one_practitioner=False, obtained_on=on, obtained_by=by,
-        note=note, recorded_at=now, withdraws_id=target.id, writeback_status="pending", writeback_detail="",
-        fhir_id=None,
+        note=note, recorded_at=now, withdraws_id=target.id, writeback_status=WritebackStatus.PENDING,
+        writeback_detail="", fhir_id=None,
     )
     session.add(row)
     session.flush()
@@ -379,11 +359,11 @@ def facts_consents(records: Iterable[ConsentRecord]) -> tuple[Consent, ...]:
     records = list(records)
     out: list[Consent] = []
     for r in records:
-        if r.kind == "consent":
+        if r.kind == ConsentKind.CONSENT:
             out.append(Consent(program=r.program, status="active", date=r.obtained_on, id=r.id))
             continue
         effective = withdrawal_effective(r.obtained_on)
-        moot = any(c.kind == "consent" and c.program == r.program and c.recorded_at > r.recorded_at
+        moot = any(c.kind == ConsentKind.CONSENT and c.program == r.program and c.recorded_at > r.recorded_at
                    and r.obtained_on <= c.obtained_on < effective for c in records)
         if not moot:
             out.append(Consent(program=r.program, status="inactive", date=effective, id=r.id))
@@ -391,11 +371,11 @@ def facts_consents(records: Iterable[ConsentRecord]) -> tuple[Consent, ...]:
     return tuple(sorted(out, key=lambda c: (c.date, c.status == "active")))
 
 
-def mark_writeback(session: Session, consent_id: str, status: str, detail: str,
+def mark_writeback(session: Session, consent_id: str, status: WritebackStatus, detail: str,
                    fhir_id: str | None = None) -> ConsentRecord:
     """Note how writing the row to the EHR went; a known `fhir_id` is kept when none is given."""
-    if status not in WRITEBACK_STATUSES:
-        raise ValueError(f"write-back status {status!r} is not one of {WRITEBACK_STATUSES}")
+    if status not in tuple(WritebackStatus):
+        raise ValueError(f"write-back status {status!r} is not one of {', '.join(WritebackStatus)}")
     row = session.get(ConsentRow, consent_id)
     if row is None:
         raise LedgerNotFound(f"No consent {consent_id!r}.", "Reload the page: the consent list may be out of date.")

@@ -14,13 +14,14 @@ from smart_app.db import utcnow
 from smart_app.ledger.errors import AlreadyCorrected, InvalidEntry, MonthClosed, OverlapError
 from smart_app.ledger.models import TimeEntryRow
 from smart_app.ledger.month_locks import is_locked, lock_message
-from smart_app.ledger.months import Span, month_label, month_of, split_at_months, zone
+from smart_app.ledger.months import Month, Span, split_at_months, zone
 from smart_app.ledger.overlap import first_conflict
 from smart_app.ledger.queries import counting_overlaps, get_entry, to_entries
 from smart_app.ledger.validation import check_entry, check_reason, local_time, program_label
 from smart_app.ledger.values import Entry, EntryInput, RecordResult
 from smart_app.ledger.vocabulary import Vocabulary, default_vocabulary
 from smart_app.ledger.writelock import lock_performers, share_months
+from smart_app.statuses import EntryKind
 
 
 def new_id() -> str:
@@ -34,11 +35,11 @@ def _what(fields: EntryInput | Entry, vocabulary: Vocabulary) -> str:
 
 def check_open_month(months: Iterable[str], now: datetime, tz: ZoneInfo, allow_closed_month: bool) -> None:
     """Refuse time outside the open month unless the caller said it is meant."""
-    current = month_of(now, tz)
-    closed = sorted(m for m in set(months) if m != current)
+    current = Month.at(now, tz)
+    closed = sorted(m for m in set(months) if m != current.key)
     if closed and not allow_closed_month:
-        label = month_label(closed[0])
-        raise MonthClosed(f"This time falls in {label}, but {month_label(current)} is the month open for entries.",
+        label = Month.parse(closed[0]).label
+        raise MonthClosed(f"This time falls in {label}, but {current.label} is the month open for entries.",
                           f"Check the date. If {label} is right, confirm that you are adding time to a closed "
                           "month; the biller will see it.", closed[0])
 
@@ -46,7 +47,7 @@ def check_open_month(months: Iterable[str], now: datetime, tz: ZoneInfo, allow_c
 def _ensure_uncorrected(session: Session, target: Entry) -> None:
     later = session.scalar(select(TimeEntryRow).where(TimeEntryRow.corrects_id == target.id))
     if later is not None:
-        how = "voided" if later.kind == "void" else "amended"
+        how = "voided" if later.kind == EntryKind.VOID else "amended"
         raise AlreadyCorrected(f"This entry was already {how} by {later.recorded_by} on {later.recorded_at:%b %d, %Y}.",
                                "Reload the page and correct the latest version of the entry.", later.id)
 
@@ -60,7 +61,7 @@ def _conflict_error(conflict: Entry, tz: ZoneInfo, vocabulary: Vocabulary) -> Ov
         "entry as shared time if the same minutes deliberately count for both.", conflict)
 
 
-def write_entries(session: Session, fields: EntryInput, pieces: list[Span], tz: ZoneInfo, *, kind: str,
+def write_entries(session: Session, fields: EntryInput, pieces: list[Span], tz: ZoneInfo, *, kind: EntryKind,
                   corrects: Entry | None, recorded_by: str, reason: str, now: datetime, timer_id: str | None,
                   vocabulary: Vocabulary) -> list[Entry]:
     """Insert one row per month piece after the overlap check, all under the person's write lock."""
@@ -82,7 +83,7 @@ def write_entries(session: Session, fields: EntryInput, pieces: list[Span], tz: 
         id=row_id, organization_id=fields.organization_id, patient_id=fields.patient_id,
         performer=fields.performer, role=fields.role, program=fields.program, activity=fields.activity,
         starts_at=piece.start, ends_at=piece.end, minutes=piece.minutes, month=piece.month, note=fields.note,
-        source=fields.source, shared=fields.shared, kind=kind if index == 0 else "entry",
+        source=fields.source, shared=fields.shared, kind=kind if index == 0 else EntryKind.ENTRY,
         corrects_id=corrects.id if corrects is not None and index == 0 else None, reason=reason,
         recorded_by=recorded_by, recorded_at=now, late=is_locked(session, fields.organization_id, piece.month),
         split_group=group, timer_id=timer_id,
@@ -97,7 +98,7 @@ def describe(verb: str, fields: EntryInput, entries: list[Entry], tz: ZoneInfo, 
     total = sum(e.minutes for e in entries)
     text = f"{verb} {total} minutes of {_what(fields, vocabulary)} from {local_time(entries[0].start, tz)}."
     if len(entries) > 1:
-        parts = " and ".join(f"{e.minutes} in {month_label(e.month)}" for e in entries)
+        parts = " and ".join(f"{e.minutes} in {Month.parse(e.month).label}" for e in entries)
         text += f" The time crosses a month end, so it was split: {parts}."
     for month in sorted({e.month for e in entries if e.late}):
         text += " " + lock_message(month)
@@ -112,7 +113,7 @@ def record_entry(session: Session, entry: EntryInput, *, timezone: str, recorded
     start = check_entry(entry, vocabulary, now, tz)
     pieces = split_at_months(start, entry.minutes, tz)
     check_open_month((p.month for p in pieces), now, tz, allow_closed_month)
-    written = write_entries(session, entry, pieces, tz, kind="entry", corrects=None,
+    written = write_entries(session, entry, pieces, tz, kind=EntryKind.ENTRY, corrects=None,
                             recorded_by=recorded_by or entry.performer, reason="", now=now, timer_id=None,
                             vocabulary=vocabulary)
     return RecordResult(tuple(written), describe("Recorded", entry, written, tz, vocabulary),
@@ -126,7 +127,7 @@ def amend_entry(session: Session, organization_id: str, entry_id: str, replaceme
     now, tz, vocabulary = now or utcnow(), zone(timezone), vocabulary or default_vocabulary()
     reason = check_reason(reason)
     target = get_entry(session, organization_id, entry_id)
-    if target.kind == "void":
+    if target.kind == EntryKind.VOID:
         raise InvalidEntry("A void cannot be amended.", "Record the time again as a new entry instead.")
     if replacement.organization_id != organization_id:
         raise InvalidEntry("An amendment cannot move time to another organization.",
@@ -134,7 +135,7 @@ def amend_entry(session: Session, organization_id: str, entry_id: str, replaceme
     start = check_entry(replacement, vocabulary, now, tz)
     pieces = split_at_months(start, replacement.minutes, tz)
     check_open_month([target.month, *(p.month for p in pieces)], now, tz, allow_closed_month)
-    written = write_entries(session, replacement, pieces, tz, kind="amendment", corrects=target, recorded_by=by,
+    written = write_entries(session, replacement, pieces, tz, kind=EntryKind.AMENDMENT, corrects=target, recorded_by=by,
                             reason=reason, now=now, timer_id=target.timer_id, vocabulary=vocabulary)
     return RecordResult(tuple(written), describe("Amended: now", replacement, written, tz, vocabulary),
                         any(e.late for e in written))
@@ -147,7 +148,7 @@ def void_entry(session: Session, organization_id: str, entry_id: str, *, by: str
     now, tz, vocabulary = now or utcnow(), zone(timezone), vocabulary or default_vocabulary()
     reason = check_reason(reason)
     target = get_entry(session, organization_id, entry_id)
-    if target.kind == "void":
+    if target.kind == EntryKind.VOID:
         raise InvalidEntry("This row already records a void.", "Nothing to do: the time it voided no longer counts.")
     check_open_month([target.month], now, tz, allow_closed_month)
     lock_performers(session, organization_id, [target.performer])
@@ -157,8 +158,8 @@ def void_entry(session: Session, organization_id: str, entry_id: str, *, by: str
         id=new_id(), organization_id=organization_id, patient_id=target.patient_id, performer=target.performer,
         role=target.role, program=target.program, activity=target.activity, starts_at=target.start,
         ends_at=target.end, minutes=target.minutes, month=target.month, note=target.note, source=target.source,
-        shared=target.shared, kind="void", corrects_id=target.id, reason=reason, recorded_by=by, recorded_at=now,
-        late=is_locked(session, organization_id, target.month), split_group=None, timer_id=None,
+        shared=target.shared, kind=EntryKind.VOID, corrects_id=target.id, reason=reason, recorded_by=by,
+        recorded_at=now, late=is_locked(session, organization_id, target.month), split_group=None, timer_id=None,
     )
     session.add(row)
     session.flush()

@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from smart_app.db import Base, UTCDateTime
+from smart_app.db import Base, StrEnumType, UTCDateTime, enum_check
+from smart_app.statuses import EntryKind, TimerOutcome
 
 
 class TimeEntryRow(Base):
@@ -22,6 +23,7 @@ class TimeEntryRow(Base):
         CheckConstraint("minutes > 0", name="ck_time_entries_minutes_positive"),
         # An entry is corrected at most once, so concurrent corrections cannot fork its history.
         UniqueConstraint("corrects_id", name="uq_time_entries_corrects_id"),
+        enum_check("kind", EntryKind, "ck_time_entries_kind"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -40,7 +42,7 @@ class TimeEntryRow(Base):
     note: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(10))
     shared: Mapped[bool] = mapped_column(Boolean)
-    kind: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[EntryKind] = mapped_column(StrEnumType(EntryKind, 10))
     corrects_id: Mapped[str | None] = mapped_column(ForeignKey("time_entries.id"), nullable=True)
     reason: Mapped[str] = mapped_column(Text)
     recorded_by: Mapped[str] = mapped_column(String(500))
@@ -57,6 +59,7 @@ class TimerRow(Base):
     __table_args__ = (
         Index("uq_timers_one_running", "organization_id", "performer", unique=True,
               sqlite_where=text("stopped_at IS NULL"), postgresql_where=text("stopped_at IS NULL")),
+        enum_check("outcome", TimerOutcome, "ck_timers_outcome"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -69,7 +72,7 @@ class TimerRow(Base):
     note: Mapped[str] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    outcome: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    outcome: Mapped[TimerOutcome | None] = mapped_column(StrEnumType(TimerOutcome, 12), nullable=True)
     closed_by: Mapped[str | None] = mapped_column(String(500), nullable=True)
     minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
 

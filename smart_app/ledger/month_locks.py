@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session
 
 from smart_app.db import utcnow
 from smart_app.ledger.models import MonthLockRow
-from smart_app.ledger.months import month_label
-from smart_app.ledger.validation import check_month
+from smart_app.ledger.months import Month
 from smart_app.ledger.values import MonthLock
 from smart_app.ledger.writelock import hold_month
 
@@ -35,7 +34,7 @@ def is_locked(session: Session, organization_id: str, month: str) -> bool:
 def lock_month(session: Session, organization_id: str, month: str, by: str,
                *, now: datetime | None = None) -> MonthLock:
     """Lock a month after write-back; locking a locked month returns the first lock unchanged."""
-    check_month(month)
+    Month.parse(month)
     hold_month(session, organization_id, month)
     existing = get_lock(session, organization_id, month)
     if existing:
@@ -48,5 +47,5 @@ def lock_month(session: Session, organization_id: str, month: str, by: str,
 
 def lock_message(month: str) -> str:
     """The sentence the UI shows beside a late entry."""
-    return (f"{month_label(month)} was already sent to the EHR, so this time is recorded as a late entry "
+    return (f"{Month.parse(month).label} was already sent to the EHR, so this time is recorded as a late entry "
             "and flagged for the biller.")

@@ -65,10 +65,9 @@ from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from smart_app.ledger.models import TimeEntryRow
-from smart_app.ledger.months import next_month, parse_month
+from smart_app.ledger.months import Month
 from smart_app.ledger.queries import counting
 from smart_app.ledger.records import MonthStatusRow, PatientRow
-from smart_app.ledger.validation import check_month
 from smart_app.ledger.values import PROGRAMS
 from smart_app.rules.rates import Pricing
 from smart_app.rules.schema import Code, RuleSet
@@ -174,19 +173,6 @@ class _Assessment:
     captured_unknown: int = 0
 
 
-def month_days(month: str) -> tuple[dt.date, dt.date]:
-    """First and last day of a "YYYY-MM" month."""
-    year, mon = parse_month(month)
-    after_year, after_mon = parse_month(next_month(month))
-    return dt.date(year, mon, 1), dt.date(after_year, after_mon, 1) - dt.timedelta(days=1)
-
-
-def days_left_in(month: str, today: dt.date) -> int:
-    """Days of `month` on which time can still be captured, today included (0 once it is over)."""
-    first, last = month_days(month)
-    if today > last:
-        return 0
-    return (last - max(today, first)).days + 1
 
 
 def _effective(code: Code, first: dt.date, last: dt.date) -> bool:
@@ -200,7 +186,8 @@ class _Paths:
     def __init__(self, rule_set: RuleSet, month: str, pricing: Pricing) -> None:
         self.rule_set = rule_set
         self.pricing = pricing
-        self.first, self.last = month_days(month)
+        service_month = Month.parse(month)
+        self.first, self.last = service_month.first_day, service_month.last_day
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[_Path, ...]] = {}
         self.timed: dict[str, list[str]] = defaultdict(list)
         for key, fam in rule_set.families.items():
@@ -304,7 +291,7 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
     Three statements whatever the number of patients: minutes per patient, program and role;
     the month's snapshots; the directory entries of the month's patients.
     """
-    check_month(month)
+    Month.parse(month)
     if close_within < 0:
         raise ValueError("close_within must be zero or more")
     te, ms, pr = TimeEntryRow, MonthStatusRow, PatientRow
@@ -336,7 +323,7 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
 
     pricing = pricing or Pricing(rule_set)
     paths = _Paths(rule_set, month, pricing)
-    days_left = days_left_in(month, today)
+    days_left = Month.parse(month).days_left(today)
     order = _program_order(rule_set)
     rank = {p: i for i, p in enumerate(order)}
     enrolled = set(minutes_by) | {p for p, (eligible, _) in snapshots.items() if eligible}

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session, aliased
 from smart_app.ledger.errors import LedgerNotFound
 from smart_app.ledger.models import TimeEntryRow
 from smart_app.ledger.month_locks import is_locked
-from smart_app.ledger.validation import check_month
+from smart_app.ledger.months import Month
 from smart_app.ledger.values import Entry, MinutesLine, MonthMinutes, PatientMonth
+from smart_app.statuses import EntryKind
 
 
 def _to_entry(row: TimeEntryRow, correctors: dict[str, TimeEntryRow]) -> Entry:
@@ -24,8 +25,8 @@ def _to_entry(row: TimeEntryRow, correctors: dict[str, TimeEntryRow]) -> Entry:
         month=row.month, note=row.note, source=row.source, shared=row.shared, kind=row.kind,
         corrects_id=row.corrects_id, reason=row.reason, recorded_by=row.recorded_by, recorded_at=row.recorded_at,
         late=row.late, split_group=row.split_group, timer_id=row.timer_id,
-        amended_by=by.id if by is not None and by.kind == "amendment" else None,
-        voided_by=by.id if by is not None and by.kind == "void" else None,
+        amended_by=by.id if by is not None and by.kind == EntryKind.AMENDMENT else None,
+        voided_by=by.id if by is not None and by.kind == EntryKind.VOID else None,
     )
 
 
@@ -43,7 +44,7 @@ def to_entries(session: Session, rows: Sequence[TimeEntryRow]) -> list[Entry]:
 def counting():  # noqa: ANN201 - a SQL expression
     """SQL condition: the row counts (not a void, and no later row corrects it)."""
     later = aliased(TimeEntryRow)
-    return and_(TimeEntryRow.kind != "void", ~exists().where(later.corrects_id == TimeEntryRow.id))
+    return and_(TimeEntryRow.kind != EntryKind.VOID, ~exists().where(later.corrects_id == TimeEntryRow.id))
 
 
 def get_entry(session: Session, organization_id: str, entry_id: str) -> Entry:
@@ -57,7 +58,7 @@ def get_entry(session: Session, organization_id: str, entry_id: str) -> Entry:
 
 def patient_month(session: Session, organization_id: str, patient_id: str, month: str) -> PatientMonth:
     """A patient's month: counting entries, and every row written (amendments, voids) oldest first."""
-    check_month(month)
+    Month.parse(month)
     rows = session.scalars(select(TimeEntryRow).where(
         TimeEntryRow.organization_id == organization_id, TimeEntryRow.patient_id == patient_id,
         TimeEntryRow.month == month).order_by(TimeEntryRow.recorded_at, TimeEntryRow.starts_at)).all()
@@ -82,7 +83,7 @@ def month_minutes(session: Session, organization_id: str, patient_id: str, month
 
 def late_entries(session: Session, organization_id: str, month: str) -> tuple[Entry, ...]:
     """Rows written into a month after it was locked, oldest first: the biller's to-do list."""
-    check_month(month)
+    Month.parse(month)
     rows = session.scalars(select(TimeEntryRow).where(
         TimeEntryRow.organization_id == organization_id, TimeEntryRow.month == month,
         TimeEntryRow.late.is_(True)).order_by(TimeEntryRow.recorded_at)).all()

@@ -8,20 +8,25 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from smart_app.db import Base, UTCDateTime
+from smart_app.db import Base, StrEnumType, UTCDateTime, enum_check
+from smart_app.statuses import ConsentKind, WritebackStatus
 
 
 class ConsentRow(Base):
     """A consent captured in the app (append-only: a withdrawal is a new row)."""
 
     __tablename__ = "consents"
-    __table_args__ = (Index("ix_consents_org_patient", "organization_id", "patient_id"),)
+    __table_args__ = (
+        Index("ix_consents_org_patient", "organization_id", "patient_id"),
+        enum_check("kind", ConsentKind, "ck_consents_kind"),
+        enum_check("writeback_status", WritebackStatus, "ck_consents_writeback_status"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     patient_id: Mapped[str] = mapped_column(String(200))
     program: Mapped[str] = mapped_column(String(10))
-    kind: Mapped[str] = mapped_column(String(12))  # consent | withdrawal
+    kind: Mapped[ConsentKind] = mapped_column(StrEnumType(ConsentKind, 12))
     method: Mapped[str] = mapped_column(String(10))  # verbal | written
     explained_availability: Mapped[bool] = mapped_column(Boolean)
     explained_cost_sharing: Mapped[bool] = mapped_column(Boolean)
@@ -32,8 +37,8 @@ class ConsentRow(Base):
     note: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
     withdraws_id: Mapped[str | None] = mapped_column(ForeignKey("consents.id"), nullable=True)
-    # Write-back to the EHR: pending | written | not-accepted | failed, with the server's id.
-    writeback_status: Mapped[str] = mapped_column(String(14))
+    # Write-back to the EHR, with the server's id.
+    writeback_status: Mapped[WritebackStatus] = mapped_column(StrEnumType(WritebackStatus, 14))
     writeback_detail: Mapped[str] = mapped_column(Text)
     fhir_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
 

@@ -22,6 +22,7 @@ from smart_app.ledger.validation import check_entry, check_work, local_time, pro
 from smart_app.ledger.values import DEFAULT_TIMER_CAP_MINUTES, EntryInput, StopResult, Timer, TimerInput
 from smart_app.ledger.vocabulary import Vocabulary, default_vocabulary
 from smart_app.ledger.writelock import lock_performers
+from smart_app.statuses import EntryKind, TimerOutcome
 
 
 def _value(row: TimerRow) -> Timer:
@@ -44,7 +45,7 @@ def _duration(minutes: int) -> str:
 
 
 def _stopped_error(row: TimerRow) -> TimerAlreadyStopped:
-    how = "discarded" if row.outcome == "discarded" else "stopped"
+    how = "discarded" if row.outcome == TimerOutcome.DISCARDED else "stopped"
     return TimerAlreadyStopped(f"This timer was already {how}" + (f" by {row.closed_by}." if row.closed_by else "."),
                                "Reload the page to see the time that was recorded.", _value(row))
 
@@ -83,7 +84,7 @@ def start_timer(session: Session, timer: TimerInput, *, timezone: str, now: date
     return _value(row)
 
 
-def _close(session: Session, row: TimerRow, now: datetime, outcome: str, by: str, minutes: int | None) -> None:
+def _close(session: Session, row: TimerRow, now: datetime, outcome: TimerOutcome, by: str, minutes: int | None) -> None:
     # The conditional UPDATE is the single point where a stop wins: exactly one caller sees rowcount 1.
     result = session.execute(
         update(TimerRow).where(TimerRow.id == row.id, TimerRow.stopped_at.is_(None))
@@ -122,15 +123,15 @@ def stop_timer(session: Session, organization_id: str, timer_id: str, *, by: str
                            "Enter the minutes you worked while it ran, or discard the timer to record nothing.")
     recorded = elapsed if minutes is None else min(minutes, elapsed)
     if recorded < 1:
-        _close(session, row, now, "too-short", by, None)
+        _close(session, row, now, TimerOutcome.TOO_SHORT, by, None)
         return StopResult(_value(row), (), "The timer ran for less than a minute, so nothing was recorded.")
     fields = EntryInput(row.organization_id, row.patient_id, row.performer, row.role, row.program, row.activity,
                         row.started_at, recorded, row.note if note is None else note, "timer", shared)
     start = check_entry(fields, vocabulary, now, tz)
     pieces = split_at_months(start, recorded, tz)
     # No closed-month check: time a timer measured really happened just now, even if it crossed a month end.
-    _close(session, row, now, "recorded", by, recorded)
-    written = write_entries(session, fields, pieces, tz, kind="entry", corrects=None, recorded_by=by, reason="",
+    _close(session, row, now, TimerOutcome.RECORDED, by, recorded)
+    written = write_entries(session, fields, pieces, tz, kind=EntryKind.ENTRY, corrects=None, recorded_by=by, reason="",
                             now=now, timer_id=row.id, vocabulary=vocabulary)
     return StopResult(_value(row), tuple(written), describe("Recorded", fields, written, tz, vocabulary),
                       any(e.late for e in written))
@@ -141,7 +142,7 @@ def discard_timer(session: Session, organization_id: str, timer_id: str, *, by: 
     """Stop a timer without recording any time; the timer row keeps that it was discarded, by whom and when."""
     row = _fresh(session, organization_id, timer_id)
     lock_performers(session, organization_id, [row.performer])
-    _close(session, row, now or utcnow(), "discarded", by, None)
+    _close(session, row, now or utcnow(), TimerOutcome.DISCARDED, by, None)
     return _value(row)
 
 

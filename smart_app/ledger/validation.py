@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from smart_app.ledger.errors import InvalidEntry
-from smart_app.ledger.months import parse_month
 from smart_app.ledger.values import MAX_ENTRY_MINUTES, PROGRAMS, ROLES, SOURCES, EntryInput
 from smart_app.ledger.vocabulary import Vocabulary
 
@@ -83,11 +82,3 @@ def check_reason(reason: str) -> str:
         raise InvalidEntry("A correction needs a reason.", "Say briefly why the entry is being changed or voided.")
     return reason.strip()
 
-
-def check_month(month: str) -> str:
-    """A "YYYY-MM" key, or an error saying how to write one."""
-    try:
-        parse_month(month)
-    except ValueError as exc:
-        raise InvalidEntry(f"{month!r} is not a month.", "Write the month as YYYY-MM, for example 2026-10.") from exc
-    return month

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from smart_app.statuses import EntryKind, TimerOutcome
+
 ROLES = ("clinical-staff", "billing-practitioner", "care-manager", "psychiatric-consultant")
 PROGRAMS = ("ccm", "pcm", "bhi", "cocm", "tcm", "apcm")
 SOURCES = ("timer", "manual", "import")
-# An original entry, a replacement of an earlier entry, or the cancellation of one.
-KINDS = ("entry", "amendment", "void")
 MAX_ENTRY_MINUTES = 24 * 60
 DEFAULT_TIMER_CAP_MINUTES = 90
 
@@ -49,7 +49,7 @@ class Entry:
     note: str
     source: str
     shared: bool
-    kind: str
+    kind: EntryKind
     corrects_id: str | None
     reason: str
     recorded_by: str
@@ -67,7 +67,7 @@ class Entry:
     @property
     def effective(self) -> bool:
         """Counts toward billing: not a void and not replaced by a later correction."""
-        return self.kind != "void" and self.amended_by is None and self.voided_by is None
+        return self.kind != EntryKind.VOID and self.amended_by is None and self.voided_by is None
 
     def to_input(self) -> EntryInput:
         """The fields a caller can change in an amendment (`dataclasses.replace` it)."""
@@ -143,7 +143,7 @@ class TimerInput:
 
 @dataclass(frozen=True)
 class Timer:
-    """A server-side timer. `outcome` is None while running, then "recorded", "discarded" or "too-short"."""
+    """A server-side timer. `outcome` is None while it runs."""
 
     id: str
     organization_id: str
@@ -155,7 +155,7 @@ class Timer:
     note: str
     started_at: datetime
     stopped_at: datetime | None
-    outcome: str | None
+    outcome: TimerOutcome | None
     closed_by: str | None
     minutes: int | None
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 # First half of the two-key advisory lock, so our keys never collide with another room's locks.
 _PERFORMER_SPACE = "smart_app.ledger.performer"
 _MONTH_SPACE = "smart_app.ledger.month"
+_CONSENT_SPACE = "smart_app.ledger.consent"
 
 
 def _sqlite_write_lock(connection: Connection) -> None:
@@ -46,9 +47,18 @@ def share_months(session: Session, organization_id: str, months: Iterable[str]) 
 
 def hold_month(session: Session, organization_id: str, month: str) -> None:
     """Exclusive hold of a month while it is being locked."""
+    _hold(session, _MONTH_SPACE, f"{organization_id}|{month}")
+
+
+def hold_consents(session: Session, organization_id: str, patient_id: str, program: str) -> None:
+    """Exclusive hold of one patient-program's consents, so a check and the insert after it see no other writer."""
+    _hold(session, _CONSENT_SPACE, f"{organization_id}|{patient_id}|{program}")
+
+
+def _hold(session: Session, space: str, key: str) -> None:
     connection = session.connection()
     if connection.dialect.name == "sqlite":
         _sqlite_write_lock(connection)
         return
     connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:space), hashtext(:key))"),
-                       {"space": _MONTH_SPACE, "key": f"{organization_id}|{month}"})
+                       {"space": space, "key": key})

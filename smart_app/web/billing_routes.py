@@ -21,7 +21,8 @@ from smart_app.billing.rollup import run_rollup
 from smart_app.billing.superbill import estimate_label, money
 from smart_app.db import transaction
 from smart_app.errors import EhrError, SmartAppError
-from smart_app.ledger.validation import check_month
+from smart_app.ledger.months import Month
+from smart_app.statuses import ClaimStatus
 from smart_app.web.api import BadRequest, parse
 from smart_app.web.api_models import MonthRun, ReviewNote
 from smart_app.web.authorization import NotAllowed, Principal, principal
@@ -31,14 +32,15 @@ from smart_app.web.templating import TEMPLATES, ctx
 
 log = logging.getLogger(__name__)
 FORMATS = {"pdf": "application/pdf", "html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8"}
-STATUS_TEXT = {"proposed": "Proposed: awaiting review", "held": "Held", "approved": "Approved",
-               "nothing-billable": "Nothing billable", "superseded": "Superseded", "replaced": "Replaced"}
+STATUS_TEXT = {ClaimStatus.PROPOSED: "Proposed: awaiting review", ClaimStatus.HELD: "Held",
+               ClaimStatus.APPROVED: "Approved", ClaimStatus.NOTHING_BILLABLE: "Nothing billable",
+               ClaimStatus.SUPERSEDED: "Superseded", ClaimStatus.REPLACED: "Replaced"}
 
 
 def _month(request: Request, default: dt.date) -> str:
     raw = request.query_params.get("month") or f"{default:%Y-%m}"
     try:
-        return check_month(raw)
+        return Month.parse(raw).key
     except SmartAppError as exc:
         raise BadRequest(f"{raw!r} is not a month.", "Write the month as YYYY-MM.") from exc
 

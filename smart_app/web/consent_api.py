@@ -14,6 +14,7 @@ from smart_app.ledger.attestations import record_attestation
 from smart_app.ledger.audit import ATTESTATION_RECORDED, CONSENT_RECORDED, CONSENT_WITHDRAWN, record_event
 from smart_app.ledger.consents import ConsentInput, ConsentRecord, record_consent
 from smart_app.ledger.consents import withdraw_consent as withdraw
+from smart_app.statuses import WritebackStatus
 from smart_app.web.api import parse
 from smart_app.web.api_models import AttestationCreate, ConsentCreate, ConsentWithdraw
 from smart_app.web.authorization import principal
@@ -73,11 +74,11 @@ async def consent_withdraw(request: Request) -> Response:
 
 
 def _saved(what: str, record: ConsentRecord) -> str:
-    where = {"written": "and written to the EHR",
-             "not-accepted": "in the app (this EHR does not accept Consent from apps)",
-             "pending": "in the app; the EHR could not be reached, it will be sent again when you next open this "
-                        "page",
-             "failed": "in the app, but the EHR refused it: " + record.writeback_detail}
+    where = {WritebackStatus.WRITTEN: "and written to the EHR",
+             WritebackStatus.NOT_ACCEPTED: "in the app (this EHR does not accept Consent from apps)",
+             WritebackStatus.PENDING: "in the app; the EHR could not be reached, it will be sent again when you next "
+                                      "open this page",
+             WritebackStatus.FAILED: "in the app, but the EHR refused it: " + record.writeback_detail}
     return f"{what} {where.get(record.writeback_status, '')}.".replace(" .", ".")
 
 

@@ -12,6 +12,7 @@ from smart_app.launch.organizations import Organization
 from smart_app.launch.sessions import ActiveSession
 from smart_app.ledger.consents import ConsentRecord, mark_writeback
 from smart_app.services import AppContext
+from smart_app.statuses import WritebackStatus
 
 
 async def send_consent(app: AppContext, session: ActiveSession, org: Organization,
@@ -34,5 +35,5 @@ async def send_pending_consents(app: AppContext, session: ActiveSession, org: Or
                                 records: list[ConsentRecord]) -> None:
     """Retry consents whose write-back is still pending (the EHR was down when they were captured)."""
     for record in records:
-        if record.writeback_status == "pending":
+        if record.writeback_status == WritebackStatus.PENDING:
             await send_consent(app, session, org, record)

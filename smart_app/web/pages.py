@@ -26,6 +26,7 @@ from smart_app.launch.organizations import Organization, list_organizations
 from smart_app.launch.sessions import active_session, settle_identity
 from smart_app.ledger.consents import ConsentRecord
 from smart_app.ledger.values import DEFAULT_TIMER_CAP_MINUTES
+from smart_app.statuses import WritebackStatus
 from smart_app.web.authorization import ROUTES, Principal, principal, principal_for
 from smart_app.web.patient_view import build_patient_view
 from smart_app.web.session_transport import (
@@ -47,10 +48,10 @@ CALLBACK_FIELDS = ("state", "code", "error", "error_description")
 
 def writeback_text(consent: ConsentRecord) -> str:
     """Where a consent stands with the EHR, for the page."""
-    return {"written": "written to the EHR",
-            "not-accepted": "kept in the app (this EHR does not accept Consent from apps)",
-            "pending": "not yet in the EHR: it will be sent when the EHR answers",
-            "failed": f"the EHR refused it: {consent.writeback_detail}"}.get(consent.writeback_status, "")
+    return {WritebackStatus.WRITTEN: "written to the EHR",
+            WritebackStatus.NOT_ACCEPTED: "kept in the app (this EHR does not accept Consent from apps)",
+            WritebackStatus.PENDING: "not yet in the EHR: it will be sent when the EHR answers",
+            WritebackStatus.FAILED: f"the EHR refused it: {consent.writeback_detail}"}.get(consent.writeback_status, "")
 
 
 def index(request: Request) -> Response:

@@ -23,7 +23,7 @@ from smart_app.access.roles import AppRole
 from smart_app.billing.pricing import organization_pricing
 from smart_app.db import transaction
 from smart_app.launch.organizations import Organization
-from smart_app.ledger.months import month_label, parse_month
+from smart_app.ledger.months import Month
 from smart_app.ledger.panel import (
     NOT_CHECKED,
     NOT_ELIGIBLE,
@@ -58,7 +58,7 @@ def _month(request: Request, today: dt.date) -> str:
     if month is None:
         return f"{today:%Y-%m}"
     try:
-        parse_month(month)
+        Month.parse(month)
     except ValueError:
         raise _BadRequest(f"{month!r} is not a month.",
                           "Write the month as YYYY-MM, for example 2026-10.") from None
@@ -139,7 +139,7 @@ def panel_page(request: Request) -> Response:
     page = min(page, pages)
     start = (page - 1) * PAGE_SIZE
     return TEMPLATES.TemplateResponse(request, "panel.html", {
-        "org": org, "panel": panel, "totals": panel.totals, "month_label": month_label(panel.month),
+        "org": org, "panel": panel, "totals": panel.totals, "month_label": Month.parse(panel.month).label,
         "program": program, "care_manager": care_manager, "estimate_label": panel.totals.label,
         "rows": panel.rows[start:start + PAGE_SIZE], "page": page, "pages": pages, "first": start + 1,
         "last": min(start + PAGE_SIZE, len(panel.rows)),

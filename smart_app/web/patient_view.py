@@ -23,7 +23,7 @@ from smart_app.launch.sessions import settle_identity
 from smart_app.ledger.consents import ConsentRecord, consent_history
 from smart_app.ledger.directory import remember_patient, save_month_status
 from smart_app.ledger.facts_merge import time_entries, with_app_records
-from smart_app.ledger.panel import days_left_in
+from smart_app.ledger.months import Month
 from smart_app.ledger.queries import patient_month
 from smart_app.ledger.scales import ScaleRecord, recordable_scales, scales_for
 from smart_app.ledger.timers import running_timer
@@ -35,10 +35,11 @@ from smart_app.rules.evaluate import evaluate
 from smart_app.rules.loader import rule_set_named
 from smart_app.rules.rates import CostShare, monthly_cost_share
 from smart_app.services import AppContext
+from smart_app.statuses import WritebackStatus
 from smart_app.web.authorization import Principal, administrator_names, roles_of
 from smart_app.web.consent_sync import send_pending_consents
 from smart_app.web.orgs import org_today
-from smart_app.web.program_cards import ProgramCard, next_month_start, program_cards
+from smart_app.web.program_cards import ProgramCard, program_cards
 
 # The evidence name of "a validated rating scale in the service month" in the rule files.
 SCALE_EVIDENCE = "rating_scale_this_month"
@@ -136,7 +137,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
 
     who, ledger, timer, consents, scales, managers = await run_in_threadpool(read_ledger)
     roles = who.roles
-    if any(c.writeback_status == "pending" for c in consents):
+    if any(c.writeback_status == WritebackStatus.PENDING for c in consents):
         await send_pending_consents(app, session, org, consents)
 
         def reread() -> list[ConsentRecord]:
@@ -154,7 +155,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
             save_facts(db, org.id, patient_id, month, ehr_facts, coverage_reference(record))
             facts = with_app_records(db, org.id, patient_id, org.timezone, ehr_facts, consents, scales)
         decision = evaluate(facts, time_entries(ledger.entries, org.timezone), rule_set, month=month)
-        month_end = next_month_start(today) - dt.timedelta(days=1)
+        month_end = Month.of(today).last_day
         undetermined = tuple(summarize(facts, rule_set.conditions, month_end).undetermined())
         cards = tuple(program_cards(decision))
         with transaction(app.sessions) as db:
@@ -177,7 +178,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
     consent_programs = tuple(p for p in time_programs if p != "tcm")
     pricing = organization_pricing(org)
     cost_shares = tuple(share for p in consent_programs if (share := monthly_cost_share(pricing, p)))
-    return PatientView(organization=org, month=month, today=today, days_left=days_left_in(month, today),
+    return PatientView(organization=org, month=month, today=today, days_left=Month.parse(month).days_left(today),
                        summary=summary, decision=decision, cards=cards,
                        findings=tuple(dict.fromkeys(summary.findings + fact_findings + decision.findings)),
                        ledger=ledger, timer=timer, performer=performer, who=who, roles=roles,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -69,8 +68,3 @@ def program_cards(decision: Decision) -> list[ProgramCard]:
     """Cards for every program, the ones closest to billing first."""
     cards = [card_for(p) for p in decision.programs]
     return sorted(cards, key=lambda c: (ORDER[c.status], -c.minutes_total))
-
-
-def next_month_start(today: dt.date) -> dt.date:
-    """The first day of the month after `today`'s."""
-    return dt.date(today.year + (today.month == 12), today.month % 12 + 1, 1)

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from smart_app.billing.models import RateLimitRow
 from smart_app.crypto import hash_handle
 from smart_app.db import transaction, utcnow
+from smart_app.dialect_upsert import upsert
 from smart_app.launch.models import AppSession
 from smart_app.web.session_transport import request_handle
 from smart_app.web.templating import TEMPLATES
@@ -51,7 +50,6 @@ API_PREFIX = "/api/"
 PAGE_PREFIX = "/patient"
 # Prefixes counted per launch session rather than per client address.
 SESSION_PREFIXES = (API_PREFIX, PAGE_PREFIX)
-_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
 def default_rate_limit_rules() -> dict[str, tuple[int, int]]:
@@ -104,14 +102,8 @@ def window_start(now: datetime, window: int) -> datetime:
 
 def increment(db: Session, key: str, start: datetime) -> int:
     """Count one request for `key` in the window starting at `start`; the count after it, atomically."""
-    dialect = db.connection().dialect.name
-    if dialect not in _INSERTS:
-        raise RuntimeError(f"rate limits need SQLite or PostgreSQL, not {dialect}")
-    statement = _INSERTS[dialect](RateLimitRow).values(key=key, window_start=start, count=1)
-    statement = statement.on_conflict_do_update(
-        index_elements=[RateLimitRow.key, RateLimitRow.window_start],
-        set_={"count": RateLimitRow.count + 1}).returning(RateLimitRow.count)
-    return int(db.execute(statement).scalar_one())
+    return int(upsert(db, RateLimitRow, {"key": key, "window_start": start, "count": 1}, ("key", "window_start"),
+                      set_={"count": RateLimitRow.count + 1}, returning=RateLimitRow.count).scalar_one())
 
 
 def sweep(sessions: sessionmaker[Session], before: datetime) -> None:
@@ -127,9 +119,12 @@ def sweep(sessions: sessionmaker[Session], before: datetime) -> None:
 class RateLimit:
     """ASGI middleware: count requests per rule in the database and answer 429 over the limit."""
 
-    def __init__(self, app: ASGIApp, rules: Mapping[str, tuple[int, int]] | None = None) -> None:
+    def __init__(self, app: ASGIApp, rules: Mapping[str, tuple[int, int]] | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.app = app
         self.rules = parse_rules(default_rate_limit_rules() if rules is None else rules)
+        # Which window a request falls in; tests pass a clock they move, so windows end when they say.
+        self.clock = clock
         # A window started this long ago has ended under every rule.
         self.longest_window = max((r.window for r in self.rules), default=0)
 
@@ -167,7 +162,7 @@ class RateLimit:
     def _check(self, request: Request, rule: Rule) -> int | None:
         """Count this request; None when it is within the limit, else the seconds until the window ends."""
         sessions = request.app.state.ctx.sessions
-        now = utcnow()
+        now = self.clock()
         start = window_start(now, rule.window)
         with transaction(sessions) as db:
             count = increment(db, self._key(db, request, rule), start)

@@ -34,12 +34,13 @@ from smart_app.billing.outbox import (
     retry_delay,
     retry_failed,
 )
-from smart_app.db import make_engine, session_factory, transaction
+from smart_app.db import transaction
 from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.errors import SessionExpired
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.sandbox import SandboxConfig, create_app
+from tests.databases import sessions_for
 from tests.live_server import serve
 
 ORG = "org-outbox"
@@ -115,14 +116,12 @@ def oracle() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    factory = session_factory(engine)
-    with transaction(factory) as db:
+def sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The shared sessions, with the outbox tests' organization saved."""
+    with transaction(sessions) as db:
         save_organizations(db, [Organization(id=ORG, name="Outbox Clinic", issuer="http://127.0.0.1:9/fhir",
                                              client_id="app")])
-    yield factory
-    engine.dispose()
+    return sessions
 
 
 # ---------------------------------------------------------------- resources and modes
@@ -447,15 +446,13 @@ def test_an_expired_authorization_leaves_rows_untouched_and_raises(sessions) -> 
 
 def _worker(database_url: str, fhir: str, caps: EhrCapabilities, barrier: threading.Barrier,
             reports: list[DeliveryReport], errors: list[BaseException], **options: object) -> None:
-    engine = make_engine(database_url)
     try:
-        factory = session_factory(engine)
-        barrier.wait(timeout=30)
-        reports.append(send(factory, fhir, caps, **options))
+        # Its own engine and pool, as another worker process has.
+        with sessions_for(database_url) as factory:
+            barrier.wait(timeout=30)
+            reports.append(send(factory, fhir, caps, **options))
     except BaseException as exc:  # noqa: BLE001 - reported to the test thread
         errors.append(exc)
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -14,9 +14,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from smart_app.billing.models import ClaimRow, OutboxRow
-from smart_app.billing.outbox import DONE, RETIRING
+from smart_app.billing.outbox import RETIRING
 from smart_app.billing.supersede import months_to_sweep, supersede
 from smart_app.db import transaction
+from smart_app.statuses import OutboxStatus
 from tests.billing.test_outbox import MONTH, NOW, ORG, PATIENT, document, observation, put, sessions  # noqa: F401
 
 
@@ -42,7 +43,7 @@ def test_unsent_rows_are_withdrawn_delivered_ones_retired_and_in_flight_ones_swe
     put(sessions, [current], claim_id=new)
     with transaction(sessions) as db:
         db.execute(update(OutboxRow).where(OutboxRow.identifier == sent.identifier)
-                   .values(status=DONE, fhir_id="obs-sent"))
+                   .values(status=OutboxStatus.DONE, fhir_id="obs-sent"))
         # A worker holds this one: it is being sent right now.
         db.execute(update(OutboxRow).where(OutboxRow.identifier == in_flight.identifier)
                    .values(leased_until=NOW + timedelta(seconds=60)))
@@ -69,7 +70,7 @@ def test_unsent_rows_are_withdrawn_delivered_ones_retired_and_in_flight_ones_swe
     # The worker finishes: the old version's resource reached the EHR after all, and the next pass retires it.
     with transaction(sessions) as db:
         db.execute(update(OutboxRow).where(OutboxRow.identifier == in_flight.identifier)
-                   .values(status=DONE, fhir_id="obs-late", leased_until=None))
+                   .values(status=OutboxStatus.DONE, fhir_id="obs-late", leased_until=None))
         assert months_to_sweep(db, ORG, can_update_claim=True) == [(PATIENT, MONTH)]
         late = supersede(db, ORG, PATIENT, MONTH, can_update_claim=True, now=NOW)
         assert (late.withdrawn, late.retiring) == (0, 1)

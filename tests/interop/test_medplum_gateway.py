@@ -20,7 +20,7 @@ import pytest
 from smart_app.billing.fhir_resources import claim_resource, full_url, minutes_observation, superbill_document
 from smart_app.billing.outbox import DeliveryReport, OutgoingResource, deliver, enqueue, outbox_rows
 from smart_app.billing.values import Performer
-from smart_app.db import make_engine, session_factory, transaction
+from smart_app.db import transaction
 from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
 from smart_app.ehr.consent_resource import consent_resource
 from smart_app.ehr.consent_writeback import WritebackOutcome, write_consent
@@ -33,7 +33,9 @@ from smart_app.paths import data_path
 from smart_app.rules.facts import Consent, PatientFacts
 from smart_app.rules.loader import default_rule_set
 from smart_app.sandbox import SandboxConfig, create_app
+from smart_app.statuses import OutboxStatus
 from tests.billing.claims import ccm_claim
+from tests.databases import sessions_for
 from tests.interop.conftest import Medplum
 from tests.live_server import serve
 
@@ -316,25 +318,22 @@ def _month_end_resources(patient_id: str, month: str) -> list[OutgoingResource]:
 
 def _deliver_to_medplum(medplum: Medplum, caps: EhrCapabilities, database_url: str,
                         resources: list[OutgoingResource]) -> DeliveryReport:
-    engine = make_engine(database_url)
-    sessions = session_factory(engine)
-    with transaction(sessions) as db:
-        save_organizations(db, [Organization(id="org-medplum", name="Medplum", issuer=medplum.fhir,
-                                             client_id="x")])
-        enqueue(db, organization_id="org-medplum", claim_id=None, patient_id="ccm-two-chronic", month="2026-03",
-                resources=resources)
+    with sessions_for(database_url) as sessions:
+        with transaction(sessions) as db:
+            save_organizations(db, [Organization(id="org-medplum", name="Medplum", issuer=medplum.fhir,
+                                                 client_id="x")])
+            enqueue(db, organization_id="org-medplum", claim_id=None, patient_id="ccm-two-chronic",
+                    month="2026-03", resources=resources)
 
-    async def go() -> DeliveryReport:
-        async with httpx.AsyncClient(timeout=20) as http:
-            return await deliver(sessions, FhirClient(http, medplum.fhir, None), caps, "org-medplum")
-    try:
+        async def go() -> DeliveryReport:
+            async with httpx.AsyncClient(timeout=20) as http:
+                return await deliver(sessions, FhirClient(http, medplum.fhir, None), caps, "org-medplum")
         report = asyncio.run(go())
         with transaction(sessions) as db:
-            failures = [f"{r.resource_type}: {r.last_error}" for r in outbox_rows(db, "org-medplum", status="failed")]
+            failures = [f"{r.resource_type}: {r.last_error}"
+                        for r in outbox_rows(db, "org-medplum", status=OutboxStatus.FAILED)]
         assert not failures, failures
         return report
-    finally:
-        engine.dispose()
 
 
 def _matching(medplum: Medplum, resource: OutgoingResource) -> list[dict]:

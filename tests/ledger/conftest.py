@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from smart_app.db import make_engine, session_factory, transaction
+from smart_app.db import transaction
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.ledger.values import EntryInput, TimerInput
 
@@ -22,14 +21,12 @@ NOW = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    sessions = session_factory(engine)
+def factory(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The shared sessions, with the ledger tests' organization saved."""
     with transaction(sessions) as db:
         save_organizations(db, [Organization(id=ORG, name="NY Clinic", issuer="https://ehr.example.org/fhir",
                                              client_id="app", timezone=TZ)])
-    yield sessions
-    engine.dispose()
+    return sessions
 
 
 def entry(**changes: object) -> EntryInput:

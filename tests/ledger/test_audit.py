@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from smart_app.db import make_engine, session_factory, transaction
+from smart_app.db import transaction
 from smart_app.ledger import audit
 from smart_app.ledger.audit import (
     ENTRY_RECORDED,
@@ -33,18 +32,6 @@ from smart_app.ledger.records import AuditEventRow
 
 T0 = datetime(2026, 11, 20, 17, 0, 0, 123456, tzinfo=UTC)
 TABLE = AuditEventRow.__table__
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)
 
 
 def append(sessions: sessionmaker[Session], count: int, org: str | None = "org-ny") -> list[audit.AuditEvent]:

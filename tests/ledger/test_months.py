@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smart_app.ledger.months import month_bounds, month_label, month_of, next_month, parse_month, split_at_months
+from smart_app.ledger.months import InvalidMonth, Month, split_at_months
 
 NY = "America/New_York"
 ZONES = ("America/New_York", "America/Los_Angeles", "America/Adak", "Africa/Cairo", "Africa/Tunis",
@@ -22,23 +22,50 @@ def utc(*args: int) -> datetime:
 
 def test_month_of_uses_the_local_wall_clock() -> None:
     # 01:00 UTC on Nov 1 is still 21:00 on Oct 31 in New York.
-    assert month_of(utc(2026, 11, 1, 1, 0), NY) == "2026-10"
-    assert month_of(utc(2026, 11, 1, 4, 0), NY) == "2026-11"
-    assert month_of(utc(2026, 11, 1, 1, 0), "UTC") == "2026-11"
+    assert Month.at(utc(2026, 11, 1, 1, 0), NY).key == "2026-10"
+    assert Month.at(utc(2026, 11, 1, 4, 0), NY).key == "2026-11"
+    assert Month.at(utc(2026, 11, 1, 1, 0), "UTC").key == "2026-11"
 
 
 def test_month_keys() -> None:
-    assert next_month("2026-12") == "2027-01"
-    assert next_month("2026-01") == "2026-02"
-    assert month_label("2026-10") == "October 2026"
+    assert Month.parse("2026-12").next().key == "2027-01"
+    assert Month.parse("2026-01").next().key == "2026-02"
+    assert Month.parse("2026-10").label == "October 2026"
     for bad in ("2026-13", "2026-1", "26-01", "2026/01", ""):
         with pytest.raises(ValueError):
-            parse_month(bad)
+            Month.parse(bad)
 
 
 def test_naive_instants_are_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
-        month_of(datetime(2026, 1, 1), NY)
+        Month.at(datetime(2026, 1, 1), NY)
+
+
+def test_a_bad_month_key_says_how_to_write_one() -> None:
+    with pytest.raises(InvalidMonth) as caught:
+        Month.parse("Oct 2026")
+    assert caught.value.message == "'Oct 2026' is not a month."
+    assert caught.value.hint == "Write the month as YYYY-MM, for example 2026-10."
+    with pytest.raises(InvalidMonth, match="2026-13 is not a month"):
+        Month(2026, 13)
+
+
+def test_days_neighbours_and_order() -> None:
+    feb = Month.parse("2028-02")
+    assert (feb.first_day, feb.last_day) == (date(2028, 2, 1), date(2028, 2, 29)), "2028 is a leap year"
+    assert Month.parse("2026-02").last_day == date(2026, 2, 28)
+    assert Month.parse("2026-12").last_day == date(2026, 12, 31)
+    assert Month.parse("2026-01").previous() == Month(2025, 12)
+    assert Month.parse("2026-11").plus(14) == Month(2028, 1) and Month(2028, 1).plus(-14) == Month(2026, 11)
+    assert Month.of(date(2026, 11, 30)) == Month(2026, 11) and str(Month(2026, 3)) == "2026-03"
+    assert sorted([Month(2027, 1), Month(2026, 12), Month(2026, 2)]) == [Month(2026, 2), Month(2026, 12),
+                                                                          Month(2027, 1)]
+    assert Month(2026, 11).contains(date(2026, 11, 30)) and not Month(2026, 11).contains(date(2026, 12, 1))
+
+
+def test_bounds_carry_the_zone_offset() -> None:
+    # November 2026 in New York starts at 04:00 UTC (EDT) and ends at 05:00 UTC (EST, after the DST change).
+    assert Month(2026, 11).bounds(NY) == (utc(2026, 11, 1, 4, 0), utc(2026, 12, 1, 5, 0))
 
 
 def test_split_at_midnight_on_october_31_in_new_york() -> None:
@@ -85,12 +112,12 @@ instants = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2037,
 @settings(max_examples=300, deadline=None)
 @given(instant=instants, tz=st.sampled_from(ZONES))
 def test_an_instant_lies_inside_the_bounds_of_its_month(instant: datetime, tz: str) -> None:
-    month = month_of(instant, tz)
-    start, end = month_bounds(month, tz)
+    month = Month.at(instant, tz).key
+    start, end = Month.parse(month).bounds(tz)
     assert start <= instant < end
-    assert month_of(start, tz) == month
-    assert month_of(start - timedelta(microseconds=1), tz) != month
-    assert month_of(end, tz) == next_month(month)
+    assert Month.at(start, tz).key == month
+    assert Month.at(start - timedelta(microseconds=1), tz).key != month
+    assert Month.at(end, tz).key == Month.parse(month).next().key
 
 
 @settings(max_examples=300, deadline=None)
@@ -101,9 +128,9 @@ def test_split_pieces_are_contiguous_whole_and_each_in_one_month(start: datetime
     assert all(p.minutes > 0 for p in pieces)
     assert pieces[0].start == start and pieces[-1].end == start + timedelta(minutes=minutes)
     for piece in pieces:
-        assert month_of(piece.start, tz) == piece.month
-        assert month_of(piece.end - timedelta(seconds=1), tz) == piece.month
+        assert Month.at(piece.start, tz).key == piece.month
+        assert Month.at(piece.end - timedelta(seconds=1), tz).key == piece.month
     for before, after in zip(pieces, pieces[1:], strict=False):
         assert before.end == after.start
-        assert after.start == month_bounds(after.month, tz)[0]
-        assert after.month == next_month(before.month)
+        assert after.start == Month.parse(after.month).bounds(tz)[0]
+        assert after.month == Month.parse(before.month).next().key

@@ -17,11 +17,11 @@ from smart_app.db import transaction
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.ledger.entries import amend_entry, record_entry, void_entry
 from smart_app.ledger.errors import InvalidEntry
+from smart_app.ledger.months import Month
 from smart_app.ledger.panel import (
     Panel,
     PanelRow,
     csv_header,
-    days_left_in,
     panel_csv,
     panel_rows,
     safe_cell,
@@ -296,11 +296,11 @@ def test_nothing_is_within_reach_once_the_month_has_ended(factory) -> None:
 
 
 def test_days_left_counts_today() -> None:
-    assert days_left_in("2026-11", date(2026, 11, 1)) == 30
-    assert days_left_in("2026-11", date(2026, 11, 30)) == 1
-    assert days_left_in("2026-11", date(2026, 12, 1)) == 0
-    assert days_left_in("2026-12", date(2026, 11, 20)) == 31
-    assert days_left_in("2028-02", date(2028, 2, 28)) == 2
+    assert Month.parse("2026-11").days_left(date(2026, 11, 1)) == 30
+    assert Month.parse("2026-11").days_left(date(2026, 11, 30)) == 1
+    assert Month.parse("2026-11").days_left(date(2026, 12, 1)) == 0
+    assert Month.parse("2026-12").days_left(date(2026, 11, 20)) == 31
+    assert Month.parse("2028-02").days_left(date(2028, 2, 28)) == 2
 
 
 def without_figure(code: str):

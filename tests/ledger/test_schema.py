@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect
 
-from smart_app.db import Base, import_models, make_engine
+from smart_app.db import Base, import_models
 
 
-def test_models_and_migrations_agree(database_url: str) -> None:
+def test_models_and_migrations_agree(engine: Engine) -> None:
     import_models()
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-            indexes = {ix["name"] for ix in inspect(connection).get_indexes("timers")}
-    finally:
-        engine.dispose()
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        indexes = {ix["name"] for ix in inspect(connection).get_indexes("timers")}
     assert differences == []
     assert "uq_timers_one_running" in indexes

@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from smart_app.crypto import hash_handle
-from smart_app.db import make_engine, session_factory, transaction
+from tests.databases import one_transaction
 from tests.stack import Stack, new_browser, open_chart, page_handle
 
 CSRF_META = re.compile(r'<meta name="smart-app-csrf" content="([^"]+)"')
@@ -61,12 +61,8 @@ def launch(stack: Stack, patient_id: str = "ccm-two-chronic", user: str | None =
 @contextlib.contextmanager
 def database(stack: Stack) -> Iterator[Session]:
     """One transaction on the stack's database, as an operator (or an attacker with SQL access) has."""
-    engine = make_engine(stack.settings.database_url)
-    try:
-        with transaction(session_factory(engine)) as db:
-            yield db
-    finally:
-        engine.dispose()
+    with one_transaction(stack.settings.database_url) as db:
+        yield db
 
 
 _SLOTS = itertools.count(2)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from smart_app.crypto import TokenBox
-from smart_app.db import make_engine, session_factory, transaction
+from smart_app.db import transaction
 from smart_app.errors import ConfigError, LaunchError
 from smart_app.launch.backend import backend_token
 from smart_app.launch.flow import LaunchDeps
@@ -25,6 +25,7 @@ from smart_app.launch.organizations import Organization, parse_organization, sav
 from smart_app.paths import data_path
 from smart_app.sandbox import SandboxClient, SandboxConfig
 from smart_app.sandbox import create_app as create_sandbox
+from tests.databases import one_transaction, sessions_for
 from tests.live_server import serve
 from tests.stack import TEST_SECRET
 
@@ -34,11 +35,9 @@ LAUNCH_CLIENT, BACKEND_CLIENT = "chart-app", "chart-app-backend"
 @pytest.fixture
 def ehr(database_url: str) -> Iterator[tuple[str, str]]:
     """(database URL, sandbox base URL) with the app's key registered for the backend client only."""
-    engine = make_engine(database_url)
-    with transaction(session_factory(engine)) as db:
+    with one_transaction(database_url) as db:
         generate_key(db, TokenBox(TEST_SECRET))
         jwks = public_jwks(db)
-    engine.dispose()
     clients = [SandboxClient(LAUNCH_CLIENT, ["http://127.0.0.1:9/callback"]),
                SandboxClient(BACKEND_CLIENT, [], auth_method="private_key_jwt", jwks=jwks)]
     with serve(lambda base: create_sandbox(SandboxConfig(base_url=base, fixtures_dir=data_path("fixtures"),
@@ -53,17 +52,13 @@ def organization(base: str, **extra: object) -> Organization:
 
 def token_for(database_url: str, org: Organization) -> str:
     async def run() -> str:
-        engine = make_engine(database_url)
-        factory = session_factory(engine)
-        with transaction(factory) as db:
-            save_organizations(db, [org])
-        try:
+        with sessions_for(database_url) as factory:
+            with transaction(factory) as db:
+                save_organizations(db, [org])
             async with httpx.AsyncClient(timeout=20) as http:
                 deps = LaunchDeps(sessions=factory, http=http, tokens=TokenBox(TEST_SECRET),
                                   redirect_uri="http://127.0.0.1:9/callback", session_lifetime=timedelta(hours=1))
                 return await backend_token(deps, org)
-        finally:
-            engine.dispose()
     return asyncio.run(run())
 
 

@@ -16,9 +16,9 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from smart_app.crypto import TokenBox
-from smart_app.db import make_engine, session_factory
 from smart_app.launch.flow import LaunchDeps, client_auth_form
 from smart_app.launch.keys import ASSERTION_TYPE
+from tests.databases import sessions_for
 from tests.stack import TEST_SECRET, Stack
 
 
@@ -26,14 +26,11 @@ def app_client_auth(stack: Stack, token_url: str) -> dict[str, str]:
     """The form fields the app itself sends to authenticate at `token_url`."""
 
     async def run() -> dict[str, str]:
-        engine = make_engine(stack.settings.database_url)
-        try:
+        with sessions_for(stack.settings.database_url) as sessions:
             async with httpx.AsyncClient() as http:
-                deps = LaunchDeps(sessions=session_factory(engine), http=http, tokens=TokenBox(TEST_SECRET),
+                deps = LaunchDeps(sessions=sessions, http=http, tokens=TokenBox(TEST_SECRET),
                                   redirect_uri=stack.settings.redirect_uri, session_lifetime=timedelta(hours=1))
                 return client_auth_form(deps, stack.organization, token_url)
-        finally:
-            engine.dispose()
 
     return asyncio.run(run())
 

@@ -66,8 +66,25 @@ def test_an_expired_or_revoked_authorization_asks_for_a_relaunch(secure_stack: S
     assert_relaunch(*page_and_api(session))
 
 
+def token_requests(stack: Stack) -> list[dict]:
+    """The app's requests to the EHR's token endpoint, from the sandbox's request log."""
+    log = httpx.get(f"{stack.sandbox_url}/_sandbox/requests").json()
+    return [r for r in log if (r["method"], r["path"]) == ("POST", "/auth/token")
+            and r["client_id"] == stack.organization.client_id]
+
+
 def test_an_expired_access_token_is_refreshed_without_the_user_noticing(secure_stack: Stack) -> None:
     session = launch(secure_stack, "bhi-depression-phq9", user="pr-nurse")
+    with database(secure_stack) as db:
+        before = db.get(AppSession, session.id_hash)
+    asked_before = len(token_requests(secure_stack))
     set_session(session, token_expires_at=utcnow() - timedelta(minutes=5))
     page, api = page_and_api(session)
     assert page.status_code == 200 and api.status_code == 200
+    with database(secure_stack) as db:
+        after = db.get(AppSession, session.id_hash)
+    assert len(token_requests(secure_stack)) == asked_before + 1, "one refresh at the EHR's token endpoint"
+    assert after.refresh_count == before.refresh_count + 1
+    assert after.token_expires_at > utcnow()
+    box = TokenBox(TEST_SECRET)
+    assert box.open(after.access_token_enc) != box.open(before.access_token_enc), "a new access token is kept"

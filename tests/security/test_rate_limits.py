@@ -2,7 +2,9 @@
 
 Two app workers share one database, as in production; each carries the `RateLimit` middleware inside
 the security headers (the wiring `smart_app.web.app` uses). Each test sends from its own loopback
-address (127.0.0.x), so the per-address counters of one test do not touch another's.
+address (127.0.0.x), so the per-address counters of one test do not touch another's. Both workers read the
+time from one `SteppedClock`, which moves only when a test moves it: no window starts or ends by itself
+in the middle of a test, however slow the machine.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from sqlalchemy import select
 from starlette.middleware import Middleware
 
 from smart_app.billing.models import RateLimitRow
-from smart_app.db import make_engine
 from smart_app.demo import sandbox_client, sandbox_org
 from smart_app.errors import ConfigError
 from smart_app.paths import data_path
@@ -30,17 +31,43 @@ from smart_app.sandbox import create_app as create_sandbox
 from smart_app.settings import load_settings
 from smart_app.web.app import create_app
 from smart_app.web.ratelimit import RateLimit, default_rate_limit_rules
-from tests.databases import BACKENDS, PostgresTemplate, fresh_database
+from tests.databases import BACKENDS, PostgresTemplate, engine_for, fresh_database
 from tests.live_server import reserve_socket, serve_on, url_of
 from tests.security.helpers import Launched, database, launch
 from tests.stack import TEST_SECRET, Stack
 
 DAY = 86400
-# Long windows (a day) for the counting tests, so no window boundary falls inside them; a two-second
-# window on /callback for the test that waits for a window to end (two, so five requests fit in one
-# window even on a loaded machine). A launch by a cookie-less browser calls /callback twice (the EHR's
-# redirect, then the finishing page's post), so two launches take four.
+# Day-long windows for the counting tests; a two-second window on /callback for the tests that start a
+# fresh window and the one that moves the clock past a window's end. A launch by a cookie-less browser
+# calls /callback twice (the EHR's redirect, then the finishing page's post), so two launches take four.
 RULES = {"/launch": (4, DAY), "/callback": (4, 2), "/api/": (6, DAY), "/patient": (3, DAY)}
+
+
+class SteppedClock:
+    """The limiter's clock: it stands still until a test moves it (shared by both workers' threads)."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> dt.datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        with self._lock:
+            self._now += dt.timedelta(seconds=seconds)
+
+    def to_next_window(self, window: int) -> None:
+        """Move the clock to the first instant of the next `window`-second window (they start at the epoch)."""
+        with self._lock:
+            epoch = self._now.timestamp()
+            self._now = dt.datetime.fromtimestamp(epoch - epoch % window + window, dt.UTC)
+
+
+# Today at midnight UTC: the start of a day window, so the day-long windows hold for the whole module.
+CLOCK = SteppedClock(dt.datetime.fromtimestamp(time.time() // DAY * DAY, dt.UTC))
 
 
 @dataclass(frozen=True)
@@ -56,7 +83,7 @@ def limited_app(settings: object, orgs: list, engine: object) -> object:
     # counted twice whenever the production window and the test's started at the same second.
     app = create_app(settings, orgs, engine)
     # Inside SecurityHeaders, as app.py lists it: refusals carry the CSP and no-store headers too.
-    app.user_middleware.append(Middleware(RateLimit, rules=RULES))
+    app.user_middleware.append(Middleware(RateLimit, rules=RULES, clock=CLOCK))
     return app
 
 
@@ -68,15 +95,14 @@ def two_workers(database_url: str, data_dir: Path) -> Iterator[Workers]:
     settings = load_settings(env={}, base_url=urls[0], database_url=database_url, data_dir=data_dir,
                              secret_key=TEST_SECRET, rate_limits=False)
     org = sandbox_org(settings, sandbox_url)
-    engine = make_engine(database_url)
-    sandbox = create_sandbox(SandboxConfig(base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
-                                           clients=[sandbox_client(engine, settings, org)],
-                                           app_launch_url=settings.launch_url))
-    # The second worker builds its own engine and pool from the URL, as another process would.
-    with serve_on(sandbox_sock, sandbox), serve_on(app_socks[0], limited_app(settings, [org], engine)), \
-            serve_on(app_socks[1], limited_app(settings, [], None)):
-        yield Workers(Stack(app_url=urls[0], sandbox_url=sandbox_url, settings=settings, organization=org), urls)
-    engine.dispose()
+    with engine_for(database_url) as engine:
+        sandbox = create_sandbox(SandboxConfig(base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
+                                               clients=[sandbox_client(engine, settings, org)],
+                                               app_launch_url=settings.launch_url))
+        # The second worker builds its own engine and pool from the URL, as another process would.
+        with serve_on(sandbox_sock, sandbox), serve_on(app_socks[0], limited_app(settings, [org], engine)), \
+                serve_on(app_socks[1], limited_app(settings, [], None)):
+            yield Workers(Stack(app_url=urls[0], sandbox_url=sandbox_url, settings=settings, organization=org), urls)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -88,10 +114,9 @@ def workers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 def two_launches(workers: Workers) -> tuple[Launched, Launched]:
-    """Two sessions, launched from 127.0.0.1 at the start of a fresh /callback window, so the four callbacks
-    a window allows are not used up by an earlier test's launches."""
-    window = RULES["/callback"][1]
-    time.sleep(window - time.time() % window + 0.02)
+    """Two sessions, launched from 127.0.0.1 in a fresh /callback window, so the four callbacks a window
+    allows are not used up by an earlier test's launches."""
+    CLOCK.to_next_window(RULES["/callback"][1])
     return launch(workers.stack), launch(workers.stack)
 
 
@@ -177,12 +202,14 @@ def test_made_up_session_handles_count_against_the_address(workers: Workers) -> 
 def test_the_count_starts_again_when_the_window_ends(workers: Workers) -> None:
     callback = f"{workers.urls[0]}/callback"
     with client_from("127.0.0.5") as client:
-        time.sleep(2 - time.time() % 2 + 0.02)  # start just after a two-second window begins
+        CLOCK.to_next_window(RULES["/callback"][1])
         answers = [client.post(callback, data={"state": "forged", "code": "x"}) for _ in range(5)]
         assert [a.status_code for a in answers] == [400] * 4 + [429]
         wait = int(answers[4].headers["retry-after"])
-        assert 1 <= wait <= 2
-        time.sleep(wait)
+        assert wait == 2, "the whole window is left: the clock stood at its start"
+        CLOCK.advance(wait - 0.001)
+        assert client.post(callback, data={"state": "forged", "code": "x"}).status_code == 429, "not yet over"
+        CLOCK.advance(0.001)
         assert client.post(callback, data={"state": "forged", "code": "x"}).status_code == 400
 
 

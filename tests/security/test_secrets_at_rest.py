@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import inspect, text
 
 from smart_app.crypto import TokenBox
-from smart_app.db import make_engine, session_factory
 from smart_app.errors import SessionExpired
 from smart_app.launch.backend import backend_token
 from smart_app.launch.flow import LaunchDeps
 from smart_app.launch.models import AppSession, BackendTokenRow, SigningKey
+from tests.databases import engine_for, sessions_for
 from tests.security.helpers import database, launch
 from tests.stack import TEST_SECRET, Stack
 
@@ -31,29 +31,22 @@ def fetch_backend_token(stack: Stack) -> str:
     """Run the month-end job's token request (client_credentials with a client assertion) for real."""
 
     async def run() -> str:
-        engine = make_engine(stack.settings.database_url)
-        try:
+        with sessions_for(stack.settings.database_url) as sessions:
             async with httpx.AsyncClient(timeout=20) as http:
-                deps = LaunchDeps(sessions=session_factory(engine), http=http, tokens=TokenBox(TEST_SECRET),
+                deps = LaunchDeps(sessions=sessions, http=http, tokens=TokenBox(TEST_SECRET),
                                   redirect_uri=stack.settings.redirect_uri, session_lifetime=timedelta(hours=1))
                 return await backend_token(deps, stack.organization)
-        finally:
-            engine.dispose()
 
     return asyncio.run(run())
 
 
 def every_stored_value(stack: Stack) -> str:
     """Every row of every table, each value as text, in one string."""
-    engine = make_engine(stack.settings.database_url)
     parts: list[str] = []
-    try:
-        with engine.connect() as connection:
-            for table in inspect(connection).get_table_names():
-                for row in connection.execute(text(f'SELECT * FROM "{table}"')):
-                    parts.extend(json.dumps(v, default=str) if isinstance(v, dict | list) else str(v) for v in row)
-    finally:
-        engine.dispose()
+    with engine_for(stack.settings.database_url) as engine, engine.connect() as connection:
+        for table in inspect(connection).get_table_names():
+            for row in connection.execute(text(f'SELECT * FROM "{table}"')):
+                parts.extend(json.dumps(v, default=str) if isinstance(v, dict | list) else str(v) for v in row)
     return "\n".join(parts)
 
 

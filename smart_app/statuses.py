@@ -1,0 +1,67 @@
+"""Every status and kind a table column holds, as a StrEnum: one spelling, checked by the type and the database.
+
+The values are what the columns have always stored; each column maps its enum with `db.StrEnumType` and carries
+a CHECK constraint listing the values (migration 0008), so a misspelt status fails before it is written.
+A member is a `str`, so templates and JSON see the plain value.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ClaimStatus(StrEnum):
+    """Where a claim version stands in the biller's review."""
+
+    PROPOSED = "proposed"
+    HELD = "held"
+    APPROVED = "approved"
+    # A newer version replaced this one before it was approved.
+    SUPERSEDED = "superseded"
+    # An approved version a corrected one replaced after approval (what it wrote is retired in the EHR).
+    REPLACED = "replaced"
+    NOTHING_BILLABLE = "nothing-billable"
+
+
+class OutboxStatus(StrEnum):
+    """Where a resource waiting for the EHR stands."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+    # The EHR offers no way for apps to write this resource type (or update it).
+    NOT_ACCEPTED = "not-accepted"
+    # Never sent: a corrected claim replaced its version first.
+    WITHDRAWN = "withdrawn"
+
+
+class WritebackStatus(StrEnum):
+    """Where a consent recorded in the app stands in the EHR."""
+
+    PENDING = "pending"
+    WRITTEN = "written"
+    NOT_ACCEPTED = "not-accepted"
+    FAILED = "failed"
+
+
+class ConsentKind(StrEnum):
+    """A consent row records a consent, or the withdrawal of one."""
+
+    CONSENT = "consent"
+    WITHDRAWAL = "withdrawal"
+
+
+class EntryKind(StrEnum):
+    """An original ledger entry, a replacement of an earlier one, or the cancellation of one."""
+
+    ENTRY = "entry"
+    AMENDMENT = "amendment"
+    VOID = "void"
+
+
+class TimerOutcome(StrEnum):
+    """How a stopped timer ended (a running timer has none)."""
+
+    RECORDED = "recorded"
+    DISCARDED = "discarded"
+    TOO_SHORT = "too-short"
