@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from smart_app.errors import SmartAppError
 
@@ -148,8 +147,7 @@ def _org(args: argparse.Namespace) -> int:
     if found is None:
         raise ConfigError(f"No organization {args.org_id!r}.", "Run `smart-app org list` to see the installed ones.")
     org = found
-    # plan_for checks that [writeback] is a table and names the problem when it is not.
-    writeback = cast("Mapping[str, object] | None", org.extra.get("writeback"))
+    writeback = org.extra.get("writeback")
 
     async def run() -> tuple[list, list[str], PeopleReport]:
         context = build_context(settings, engine)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from sqlalchemy import CheckConstraint, Connection, DateTime, Engine, String, create_engine, event
+import anyio.to_thread
+from sqlalchemy import CheckConstraint, Connection, CursorResult, DateTime, Engine, Result, String, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -123,6 +125,23 @@ def make_engine(url: str) -> Engine:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """A sessionmaker bound to the engine; objects stay usable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def in_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking work (a database transaction) in the worker thread pool, never on the event loop.
+
+    The same pool Starlette runs plain `def` endpoints in, so a slow write holds a thread, not every request.
+    """
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (a Session's execute answers a CursorResult for those)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from datetime import UTC
 from smart_app.billing.outbox import DeliveryReport, deliver
 from smart_app.billing.plan import WritebackPlan, capabilities_for, plan_for
 from smart_app.billing.supersede import months_to_sweep, supersede
-from smart_app.db import transaction
+from smart_app.db import in_thread, transaction
 from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.errors import EhrError
@@ -22,19 +22,23 @@ async def organization_plan(app: AppContext, org: Organization) -> tuple[EhrCapa
     if why:
         raise EhrError(f"The EHR's CapabilityStatement could not be read ({why}).",
                        "Nothing was sent; the outbox keeps everything and tries again on the next pass.")
-    return caps, plan_for(caps, org.extra.get("writeback"))  # type: ignore[arg-type] - plan_for checks it
+    return caps, plan_for(caps, org.extra.get("writeback"))
 
 
 async def deliver_pass(app: AppContext, org: Organization, *, lease_seconds: int = 60) -> DeliveryReport:
     """Send the organization's due outbox rows with a Backend Services token (none for open servers)."""
     token = None if org.extra.get("writeback_open") is True else await backend_token(app.launch, org)
     caps, plan = await organization_plan(app, org)
-    # Resources of a replaced claim that were being sent while the correction was approved are retired now.
-    with transaction(app.sessions) as db:
-        for patient_id, month in months_to_sweep(db, org.id, can_update_claim=plan.can_update_claim):
-            supersede(db, org.id, patient_id, month, can_update_claim=plan.can_update_claim)
+    await in_thread(_sweep, app, org, plan.can_update_claim)
     return await deliver(app.sessions, FhirClient(app.http, org.issuer, token), capabilities_for(caps, plan), org.id,
                          lease_seconds=lease_seconds)
+
+
+def _sweep(app: AppContext, org: Organization, can_update_claim: bool) -> None:
+    """Retire now what a replaced claim was sending while its correction was approved."""
+    with transaction(app.sessions) as db:
+        for patient_id, month in months_to_sweep(db, org.id, can_update_claim=can_update_claim):
+            supersede(db, org.id, patient_id, month, can_update_claim=can_update_claim)
 
 
 def report_line(report: DeliveryReport) -> str:

@@ -6,12 +6,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from smart_app.billing.rollup_command import _month
 from smart_app.errors import ConfigError
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
-def _context(org_id: str):  # noqa: ANN202 - (sessions, organization)
+    from smart_app.launch.organizations import Organization
+
+
+def _context(org_id: str) -> tuple[sessionmaker[Session], Organization]:
     from smart_app.db import make_engine, require_current, session_factory, transaction
     from smart_app.launch.organizations import get_organization
     from smart_app.settings import load_settings

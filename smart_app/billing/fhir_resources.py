@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from urllib.parse import quote
 
-from smart_app.billing.values import ClaimLine, ProposedClaim
+from smart_app.billing.values import ClaimLine, Diagnosis, Performer, ProposedClaim
 from smart_app.ehr.consent_resource import PROGRAM_NAMES
 from smart_app.ehr.fhir_models import check_structure
 from smart_app.ehr.record import CARE_PROGRAM, LOINC
@@ -164,7 +164,7 @@ def program_minutes(claim: ProposedClaim, program: str) -> tuple[int, dict[str, 
     for item in (claim.decision or {}).get("programs") or []:
         if isinstance(item, dict) and item.get("program") == program and "minutes_total" in item:
             return int(item["minutes_total"]), {str(k): int(v) for k, v in (item.get("minutes_by_role") or {}).items()}
-    total, by_role = 0, {}
+    total, by_role = 0, dict[str, int]()
     for line in claim.lines:
         if line.program == program:
             total += line.minutes
@@ -210,7 +210,7 @@ def _place_of_service(code: str) -> dict:
     return _concept(PLACE_OF_SERVICE, code, PLACE_OF_SERVICE_NAMES.get(code, ""))
 
 
-def _diagnosis_concept(diagnosis) -> dict:
+def _diagnosis_concept(diagnosis: Diagnosis) -> dict:
     return _concept(diagnosis.system, diagnosis.code, diagnosis.display)
 
 
@@ -340,13 +340,14 @@ def _care_team(claim: ProposedClaim) -> tuple[list[dict], dict[str, list[int]]]:
         key = (reference, team_role)
         if key not in seen:
             seen.add(key)
-            member = {"sequence": len(members) + 1, "provider": {"reference": reference},
+            provider = {"reference": reference}
+            member: dict[str, object] = {"sequence": len(members) + 1, "provider": provider,
                       "role": _concept(CARE_TEAM_ROLE, team_role, TEAM_ROLE_DISPLAY[team_role])}
             if team_role == "primary":
                 member["responsible"] = True
             name = _person_name(claim, reference)
             if name:
-                member["provider"]["display"] = name
+                provider["display"] = name
             members.append(member)
         if ledger_role:
             sequence = next(m["sequence"] for m in members
@@ -531,7 +532,7 @@ def _minutes(value: int) -> dict:
     return {"value": value, "unit": "min", "system": UCUM, "code": "min"}
 
 
-def _performer_reference(performer) -> dict:
+def _performer_reference(performer: Performer) -> dict:
     ref = {"reference": performer.reference}
     if performer.name:
         ref["display"] = performer.name
@@ -742,10 +743,11 @@ def claim_bundle(resources: Iterable[dict]) -> dict:
     `ifNoneExist: identifier=<system>|<value>`. A resource that already has an `id` (such as the
     entered-in-error copy of a replaced Claim) is sent as PUT `<type>/<id>` instead.
     """
-    entries = []
+    entries: list[dict[str, object]] = []
     for resource in resources:
         token = business_token(resource)
         rtype = resource["resourceType"]
+        entry: dict[str, object]
         if resource.get("id"):
             # No fullUrl: it must be absolute, and the server's base is not known here.
             entry = {"resource": resource, "request": {"method": "PUT", "url": f"{rtype}/{resource['id']}"}}

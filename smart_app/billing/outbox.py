@@ -53,7 +53,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from smart_app.billing.models import OutboxRow
 from smart_app.billing.plan import CHOICES
-from smart_app.db import transaction, utcnow
+from smart_app.db import in_thread, rows_changed, transaction, utcnow
 from smart_app.dialect_upsert import insert_new
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.consent_writeback import (
@@ -211,12 +211,12 @@ def _lease(sessions: sessionmaker, ids: Sequence[str], now: datetime, seconds: i
     # instead of failing on a stale snapshot; on PostgreSQL a concurrent lessee blocks on the row, then
     # re-checks the WHERE clause and updates nothing.
     with transaction(sessions) as db:
-        won = [row_id for row_id in ids if db.execute(
+        won = [row_id for row_id in ids if rows_changed(db.execute(
             update(OutboxRow).where(
                 OutboxRow.id == row_id, OutboxRow.status == OutboxStatus.PENDING, OutboxRow.next_attempt_at <= now,
                 or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now))
             .values(leased_until=token, updated_at=now)
-            .execution_options(synchronize_session=False)).rowcount == 1]
+            .execution_options(synchronize_session=False))) == 1]
         if not won:
             return []
         rows = {r.id: r for r in db.scalars(select(OutboxRow).where(OutboxRow.id.in_(won))
@@ -274,7 +274,7 @@ def _finish(sessions: sessionmaker, results: Iterable[tuple[_Lease, _Outcome]], 
                 update(OutboxRow).where(OutboxRow.id == row.id, OutboxRow.status == OutboxStatus.PENDING,
                                         OutboxRow.leased_until == lease.token)
                 .values(**values).execution_options(synchronize_session=False))
-            if result.rowcount != 1:
+            if rows_changed(result) != 1:
                 continue  # the lease expired and another worker took the row over; its outcome stands
             key = {_Keep.RETRY: "retried", OutboxStatus.DONE: "sent" if outcome.created else "already_there",
                    OutboxStatus.FAILED: "failed", OutboxStatus.NOT_ACCEPTED: "not_accepted"}.get(outcome.status)
@@ -442,7 +442,8 @@ def _entry_result(entry: object) -> tuple[str | None, bool] | None:
     match = _STATUS_CODE.match(str(response.get("status", "")))
     if not match or not match.group(1).startswith("2"):
         return None
-    resource = entry.get("resource") if isinstance(entry.get("resource"), dict) else {}
+    found = entry.get("resource")
+    resource: dict = found if isinstance(found, dict) else {}
     fhir_id = resource.get("id")
     if not fhir_id:
         parts = str(response.get("location") or "").split("/_history/")[0].rstrip("/").split("/")
@@ -451,7 +452,7 @@ def _entry_result(entry: object) -> tuple[str | None, bool] | None:
 
 
 async def _send_transaction(client: FhirClient, leases: list[_Lease]) -> list[_Outcome]:
-    entries = []
+    entries: list[dict[str, object]] = []
     for lease in leases:
         row, payload = lease.row, lease.payload
         if payload.get("id"):
@@ -520,7 +521,8 @@ async def deliver(sessions: sessionmaker, client: FhirClient, caps: EhrCapabilit
     """
     clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
     tally = {"sent": 0, "already_there": 0, "retried": 0, "failed": 0, "not_accepted": 0}
-    due = _due(sessions, organization_id, clock(), limit)
+    # Every database step runs in the thread pool: a delivery pass started from a web request never holds the loop.
+    due = await in_thread(_due, sessions, organization_id, clock(), limit)
     bundled = {row_id for row_id, kind, has_id in due if _in_transaction(caps, kind, has_id)}
     size = max(batch_size, 1)
     waiting = [row_id for row_id, _, _ in due]
@@ -536,12 +538,18 @@ async def deliver(sessions: sessionmaker, client: FhirClient, caps: EhrCapabilit
             released += freed
             if paused_until is not None:
                 # The EHR asked the app to slow down: sending the rest now would only be refused again.
-                _defer(sessions, released + [i for g in groups[n + 1:] for i in g], paused_until, clock())
-                return DeliveryReport(**tally, paused_until=paused_until)
+                await in_thread(_defer, sessions, released + [i for g in groups[n + 1:] for i in g], paused_until,
+                                clock())
+                return _report(tally, paused_until)
         if tally == before:
             break  # rows waiting for a reference target that was not delivered wait for the next run
         waiting = released
-    return DeliveryReport(**tally)
+    return _report(tally)
+
+
+def _report(tally: dict[str, int], paused_until: datetime | None = None) -> DeliveryReport:
+    return DeliveryReport(sent=tally["sent"], already_there=tally["already_there"], retried=tally["retried"],
+                          failed=tally["failed"], not_accepted=tally["not_accepted"], paused_until=paused_until)
 
 
 async def _deliver_group(sessions: sessionmaker, client: FhirClient, caps: EhrCapabilities, ids: list[str],
@@ -549,7 +557,7 @@ async def _deliver_group(sessions: sessionmaker, client: FhirClient, caps: EhrCa
                          in_bundle: bool) -> tuple[list[str], datetime | None]:
     """Lease, send and record one group; the ids released to wait for a reference target, and the instant
     to pause the run until when the EHR asked the app to slow down."""
-    leases = _lease(sessions, ids, clock(), lease_seconds)
+    leases = await in_thread(_lease, sessions, ids, clock(), lease_seconds)
     if not leases:
         return [], None
     results: list[tuple[_Lease, _Outcome]] = []
@@ -560,7 +568,7 @@ async def _deliver_group(sessions: sessionmaker, client: FhirClient, caps: EhrCa
             sendable.append(lease)
         else:
             results.append((lease, _not_accepted(lease.row, interaction)))
-    sendable, set_aside = _resolve(sessions, sendable, in_bundle) if sendable else ([], [])
+    sendable, set_aside = await in_thread(_resolve, sessions, sendable, in_bundle) if sendable else ([], [])
     results += set_aside
     try:
         if sendable and in_bundle:
@@ -571,9 +579,9 @@ async def _deliver_group(sessions: sessionmaker, client: FhirClient, caps: EhrCa
     except SessionExpired:
         handled = {lease.row.id for lease, _ in results}
         results += [(lease, _Outcome(_Keep.RELEASE)) for lease in leases if lease.row.id not in handled]
-        _finish(sessions, results, clock(), base, tally)
+        await in_thread(_finish, sessions, results, clock(), base, tally)
         raise
-    paused_until = _finish(sessions, results, clock(), base, tally)
+    paused_until = await in_thread(_finish, sessions, results, clock(), base, tally)
     return [lease.row.id for lease, outcome in results if outcome.status == _Keep.RELEASE], paused_until
 
 
@@ -592,7 +600,7 @@ def retry_failed(db: Session, organization_id: str, row_ids: Iterable[str], now:
         .values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now, leased_until=None, updated_at=now,
                 last_error="Put back to pending after: " + OutboxRow.last_error)
         .execution_options(synchronize_session=False))
-    return result.rowcount or 0
+    return rows_changed(result)
 
 
 def _view(row: OutboxRow) -> OutboxView:

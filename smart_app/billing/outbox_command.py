@@ -129,7 +129,8 @@ def run_command(args: argparse.Namespace) -> int:
         require_current(engine)
         app = build_context(settings, engine)
         try:
-            return args.outbox_handler(args, app)
+            status: int = args.outbox_handler(args, app)
+            return status
         finally:
             if not app.http.is_closed:
                 asyncio.run(app.http.aclose())

@@ -62,7 +62,8 @@ class WritebackPlan:
         """The resource type used for `purpose` ("claim", "minutes", ...), or None."""
         if purpose not in CHOICES:
             raise ValueError(f"unknown write-back purpose {purpose!r}; one of {', '.join(PURPOSES)}")
-        return getattr(self, purpose)
+        target: str | None = getattr(self, purpose)
+        return target
 
     def types(self) -> frozenset[str]:
         """Every resource type the plan creates."""
@@ -97,7 +98,9 @@ def _bool(key: str, value: object) -> bool:
     return value
 
 
-def _check_overrides(overrides: Mapping[str, object]) -> None:
+def _checked_overrides(overrides: object) -> Mapping[str, object]:
+    if overrides is None:
+        return {}
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{SECTION} in the organization file must be a table.",
                           'For example:\n[writeback]\nminutes = "DocumentReference"')
@@ -105,6 +108,7 @@ def _check_overrides(overrides: Mapping[str, object]) -> None:
     if unknown:
         raise ConfigError(f"{SECTION} {unknown[0]} in the organization file is not a known setting.",
                           f"Known settings: {', '.join((*PURPOSES, *_FEATURE_KEYS))}.")
+    return overrides
 
 
 def _refused(key: str, what: str) -> ConfigError:
@@ -113,14 +117,13 @@ def _refused(key: str, what: str) -> ConfigError:
                        f"{SECTION} if you know the EHR accepts it anyway.")
 
 
-def plan_for(caps: EhrCapabilities, overrides: Mapping[str, object] | None = None) -> WritebackPlan:
+def plan_for(caps: EhrCapabilities, overrides: object = None) -> WritebackPlan:
     """The write-back plan for an EHR with `caps`, with the organization file's `[writeback]` overrides.
 
     ConfigError naming the key for a bad value, an unknown key, or (without `force = true`) a type or
     feature the EHR does not offer.
     """
-    overrides = {} if overrides is None else overrides
-    _check_overrides(overrides)
+    overrides = _checked_overrides(overrides)
     force = _bool("force", overrides.get("force", False))
     notes: list[str] = []
     targets: dict[str, str | None] = {}
@@ -161,22 +164,23 @@ def plan_for(caps: EhrCapabilities, overrides: Mapping[str, object] | None = Non
 
     transaction = caps.transaction
     if "transaction" in overrides:
-        wanted = _bool("transaction", overrides["transaction"])
-        if wanted and not caps.transaction and not force:
+        use_bundles = _bool("transaction", overrides["transaction"])
+        if use_bundles and not caps.transaction and not force:
             raise _refused("transaction", "transaction Bundles")
-        if wanted != transaction:
-            notes.append(f"Transaction Bundles: {'used' if wanted else 'not used'} as set in the organization file.")
-        transaction = wanted
+        if use_bundles != transaction:
+            notes.append(f"Transaction Bundles: {'used' if use_bundles else 'not used'} as set in the organization "
+                         "file.")
+        transaction = use_bundles
 
     claim_type = targets["claim"]
     can_update = bool(claim_type) and caps.can(claim_type or "", "update")
     if "can_update_claim" in overrides:
-        wanted = _bool("can_update_claim", overrides["can_update_claim"])
-        if wanted and not claim_type:
-            raise _bad("can_update_claim", wanted, "false while claims are not sent (claim = \"none\")")
-        if wanted and not can_update and not force:
+        update_claims = _bool("can_update_claim", overrides["can_update_claim"])
+        if update_claims and not claim_type:
+            raise _bad("can_update_claim", update_claims, "false while claims are not sent (claim = \"none\")")
+        if update_claims and not can_update and not force:
             raise _refused("can_update_claim", f"{claim_type} update")
-        can_update = wanted
+        can_update = update_claims
     return WritebackPlan(claim=targets["claim"], minutes=targets["minutes"], activity=targets["activity"],
                          superbill=targets["superbill"], consent=targets["consent"],
                          conditional_create=conditional, transaction=transaction, can_update_claim=can_update,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from smart_app.billing.claims import StoredClaim, approved_before, latest_version, to_stored
@@ -207,7 +207,7 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: Reviewer, note
     row.status, row.reviewed_by, row.reviewed_at, row.review_note = ClaimStatus.APPROVED, by.reference, now, note
     row.reviewed_by_name = by.name
     if replaced is not None:
-        db.get(ClaimRow, replaced.id).status = ClaimStatus.REPLACED
+        db.execute(update(ClaimRow).where(ClaimRow.id == replaced.id).values(status=ClaimStatus.REPLACED))
     queued = enqueue(db, organization_id=org.id, claim_id=row.id, patient_id=row.patient_id, month=row.month,
                      resources=resources, now=now)
     db.flush()

@@ -9,18 +9,19 @@ app's own consents and attestations are read per patient only for the few patien
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, func, select, union
+from sqlalchemy import Subquery, and_, func, select, union
 from sqlalchemy.orm import Session, defer
 
 from smart_app.billing.claims import store_version
 from smart_app.billing.facts_source import cached_facts_many, coverage_reference, save_facts
 from smart_app.billing.models import ClaimRow
 from smart_app.billing.proposal import PatientInfo, propose_claim
-from smart_app.db import transaction, utcnow
+from smart_app.db import in_thread, transaction, utcnow
 from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
 from smart_app.ehr.chart import chart_summary
 from smart_app.ehr.facts import facts_from_record
@@ -60,7 +61,7 @@ class RollupReport:
     errors: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _patients_query(organization_id: str, month: str):  # noqa: ANN202 - a SQLAlchemy selectable
+def _patients_query(organization_id: str, month: str) -> Subquery:
     return union(
         select(TimeEntryRow.patient_id).where(TimeEntryRow.organization_id == organization_id,
                                               TimeEntryRow.month == month),
@@ -84,30 +85,25 @@ def patient_ids(db: Session, organization_id: str, month: str, batch: int = 500)
         yield patient_id
 
 
-def _batches(ids: Iterator[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for patient_id in ids:
-        batch.append(patient_id)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 async def _fresh_facts(app: AppContext, org: Organization, client: FhirClient, caps: EhrCapabilities,
                        patient_id: str, month: str, scales: tuple[str, ...]) -> tuple[PatientFacts, PatientInfo]:
     record = await fetch_record(client, caps, patient_id, month, None, scales, org.timezone)
     facts = facts_from_record(record, month)
     summary = chart_summary(record)
     info = PatientInfo(summary.name, summary.birth_date, summary.mrn, coverage_reference(record))
+    await in_thread(_keep_read, app, org, patient_id, month, facts, info)
+    return facts, info
+
+
+def _keep_read(app: AppContext, org: Organization, patient_id: str, month: str, facts: PatientFacts,
+               info: PatientInfo) -> None:
+    """Save what was read, so a later rollup can run from it when the EHR is unavailable."""
     with transaction(app.sessions) as db:
         save_facts(db, org.id, patient_id, month, facts, info.coverage)
         existing = db.get(PatientRow, (org.id, patient_id))
         remember_patient(db, org.id, patient_id, name=info.name, birth_date=info.birth_date, mrn=info.mrn,
                          care_manager=existing.care_manager if existing else None,
                          care_manager_name=existing.care_manager_name if existing else None)
-    return facts, info
 
 
 def _cached_many(db: Session, org: Organization, ids: Sequence[str],
@@ -188,11 +184,12 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
         token = await backend_token(app.launch, org)
         client = FhirClient(app.http, org.issuer, token)
         caps, _ = await fetch_capabilities(app.http, org.issuer)
-    with transaction(app.sessions) as db:
-        total = count_patients(db, org.id, month)
+    total = await in_thread(_count, app, org.id, month)
     reader = app.sessions()
+    ids = iter(patient_ids(reader, org.id, month))
     try:
-        for batch in _batches(patient_ids(reader, org.id, month), BATCH):
+        # Each database step runs in the thread pool, so the biller's button never holds the event loop.
+        while batch := await in_thread(lambda: list(itertools.islice(ids, BATCH))):
             facts_of: dict[str, tuple[PatientFacts, PatientInfo] | SmartAppError] = {}
             if client is not None and caps is not None:
                 # Read from the EHR (each read saved in its own transaction) before the batch's transaction.
@@ -201,34 +198,50 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
                         facts_of[patient_id] = await _fresh_facts(app, org, client, caps, patient_id, month, scales)
                     except SmartAppError as exc:
                         facts_of[patient_id] = exc
-            with transaction(app.sessions) as db:
-                if client is None:
-                    facts_of = _cached_many(db, org, batch, month)
-                entries_of = _month_entries(db, org.id, batch, month)
-                own_records = _with_app_records_needed(db, org.id, batch)
-                newest = _newest_versions(db, org.id, batch, month)
-                now = utcnow()
-                for patient_id in batch:
-                    report.patients += 1
-                    found = facts_of[patient_id]
-                    try:
-                        if isinstance(found, SmartAppError):
-                            raise found
-                        ehr_facts, info = found
-                        facts = (with_app_records(db, org.id, patient_id, org.timezone, ehr_facts)
-                                 if patient_id in own_records else ehr_facts)
-                        entries = entries_of.get(patient_id, ())
-                        decision = evaluate(facts, time_entries(entries, org.timezone), rule_set, month=month)
-                        claim = propose_claim(decision, facts, entries, org, patient_id, info)
-                        outcome, _ = store_version(db, claim, newest.get(patient_id), now)
-                        report.new_versions += outcome == "new"
-                        report.unchanged += outcome == "unchanged"
-                        report.billable += claim.billable
-                    except SmartAppError as exc:
-                        # One patient's EHR trouble must not lose the rest of the month; it is reported.
-                        report.errors.append((patient_id, str(exc)))
-                    if progress is not None:
-                        progress(report.patients, total, patient_id)
+            await in_thread(_decide_batch, app, org, month, batch, facts_of, report, total, progress)
     finally:
-        reader.close()
+        await in_thread(reader.close)
     return report
+
+
+def _count(app: AppContext, org_id: str, month: str) -> int:
+    with transaction(app.sessions) as db:
+        return count_patients(db, org_id, month)
+
+
+def _decide_batch(app: AppContext, org: Organization, month: str, batch: list[str],
+                  facts_of: dict[str, tuple[PatientFacts, PatientInfo] | SmartAppError],
+                  report: RollupReport, total: int, progress: Callable[[int, int, str], None] | None) -> None:
+    """Decide a batch of patients in one transaction and store the claims that changed (counted in `report`).
+
+    `facts_of` holds what was just read from the EHR; empty, the facts last read are taken from the cache.
+    """
+    rule_set = rule_set_named(org.rule_set)
+    with transaction(app.sessions) as db:
+        if not facts_of:
+            facts_of = _cached_many(db, org, batch, month)
+        entries_of = _month_entries(db, org.id, batch, month)
+        own_records = _with_app_records_needed(db, org.id, batch)
+        newest = _newest_versions(db, org.id, batch, month)
+        now = utcnow()
+        for patient_id in batch:
+            report.patients += 1
+            found = facts_of[patient_id]
+            try:
+                if isinstance(found, SmartAppError):
+                    raise found
+                ehr_facts, info = found
+                facts = (with_app_records(db, org.id, patient_id, org.timezone, ehr_facts)
+                         if patient_id in own_records else ehr_facts)
+                entries = entries_of.get(patient_id, ())
+                decision = evaluate(facts, time_entries(entries, org.timezone), rule_set, month=month)
+                claim = propose_claim(decision, facts, entries, org, patient_id, info)
+                outcome, _ = store_version(db, claim, newest.get(patient_id), now)
+                report.new_versions += outcome == "new"
+                report.unchanged += outcome == "unchanged"
+                report.billable += claim.billable
+            except SmartAppError as exc:
+                # One patient's EHR trouble must not lose the rest of the month; it is reported.
+                report.errors.append((patient_id, str(exc)))
+            if progress is not None:
+                progress(report.patients, total, patient_id)

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from smart_app.billing.fhir_resources import PLACE_OF_SERVICE_NAMES, program_minutes, program_name
@@ -31,6 +32,9 @@ from smart_app.billing.values import ClaimLine, ProposedClaim
 from smart_app.jinja_env import environment
 from smart_app.ledger.months import Month
 from smart_app.rules.rates import Estimate, EstimateBasis, Pricing
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 TEMPLATE = "superbill.html"
 CSV_COLUMNS = (
@@ -283,37 +287,35 @@ def latin1(text: object) -> str:
     return "".join(out)
 
 
-def _pdf_class():
+def _new_pdf(heading: str, label: str) -> FPDF:
+    """A Letter page PDF with the superbill's heading on top of each page and the estimate label at the foot."""
     from fpdf import FPDF  # fpdf2; imported when a PDF is made
 
     class SuperbillPDF(FPDF):
-        heading = ""
-        label = ""
-
         def header(self) -> None:
             self.set_font("Helvetica", "B", 9)
             self.set_text_color(90, 90, 90)
-            self.cell(0, 5, latin1(self.heading), new_x="LMARGIN", new_y="NEXT")
+            self.cell(0, 5, latin1(heading), new_x="LMARGIN", new_y="NEXT")
             self.set_text_color(0, 0, 0)
             self.ln(2)
 
         def footer(self) -> None:
             self.set_y(-14)
             self.set_font("Helvetica", "I", 7.5)
-            self.cell(0, 4, latin1(self.label), new_x="LMARGIN", new_y="NEXT", align="L")
+            self.cell(0, 4, latin1(label), new_x="LMARGIN", new_y="NEXT", align="L")
             self.cell(0, 4, f"Page {self.page_no()} of {{nb}}", align="R")
 
-    return SuperbillPDF
+    return SuperbillPDF(format="Letter")
 
 
-def _section(pdf, title: str) -> None:
+def _section(pdf: FPDF, title: str) -> None:
     pdf.ln(2)
     pdf.set_font("Helvetica", "B", 10.5)
     pdf.cell(0, 6, latin1(title), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 9)
 
 
-def _pairs(pdf, pairs: list[tuple[str, str]]) -> None:
+def _pairs(pdf: FPDF, pairs: list[tuple[str, str]]) -> None:
     for label, value in pairs:
         pdf.set_font("Helvetica", "B", 9)
         pdf.cell(48, 5, latin1(label))
@@ -321,7 +323,7 @@ def _pairs(pdf, pairs: list[tuple[str, str]]) -> None:
         pdf.multi_cell(0, 5, latin1(value or "-"), new_x="LMARGIN", new_y="NEXT")
 
 
-def _table(pdf, header: tuple[str, ...], rows: list[tuple], widths: tuple[int, ...]) -> None:
+def _table(pdf: FPDF, header: tuple[str, ...], rows: list[tuple], widths: tuple[int, ...]) -> None:
     pdf.set_font("Helvetica", "", 8)
     with pdf.table(col_widths=widths, text_align="LEFT", line_height=4.2, first_row_as_headings=True) as table:
         table.row([latin1(h) for h in header])
@@ -330,7 +332,7 @@ def _table(pdf, header: tuple[str, ...], rows: list[tuple], widths: tuple[int, .
     pdf.set_font("Helvetica", "", 9)
 
 
-def _patient_page(pdf, view: PatientView, month: str, label: str) -> None:
+def _patient_page(pdf: FPDF, view: PatientView, month: str, label: str) -> None:
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 13)
     pdf.multi_cell(0, 7, latin1(view.name), new_x="LMARGIN", new_y="NEXT")
@@ -380,9 +382,8 @@ def superbill_pdf(claims: list[ProposedClaim], *, organization_name: str, month:
     """The superbill as a PDF: an organization summary first when there are several claims, then one
     patient per page; `approvals` by patient id. `compress=False` leaves the page streams readable."""
     approvals = approvals or {}
-    pdf = _pdf_class()(format="Letter")
-    pdf.heading = f"Care management superbill - {organization_name} - {Month.parse(month).label}"
-    label = pdf.label = estimate_label(pricing)
+    label = estimate_label(pricing)
+    pdf = _new_pdf(f"Care management superbill - {organization_name} - {Month.parse(month).label}", label)
     pdf.set_compression(compress)
     pdf.set_creation_date(generated)
     pdf.set_title(latin1(f"Care management superbill, {organization_name}, {Month.parse(month).label}"))

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from smart_app.db import transaction, utcnow
+from smart_app.db import in_thread, transaction, utcnow
+from smart_app.dialect_upsert import upsert
 from smart_app.errors import ConfigError, LaunchError
 from smart_app.launch.discovery import discover
 from smart_app.launch.flow import LaunchDeps
 from smart_app.launch.keys import private_key, signing_key
-from smart_app.launch.models import BackendTokenRow
+from smart_app.launch.models import BackendTokenRow, SigningKey
 from smart_app.launch.organizations import Organization
 from smart_app.launch.scopes import backend_scopes
 from smart_app.launch.token_client import ClientIdentity, request_token
@@ -20,10 +21,9 @@ MIN_REMAINING = timedelta(minutes=2)
 
 async def backend_token(deps: LaunchDeps, org: Organization, scope: str | None = None) -> str:
     """A system-scoped access token for the organization's EHR, cached encrypted in the database."""
-    with transaction(deps.sessions) as db:
-        row = db.get(BackendTokenRow, org.id)
-        if row is not None and row.expires_at - MIN_REMAINING > utcnow():
-            return deps.tokens.open(row.access_token_enc)
+    cached = await in_thread(_cached, deps, org.id)
+    if cached is not None:
+        return cached
     if org.client_auth != "private_key_jwt" and not org.backend_client_id:
         raise ConfigError(f"Organization {org.id!r} is registered as a public client, which cannot use "
                           "SMART Backend Services.",
@@ -34,8 +34,7 @@ async def backend_token(deps: LaunchDeps, org: Organization, scope: str | None =
     if "client_credentials" not in config.grant_types:
         raise ConfigError(f"The EHR of {org.id!r} does not offer SMART Backend Services (client_credentials).",
                           "Ask the EHR administrator to enable backend services for the app's client.")
-    with transaction(deps.sessions) as db:
-        key = signing_key(db, org.key_id)
+    key = await in_thread(_key, deps, org.key_id)
     client = ClientIdentity(org.backend_client, private_key(key, deps.tokens), key.kid, key.alg)
     form = {"grant_type": "client_credentials", "scope": scope or backend_scopes()}
     try:
@@ -45,11 +44,26 @@ async def backend_token(deps: LaunchDeps, org: Organization, scope: str | None =
         raise LaunchError(f"{exc.message} (backend client {org.backend_client!r} of organization {org.id!r})",
                           "Check that the EHR registers this client id for backend services with the app's JWKS "
                           "URL and the system scopes in docs/install.md, then run the job again.") from exc
-    expires_at = utcnow() + timedelta(seconds=token.expires_in)
-    with transaction(deps.sessions) as db:
-        row = db.get(BackendTokenRow, org.id)
-        if row is None:
-            row = BackendTokenRow(organization_id=org.id)
-            db.add(row)
-        row.access_token_enc, row.scope, row.expires_at = deps.tokens.seal(token.access_token), token.scope, expires_at
+    await in_thread(_keep, deps, org.id, token.access_token, token.scope,
+                    utcnow() + timedelta(seconds=token.expires_in))
     return token.access_token
+
+
+def _cached(deps: LaunchDeps, org_id: str) -> str | None:
+    with transaction(deps.sessions) as db:
+        row = db.get(BackendTokenRow, org_id)
+        if row is not None and row.expires_at - MIN_REMAINING > utcnow():
+            return deps.tokens.open(row.access_token_enc)
+    return None
+
+
+def _key(deps: LaunchDeps, key_id: str) -> SigningKey:
+    with transaction(deps.sessions) as db:
+        return signing_key(db, key_id)
+
+
+def _keep(deps: LaunchDeps, org_id: str, access_token: str, scope: str, expires_at: datetime) -> None:
+    # An upsert: two processes fetching the organization's first token at once both store theirs, neither fails.
+    with transaction(deps.sessions) as db:
+        upsert(db, BackendTokenRow, {"organization_id": org_id, "access_token_enc": deps.tokens.seal(access_token),
+                                     "scope": scope, "expires_at": expires_at}, ("organization_id",))

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from smart_app.access.roles import CodeSource
 from smart_app.crypto import TokenBox, hash_handle
-from smart_app.db import transaction, utcnow
+from smart_app.db import in_thread, transaction, utcnow
 from smart_app.ehr.capabilities import fetch_capabilities
 from smart_app.ehr.identity import launch_codes as launch_codes_of
 from smart_app.errors import LaunchError
@@ -104,8 +104,7 @@ async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) ->
     if not launch:
         raise LaunchError("The launch request has no `launch` parameter.",
                           "Open the app from a patient's chart in the EHR, not by its address.")
-    with transaction(deps.sessions) as db:
-        org = find_by_issuer(db, iss)
+    org = await in_thread(_by_issuer, deps, iss)
     if org is None:
         raise LaunchError(f"This app is not installed for the EHR at {iss}.",
                           "An EHR administrator must register this EHR with the app first "
@@ -122,8 +121,7 @@ async def _begin(deps: LaunchDeps, org: Organization, kind: LaunchKind, *, scope
                  next_path: str | None = None) -> LaunchStart:
     if org.client_auth == "private_key_jwt":
         # Fail before the user signs in at the EHR, not after.
-        with transaction(deps.sessions) as db:
-            signing_key(db, org.key_id)
+        await in_thread(client_identity, deps, org)
     # The CapabilityStatement is public: read it beside discovery so it adds no wait.
     config, (capabilities, why_not) = await asyncio.gather(
         discover(deps.http, org.issuer), fetch_capabilities(deps.http, org.issuer))
@@ -134,13 +132,12 @@ async def _begin(deps: LaunchDeps, org: Organization, kind: LaunchKind, *, scope
                           "Ask the EHR administrator to enable SMART App Launch 2.0.")
     state, verifier, nonce, browser_nonce = generate_token(32), generate_token(64), generate_token(24), \
         generate_token(32)
-    with transaction(deps.sessions) as db:
-        db.add(PendingLaunch(
-            state=state, organization_id=org.id, fhir_base=org.issuer,
-            token_endpoint=config.token_endpoint, code_verifier=verifier, nonce=nonce,
-            jwks_uri=config.jwks_uri, id_token_issuer=config.issuer or org.issuer,
-            capabilities=capabilities.to_json(), scope=scope, created_at=utcnow(), kind=kind,
-            next_path=next_path, browser_hash=hash_handle(browser_nonce)))
+    await in_thread(_store, deps, PendingLaunch(
+        state=state, organization_id=org.id, fhir_base=org.issuer,
+        token_endpoint=config.token_endpoint, code_verifier=verifier, nonce=nonce,
+        jwks_uri=config.jwks_uri, id_token_issuer=config.issuer or org.issuer,
+        capabilities=capabilities.to_json(), scope=scope, created_at=utcnow(), kind=kind,
+        next_path=next_path, browser_hash=hash_handle(browser_nonce)))
     extra = {"launch": launch} if launch else {}
     url: str = prepare_grant_uri(
         config.authorization_endpoint, client_id=org.client_id, response_type="code",
@@ -148,6 +145,23 @@ async def _begin(deps: LaunchDeps, org: Organization, kind: LaunchKind, *, scope
         code_challenge=create_s256_code_challenge(verifier), code_challenge_method="S256",
         nonce=nonce, **extra)
     return LaunchStart(authorize_url=url, state=state, browser_nonce=browser_nonce)
+
+
+def _by_issuer(deps: LaunchDeps, iss: str) -> Organization | None:
+    with transaction(deps.sessions) as db:
+        return find_by_issuer(db, iss)
+
+
+def _store(deps: LaunchDeps, row: PendingLaunch | AppSession) -> None:
+    with transaction(deps.sessions) as db:
+        db.add(row)
+
+
+def _consume_launch(deps: LaunchDeps, state: str, browser_nonce: str | None) -> tuple[PendingLaunch,
+                                                                                      Organization | None]:
+    with transaction(deps.sessions) as db:
+        pending = _consume(db, state, browser_nonce)
+        return pending, get_organization(db, pending.organization_id)
 
 
 def _consume(db: Session, state: str, browser_nonce: str | None) -> PendingLaunch:
@@ -188,9 +202,7 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str], browser_nonc
     if not state:
         raise LaunchError("The EHR's response carries no `state`.",
                           "Relaunch the app from the patient's chart.")
-    with transaction(deps.sessions) as db:
-        pending = _consume(db, state, browser_nonce)
-        org = get_organization(db, pending.organization_id)
+    pending, org = await in_thread(_consume_launch, deps, state, browser_nonce)
     if org is None:
         raise LaunchError("The organization of this launch was removed.",
                           "Ask the EHR administrator to reinstall the app.")
@@ -202,7 +214,7 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str], browser_nonc
                           "Relaunch the app from the patient's chart.")
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": deps.redirect_uri,
             "code_verifier": pending.code_verifier}
-    token = await request_token(deps.http, pending.token_endpoint, form, client_identity(deps, org))
+    token = await request_token(deps.http, pending.token_endpoint, form, await in_thread(client_identity, deps, org))
     kind = LaunchKind(pending.kind)
     if kind is LaunchKind.EHR and not token.patient:
         raise LaunchError("The EHR launched the app without a patient in context.",
@@ -235,6 +247,5 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str], browser_nonc
         need_patient_banner=token.need_patient_banner, smart_style_url=token.smart_style_url,
         capabilities=pending.capabilities,
         created_at=now, expires_at=now + deps.session_lifetime, refresh_count=0)
-    with transaction(deps.sessions) as db:
-        db.add(row)
+    await in_thread(_store, deps, row)
     return LaunchResult(handle=handle, session=row, next_path=pending.next_path, token=token)

@@ -10,13 +10,13 @@ from sqlalchemy.orm import Session
 
 from smart_app.access.roles import CodeSource, RoleCode
 from smart_app.crypto import hash_handle
-from smart_app.db import transaction, utcnow
+from smart_app.db import in_thread, transaction, utcnow
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.identity import user_reference
 from smart_app.errors import LaunchError, SessionExpired
 from smart_app.launch.flow import LaunchDeps, client_identity
 from smart_app.launch.models import AppSession, LaunchKind
-from smart_app.launch.organizations import get_organization
+from smart_app.launch.organizations import Organization, get_organization
 from smart_app.launch.token_client import request_token
 
 # Refresh a little before expiry so a request never starts with a token about to lapse.
@@ -57,16 +57,16 @@ def _load(deps: LaunchDeps, id_hash: str) -> AppSession:
 async def _refresh(deps: LaunchDeps, row: AppSession) -> AppSession:
     if not row.refresh_token_enc:
         raise SessionExpired("Your EHR authorization has expired.", RELAUNCH)
-    with transaction(deps.sessions) as db:
-        org = get_organization(db, row.organization_id)
+    org = await in_thread(_organization, deps, row.organization_id)
     if org is None:
         raise SessionExpired("The organization of this session was removed.", RELAUNCH)
     form = {"grant_type": "refresh_token", "refresh_token": deps.tokens.open(row.refresh_token_enc)}
     try:
-        token = await request_token(deps.http, row.token_endpoint, form, client_identity(deps, org))
+        token = await request_token(deps.http, row.token_endpoint, form,
+                                    await in_thread(client_identity, deps, org))
     except LaunchError as exc:
         # Another worker may have rotated the refresh token first; its result is as good.
-        fresh = _load(deps, row.id_hash)
+        fresh = await in_thread(_load, deps, row.id_hash)
         if fresh.refresh_count != row.refresh_count and fresh.token_expires_at > utcnow():
             return fresh
         raise SessionExpired("The EHR no longer accepts this session's authorization.",
@@ -77,16 +77,25 @@ async def _refresh(deps: LaunchDeps, row: AppSession) -> AppSession:
               "refresh_count": row.refresh_count + 1}
     if token.refresh_token:
         values["refresh_token_enc"] = deps.tokens.seal(token.refresh_token)
+    return await in_thread(_store_refresh, deps, row.id_hash, values)
+
+
+def _organization(deps: LaunchDeps, org_id: str) -> Organization | None:
     with transaction(deps.sessions) as db:
-        db.execute(update(AppSession).where(AppSession.id_hash == row.id_hash).values(**values))
-    return _load(deps, row.id_hash)
+        return get_organization(db, org_id)
+
+
+def _store_refresh(deps: LaunchDeps, id_hash: str, values: dict[str, object]) -> AppSession:
+    with transaction(deps.sessions) as db:
+        db.execute(update(AppSession).where(AppSession.id_hash == id_hash).values(**values))
+    return _load(deps, id_hash)
 
 
 async def active_session(deps: LaunchDeps, handle: str | None) -> ActiveSession:
     """The session behind a browser handle, with a fresh access token; SessionExpired otherwise."""
     if not handle:
         raise SessionExpired("This page needs a session started from the EHR.", RELAUNCH)
-    row = _load(deps, hash_handle(handle))
+    row = await in_thread(_load, deps, hash_handle(handle))
     if row.token_expires_at - REFRESH_MARGIN <= utcnow():
         row = await _refresh(deps, row)
     return ActiveSession(

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         # The chain is walked by one statement, so it sees one consistent state while others append; on
         # PostgreSQL that statement is a server-side cursor, which lives inside a transaction.
         with session_factory(engine)() as session, session.begin():
-            return args.audit_handler(args, session)
+            status: int = args.audit_handler(args, session)
+            return status
     finally:
         engine.dispose()

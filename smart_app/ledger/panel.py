@@ -352,7 +352,7 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
         for prog in dict.fromkeys([*sorted(by_program), *eligible_programs]):
             if program is not None and prog != program:
                 continue
-            by_role = by_program.get(prog, no_minutes)
+            by_role: dict[str, int] = by_program.get(prog) or {}
             minutes = sum(by_role.values())
             if snap is None:
                 eligibility = NOT_CHECKED

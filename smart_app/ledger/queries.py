@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import ColumnElement, and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from smart_app.ledger.errors import LedgerNotFound
@@ -41,7 +41,7 @@ def to_entries(session: Session, rows: Sequence[TimeEntryRow]) -> list[Entry]:
     return [_to_entry(row, correctors) for row in rows]
 
 
-def counting():  # noqa: ANN201 - a SQL expression
+def counting() -> ColumnElement[bool]:
     """SQL condition: the row counts (not a void, and no later row corrects it)."""
     later = aliased(TimeEntryRow)
     return and_(TimeEntryRow.kind != EntryKind.VOID, ~exists().where(later.corrects_id == TimeEntryRow.id))

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from smart_app.db import utcnow
+from smart_app.db import rows_changed, utcnow
 from smart_app.ledger.entries import describe, new_id, write_entries
 from smart_app.ledger.errors import (
     InvalidEntry,
@@ -90,7 +90,7 @@ def _close(session: Session, row: TimerRow, now: datetime, outcome: TimerOutcome
         update(TimerRow).where(TimerRow.id == row.id, TimerRow.stopped_at.is_(None))
         .values(stopped_at=now, outcome=outcome, closed_by=by, minutes=minutes)
         .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+    if rows_changed(result) != 1:
         raise _stopped_error(_fresh(session, row.organization_id, row.id))
     session.refresh(row)
 

@@ -29,7 +29,13 @@ class Vocabulary:
     activities: tuple[Activity, ...]
 
     def get(self, code: str) -> Activity | None:
+        """The activity with this code, or None."""
         return next((a for a in self.activities if a.code == code), None)
+
+    def label(self, code: str) -> str:
+        """How pages name an activity: its label, or the code itself when it is not in the vocabulary."""
+        activity = self.get(code)
+        return activity.label if activity else code
 
     def for_program(self, program: str) -> tuple[Activity, ...]:
         """The activities a person can pick for this program, in file order."""

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from smart_app.access.roles import TimeRole
 from smart_app.db import transaction
 from smart_app.errors import SmartAppError
+from smart_app.launch.organizations import Organization
 from smart_app.ledger.audit import record_event
 from smart_app.ledger.entries import amend_entry, record_entry, void_entry
 from smart_app.ledger.errors import LedgerNotFound
@@ -80,9 +81,10 @@ async def parse(request: Request, model: type[Body]) -> Body:
         raise BadRequest(f"{where}: {first['msg']}.", "Correct that field and send again.") from exc
 
 
-def cap_minutes(who: Principal) -> int:
-    """The organization's timer cap in minutes (default 90)."""
-    return int(who.organization.extra.get("timer_cap_minutes", DEFAULT_TIMER_CAP_MINUTES))
+def cap_minutes(org: Organization) -> int:
+    """The organization's timer cap in minutes (`timer_cap_minutes`, default 90)."""
+    value = org.extra.get("timer_cap_minutes", DEFAULT_TIMER_CAP_MINUTES)
+    return value if isinstance(value, int) and value > 0 else DEFAULT_TIMER_CAP_MINUTES
 
 
 def own_timer(db: Session, who: Principal, timer_id: str) -> Timer:
@@ -161,7 +163,7 @@ async def timer_stop(request: Request) -> Response:
             own_timer(db, who, timer_id)
             result = stop_timer(db, org.id, timer_id, by=who.performer, timezone=org.timezone,
                                 confirm_long=body.confirm_long, minutes=body.minutes, shared=body.shared,
-                                note=body.note, cap_minutes=cap_minutes(who))
+                                note=body.note, cap_minutes=cap_minutes(org))
             record_event(db, actor=who.performer, action="timer.stopped", subject=f"Timer/{result.timer.id}",
                          detail={"patient": result.timer.patient_id, "entries": [e.id for e in result.entries],
                                  "minutes": sum(e.minutes for e in result.entries)}, organization_id=org.id)

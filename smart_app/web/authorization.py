@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import cast
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -309,8 +310,8 @@ def _guarded(endpoint: Endpoint, rules: dict[str, Rule]) -> Callable[[Request], 
                 return TEMPLATES.TemplateResponse(request, "recover.html", {"action": request.url.path},
                                                   status_code=401)
         if is_async:
-            return await endpoint(request)  # type: ignore[misc]
-        return await run_in_threadpool(endpoint, request)  # type: ignore[arg-type]
+            return await cast(Callable[[Request], Awaitable[Response]], endpoint)(request)
+        return await run_in_threadpool(cast(Callable[[Request], Response], endpoint), request)
 
     guarded.__name__ = getattr(endpoint, "__name__", "endpoint")
     return guarded

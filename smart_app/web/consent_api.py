@@ -39,7 +39,7 @@ async def consent_create(request: Request) -> Response:
                         body.explained_availability, body.explained_cost_sharing, body.explained_right_to_stop,
                         body.explained_one_practitioner, body.obtained_on, who.performer, body.note)
 
-    def record() -> ConsentRecord:
+    def write() -> ConsentRecord:
         with transaction(app.sessions) as db:
             record = record_consent(db, data, timezone=who.organization.timezone)
             record_event(db, actor=who.performer, action=CONSENT_RECORDED, subject=f"Consent/{record.id}",
@@ -47,7 +47,7 @@ async def consent_create(request: Request) -> Response:
                                  "obtained_on": record.obtained_on.isoformat()}, organization_id=who.organization.id)
         return record
 
-    record = await send_consent(app, who.session, who.organization, await run_in_threadpool(record))
+    record = await send_consent(app, who.session, who.organization, await run_in_threadpool(write))
     return JSONResponse({"consent": consent_json(record), "message": _saved("Consent recorded", record)},
                         status_code=201)
 
@@ -57,7 +57,7 @@ async def consent_withdraw(request: Request) -> Response:
     body = await parse(request, ConsentWithdraw)
     app = ctx(request)
 
-    def record() -> ConsentRecord:
+    def write() -> ConsentRecord:
         with transaction(app.sessions) as db:
             record = withdraw(db, who.organization.id, request.path_params["consent_id"], by=who.performer,
                               on=body.on, note=body.note, method=body.method, timezone=who.organization.timezone,
@@ -67,7 +67,7 @@ async def consent_withdraw(request: Request) -> Response:
                                  "on": body.on.isoformat()}, organization_id=who.organization.id)
         return record
 
-    record = await send_consent(app, who.session, who.organization, await run_in_threadpool(record))
+    record = await send_consent(app, who.session, who.organization, await run_in_threadpool(write))
     return JSONResponse({"consent": consent_json(record),
                          "message": _saved("Withdrawal recorded; the program stays billable to the end of the "
                                            "month", record)})
@@ -86,7 +86,7 @@ async def attestation_create(request: Request) -> Response:
     who = principal(request)
     body = await parse(request, AttestationCreate)
 
-    def record() -> str:
+    def write() -> str:
         with transaction(ctx(request).sessions) as db:
             record = record_attestation(db, who.organization.id, who.patient_id, body.condition_id, body.code,
                                         body.chronic, who.performer, body.note)
@@ -96,7 +96,7 @@ async def attestation_create(request: Request) -> Response:
                          organization_id=who.organization.id)
         return record.id
 
-    record_id = await run_in_threadpool(record)
+    record_id = await run_in_threadpool(write)
     verdict = "chronic" if body.chronic else "not chronic"
     return JSONResponse({"attestation": {"id": record_id, "condition_id": body.condition_id, "chronic": body.chronic},
                          "message": f"Recorded that the condition is {verdict}."}, status_code=201)

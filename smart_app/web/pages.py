@@ -25,8 +25,8 @@ from smart_app.launch.models import LaunchKind
 from smart_app.launch.organizations import Organization, list_organizations
 from smart_app.launch.sessions import active_session, settle_identity
 from smart_app.ledger.consents import ConsentRecord
-from smart_app.ledger.values import DEFAULT_TIMER_CAP_MINUTES
 from smart_app.statuses import WritebackStatus
+from smart_app.web.api import cap_minutes
 from smart_app.web.authorization import ROUTES, Principal, principal, principal_for
 from smart_app.web.patient_view import build_patient_view
 from smart_app.web.session_transport import (
@@ -125,9 +125,8 @@ async def render_patient_page(request: Request, who: Principal, status_code: int
     return TEMPLATES.TemplateResponse(request, template, {
         "view": view, "summary": view.summary, "session": who.session, "who": view.who, "handle": who.handle,
         "csrf": csrf_token(app.settings, who.session.id_hash), "quick_log": QUICK_LOG,
-        "timer_cap": int(view.organization.extra.get("timer_cap_minutes", DEFAULT_TIMER_CAP_MINUTES)),
-        "writeback_text": writeback_text,
-        "activity_label": lambda code: (view.vocabulary.get(code).label if view.vocabulary.get(code) else code)},
+        "timer_cap": cap_minutes(view.organization), "writeback_text": writeback_text,
+        "activity_label": view.vocabulary.label},
         status_code=status_code)
 
 

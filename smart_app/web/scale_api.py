@@ -28,7 +28,7 @@ async def scale_create(request: Request) -> Response:
     body = await parse(request, ScaleCreate)
     org = who.organization
 
-    def record() -> ScaleRecord:
+    def write() -> ScaleRecord:
         with transaction(ctx(request).sessions) as db:
             record = record_scale(db, rule_set_named(org.rule_set), org.id, who.patient_id, body.scale, body.score,
                                   body.date, who.performer, org.timezone, body.note)
@@ -37,7 +37,7 @@ async def scale_create(request: Request) -> Response:
                                  "id": record.id}, organization_id=org.id)
         return record
 
-    record = await run_in_threadpool(record)
+    record = await run_in_threadpool(write)
     return JSONResponse({"scale": scale_json(record),
                          "message": f"{record.scale} score {record.score} recorded for {record.taken_on:%b %d, %Y}; "
                                     "it is written to the EHR with the month's claim."}, status_code=201)

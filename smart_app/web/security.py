@@ -45,7 +45,7 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                origins = getattr(request.state, "frame_origins", None)
+                origins: tuple[str, ...] | None = getattr(request.state, "frame_origins", None)
                 if origins is None:
                     origins = await run_in_threadpool(registered_frame_origins, request)
                 headers["Content-Security-Policy"] = content_security_policy(tuple(origins))

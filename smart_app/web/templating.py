@@ -13,4 +13,5 @@ TEMPLATES = Jinja2Templates(env=environment())
 
 def ctx(request: Request) -> AppContext:
     """The process's services."""
-    return request.app.state.ctx
+    services: AppContext = request.app.state.ctx
+    return services
