@@ -119,6 +119,7 @@ CLI_COMMANDS: dict[str, tuple[str, str]] = {
     "keys list": (OPERATOR, ""),
     "rules check": (OPERATOR, ""),
     "rules evaluate": (OPERATOR, ""),
+    "rules import-rvu": (OPERATOR, ""),
     "rollup": (OPERATOR, "POST /api/v1/billing/rollup"),
     "outbox run": (OPERATOR, "POST /api/v1/billing/deliver"),
     "outbox status": (OPERATOR, "GET /billing"),
