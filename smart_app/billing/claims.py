@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,6 +14,8 @@ from smart_app.billing.models import ClaimRow
 from smart_app.billing.proposal import content_hash
 from smart_app.billing.values import ProposedClaim
 from smart_app.db import utcnow
+from smart_app.ledger.audit import APP_ACTOR, CLAIMS_PROPOSED
+from smart_app.ledger.coverage import record_rows
 
 # Versions a new one replaces outright; an approved version stays as the record of what was sent.
 REPLACEABLE = ("proposed", "held", "nothing-billable")
@@ -49,21 +52,32 @@ def latest_version(db: Session, organization_id: str, patient_id: str, month: st
         .order_by(ClaimRow.version.desc()).limit(1)).first()
 
 
-def store_claim(db: Session, claim: ProposedClaim, now: datetime | None = None) -> tuple[str, ClaimRow]:
-    """Save the claim if it differs from the newest version: ("unchanged" | "new", row)."""
+def store_claim(db: Session, claim: ProposedClaim, now: datetime | None = None, *,
+                by: str = APP_ACTOR) -> tuple[str, ClaimRow]:
+    """Save the claim if it differs from the newest version: ("unchanged" | "new", row); a new one is audited."""
     digest = content_hash(claim)
     latest = latest_version(db, claim.organization_id, claim.patient_id, claim.month)
     if latest is not None and latest.content_hash == digest:
         return "unchanged", latest
+    changed = []
     if latest is not None and latest.status in REPLACEABLE:
         latest.status = "superseded"
+        changed.append(latest)
     row = ClaimRow(id=str(uuid.uuid4()), organization_id=claim.organization_id, patient_id=claim.patient_id,
                    month=claim.month, version=(latest.version + 1) if latest else 1,
                    status="proposed" if claim.billable else "nothing-billable", content=claim.to_json(),
                    content_hash=digest, created_at=now or utcnow(), review_note="")
     db.add(row)
-    db.flush()
+    record_versions(db, [row, *changed], by=by, organization_id=claim.organization_id, month=claim.month)
     return "new", row
+
+
+def record_versions(db: Session, rows: Sequence[ClaimRow], *, by: str, organization_id: str, month: str) -> None:
+    """The audit event of new claim versions (and of the versions they superseded), covering every row."""
+    if not rows:
+        return
+    record_rows(db, rows, actor=by, action=CLAIMS_PROPOSED, subject=f"Claims/{month}", organization_id=organization_id,
+                detail={"month": month, "versions": [[r.patient_id, r.version, r.status] for r in rows]})
 
 
 def month_claims(db: Session, organization_id: str, month: str) -> list[StoredClaim]:

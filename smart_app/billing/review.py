@@ -32,7 +32,8 @@ from smart_app.billing.supersede import supersede
 from smart_app.db import utcnow
 from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization
-from smart_app.ledger.audit import CLAIM_APPROVED, CLAIM_HELD, record_event
+from smart_app.ledger.audit import CLAIM_APPROVED, CLAIM_HELD
+from smart_app.ledger.coverage import record_rows
 from smart_app.ledger.month_locks import is_locked, lock_month
 from smart_app.ledger.queries import patient_month
 from smart_app.ledger.scales import ScaleRecord, scales_for
@@ -160,8 +161,11 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str
                                     scales=scales_for(db, org.id, row.patient_id, row.month),
                                     titles={name: scale.title for name, scale in rule_set.rating_scales.items()})
     row.status, row.reviewed_by, row.reviewed_at, row.review_note = "approved", by, now, note
+    reviewed = [row]
     if replaced is not None:
-        db.get(ClaimRow, replaced.id).status = "replaced"
+        replaced_row = db.get(ClaimRow, replaced.id)
+        replaced_row.status = "replaced"
+        reviewed.append(replaced_row)
     queued = enqueue(db, organization_id=org.id, claim_id=row.id, patient_id=row.patient_id, month=row.month,
                      resources=resources, now=now)
     db.flush()
@@ -171,11 +175,11 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: str, note: str
     if not is_locked(db, org.id, row.month):
         # From now on, time recorded for this month is late and flagged to the biller.
         lock_month(db, org.id, row.month, by, now=now)
-    record_event(db, actor=by, action=CLAIM_APPROVED, subject=f"Claim/{row.id}",
-                 detail={"patient": row.patient_id, "month": row.month, "version": row.version,
-                         "codes": [[line.code, line.units] for line in stored.claim.lines], "queued": queued,
-                         "replaces": replaced.id if replaced else None, "note": note},
-                 organization_id=org.id, now=now)
+    record_rows(db, reviewed, actor=by, action=CLAIM_APPROVED, subject=f"Claim/{row.id}",
+                detail={"patient": row.patient_id, "month": row.month, "version": row.version,
+                        "codes": [[line.code, line.units] for line in stored.claim.lines], "queued": queued,
+                        "replaces": replaced.id if replaced else None, "note": note},
+                organization_id=org.id, now=now)
     db.flush()
     message = f"Approved; {queued} resource(s) queued for the EHR."
     if superseded.sentence():
@@ -191,8 +195,8 @@ def hold(db: Session, org: Organization, claim_id: str, *, by: str, note: str,
     now = now or utcnow()
     row = _reviewable(db, org.id, claim_id)
     row.status, row.reviewed_by, row.reviewed_at, row.review_note = "held", by, now, note
-    record_event(db, actor=by, action=CLAIM_HELD, subject=f"Claim/{row.id}",
-                 detail={"patient": row.patient_id, "month": row.month, "version": row.version, "note": note},
-                 organization_id=org.id, now=now)
+    record_rows(db, [row], actor=by, action=CLAIM_HELD, subject=f"Claim/{row.id}",
+                detail={"patient": row.patient_id, "month": row.month, "version": row.version, "note": note},
+                organization_id=org.id, now=now)
     db.flush()
     return ReviewResult(to_stored(row), 0, "Held; nothing is sent until it is approved.")

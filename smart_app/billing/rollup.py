@@ -21,7 +21,7 @@ from datetime import date, datetime
 from sqlalchemy import and_, func, select, union
 from sqlalchemy.orm import Session, defer
 
-from smart_app.billing.claims import REPLACEABLE
+from smart_app.billing.claims import REPLACEABLE, record_versions
 from smart_app.billing.facts_source import cached_facts_many, coverage_reference, save_facts
 from smart_app.billing.models import ClaimRow
 from smart_app.billing.proposal import PatientInfo, propose_claim
@@ -35,6 +35,7 @@ from smart_app.ehr.record import fetch_record
 from smart_app.errors import EhrError, SmartAppError
 from smart_app.launch.backend import backend_token
 from smart_app.launch.organizations import Organization
+from smart_app.ledger.audit import APP_ACTOR, ROLLUP_RUN, record_event
 from smart_app.ledger.directory import remember_patient
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.models import TimeEntryRow
@@ -205,8 +206,10 @@ def claim_json(claim: ProposedClaim) -> dict:
             for f in dataclasses.fields(claim)}
 
 
-def _store(db: Session, claim: ProposedClaim, latest: ClaimRow | None, now: datetime) -> tuple[str, ClaimRow]:
-    """`billing.claims.store_claim` with the newest version already read and the content serialized once."""
+def _store(db: Session, claim: ProposedClaim, latest: ClaimRow | None, now: datetime,
+           changed: list[ClaimRow]) -> tuple[str, ClaimRow]:
+    """`billing.claims.store_claim` with the newest version already read and the content serialized once; the rows
+    written or changed are added to `changed` for the batch's audit event."""
     content = claim_json(claim)
     # The same digest as `billing.proposal.content_hash(claim)`, from the content already built.
     digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
@@ -215,17 +218,22 @@ def _store(db: Session, claim: ProposedClaim, latest: ClaimRow | None, now: date
         return "unchanged", latest
     if latest is not None and latest.status in REPLACEABLE:
         latest.status = "superseded"
+        changed.append(latest)
     row = ClaimRow(id=str(uuid.uuid4()), organization_id=claim.organization_id, patient_id=claim.patient_id,
                    month=claim.month, version=(latest.version + 1) if latest else 1,
                    status="proposed" if claim.billable else "nothing-billable", content=content,
                    content_hash=digest, created_at=now, review_note="")
     db.add(row)
+    changed.append(row)
     return "new", row
 
 
 async def run_rollup(app: AppContext, org: Organization, month: str, *, source: str = "ehr",
-                     progress: Callable[[int, int, str], None] | None = None) -> RollupReport:
-    """Evaluate every patient of the month and store changed claims; safe to re-run at any time."""
+                     progress: Callable[[int, int, str], None] | None = None, by: str = APP_ACTOR) -> RollupReport:
+    """Evaluate every patient of the month and store changed claims; safe to re-run at any time.
+
+    `by` is who asked for it (the biller, or the command line's account), for the audit log.
+    """
     if source not in SOURCES:
         raise SmartAppError(f"Unknown facts source {source!r}.", f"Use one of {', '.join(SOURCES)}.")
     rule_set = rule_set_named(org.rule_set)
@@ -256,6 +264,7 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
                 own_records = _with_app_records_needed(db, org.id, batch)
                 newest = _newest_versions(db, org.id, batch, month)
                 now = utcnow()
+                changed: list[ClaimRow] = []
                 for patient_id in batch:
                     report.patients += 1
                     found = facts_of[patient_id]
@@ -268,7 +277,7 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
                         entries = entries_of.get(patient_id, ())
                         decision = evaluate(facts, time_entries(entries, org.timezone), rule_set, month=month)
                         claim = propose_claim(decision, facts, entries, org, patient_id, info)
-                        outcome, _ = _store(db, claim, newest.get(patient_id), now)
+                        outcome, _ = _store(db, claim, newest.get(patient_id), now, changed)
                         report.new_versions += outcome == "new"
                         report.unchanged += outcome == "unchanged"
                         report.billable += claim.billable
@@ -277,6 +286,12 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
                         report.errors.append((patient_id, str(exc)))
                     if progress is not None:
                         progress(report.patients, total, patient_id)
+                record_versions(db, changed, by=by, organization_id=org.id, month=month)
     finally:
         reader.close()
+    with transaction(app.sessions) as db:
+        record_event(db, actor=by, action=ROLLUP_RUN, subject=f"Claims/{month}", organization_id=org.id,
+                     detail={"month": month, "source": source, "patients": report.patients,
+                             "new_versions": report.new_versions, "unchanged": report.unchanged,
+                             "billable": report.billable, "errors": [p for p, _ in report.errors]})
     return report

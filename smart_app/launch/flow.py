@@ -19,6 +19,7 @@ from smart_app.crypto import TokenBox, hash_handle
 from smart_app.db import transaction, utcnow
 from smart_app.ehr.capabilities import fetch_capabilities
 from smart_app.errors import LaunchError
+from smart_app.launch.audit_events import record_launch
 from smart_app.launch.discovery import discover
 from smart_app.launch.keys import assertion_form, signing_key
 from smart_app.launch.models import AppSession, PendingLaunch
@@ -83,7 +84,7 @@ async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) ->
     with transaction(deps.sessions) as db:
         db.add(PendingLaunch(
             state=state, organization_id=org.id, fhir_base=org.issuer,
-            token_endpoint=config.token_endpoint, code_verifier=verifier, nonce=nonce,
+            token_endpoint=config.token_endpoint, code_verifier=deps.tokens.seal(verifier), nonce=nonce,
             jwks_uri=config.jwks_uri, id_token_issuer=config.issuer or org.issuer,
             capabilities=capabilities.to_json(),
             scope=scope, created_at=utcnow()))
@@ -135,7 +136,7 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str]) -> tuple[str
         raise LaunchError("The EHR's response carries no authorization code.",
                           "Relaunch the app from the patient's chart.")
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": deps.redirect_uri,
-            "code_verifier": pending.code_verifier,
+            "code_verifier": deps.tokens.open(pending.code_verifier),
             **client_auth_form(deps, org, pending.token_endpoint)}
     token = await request_token(deps.http, pending.token_endpoint, form)
     if not token.patient:
@@ -160,4 +161,5 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str]) -> tuple[str
         created_at=now, expires_at=now + deps.session_lifetime, refresh_count=0)
     with transaction(deps.sessions) as db:
         db.add(row)
+        record_launch(db, row, org.id)
     return handle, row

@@ -11,7 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smart_app.db import utcnow
+from smart_app.ledger.audit import ATTESTATION_RECORDED
 from smart_app.ledger.consents import check_person
+from smart_app.ledger.coverage import record_rows
 from smart_app.ledger.errors import LedgerError
 from smart_app.ledger.months import zone
 from smart_app.ledger.records import AttestationRow
@@ -72,7 +74,9 @@ def record_attestation(session: Session, organization_id: str, patient_id: str, 
                          condition_id=condition_id.strip(), code=code, chronic=chronic, attested_by=by,
                          attested_at=now or utcnow(), note=note.strip())
     session.add(row)
-    session.flush()
+    record_rows(session, [row], actor=by, action=ATTESTATION_RECORDED, subject=f"Condition/{row.condition_id}",
+                organization_id=organization_id, now=row.attested_at,
+                detail={"patient": patient_id, "chronic": chronic, "code": code, "attestation": row.id})
     return _record(row)
 
 

@@ -22,6 +22,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from smart_app.db import utcnow
+from smart_app.ledger.audit import APP_ACTOR, CONSENT_RECORDED, CONSENT_WITHDRAWN, CONSENT_WRITEBACK
+from smart_app.ledger.coverage import record_rows
 from smart_app.ledger.errors import LedgerError, LedgerNotFound
 from smart_app.ledger.months import zone
 from smart_app.ledger.records import ConsentRow
@@ -299,7 +301,10 @@ def record_consent(session: Session, data: ConsentInput, *, now: datetime | None
         writeback_status="pending", writeback_detail="", fhir_id=None,
     )
     session.add(row)
-    session.flush()
+    record_rows(session, [row], actor=data.obtained_by, action=CONSENT_RECORDED, subject=f"Consent/{row.id}",
+                organization_id=data.organization_id, now=now,
+                detail={"patient": data.patient_id, "program": data.program, "method": data.method,
+                        "obtained_on": data.obtained_on.isoformat()})
     return _to_records(session, [row])[0]
 
 
@@ -340,7 +345,9 @@ def withdraw_consent(session: Session, organization_id: str, consent_id: str, *,
         fhir_id=None,
     )
     session.add(row)
-    session.flush()
+    record_rows(session, [row], actor=by, action=CONSENT_WITHDRAWN, subject=f"Consent/{row.id}",
+                organization_id=organization_id, now=now,
+                detail={"patient": target.patient_id, "withdraws": target.id, "on": on.isoformat()})
     return _to_records(session, [row])[0]
 
 
@@ -387,16 +394,24 @@ def facts_consents(records: Iterable[ConsentRecord]) -> tuple[Consent, ...]:
 
 
 def mark_writeback(session: Session, consent_id: str, status: str, detail: str,
-                   fhir_id: str | None = None) -> ConsentRecord:
-    """Note how writing the row to the EHR went; a known `fhir_id` is kept when none is given."""
+                   fhir_id: str | None = None, *, by: str = APP_ACTOR) -> ConsentRecord:
+    """Note how writing the row to the EHR went; a known `fhir_id` is kept when none is given.
+
+    A change is an audit event (a delivery, and the row's new digest); the same outcome again changes nothing.
+    """
     if status not in WRITEBACK_STATUSES:
         raise ValueError(f"write-back status {status!r} is not one of {WRITEBACK_STATUSES}")
     row = session.get(ConsentRow, consent_id)
     if row is None:
         raise LedgerNotFound(f"No consent {consent_id!r}.", "Reload the page: the consent list may be out of date.")
+    before = (row.writeback_status, row.writeback_detail, row.fhir_id)
     row.writeback_status = status
     row.writeback_detail = (detail or "")[:MAX_DETAIL_CHARS]
     if fhir_id is not None:
         row.fhir_id = fhir_id
+    if (row.writeback_status, row.writeback_detail, row.fhir_id) != before:
+        record_rows(session, [row], actor=by, action=CONSENT_WRITEBACK, subject=f"Consent/{row.id}",
+                    organization_id=row.organization_id,
+                    detail={"patient": row.patient_id, "status": status, "fhir_id": row.fhir_id})
     session.flush()
     return _to_records(session, [row])[0]

@@ -15,7 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smart_app.db import utcnow
+from smart_app.ledger.audit import SCALE_RECORDED
 from smart_app.ledger.consents import check_person
+from smart_app.ledger.coverage import record_rows
 from smart_app.ledger.errors import LedgerError
 from smart_app.ledger.months import zone
 from smart_app.ledger.records import ScaleRow
@@ -85,7 +87,9 @@ def record_scale(session: Session, rule_set: RuleSet, organization_id: str, pati
                    loinc=loinc, score=score, taken_on=taken_on, month=f"{taken_on:%Y-%m}", recorded_by=by,
                    recorded_at=now, note=note.strip())
     session.add(row)
-    session.flush()
+    record_rows(session, [row], actor=by, action=SCALE_RECORDED, subject=f"Patient/{patient_id}",
+                organization_id=organization_id, now=now,
+                detail={"scale": scale, "score": score, "date": taken_on.isoformat(), "id": row.id})
     return _record(row)
 
 

@@ -15,7 +15,6 @@ from starlette.routing import Route
 
 from smart_app.db import transaction
 from smart_app.errors import SmartAppError
-from smart_app.ledger.audit import record_event
 from smart_app.ledger.entries import amend_entry, record_entry, void_entry
 from smart_app.ledger.queries import counting_overlaps, get_entry, patient_month
 from smart_app.ledger.timers import discard_timer, get_timer, running_timer, start_timer, stop_timer
@@ -114,9 +113,6 @@ async def timer_start(request: Request) -> Response:
         timer = start_timer(db, TimerInput(caller.organization.id, caller.patient_id, caller.performer, caller.role,
                                            body.program, body.activity, body.note),
                             timezone=caller.organization.timezone)
-        record_event(db, actor=caller.performer, action="timer.started", subject=f"Timer/{timer.id}",
-                     detail={"patient": caller.patient_id, "program": body.program, "activity": body.activity},
-                     organization_id=caller.organization.id)
     return JSONResponse({"timer": timer_json(timer), "message": "Timer started."}, status_code=201)
 
 
@@ -129,9 +125,6 @@ async def timer_stop(request: Request) -> Response:
         result = stop_timer(db, org.id, request.path_params["timer_id"], by=caller.performer, timezone=org.timezone,
                             confirm_long=body.confirm_long, minutes=body.minutes, shared=body.shared,
                             note=body.note, cap_minutes=cap_minutes(caller))
-        record_event(db, actor=caller.performer, action="timer.stopped", subject=f"Timer/{result.timer.id}",
-                     detail={"patient": result.timer.patient_id, "entries": [e.id for e in result.entries],
-                             "minutes": sum(e.minutes for e in result.entries)}, organization_id=org.id)
     return JSONResponse({"timer": timer_json(result.timer), "entries": [entry_json(e) for e in result.entries],
                          "message": result.message, "late": result.late})
 
@@ -142,8 +135,6 @@ async def timer_discard(request: Request) -> Response:
     with transaction(ctx(request).sessions) as db:
         _own_timer(caller, get_timer(db, org.id, request.path_params["timer_id"]))
         timer = discard_timer(db, org.id, request.path_params["timer_id"], by=caller.performer)
-        record_event(db, actor=caller.performer, action="timer.discarded", subject=f"Timer/{timer.id}",
-                     detail={"patient": timer.patient_id}, organization_id=org.id)
     return JSONResponse({"timer": timer_json(timer), "message": "Timer discarded; no time was recorded."})
 
 
@@ -182,9 +173,6 @@ async def entry_create(request: Request) -> Response:
                             start, body.minutes, body.note, "manual", body.shared)
         result = record_entry(db, fields, timezone=org.timezone, recorded_by=caller.performer,
                               allow_closed_month=body.allow_closed_month)
-        record_event(db, actor=caller.performer, action="entry.recorded", subject=f"Patient/{caller.patient_id}",
-                     detail={"entries": [e.id for e in result.entries], "program": body.program,
-                             "minutes": body.minutes, "late": result.late}, organization_id=org.id)
     return JSONResponse({"entries": [entry_json(e) for e in result.entries], "message": result.message,
                          "late": result.late}, status_code=201)
 
@@ -202,9 +190,6 @@ async def entry_amend(request: Request) -> Response:
                                           shared=body.shared)
         result = amend_entry(db, org.id, entry_id, replacement, by=caller.performer, reason=body.reason,
                              timezone=org.timezone, allow_closed_month=body.allow_closed_month)
-        record_event(db, actor=caller.performer, action="entry.amended", subject=f"TimeEntry/{entry_id}",
-                     detail={"by_entries": [e.id for e in result.entries], "reason": body.reason},
-                     organization_id=org.id)
     return JSONResponse({"entries": [entry_json(e) for e in result.entries], "message": result.message,
                          "late": result.late})
 
@@ -218,8 +203,6 @@ async def entry_void(request: Request) -> Response:
         _correctable(caller, get_entry(db, org.id, entry_id))
         result = void_entry(db, org.id, entry_id, by=caller.performer, reason=body.reason, timezone=org.timezone,
                             allow_closed_month=body.allow_closed_month)
-        record_event(db, actor=caller.performer, action="entry.voided", subject=f"TimeEntry/{entry_id}",
-                     detail={"reason": body.reason}, organization_id=org.id)
     return JSONResponse({"entries": [entry_json(e) for e in result.entries], "message": result.message})
 
 

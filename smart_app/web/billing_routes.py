@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from smart_app.billing.claims import month_claims
 from smart_app.billing.delivery import deliver_pass, organization_plan, report_line
-from smart_app.billing.exports import render_superbill, superbill_claims
+from smart_app.billing.exports import record_export, render_superbill, superbill_claims
 from smart_app.billing.outbox import deliveries_for_claims, outbox_summary, retry_failed
 from smart_app.billing.plan import describe_plan
 from smart_app.billing.review import approve, hold
@@ -71,7 +71,7 @@ async def _send(request: Request, caller: Caller) -> str:
         return report_line(await deliver_pass(ctx(request), caller.organization))
     except EhrError as exc:
         # Approval stands and the outbox keeps every row; the worker or the next button press sends them.
-        log.warning("write-back for %s deferred: %s", caller.organization.id, exc.message)
+        log.warning("write-back for %s deferred (EHR status %s)", caller.organization.id, exc.http_status)
         return f"Not sent yet: {exc.message} The outbox keeps it and sends it later."
 
 
@@ -99,7 +99,7 @@ async def claim_hold(request: Request) -> Response:
 async def rollup_now(request: Request) -> Response:
     caller = await api_caller(request)
     body = await parse(request, MonthRun)
-    report = await run_rollup(ctx(request), caller.organization, body.month, source=body.source)
+    report = await run_rollup(ctx(request), caller.organization, body.month, source=body.source, by=caller.performer)
     problems = "; ".join(f"{p}: {m}" for p, m in report.errors[:5])
     return JSONResponse({"patients": report.patients, "new_versions": report.new_versions,
                          "errors": [{"patient": p, "message": m} for p, m in report.errors],
@@ -132,6 +132,8 @@ async def superbill_download(request: Request) -> Response:
     with transaction(app.sessions) as db:
         claims = superbill_claims(db, org, month, request.query_params.get("patient") or None,
                                   include_proposed=request.query_params.get("draft") == "1")
+        record_export(db, org.id, by=session.fhir_user, what=f"superbill.{fmt}", month=month,
+                      patients=[c.patient_id for c in claims])
     data = render_superbill(claims, org, month, fmt)
     name = f"superbill-{org.id}-{month}.{fmt}"
     disposition = "inline" if fmt in ("pdf", "html") else "attachment"

@@ -10,7 +10,6 @@ from starlette.routing import Route
 
 from smart_app.db import transaction
 from smart_app.ledger.attestations import record_attestation
-from smart_app.ledger.audit import ATTESTATION_RECORDED, CONSENT_RECORDED, CONSENT_WITHDRAWN, record_event
 from smart_app.ledger.consents import ConsentInput, ConsentRecord, record_consent
 from smart_app.ledger.consents import withdraw_consent as withdraw
 from smart_app.web.api import parse
@@ -38,9 +37,6 @@ async def consent_create(request: Request) -> Response:
                         body.explained_one_practitioner, body.obtained_on, caller.performer, body.note)
     with transaction(app.sessions) as db:
         record = record_consent(db, data, timezone=caller.organization.timezone)
-        record_event(db, actor=caller.performer, action=CONSENT_RECORDED, subject=f"Consent/{record.id}",
-                     detail={"patient": caller.patient_id, "program": record.program, "method": record.method,
-                             "obtained_on": record.obtained_on.isoformat()}, organization_id=caller.organization.id)
     record = await send_consent(app, caller.session, caller.organization, record)
     return JSONResponse({"consent": consent_json(record), "message": _saved("Consent recorded", record)},
                         status_code=201)
@@ -54,9 +50,6 @@ async def consent_withdraw(request: Request) -> Response:
         record = withdraw(db, caller.organization.id, request.path_params["consent_id"], by=caller.performer,
                           on=body.on, note=body.note, method=body.method, timezone=caller.organization.timezone)
         caller.require_patient(record.patient_id)
-        record_event(db, actor=caller.performer, action=CONSENT_WITHDRAWN, subject=f"Consent/{record.id}",
-                     detail={"patient": caller.patient_id, "withdraws": record.withdraws_id,
-                             "on": body.on.isoformat()}, organization_id=caller.organization.id)
     record = await send_consent(app, caller.session, caller.organization, record)
     return JSONResponse({"consent": consent_json(record),
                          "message": _saved("Withdrawal recorded; the program stays billable to the end of the "
@@ -78,9 +71,6 @@ async def attestation_create(request: Request) -> Response:
     with transaction(ctx(request).sessions) as db:
         record = record_attestation(db, caller.organization.id, caller.patient_id, body.condition_id, body.code,
                                     body.chronic, caller.performer, body.note)
-        record_event(db, actor=caller.performer, action=ATTESTATION_RECORDED, subject=f"Condition/{body.condition_id}",
-                     detail={"patient": caller.patient_id, "chronic": body.chronic, "code": body.code},
-                     organization_id=caller.organization.id)
     verdict = "chronic" if body.chronic else "not chronic"
     return JSONResponse({"attestation": {"id": record.id, "condition_id": body.condition_id, "chronic": body.chronic},
                          "message": f"Recorded that the condition is {verdict}."}, status_code=201)

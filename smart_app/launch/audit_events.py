@@ -1,0 +1,16 @@
+"""What the launch room writes to the audit log: who launched the app, for which patient, with which scopes."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from smart_app.launch.models import AppSession
+from smart_app.ledger.audit import LAUNCH, UNKNOWN_ACTOR, record_event
+
+
+def record_launch(db: Session, session: AppSession, organization_id: str) -> None:
+    """Audit a completed launch (a sign-in from the EHR) in the transaction that stores its session."""
+    record_event(db, actor=session.fhir_user or UNKNOWN_ACTOR, action=LAUNCH, subject=f"Patient/{session.patient_id}",
+                 organization_id=organization_id,
+                 detail={"patient": session.patient_id, "encounter": session.encounter_id, "scope": session.scope,
+                         "role": session.performer_role})
