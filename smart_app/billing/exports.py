@@ -16,6 +16,7 @@ from smart_app.billing.fhir_resources import claim_resource
 from smart_app.billing.models import OutboxRow
 from smart_app.billing.superbill import superbill_csv, superbill_html, superbill_pdf
 from smart_app.db import utcnow
+from smart_app.ehr.care_team import relative_reference
 from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization
 from smart_app.ledger.audit import EXPORTED, UNKNOWN_ACTOR, record_event
@@ -50,7 +51,9 @@ def superbill_claims(db: Session, org: Organization, month: str, patient_id: str
 def record_export(db: Session, organization_id: str, *, by: str | None, what: str, month: str,
                   patients: Iterable[str]) -> None:
     """Audit that someone took patients' billing records out of the app (a superbill or a FHIR export)."""
-    record_event(db, actor=by or UNKNOWN_ACTOR, action=EXPORTED,
+    # A web user's fhirUser is a URL; the ledger names people as Practitioner/x. The command line has its own name.
+    actor = relative_reference(by) if by and "/" in by else by
+    record_event(db, actor=actor or UNKNOWN_ACTOR, action=EXPORTED,
                  subject=f"Export/{what}", organization_id=organization_id,
                  detail={"what": what, "month": month, "patients": sorted(set(patients))})
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from smart_app.ehr.care_team import relative_reference
 from smart_app.launch.models import AppSession
 from smart_app.ledger.audit import LAUNCH, UNKNOWN_ACTOR, record_event
 
 
 def record_launch(db: Session, session: AppSession, organization_id: str) -> None:
     """Audit a completed launch (a sign-in from the EHR) in the transaction that stores its session."""
-    record_event(db, actor=session.fhir_user or UNKNOWN_ACTOR, action=LAUNCH, subject=f"Patient/{session.patient_id}",
-                 organization_id=organization_id,
+    # The actor as the ledger names people (Practitioner/x), the EHR's full fhirUser beside it.
+    record_event(db, actor=relative_reference(session.fhir_user) or UNKNOWN_ACTOR, action=LAUNCH,
+                 subject=f"Patient/{session.patient_id}", organization_id=organization_id,
                  detail={"patient": session.patient_id, "encounter": session.encounter_id, "scope": session.scope,
-                         "role": session.performer_role})
+                         "fhir_user": session.fhir_user})

@@ -62,8 +62,8 @@ def _verify(args: argparse.Namespace, session: Session) -> int:
         print(f"... and {hidden} more problems.")
     where = f"; first bad event {report.first_bad_seq}" if report.first_bad_seq is not None else ""
     count = f"{report.problem_count} problem" + ("s" if report.problem_count != 1 else "")
-    print(f"Audit chain BROKEN: {count} in {report.rows_checked} events and {report.ledger_rows_checked} ledger "
-          f"rows{where}.")
+    print(f"Checked {report.ledger_rows_checked} ledger rows against the chain.")
+    print(f"Audit chain BROKEN: {count} in {report.rows_checked} events{where}.")
     return EXIT_BROKEN
 
 
