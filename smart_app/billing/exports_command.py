@@ -16,7 +16,7 @@ def _context(org_id: str):  # noqa: ANN202 - (sessions, organization)
     from smart_app.launch.organizations import get_organization
     from smart_app.settings import load_settings
 
-    engine = make_engine(load_settings().database_url)
+    engine = make_engine(load_settings(need_secret=False).database_url)
     require_current(engine)
     sessions = session_factory(engine)
     with transaction(sessions) as db:

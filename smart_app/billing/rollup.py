@@ -27,13 +27,14 @@ from smart_app.billing.models import ClaimRow
 from smart_app.billing.proposal import PatientInfo, propose_claim
 from smart_app.billing.values import ProposedClaim
 from smart_app.db import transaction, utcnow
-from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
+from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.chart import chart_summary
 from smart_app.ehr.facts import facts_from_record
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.ehr.record import fetch_record
 from smart_app.errors import EhrError, SmartAppError
 from smart_app.launch.backend import backend_token
+from smart_app.launch.ehr_metadata import cached_capabilities
 from smart_app.launch.organizations import Organization
 from smart_app.ledger.audit import APP_ACTOR, ROLLUP_RUN, record_event
 from smart_app.ledger.directory import remember_patient
@@ -243,7 +244,7 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
     if source == "ehr":
         token = await backend_token(app.launch, org)
         client = FhirClient(app.http, org.issuer, token)
-        caps, _ = await fetch_capabilities(app.http, org.issuer)
+        caps, _ = await cached_capabilities(app.sessions, app.http, org.issuer)
     with transaction(app.sessions) as db:
         total = count_patients(db, org.id, month)
     reader = app.sessions()

@@ -17,10 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from smart_app.crypto import TokenBox, hash_handle
 from smart_app.db import transaction, utcnow
-from smart_app.ehr.capabilities import fetch_capabilities
 from smart_app.errors import LaunchError
 from smart_app.launch.audit_events import record_launch
-from smart_app.launch.discovery import discover
+from smart_app.launch.ehr_metadata import cached_capabilities, cached_discovery
 from smart_app.launch.keys import assertion_form, signing_key
 from smart_app.launch.models import AppSession, PendingLaunch
 from smart_app.launch.organizations import Organization, find_by_issuer, get_organization
@@ -73,7 +72,8 @@ async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) ->
             signing_key(db, org.key_id)
     # The CapabilityStatement is public: read it beside discovery so it adds no wait.
     config, (capabilities, why_not) = await asyncio.gather(
-        discover(deps.http, org.issuer), fetch_capabilities(deps.http, org.issuer))
+        cached_discovery(deps.sessions, deps.http, org.issuer),
+        cached_capabilities(deps.sessions, deps.http, org.issuer))
     if why_not:
         log.warning("EHR %s: %s; the app will read without batch", org.issuer, why_not)
     if "S256" not in config.code_challenge_methods:

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from smart_app.db import make_engine, require_current, session_factory
     from smart_app.settings import load_settings
 
-    engine = make_engine(load_settings().database_url)
+    engine = make_engine(load_settings(need_secret=False).database_url)
     try:
         require_current(engine)
         # One transaction: `verify` reads the chain, the coverage records and the rows in one snapshot while others

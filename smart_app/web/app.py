@@ -37,7 +37,7 @@ def wants_json(request: Request) -> bool:
 
 async def app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SmartAppError)
-    log.info("user-facing error on %s: %s", request.url.path, exc.message)
+    log.info("user-facing error on %s: %s (%d)", request.url.path, type(exc).__name__, exc.status_code)
     if wants_json(request):
         return JSONResponse({"error": {"title": exc.title, "message": exc.message, "hint": exc.hint}},
                             status_code=exc.status_code)
