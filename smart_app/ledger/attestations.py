@@ -17,7 +17,7 @@ from smart_app.ledger.coverage import record_rows
 from smart_app.ledger.errors import LedgerError
 from smart_app.ledger.months import zone
 from smart_app.ledger.records import AttestationRow
-from smart_app.ledger.validation import MAX_NOTE_CHARS
+from smart_app.ledger.validation import MAX_NOTE_CHARS, refuse_nul
 from smart_app.rules.facts import Attestation
 
 
@@ -70,6 +70,8 @@ def record_attestation(session: Session, organization_id: str, patient_id: str, 
     if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
         raise InvalidAttestation(f"The note must be text of at most {MAX_NOTE_CHARS} characters.",
                                  "Shorten the note.")
+    for value, what in ((note, "The note"), (condition_id, "The condition id"), (code, "The diagnosis code")):
+        refuse_nul(value, what, InvalidAttestation)
     row = AttestationRow(id=str(uuid.uuid4()), organization_id=organization_id, patient_id=patient_id,
                          condition_id=condition_id.strip(), code=code, chronic=chronic, attested_by=by,
                          attested_at=now or utcnow(), note=note.strip())

@@ -27,7 +27,7 @@ from smart_app.ledger.coverage import record_rows
 from smart_app.ledger.errors import LedgerError, LedgerNotFound
 from smart_app.ledger.months import zone
 from smart_app.ledger.records import ConsentRow
-from smart_app.ledger.validation import MAX_NOTE_CHARS, program_label
+from smart_app.ledger.validation import MAX_NOTE_CHARS, program_label, refuse_nul
 from smart_app.ledger.values import PROGRAMS
 from smart_app.rules.facts import Consent
 
@@ -178,6 +178,7 @@ def _check_note(note: str) -> str:
     if len(note) > MAX_NOTE_CHARS:
         raise InvalidConsent(f"The note is {len(note)} characters long; the limit is {MAX_NOTE_CHARS}.",
                              "Shorten the note; scan long documents into the chart instead.")
+    refuse_nul(note, "The note", InvalidConsent)
     return note.strip()
 
 

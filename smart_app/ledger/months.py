@@ -43,11 +43,15 @@ def month_of(instant: datetime, tz: str | ZoneInfo) -> str:
 
 
 def parse_month(month: str) -> tuple[int, int]:
-    """(year, month) of a "YYYY-MM" key; ValueError for anything else."""
+    """(year, month) of a "YYYY-MM" key; ValueError for anything else, and for years whose bounds a datetime
+    cannot hold (0000, 9999). Which months a person may ask for is `ledger.validation.check_month`'s to say."""
     match = _MONTH.match(month)
     if not match:
         raise ValueError(f"month {month!r} is not in the form YYYY-MM")
-    return int(match.group(1)), int(match.group(2))
+    year = int(match.group(1))
+    if not 1 <= year <= 9998:
+        raise ValueError(f"month {month!r} is outside the calendar the app can compute with")
+    return year, int(match.group(2))
 
 
 def next_month(month: str) -> str:

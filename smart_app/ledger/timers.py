@@ -21,7 +21,7 @@ from smart_app.ledger.errors import (
 from smart_app.ledger.models import TimeEntryRow, TimerRow
 from smart_app.ledger.months import split_at_months, zone
 from smart_app.ledger.queries import to_entries
-from smart_app.ledger.validation import check_entry, check_work, local_time, program_label
+from smart_app.ledger.validation import check_entry, check_note, check_work, local_time, program_label
 from smart_app.ledger.values import DEFAULT_TIMER_CAP_MINUTES, EntryInput, StopResult, Timer, TimerInput
 from smart_app.ledger.vocabulary import Vocabulary, default_vocabulary
 from smart_app.ledger.writelock import lock_performers
@@ -71,6 +71,7 @@ def start_timer(session: Session, timer: TimerInput, *, timezone: str, now: date
     now, tz, vocabulary = now or utcnow(), zone(timezone), vocabulary or default_vocabulary()
     check_work(timer.organization_id, timer.patient_id, timer.performer, timer.role, timer.program, timer.activity,
                vocabulary)
+    check_note(timer.note)
     lock_performers(session, timer.organization_id, [timer.performer])
     running = running_timer(session, timer.organization_id, timer.performer)
     if running is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
@@ -63,8 +62,9 @@ async def parse(request: Request, model: type[BaseModel]) -> BaseModel:
     """The JSON body validated against `model`; BadRequest names the first bad field."""
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest("The request body is not JSON.", "Send a JSON object.") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # also 5,000-digit numbers and deep nesting
+        raise BadRequest("The request body is not JSON the app can read (malformed, nested too deeply, or with a "
+                         "number too long).", "Send a JSON object.") from exc
     try:
         return model.model_validate(body)
     except ValidationError as exc:

@@ -38,7 +38,7 @@ def _month(request: Request, default: dt.date) -> str:
     try:
         return check_month(raw)
     except SmartAppError as exc:
-        raise BadRequest(f"{raw!r} is not a month.", "Write the month as YYYY-MM.") from exc
+        raise BadRequest(exc.message, exc.hint) from exc
 
 
 async def billing_page(request: Request) -> Response:
