@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-SUBCOMMANDS = [[], ["demo"], ["serve"], ["sandbox"], ["db"], ["db", "upgrade"], ["keys"], ["keys", "generate"],
-               ["org", "add"], ["org", "list"], ["org", "check"], ["rules", "check"], ["rules", "evaluate"],
-               ["audit", "verify"], ["rollup"], ["superbill"], ["export"], ["outbox", "run"], ["outbox", "status"],
-               ["keys", "rotate"], ["keys", "list"]]
+SUBCOMMANDS = [[], ["demo"], ["serve"], ["purge"], ["sandbox"], ["db"], ["db", "upgrade"], ["keys"],
+               ["keys", "generate"], ["org", "add"], ["org", "list"], ["org", "check"], ["rules", "check"],
+               ["rules", "evaluate"], ["audit", "verify"], ["audit", "baseline"], ["rollup"], ["superbill"], ["export"],
+               ["outbox", "run"], ["outbox", "status"], ["keys", "rotate"], ["keys", "list"]]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -42,14 +42,14 @@ def test_db_upgrade_then_serve_check(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
-    env = {"SMART_APP_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env = {"SMART_APP_DATA_DIR": str(tmp_path), "SMART_APP_SECRET_KEY": "k" * 40, "PATH": "/usr/bin:/bin"}
     result = run_cli("serve", "--port", "1", env=env)
     assert result.returncode == 2
     assert "smart-app db upgrade" in result.stderr
 
 
 def test_keys_generate_then_rotate_keeps_both_published(tmp_path: Path) -> None:
-    env = {"SMART_APP_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env = {"SMART_APP_DATA_DIR": str(tmp_path), "SMART_APP_SECRET_KEY": "k" * 40, "PATH": "/usr/bin:/bin"}
     assert run_cli("db", "upgrade", env=env).returncode == 0
     first = run_cli("keys", "generate", "--alg", "ES384", env=env)
     assert first.returncode == 0, first.stderr

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import inspect, text
 
 from smart_app.crypto import TokenBox
@@ -20,7 +22,7 @@ from smart_app.db import make_engine, session_factory
 from smart_app.errors import SessionExpired
 from smart_app.launch.backend import backend_token
 from smart_app.launch.flow import LaunchDeps
-from smart_app.launch.models import AppSession, BackendTokenRow, SigningKey
+from smart_app.launch.models import AppSession, BackendTokenRow, PendingLaunch, SigningKey
 from tests.security.helpers import database, launch
 from tests.stack import TEST_SECRET, Stack
 
@@ -89,3 +91,16 @@ def test_tokens_and_private_keys_are_not_readable_in_the_database(secure_stack: 
     for ciphertext in encrypted:
         with pytest.raises(SessionExpired):
             other.open(ciphertext)
+
+
+def test_the_pkce_verifier_of_a_launch_in_flight_is_encrypted(secure_stack: Stack) -> None:
+    # A verifier read from the database, with a code caught on its way back, would redeem the code.
+    started = httpx.get(f"{secure_stack.app_url}/launch", params={"iss": secure_stack.fhir_base, "launch": "x"})
+    assert started.status_code == 302
+    query = parse_qs(urlsplit(started.headers["location"]).query)
+    state, challenge = query["state"][0], query["code_challenge"][0]
+    with database(secure_stack) as db:
+        stored = db.get(PendingLaunch, state).code_verifier
+    verifier = TokenBox(TEST_SECRET).open(stored)
+    assert create_s256_code_challenge(verifier) == challenge, "the stored value opens to the launch's verifier"
+    assert verifier not in every_stored_value(secure_stack)
