@@ -4,11 +4,12 @@ Covered tables: time entries (with amendments and voids), timers, consents, chro
 scales and claim versions. Every write of such a row appends, in the same transaction, an audit event whose
 detail lists `covers`: `[table, row id, digest]` for each row it inserted or changed; `audit_coverage` keeps,
 per row, the newest such event (`seq`) and digest. A row's digest is the SHA-256 of the UTF-8 bytes of the
-compact JSON array
+canonical JSON (`audit.canonical_json`: sorted keys, no spaces) of
 
-    ["smart-app-row/1", table, {column: value, ...}]
+    {"format": "smart-app-row/1", "table": table, "row": {column: value, ...}}
 
-over every column (sorted keys), datetimes as the audit chain writes them (UTC, microseconds, Z), dates ISO.
+over every column, datetimes as the audit chain writes them (UTC, microseconds, Z), dates ISO, JSON columns as
+their JSON.
 
 `verify` walks the chain (`audit.verify_chain`) and checks, in flat memory:
 - each covered row against its `audit_coverage` record (a changed column: row-edited; no record: row-inserted);
@@ -137,8 +138,8 @@ class _ChainSide:
 
     def _stray(self, record: Any) -> None:
         self.report.add(_problem("row-inserted", record.table_name, record.row_id,
-                                 f"its audit record names event {record.seq}, which does not cover it: the row and "
-                                 "its record were added outside the app.", record.seq))
+                                 f"its audit record names event {record.seq}, which is not in the chain: the row or "
+                                 "its record was added outside the app, or the event was removed.", record.seq))
 
     def event(self, seq: int, detail_json: str) -> None:
         while self.head is not None and self.head.seq < seq:

@@ -94,7 +94,7 @@ def test_a_tampered_audit_row_is_detected(secure_stack: Stack, audit_verify: obj
 
 def test_a_ledger_row_changed_removed_or_added_in_the_database_is_named(secure_stack: Stack,
                                                                          audit_verify: object) -> None:
-    session = launch(secure_stack, "ccm-two-chronic", user="pr-nurse")
+    session = launch(secure_stack, "ccm-two-chronic", user="pr-nurse", address="127.0.0.31")
     made = session.api("POST", "/entries", json=manual_entry(7))
     assert made.status_code == 201, made.text
     entry_id = made.json()["entries"][0]["id"]
@@ -134,7 +134,7 @@ def test_a_ledger_row_changed_removed_or_added_in_the_database_is_named(secure_s
 
 
 def test_launches_captures_and_biller_work_are_audit_events(secure_stack: Stack) -> None:
-    session = launch(secure_stack, "ccm-two-chronic", user="pr-nurse")
+    session = launch(secure_stack, "ccm-two-chronic", user="pr-nurse", address="127.0.0.31")
     started = session.api("POST", "/timers", json={"program": "ccm", "activity": "patient-call"})
     assert started.status_code == 201, started.text
     stopped = session.api("POST", f"/timers/{started.json()['timer']['id']}/discard")

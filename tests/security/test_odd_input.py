@@ -26,7 +26,7 @@ def counts(stack: Stack) -> tuple[int, ...]:
 
 @pytest.fixture(scope="module")
 def nurse(secure_stack: Stack) -> Launched:
-    return launch(secure_stack, "ccm-two-chronic", user="pr-nurse")
+    return launch(secure_stack, "ccm-two-chronic", user="pr-nurse", address="127.0.0.33")
 
 
 def today() -> str:

@@ -221,8 +221,10 @@ def test_ended_windows_are_deleted(workers: Workers) -> None:
 @pytest.mark.parametrize(("path", "limit"), [("/panel.csv", 10), ("/panel", 30), ("/billing/superbill.csv", 60)])
 def test_every_page_behind_a_session_is_limited_per_session(secure_stack: Stack, path: str, limit: int) -> None:
     # The production limits (the secure stack runs with them): twice the limit plus one always puts more than the
-    # limit into one window, even when a minute ends among the requests.
-    first, second = launch(secure_stack), launch(secure_stack)
+    # limit into one window, even when a minute ends among the requests. Each run launches from its own address,
+    # so the stack's other tests keep their launch allowance.
+    address = f"127.0.0.{40 + len(path)}"
+    first, second = launch(secure_stack, address=address), launch(secure_stack, address=address)
     with httpx.Client(timeout=20) as client:
         statuses = [client.get(f"{secure_stack.app_url}{path}", headers=first.bearer).status_code
                     for _ in range(2 * limit + 1)]

@@ -23,7 +23,7 @@ from smart_app.errors import SessionExpired
 from smart_app.launch.backend import backend_token
 from smart_app.launch.flow import LaunchDeps
 from smart_app.launch.models import AppSession, BackendTokenRow, PendingLaunch, SigningKey
-from tests.security.helpers import database, launch
+from tests.security.helpers import database, from_address, launch
 from tests.stack import TEST_SECRET, Stack
 
 PRIVATE_PARAMS = ("d", "p", "q", "dp", "dq", "qi")
@@ -95,7 +95,8 @@ def test_tokens_and_private_keys_are_not_readable_in_the_database(secure_stack: 
 
 def test_the_pkce_verifier_of_a_launch_in_flight_is_encrypted(secure_stack: Stack) -> None:
     # A verifier read from the database, with a code caught on its way back, would redeem the code.
-    started = httpx.get(f"{secure_stack.app_url}/launch", params={"iss": secure_stack.fhir_base, "launch": "x"})
+    with from_address("127.0.0.35") as client:
+        started = client.get(f"{secure_stack.app_url}/launch", params={"iss": secure_stack.fhir_base, "launch": "x"})
     assert started.status_code == 302
     query = parse_qs(urlsplit(started.headers["location"]).query)
     state, challenge = query["state"][0], query["code_challenge"][0]
