@@ -89,13 +89,20 @@ def _covered(row: Base) -> tuple[str, str, str]:
     return table, str(values["id"]), row_digest(table, values)
 
 
+def _upsert(dialect: Any) -> Any:
+    statement = dialect.insert(AuditCoverageRow)
+    return statement.on_conflict_do_update(index_elements=["table_name", "row_id"],
+                                           set_={"seq": statement.excluded.seq, "digest": statement.excluded.digest})
+
+
+# Built once: the same statement every time, so SQLAlchemy compiles it once per process.
+_UPSERTS = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
+
+
 def _store(session: Session, seq: int, covers: Sequence[tuple[str, str, str]]) -> None:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(AuditCoverageRow).values(
-        [{"table_name": table, "row_id": row_id, "seq": seq, "digest": digest} for table, row_id, digest in covers])
-    session.execute(statement.on_conflict_do_update(
-        index_elements=["table_name", "row_id"],
-        set_={"seq": statement.excluded.seq, "digest": statement.excluded.digest}))
+    session.execute(_UPSERTS[session.get_bind().dialect.name],
+                    [{"table_name": table, "row_id": row_id, "seq": seq, "digest": digest}
+                     for table, row_id, digest in covers])
 
 
 def record_rows(session: Session, rows: Iterable[Base], *, actor: str, action: str, subject: str,
