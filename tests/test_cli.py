@@ -96,3 +96,11 @@ def test_org_check_of_an_unknown_organization_says_how_to_list(tmp_path: Path) -
     result = run_cli("org", "check", "nowhere", env=env)
     assert result.returncode == 2
     assert "smart-app org list" in result.stderr
+
+
+def test_purge_deletes_what_has_expired_and_says_how_much(tmp_path: Path) -> None:
+    env = {"SMART_APP_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    purged = run_cli("purge", env=env)
+    assert purged.returncode == 0, purged.stderr
+    assert purged.stdout.startswith("Deleted 0 expired pending launch(es), 0 ended session(s)")
