@@ -1,4 +1,4 @@
-"""Run the benchmarks: `python -m bench.run [--quick] [--only launch,capture,rollup,writeback,panel]
+"""Run the benchmarks: `python -m bench.run [--quick] [--only launch,capture,rollup,writeback,panel,audit]
 [--backends sqlite,postgresql] [--profile]`; prints the table and writes bench/results/*.json."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import capture, launch, panel, rollup, writeback
+from bench import audit, capture, launch, panel, rollup, writeback
 from bench.common import BACKENDS, fresh_database, git_revision, postgres_problem, scratch_dir
 from bench.report import Row, info_row, limit_row, rows_json, table, write
 
 # Run order: the latency benchmarks first, on every backend, and the month-end rollup last. The rollup writes
 # millions of rows; the disk and PostgreSQL's checkpointer are busy with them for a while afterwards, which
 # showed in whatever latency was measured next.
-BENCHES = ("launch", "capture", "panel", "writeback", "rollup")
+BENCHES = ("launch", "capture", "panel", "writeback", "rollup", "audit")
 
 
 def launch_rows(backend: str, r: dict) -> list[Row]:
@@ -104,12 +104,24 @@ def panel_rows(backend: str, r: dict) -> list[Row]:
                       note=f"p50 {r['p50_ms']} ms; server p95 {r['server_p95_ms']} ms; {r['requests']} requests")]
 
 
+def audit_rows(backend: str, r: dict) -> list[Row]:
+    scale = f"{r['entries']:,} entries, {r['events']:,} events"
+    return [
+        info_row("audit: verify wall time", backend, r["verify_s"], "s", f"{scale}; {r['rows_per_s']:,} rows/s"),
+        limit_row("audit: verify peak RSS", backend, r["verify_peak_rss_mb"], "MB", 300,
+                  note=f"RSS after imports {r['verify_baseline_rss_mb']} MB"),
+        info_row("audit: baseline wall time", backend, r["baseline_s"], "s",
+                 f"once per database; peak RSS {r['baseline_peak_rss_mb']} MB"),
+    ]
+
+
 RUNNERS: dict[str, tuple[Callable[..., dict], Callable[[str, dict], list[Row]]]] = {
     "launch": (launch.run, launch_rows),
     "capture": (capture.run, capture_rows),
     "rollup": (rollup.run, rollup_rows),
     "writeback": (writeback.run, writeback_rows),
     "panel": (panel.run, panel_rows),
+    "audit": (audit.run, audit_rows),
 }
 
 

@@ -23,20 +23,39 @@ def _demo(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from smart_app.db import make_engine, require_current
+    from smart_app.db import make_engine, require_current, session_factory
     from smart_app.launch.organizations import load_directory
-    from smart_app.settings import load_settings
+    from smart_app.launch.purge import purge_expired
+    from smart_app.log_redaction import install_log_redaction
+    from smart_app.settings import load_settings, parse_forwarded_allow_ips
     from smart_app.warmup import prepare_process
     from smart_app.web.app import create_app
 
     settings = load_settings()
+    trusted = (parse_forwarded_allow_ips(args.forwarded_allow_ips) if args.forwarded_allow_ips is not None
+               else settings.forwarded_allow_ips)
     engine = make_engine(settings.database_url)
     require_current(engine)
+    print(purge_expired(session_factory(engine)).sentence(), flush=True)
     organizations = load_directory(settings.launch_dir)
     app = create_app(settings, organizations, engine)
     prepare_process(org.rule_set for org in organizations)
-    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=True,
-                forwarded_allow_ips=args.forwarded_allow_ips)
+    # Without named proxies, X-Forwarded-* is ignored: the client address is the connection's.
+    config = uvicorn.Config(app, host=args.host, port=args.port, proxy_headers=bool(trusted),
+                            forwarded_allow_ips=list(trusted) or None)
+    install_log_redaction()
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from smart_app.db import make_engine, require_current, session_factory
+    from smart_app.launch.purge import purge_expired
+    from smart_app.settings import load_settings
+
+    engine = make_engine(load_settings(need_secret=False).database_url)
+    require_current(engine)
+    print(purge_expired(session_factory(engine)).sentence())
     return 0
 
 
@@ -63,7 +82,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     from smart_app.db import current_revision, make_engine, upgrade
     from smart_app.settings import load_settings
 
-    engine = make_engine(load_settings().database_url)
+    engine = make_engine(load_settings(need_secret=False).database_url)
     upgrade(engine)
     print(f"Database is at migration {current_revision(engine)}.")
     return 0
@@ -117,7 +136,7 @@ def _org(args: argparse.Namespace) -> int:
     from smart_app.services import build_context
     from smart_app.settings import load_settings
 
-    settings = load_settings()
+    settings = load_settings(need_secret=False)
     engine = make_engine(settings.database_url)
     require_current(engine)
     sessions = session_factory(engine)
@@ -215,13 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the app alone, configured from SMART_APP_* variables",
                            description="Serve the app with settings from the environment "
                                        "(SMART_APP_DATABASE_URL, SMART_APP_BASE_URL, "
-                                       "SMART_APP_SECRET_KEY, SMART_APP_DATA_DIR, "
-                                       "SMART_APP_LAUNCH_DIR). Run `smart-app db upgrade` first.")
+                                       "SMART_APP_SECRET_KEY (required), SMART_APP_DATA_DIR, "
+                                       "SMART_APP_LAUNCH_DIR, SMART_APP_FORWARDED_ALLOW_IPS). Run "
+                                       "`smart-app db upgrade` first.")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
-    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1",
-                       help="proxies trusted for X-Forwarded-* headers")
+    serve.add_argument("--forwarded-allow-ips", default=None, metavar="ADDRESSES",
+                       help="proxies whose X-Forwarded-For/-Proto are believed, comma-separated addresses or "
+                            "networks (default: SMART_APP_FORWARDED_ALLOW_IPS, else none)")
     serve.set_defaults(func=_serve)
+
+    purge = sub.add_parser("purge", help="delete expired pending launches, ended sessions and stale EHR metadata",
+                           description="Delete pending launches past their ten minutes, sessions that have ended "
+                                       "and cached EHR discovery past its hour. `serve` and `demo` do it at "
+                                       "start-up; schedule it (e.g. hourly) beside a long-running server.")
+    purge.set_defaults(func=_purge)
 
     sandbox = sub.add_parser("sandbox", help="run the local sandbox EHR alone",
                              description="Serve the local SMART sandbox EHR (authorization server, "

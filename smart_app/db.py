@@ -105,19 +105,23 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine for a SQLite or PostgreSQL URL; SQLite gets WAL mode."""
+    """Create an engine for a SQLite or PostgreSQL URL; SQLite gets WAL mode.
+
+    `hide_parameters`: a database error's message (logged with its traceback) names the statement but never its
+    values, which are notes, patient ids and encrypted tokens.
+    """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     raise ConfigError(f"Unsupported database URL {url!r}.",
                       "Use sqlite:///path/to/file.db or postgresql://user@host/dbname.")
 

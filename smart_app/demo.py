@@ -14,7 +14,9 @@ from smart_app.crypto import TokenBox
 from smart_app.db import make_engine, session_factory, transaction, upgrade
 from smart_app.errors import ConfigError
 from smart_app.launch.organizations import Organization, load_directory, with_overrides
+from smart_app.launch.purge import purge_expired
 from smart_app.launch.registration import registration_for
+from smart_app.log_redaction import install_log_redaction
 from smart_app.paths import data_path
 from smart_app.sandbox import SandboxClient, SandboxConfig
 from smart_app.sandbox import create_app as create_sandbox
@@ -63,11 +65,13 @@ def sandbox_client(engine: Engine, settings: Settings, org: Organization) -> San
 
 def plan_demo(port: int, data_dir: Path | None = None, host: str = "localhost") -> DemoPlan:
     """Configure the app on `port` and the sandbox EHR on `port + 1`, sharing one data folder."""
-    settings = load_settings(base_url=f"http://{host}:{port}", data_dir=data_dir)
+    # Only the demo may make up a secret key (kept in its data folder); `serve` refuses to start without one.
+    settings = load_settings(base_url=f"http://{host}:{port}", data_dir=data_dir, generate_secret=True)
     sandbox_base = f"http://{host}:{port + 1}"
     org = sandbox_org(settings, sandbox_base)
     engine = make_engine(settings.database_url)
     upgrade(engine)
+    purge_expired(session_factory(engine))
     sandbox = SandboxConfig(base_url=sandbox_base, fixtures_dir=data_path("fixtures"),
                             database=str(settings.data_dir / "sandbox.db"),
                             clients=[sandbox_client(engine, settings, org)],
@@ -83,6 +87,8 @@ async def _serve_both(plan: DemoPlan, bind: str) -> None:
         uvicorn.Server(uvicorn.Config(create_app(plan.settings, [plan.organization], plan.engine),
                                       host=bind, port=plan.app_port, log_level="warning")),
     ]
+    # After uvicorn has set up its loggers, which keeps a logger's filters.
+    install_log_redaction()
     await asyncio.gather(*(server.serve() for server in servers))
 
 

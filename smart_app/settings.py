@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ class Settings:
     rate_limits: bool = True
     # Limits that replace the defaults for some path prefixes: ((prefix, requests, window seconds), ...).
     rate_limit_overrides: tuple[tuple[str, int, int], ...] = ()
+    # Proxies whose X-Forwarded-For / -Proto `serve` believes (addresses or networks); none unless named.
+    forwarded_allow_ips: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -57,8 +60,14 @@ def _secret_from_data_dir(data_dir: Path) -> str:
     return key
 
 
-def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Settings:
-    """Build settings from the environment (or `env`), then apply keyword overrides."""
+def load_settings(env: dict[str, str] | None = None, *, generate_secret: bool = False, need_secret: bool = True,
+                  **overrides: object) -> Settings:
+    """Build settings from the environment (or `env`), then apply keyword overrides.
+
+    Without `SMART_APP_SECRET_KEY` this refuses (ConfigError saying how to set it), unless `generate_secret` (the
+    demo only: one is made and kept in the data folder) or not `need_secret` (commands that never encrypt,
+    decrypt or sign: `secret_key` is then "").
+    """
     env = dict(os.environ if env is None else env)
     data_dir = Path(str(overrides.pop("data_dir", None) or env.get(f"{PREFIX}DATA_DIR")
                         or default_data_dir())).expanduser()
@@ -69,9 +78,18 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"{PREFIX}BASE_URL must start with http:// or https://, got {base_url!r}.",
                           "Set it to the address browsers use to reach the app.")
-    secret_key = str(overrides.pop("secret_key", None) or env.get(f"{PREFIX}SECRET_KEY")
-                     or _secret_from_data_dir(data_dir))
-    if len(secret_key) < 32:
+    secret_key = str(overrides.pop("secret_key", None) or env.get(f"{PREFIX}SECRET_KEY") or "")
+    if not secret_key and generate_secret:
+        secret_key = _secret_from_data_dir(data_dir)
+    elif not secret_key and need_secret:
+        # A key made up per host would differ between hosts sharing the database: sessions, tokens and signing
+        # keys sealed by one could not be opened by the other.
+        raise ConfigError(f"{PREFIX}SECRET_KEY is not set; the app will not start without it.",
+                          f"Set {PREFIX}SECRET_KEY to at least 32 random characters, the same on every host that "
+                          "shares the database, from your platform's secret store; for example "
+                          "`export SMART_APP_SECRET_KEY=\"$(python3 -c 'import secrets; "
+                          "print(secrets.token_urlsafe(48))')\"`. Only `smart-app demo` makes one up.")
+    if secret_key and len(secret_key) < 32:
         raise ConfigError(f"{PREFIX}SECRET_KEY is too short ({len(secret_key)} characters).",
                           "Use at least 32 random characters.")
     launch_dir = overrides.pop("launch_dir", None) or env.get(f"{PREFIX}LAUNCH_DIR")
@@ -79,11 +97,34 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
     limits_text = env.get(f"{PREFIX}RATE_LIMITS", "on").strip()
     rate_limits = bool(limits) if limits is not None else limits_text.lower() != "off"
     rate_limit_overrides = () if limits_text.lower() in ("on", "off") else parse_rate_limits(limits_text)
+    forwarded = overrides.pop("forwarded_allow_ips", None)
+    forwarded_allow_ips = (tuple(str(ip) for ip in forwarded) if isinstance(forwarded, list | tuple)
+                           else parse_forwarded_allow_ips(env.get(f"{PREFIX}FORWARDED_ALLOW_IPS", "")))
     if overrides:
         raise TypeError(f"unknown settings: {sorted(overrides)}")
     return Settings(data_dir=data_dir, database_url=database_url, base_url=base_url,
                     secret_key=secret_key, launch_dir=Path(str(launch_dir)) if launch_dir else None,
-                    rate_limits=rate_limits, rate_limit_overrides=rate_limit_overrides)
+                    rate_limits=rate_limits, rate_limit_overrides=rate_limit_overrides,
+                    forwarded_allow_ips=forwarded_allow_ips)
+
+
+def parse_forwarded_allow_ips(text: str) -> tuple[str, ...]:
+    """`10.0.0.5,10.1.0.0/16` (the proxies in front of the app) as a tuple; "" names none."""
+    found = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if part == "*":
+            raise ConfigError(f"{PREFIX}FORWARDED_ALLOW_IPS=* would let any client name its own address.",
+                              "List the addresses (or networks) of the proxies in front of the app.")
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"{PREFIX}FORWARDED_ALLOW_IPS has {part!r}, which is not an address or a network.",
+                              "List proxy addresses or networks separated by commas, e.g. 10.0.0.5,10.1.0.0/16.") \
+                from exc
+        found.append(part)
+    return tuple(found)
 
 
 def parse_rate_limits(text: str) -> tuple[tuple[str, int, int], ...]:

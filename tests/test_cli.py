@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-SUBCOMMANDS = [[], ["demo"], ["serve"], ["sandbox"], ["db"], ["db", "upgrade"], ["keys"], ["keys", "generate"],
-               ["org", "add"], ["org", "list"], ["org", "check"], ["rules", "check"], ["rules", "evaluate"],
-               ["rules", "import-rvu"],
-               ["audit", "verify"], ["rollup"], ["superbill"], ["export"], ["outbox", "run"], ["outbox", "status"],
-               ["keys", "rotate"], ["keys", "list"]]
+SUBCOMMANDS = [[], ["demo"], ["serve"], ["purge"], ["sandbox"], ["db"], ["db", "upgrade"], ["keys"],
+               ["keys", "generate"], ["org", "add"], ["org", "list"], ["org", "check"], ["rules", "check"],
+               ["rules", "evaluate"], ["rules", "import-rvu"], ["audit", "verify"], ["audit", "baseline"], ["rollup"],
+               ["superbill"], ["export"], ["outbox", "run"], ["outbox", "status"], ["keys", "rotate"], ["keys", "list"],
+               ["users", "grant"], ["users", "revoke"], ["users", "list"]]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,14 +43,14 @@ def test_db_upgrade_then_serve_check(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
-    env = {"SMART_APP_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env = {"SMART_APP_DATA_DIR": str(tmp_path), "SMART_APP_SECRET_KEY": "k" * 40, "PATH": "/usr/bin:/bin"}
     result = run_cli("serve", "--port", "1", env=env)
     assert result.returncode == 2
     assert "smart-app db upgrade" in result.stderr
 
 
 def test_keys_generate_then_rotate_keeps_both_published(tmp_path: Path) -> None:
-    env = {"SMART_APP_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env = {"SMART_APP_DATA_DIR": str(tmp_path), "SMART_APP_SECRET_KEY": "k" * 40, "PATH": "/usr/bin:/bin"}
     assert run_cli("db", "upgrade", env=env).returncode == 0
     first = run_cli("keys", "generate", "--alg", "ES384", env=env)
     assert first.returncode == 0, first.stderr
@@ -111,3 +111,11 @@ def test_org_check_of_an_unknown_organization_says_how_to_list(tmp_path: Path) -
     result = run_cli("org", "check", "nowhere", env=env)
     assert result.returncode == 2
     assert "smart-app org list" in result.stderr
+
+
+def test_purge_deletes_what_has_expired_and_says_how_much(tmp_path: Path) -> None:
+    env = {"SMART_APP_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    purged = run_cli("purge", env=env)
+    assert purged.returncode == 0, purged.stderr
+    assert purged.stdout.startswith("Deleted 0 expired pending launch(es), 0 ended session(s)")

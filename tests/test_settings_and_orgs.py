@@ -11,15 +11,35 @@ from smart_app.launch.organizations import load_directory, load_organization_fil
 from smart_app.settings import load_settings
 
 
-def test_settings_default_to_sqlite_in_the_data_folder_and_keep_the_secret(tmp_path: Path) -> None:
+def test_the_demo_defaults_to_sqlite_in_the_data_folder_and_keeps_the_secret_it_made(tmp_path: Path) -> None:
     env = {"SMART_APP_DATA_DIR": str(tmp_path)}
-    first = load_settings(env)
+    first = load_settings(env, generate_secret=True)
     assert first.database_url == f"sqlite:///{tmp_path / 'smart_app.db'}"
     assert first.base_url == "http://localhost:8000"
     assert first.redirect_uri == "http://localhost:8000/callback"
     # The generated secret survives a restart, so sessions do too.
-    assert load_settings(env).secret_key == first.secret_key
+    assert load_settings(env, generate_secret=True).secret_key == first.secret_key
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_outside_the_demo_a_missing_secret_is_refused_not_made_up(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"SMART_APP_DATA_DIR": str(tmp_path)})
+    assert "SMART_APP_SECRET_KEY is not set" in refused.value.message
+    assert "the same on every host" in refused.value.hint
+    assert not (tmp_path / "secret_key").exists()
+    # Commands that never encrypt or sign (db upgrade, audit verify) still run without it.
+    assert load_settings({"SMART_APP_DATA_DIR": str(tmp_path)}, need_secret=False).secret_key == ""
+
+
+def test_forwarded_addresses_are_trusted_only_from_named_proxies(tmp_path: Path) -> None:
+    base = {"SMART_APP_DATA_DIR": str(tmp_path), "SMART_APP_SECRET_KEY": "k" * 40}
+    assert load_settings(base).forwarded_allow_ips == ()
+    named = load_settings({**base, "SMART_APP_FORWARDED_ALLOW_IPS": "10.0.0.5, 10.1.0.0/16"})
+    assert named.forwarded_allow_ips == ("10.0.0.5", "10.1.0.0/16")
+    for bad in ("*", "proxy.example.org"):
+        with pytest.raises(ConfigError, match="FORWARDED_ALLOW_IPS"):
+            load_settings({**base, "SMART_APP_FORWARDED_ALLOW_IPS": bad})
 
 
 def test_settings_read_the_environment(tmp_path: Path) -> None:
@@ -32,7 +52,7 @@ def test_settings_read_the_environment(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("env", "fragment"), [
-    ({"SMART_APP_BASE_URL": "app.example.org"}, "must start with http"),
+    ({"SMART_APP_BASE_URL": "app.example.org", "SMART_APP_SECRET_KEY": "k" * 40}, "must start with http"),
     ({"SMART_APP_SECRET_KEY": "short"}, "too short"),
 ])
 def test_bad_settings_say_what_to_fix(tmp_path: Path, env: dict[str, str], fragment: str) -> None:

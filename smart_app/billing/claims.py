@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,6 +14,8 @@ from smart_app.billing.models import ClaimRow
 from smart_app.billing.proposal import content_digest
 from smart_app.billing.values import ProposedClaim
 from smart_app.db import utcnow
+from smart_app.ledger.audit import APP_ACTOR, CLAIMS_PROPOSED
+from smart_app.ledger.coverage import record_rows
 from smart_app.statuses import ClaimStatus
 
 # Versions a new one replaces outright; an approved version stays as the record of what was sent.
@@ -56,29 +59,43 @@ def latest_version(db: Session, organization_id: str, patient_id: str, month: st
         .order_by(ClaimRow.version.desc()).limit(1)).first()
 
 
-def store_claim(db: Session, claim: ProposedClaim, now: datetime | None = None) -> tuple[str, ClaimRow]:
-    """Save the claim if it differs from the newest version: ("unchanged" | "new", row)."""
+def store_claim(db: Session, claim: ProposedClaim, now: datetime | None = None, *,
+                by: str = APP_ACTOR) -> tuple[str, ClaimRow]:
+    """Save the claim if it differs from the newest version: ("unchanged" | "new", row); a new one is audited."""
+    changed: list[ClaimRow] = []
     outcome, row = store_version(db, claim, latest_version(db, claim.organization_id, claim.patient_id, claim.month),
-                                 now or utcnow())
+                                 now or utcnow(), changed)
+    record_versions(db, changed, by=by, organization_id=claim.organization_id, month=claim.month)
     db.flush()
     return outcome, row
 
 
-def store_version(db: Session, claim: ProposedClaim, latest: ClaimRow | None,
-                  now: datetime) -> tuple[str, ClaimRow]:
-    """`store_claim` with the newest version already read (the rollup reads a batch's at once); not flushed."""
+def store_version(db: Session, claim: ProposedClaim, latest: ClaimRow | None, now: datetime,
+                  changed: list[ClaimRow]) -> tuple[str, ClaimRow]:
+    """`store_claim` with the newest version already read (the rollup reads a batch's at once); not flushed, not
+    audited: the rows written or superseded are added to `changed` for one audit event (`record_versions`)."""
     content = claim.to_json()
     digest = content_digest(content)
     if latest is not None and latest.content_hash == digest:
         return "unchanged", latest
     if latest is not None and latest.status in REPLACEABLE:
         latest.status = ClaimStatus.SUPERSEDED
+        changed.append(latest)
     row = ClaimRow(id=str(uuid.uuid4()), organization_id=claim.organization_id, patient_id=claim.patient_id,
                    month=claim.month, version=(latest.version + 1) if latest else 1,
                    status=ClaimStatus.PROPOSED if claim.billable else ClaimStatus.NOTHING_BILLABLE, content=content,
                    content_hash=digest, created_at=now, review_note="")
     db.add(row)
+    changed.append(row)
     return "new", row
+
+
+def record_versions(db: Session, rows: Sequence[ClaimRow], *, by: str, organization_id: str, month: str) -> None:
+    """The audit event of new claim versions (and of the versions they superseded), covering every row."""
+    if not rows:
+        return
+    record_rows(db, rows, actor=by, action=CLAIMS_PROPOSED, subject=f"Claims/{month}", organization_id=organization_id,
+                detail={"month": month, "versions": [[r.patient_id, r.version, r.status] for r in rows]})
 
 
 def month_claims(db: Session, organization_id: str, month: str) -> list[StoredClaim]:

@@ -8,17 +8,18 @@ from smart_app.billing.outbox import DeliveryReport, deliver
 from smart_app.billing.plan import WritebackPlan, capabilities_for, plan_for
 from smart_app.billing.supersede import months_to_sweep, supersede
 from smart_app.db import in_thread, transaction
-from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
+from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.errors import EhrError
 from smart_app.launch.backend import backend_token
+from smart_app.launch.ehr_metadata import cached_capabilities
 from smart_app.launch.organizations import Organization
 from smart_app.services import AppContext
 
 
 async def organization_plan(app: AppContext, org: Organization) -> tuple[EhrCapabilities, WritebackPlan]:
     """The EHR's capabilities and the write-back plan (with the organization file's overrides)."""
-    caps, why = await fetch_capabilities(app.http, org.issuer)
+    caps, why = await cached_capabilities(app.sessions, app.http, org.issuer)
     if why:
         raise EhrError(f"The EHR's CapabilityStatement could not be read ({why}).",
                        "Nothing was sent; the outbox keeps everything and tries again on the next pass.")

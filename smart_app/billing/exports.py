@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -17,8 +17,10 @@ from smart_app.billing.models import OutboxRow
 from smart_app.billing.pricing import organization_pricing
 from smart_app.billing.superbill import approval_text, superbill_csv, superbill_html, superbill_pdf
 from smart_app.db import utcnow
+from smart_app.ehr.care_team import relative_reference
 from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization
+from smart_app.ledger.audit import EXPORTED, UNKNOWN_ACTOR, record_event
 from smart_app.paths import data_path
 from smart_app.statuses import ClaimStatus
 
@@ -47,6 +49,16 @@ def superbill_claims(db: Session, org: Organization, month: str, patient_id: str
                               "Run `smart-app rollup` and approve claims on the biller page, or add "
                               "--include-proposed for a draft.")
     return claims
+
+
+def record_export(db: Session, organization_id: str, *, by: str | None, what: str, month: str,
+                  patients: Iterable[str]) -> None:
+    """Audit that someone took patients' billing records out of the app (a superbill or a FHIR export)."""
+    # A web user's fhirUser is a URL; the ledger names people as Practitioner/x. The command line has its own name.
+    actor = relative_reference(by) if by and "/" in by else by
+    record_event(db, actor=actor or UNKNOWN_ACTOR, action=EXPORTED,
+                 subject=f"Export/{what}", organization_id=organization_id,
+                 detail={"what": what, "month": month, "patients": sorted(set(patients))})
 
 
 def render_superbill(claims: list[StoredClaim], org: Organization, month: str, fmt: str,
@@ -87,9 +99,10 @@ def _tagged(row: OutboxRow) -> dict:
     return resource
 
 
-def export_resources(db: Session, organization_id: str, month: str,
-                     timezone: str = "UTC") -> Iterator[dict]:
-    """Every resource the app wrote or meant to write for a month, tagged with its delivery status.
+def export_resources(db: Session, organization_id: str, month: str, timezone: str = "UTC",
+                     patients: set[str] | None = None) -> Iterator[dict]:
+    """Every resource the app wrote or meant to write for a month, tagged with its delivery status; the patient of
+    each is added to `patients` when given (for the audit event of the export).
 
     Approved claims the EHR takes no channel for (no Claim or ChargeItem create) are exported as Claims
     tagged `export-only`: this file is how they reach billers.
@@ -101,6 +114,8 @@ def export_resources(db: Session, organization_id: str, month: str,
     for row in rows:
         if row.purpose == "claim" and row.claim_id:
             sent_claims.add(row.claim_id)
+        if patients is not None:
+            patients.add(row.patient_id)
         yield _tagged(row)
     for stored in month_claims(db, organization_id, month):
         if stored.status == ClaimStatus.APPROVED and stored.id not in sent_claims and stored.claim.billable:
@@ -108,6 +123,8 @@ def export_resources(db: Session, organization_id: str, month: str,
             resource = claim_resource(stored.claim, created=created, observation_refs={}, version=stored.version)
             resource["meta"] = {"tag": [{"system": DELIVERY_TAG, "code": "export-only",
                                          "display": "claim: the EHR accepts no claim from apps"}]}
+            if patients is not None:
+                patients.add(stored.patient_id)
             yield resource
 
 

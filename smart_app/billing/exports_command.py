@@ -22,7 +22,7 @@ def _context(org_id: str) -> tuple[sessionmaker[Session], Organization]:
     from smart_app.launch.organizations import get_organization
     from smart_app.settings import load_settings
 
-    engine = make_engine(load_settings().database_url)
+    engine = make_engine(load_settings(need_secret=False).database_url)
     require_current(engine)
     sessions = session_factory(engine)
     with transaction(sessions) as db:
@@ -33,12 +33,15 @@ def _context(org_id: str) -> tuple[sessionmaker[Session], Organization]:
 
 
 def _superbill(args: argparse.Namespace) -> int:
-    from smart_app.billing.exports import render_superbill, superbill_claims
+    from smart_app.billing.exports import record_export, render_superbill, superbill_claims
     from smart_app.db import transaction
+    from smart_app.ledger.audit import command_line_actor
 
     sessions, org = _context(args.org)
     with transaction(sessions) as db:
         claims = superbill_claims(db, org, args.month, args.patient, args.include_proposed)
+        record_export(db, org.id, by=command_line_actor(), what=f"superbill.{args.format}", month=args.month,
+                      patients=[c.patient_id for c in claims])
     data = render_superbill(claims, org, args.month, args.format)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(data)
@@ -47,13 +50,15 @@ def _superbill(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from smart_app.billing.exports import export_bundle, export_ndjson, export_resources
+    from smart_app.billing.exports import export_bundle, export_ndjson, export_resources, record_export
     from smart_app.db import transaction
+    from smart_app.ledger.audit import command_line_actor
 
     sessions, org = _context(args.org)
     count = 0
+    patients: set[str] = set()
     with transaction(sessions) as db, (open(args.out, "w") if args.out else sys.stdout) as out:
-        resources = export_resources(db, org.id, args.month, org.timezone)
+        resources = export_resources(db, org.id, args.month, org.timezone, patients)
         if args.format == "ndjson":
             for line in export_ndjson(resources):
                 out.write(line)
@@ -63,6 +68,10 @@ def _export(args: argparse.Namespace) -> int:
             count = bundle["total"]
             json.dump(bundle, out, indent=1)
             out.write("\n")
+    with transaction(sessions) as db:
+        # Recorded once the file is written: a failed export took nothing out.
+        record_export(db, org.id, by=command_line_actor(), what=f"fhir-{args.format}", month=args.month,
+                      patients=patients)
     print(f"Exported {count} resource(s) for {args.month}.", file=sys.stderr)
     return 0
 

@@ -65,6 +65,7 @@ from smart_app.ehr.consent_writeback import (
 from smart_app.ehr.failures import classify_error
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.errors import EhrError, SessionExpired
+from smart_app.ledger.audit import APP_ACTOR, WRITEBACK_FAILED, WRITEBACK_SENT, record_event
 from smart_app.statuses import OutboxStatus
 
 # The purpose of an update retiring what a replaced claim version delivered (billing.supersede).
@@ -254,6 +255,7 @@ def _finish(sessions: sessionmaker, results: Iterable[tuple[_Lease, _Outcome]], 
     """Record outcomes, each only if the lease is still ours; count them. When the EHR asked the app to slow
     down, the instant the throttled rows wait until (the latest of them)."""
     paused_until: datetime | None = None
+    settled: list[tuple[OutboxRow, _Outcome]] = []
     with transaction(sessions) as db:
         for lease, outcome in results:
             row = lease.row
@@ -276,11 +278,27 @@ def _finish(sessions: sessionmaker, results: Iterable[tuple[_Lease, _Outcome]], 
                 .values(**values).execution_options(synchronize_session=False))
             if rows_changed(result) != 1:
                 continue  # the lease expired and another worker took the row over; its outcome stands
+            if outcome.status in (OutboxStatus.DONE, OutboxStatus.FAILED, OutboxStatus.NOT_ACCEPTED):
+                settled.append((row, outcome))
             key = {_Keep.RETRY: "retried", OutboxStatus.DONE: "sent" if outcome.created else "already_there",
                    OutboxStatus.FAILED: "failed", OutboxStatus.NOT_ACCEPTED: "not_accepted"}.get(outcome.status)
             if key:
                 tally[key] += 1
+        # After the row updates: the audit chain's lock is the last one a transaction takes.
+        for row, outcome in settled:
+            _audit_delivery(db, row, outcome, now)
     return paused_until
+
+
+def _audit_delivery(db: Session, row: OutboxRow, outcome: _Outcome, now: datetime) -> None:
+    """A resource's final outcome with the EHR (sent, refused, not accepted) as an audit event."""
+    subject = f"{row.resource_type}/{outcome.fhir_id}" if outcome.fhir_id else f"Outbox/{row.id}"
+    sent = outcome.status == OutboxStatus.DONE
+    record_event(db, actor=APP_ACTOR, action=WRITEBACK_SENT if sent else WRITEBACK_FAILED,
+                 subject=subject, organization_id=row.organization_id, now=now,
+                 detail={"patient": row.patient_id, "month": row.month, "claim": row.claim_id, "outbox": row.id,
+                         "purpose": row.purpose, "status": outcome.status, "already_there": not outcome.created
+                         if outcome.status == OutboxStatus.DONE else None})
 
 
 def _defer(sessions: sessionmaker, ids: Sequence[str], until: datetime, now: datetime) -> None:

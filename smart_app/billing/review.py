@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smart_app.billing.claims import StoredClaim, approved_before, latest_version, to_stored
@@ -33,7 +33,8 @@ from smart_app.billing.supersede import supersede
 from smart_app.db import utcnow
 from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization
-from smart_app.ledger.audit import CLAIM_APPROVED, CLAIM_HELD, record_event
+from smart_app.ledger.audit import CLAIM_APPROVED, CLAIM_HELD
+from smart_app.ledger.coverage import record_rows
 from smart_app.ledger.month_locks import is_locked, lock_month
 from smart_app.ledger.queries import patient_month
 from smart_app.ledger.scales import ScaleRecord, scales_for
@@ -206,8 +207,12 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: Reviewer, note
                                     enterer=by)
     row.status, row.reviewed_by, row.reviewed_at, row.review_note = ClaimStatus.APPROVED, by.reference, now, note
     row.reviewed_by_name = by.name
+    reviewed = [row]
     if replaced is not None:
-        db.execute(update(ClaimRow).where(ClaimRow.id == replaced.id).values(status=ClaimStatus.REPLACED))
+        replaced_row = db.get(ClaimRow, replaced.id)
+        if replaced_row is not None:
+            replaced_row.status = ClaimStatus.REPLACED
+            reviewed.append(replaced_row)
     queued = enqueue(db, organization_id=org.id, claim_id=row.id, patient_id=row.patient_id, month=row.month,
                      resources=resources, now=now)
     db.flush()
@@ -217,11 +222,11 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: Reviewer, note
     if not is_locked(db, org.id, row.month):
         # From now on, time recorded for this month is late and flagged to the biller.
         lock_month(db, org.id, row.month, by.reference, now=now)
-    record_event(db, actor=by.reference, action=CLAIM_APPROVED, subject=f"Claim/{row.id}",
-                 detail={"patient": row.patient_id, "month": row.month, "version": row.version,
-                         "codes": [[line.code, line.units] for line in stored.claim.lines], "queued": queued,
-                         "replaces": replaced.id if replaced else None, "note": note},
-                 organization_id=org.id, now=now)
+    record_rows(db, reviewed, actor=by.reference, action=CLAIM_APPROVED, subject=f"Claim/{row.id}",
+                detail={"patient": row.patient_id, "month": row.month, "version": row.version,
+                        "codes": [[line.code, line.units] for line in stored.claim.lines], "queued": queued,
+                        "replaces": replaced.id if replaced else None, "note": note},
+                organization_id=org.id, now=now)
     db.flush()
     message = f"Approved; {queued} resource(s) queued for the EHR."
     if superseded.sentence():
@@ -238,8 +243,8 @@ def hold(db: Session, org: Organization, claim_id: str, *, by: Reviewer, note: s
     row = _reviewable(db, org.id, claim_id)
     row.status, row.reviewed_by, row.reviewed_at, row.review_note = ClaimStatus.HELD, by.reference, now, note
     row.reviewed_by_name = by.name
-    record_event(db, actor=by.reference, action=CLAIM_HELD, subject=f"Claim/{row.id}",
-                 detail={"patient": row.patient_id, "month": row.month, "version": row.version, "note": note},
-                 organization_id=org.id, now=now)
+    record_rows(db, [row], actor=by.reference, action=CLAIM_HELD, subject=f"Claim/{row.id}",
+                detail={"patient": row.patient_id, "month": row.month, "version": row.version, "note": note},
+                organization_id=org.id, now=now)
     db.flush()
     return ReviewResult(to_stored(row), 0, "Held; nothing is sent until it is approved.")

@@ -17,19 +17,21 @@ from dataclasses import dataclass, field
 from sqlalchemy import Subquery, and_, func, select, union
 from sqlalchemy.orm import Session, defer
 
-from smart_app.billing.claims import store_version
+from smart_app.billing.claims import record_versions, store_version
 from smart_app.billing.facts_source import cached_facts_many, coverage_reference, save_facts
 from smart_app.billing.models import ClaimRow
 from smart_app.billing.proposal import PatientInfo, propose_claim
 from smart_app.db import in_thread, transaction, utcnow
-from smart_app.ehr.capabilities import EhrCapabilities, fetch_capabilities
+from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.chart import chart_summary
 from smart_app.ehr.facts import facts_from_record
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.ehr.record import fetch_record
 from smart_app.errors import EhrError, SmartAppError
 from smart_app.launch.backend import backend_token
+from smart_app.launch.ehr_metadata import cached_capabilities
 from smart_app.launch.organizations import Organization
+from smart_app.ledger.audit import APP_ACTOR, ROLLUP_RUN, record_event
 from smart_app.ledger.directory import remember_patient
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.models import TimeEntryRow
@@ -172,8 +174,11 @@ def _newest_versions(db: Session, organization_id: str, ids: Sequence[str], mont
 
 
 async def run_rollup(app: AppContext, org: Organization, month: str, *, source: str = "ehr",
-                     progress: Callable[[int, int, str], None] | None = None) -> RollupReport:
-    """Evaluate every patient of the month and store changed claims; safe to re-run at any time."""
+                     progress: Callable[[int, int, str], None] | None = None, by: str = APP_ACTOR) -> RollupReport:
+    """Evaluate every patient of the month and store changed claims; safe to re-run at any time.
+
+    `by` is who asked for it (the biller, or the command line's account), for the audit log.
+    """
     if source not in SOURCES:
         raise SmartAppError(f"Unknown facts source {source!r}.", f"Use one of {', '.join(SOURCES)}.")
     rule_set = rule_set_named(org.rule_set)
@@ -183,7 +188,7 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
     if source == "ehr":
         token = await backend_token(app.launch, org)
         client = FhirClient(app.http, org.issuer, token)
-        caps, _ = await fetch_capabilities(app.http, org.issuer)
+        caps, _ = await cached_capabilities(app.sessions, app.http, org.issuer)
     total = await in_thread(_count, app, org.id, month)
     reader = app.sessions()
     ids = iter(patient_ids(reader, org.id, month))
@@ -198,9 +203,10 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
                         facts_of[patient_id] = await _fresh_facts(app, org, client, caps, patient_id, month, scales)
                     except SmartAppError as exc:
                         facts_of[patient_id] = exc
-            await in_thread(_decide_batch, app, org, month, batch, facts_of, report, total, progress)
+            await in_thread(_decide_batch, app, org, month, batch, facts_of, report, total, progress, by)
     finally:
         await in_thread(reader.close)
+    await in_thread(_record_run, app, org, month, source, report, by)
     return report
 
 
@@ -209,9 +215,18 @@ def _count(app: AppContext, org_id: str, month: str) -> int:
         return count_patients(db, org_id, month)
 
 
+def _record_run(app: AppContext, org: Organization, month: str, source: str, report: RollupReport, by: str) -> None:
+    with transaction(app.sessions) as db:
+        record_event(db, actor=by, action=ROLLUP_RUN, subject=f"Claims/{month}", organization_id=org.id,
+                     detail={"month": month, "source": source, "patients": report.patients,
+                             "new_versions": report.new_versions, "unchanged": report.unchanged,
+                             "billable": report.billable, "errors": [p for p, _ in report.errors]})
+
+
 def _decide_batch(app: AppContext, org: Organization, month: str, batch: list[str],
                   facts_of: dict[str, tuple[PatientFacts, PatientInfo] | SmartAppError],
-                  report: RollupReport, total: int, progress: Callable[[int, int, str], None] | None) -> None:
+                  report: RollupReport, total: int, progress: Callable[[int, int, str], None] | None,
+                  by: str) -> None:
     """Decide a batch of patients in one transaction and store the claims that changed (counted in `report`).
 
     `facts_of` holds what was just read from the EHR; empty, the facts last read are taken from the cache.
@@ -224,6 +239,7 @@ def _decide_batch(app: AppContext, org: Organization, month: str, batch: list[st
         own_records = _with_app_records_needed(db, org.id, batch)
         newest = _newest_versions(db, org.id, batch, month)
         now = utcnow()
+        changed: list[ClaimRow] = []
         for patient_id in batch:
             report.patients += 1
             found = facts_of[patient_id]
@@ -236,7 +252,7 @@ def _decide_batch(app: AppContext, org: Organization, month: str, batch: list[st
                 entries = entries_of.get(patient_id, ())
                 decision = evaluate(facts, time_entries(entries, org.timezone), rule_set, month=month)
                 claim = propose_claim(decision, facts, entries, org, patient_id, info)
-                outcome, _ = store_version(db, claim, newest.get(patient_id), now)
+                outcome, _ = store_version(db, claim, newest.get(patient_id), now, changed)
                 report.new_versions += outcome == "new"
                 report.unchanged += outcome == "unchanged"
                 report.billable += claim.billable
@@ -245,3 +261,5 @@ def _decide_batch(app: AppContext, org: Organization, month: str, batch: list[st
                 report.errors.append((patient_id, str(exc)))
             if progress is not None:
                 progress(report.patients, total, patient_id)
+        # One audit event per batch covers the versions written and those they superseded.
+        record_versions(db, changed, by=by, organization_id=org.id, month=month)

@@ -46,6 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     from smart_app.billing.rollup import run_rollup
     from smart_app.db import make_engine, require_current, transaction
     from smart_app.launch.organizations import get_organization
+    from smart_app.ledger.audit import command_line_actor
     from smart_app.services import build_context
     from smart_app.settings import load_settings
 
@@ -61,7 +62,8 @@ def _run(args: argparse.Namespace) -> int:
             if org is None:
                 raise ConfigError(f"No organization {args.org!r}.",
                                   "Run `smart-app org list` to see the installed ones.")
-            report = await run_rollup(app, org, args.month, source=args.source, progress=ProgressBar(sys.stderr))
+            report = await run_rollup(app, org, args.month, source=args.source, progress=ProgressBar(sys.stderr),
+                                      by=command_line_actor())
         finally:
             await app.http.aclose()
         print(f"Rollup of {args.month} for {org.name}: {report.patients} patients, {report.billable} with billable "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -12,6 +12,7 @@ from smart_app.errors import EhrError, SessionExpired
 FHIR_JSON = "application/fhir+json"
 # A patient's chart rarely needs more; the cap keeps a runaway server from looping us.
 MAX_PAGES = 20
+_PORTS = {"http": 80, "https": 443}
 
 
 def outcome_text(body: object) -> str:
@@ -167,6 +168,16 @@ class FhirClient:
                            "Tell the EHR administrator; reload the page to try again.")
         return [e if isinstance(e, dict) else {} for e in entries]
 
+    def _refuse_foreign(self, url: str, resource_type: str) -> None:
+        """A `next` link must stay on the FHIR base's origin: the bearer token goes wherever it points."""
+        target, base = urlsplit(urljoin(self.base, url)), urlsplit(self.base)
+        if (target.scheme, target.hostname, target.port or _PORTS.get(target.scheme)) != \
+                (base.scheme, base.hostname, base.port or _PORTS.get(base.scheme)):
+            raise EhrError(f"The EHR's answer for the patient's {resource_type} records points its next page at "
+                           f"another server ({target.scheme}://{target.netloc}); the app did not follow it.",
+                           "Tell the EHR administrator: paging links must stay on the FHIR server "
+                           f"({base.scheme}://{base.netloc}); reload the page once it is fixed.")
+
     async def collect(self, body: dict, resource_type: str) -> list[dict]:
         """The matched resources of a searchset Bundle, following its `next` links."""
         what = f"the patient's {resource_type} records"
@@ -184,6 +195,7 @@ class FhirClient:
                              if link.get("relation") == "next"), None)
             if not next_url:
                 return resources
+            self._refuse_foreign(next_url, resource_type)
             body = await self._request("GET", next_url, what)
         raise EhrError(f"The EHR returned more than {MAX_PAGES} pages of {resource_type}.",
                        "Tell the EHR administrator; the app stopped reading to stay responsive.")

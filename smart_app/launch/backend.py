@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from smart_app.db import in_thread, transaction, utcnow
 from smart_app.dialect_upsert import upsert
 from smart_app.errors import ConfigError, LaunchError
-from smart_app.launch.discovery import discover
+from smart_app.launch.ehr_metadata import cached_discovery
 from smart_app.launch.flow import LaunchDeps
 from smart_app.launch.keys import private_key, signing_key
 from smart_app.launch.models import BackendTokenRow, SigningKey
@@ -30,7 +30,7 @@ async def backend_token(deps: LaunchDeps, org: Organization, scope: str | None =
                           "Register the app with private_key_jwt, or register a backend app and set its "
                           "backend_client_id in the organization file (see docs/install.md), to run month-end "
                           "jobs.")
-    config = await discover(deps.http, org.issuer)
+    config = await cached_discovery(deps.sessions, deps.http, org.issuer)
     if "client_credentials" not in config.grant_types:
         raise ConfigError(f"The EHR of {org.id!r} does not offer SMART Backend Services (client_credentials).",
                           "Ask the EHR administrator to enable backend services for the app's client.")

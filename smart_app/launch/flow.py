@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from smart_app.access.roles import CodeSource
 from smart_app.crypto import TokenBox, hash_handle
 from smart_app.db import in_thread, transaction, utcnow
-from smart_app.ehr.capabilities import fetch_capabilities
 from smart_app.ehr.identity import launch_codes as launch_codes_of
 from smart_app.errors import LaunchError
-from smart_app.launch.discovery import discover
+from smart_app.launch.audit_events import record_launch
+from smart_app.launch.ehr_metadata import cached_capabilities, cached_discovery
 from smart_app.launch.keys import private_key, signing_key
 from smart_app.launch.models import AppSession, LaunchKind, PendingLaunch
 from smart_app.launch.organizations import Organization, find_by_issuer, get_organization
@@ -124,7 +124,8 @@ async def _begin(deps: LaunchDeps, org: Organization, kind: LaunchKind, *, scope
         await in_thread(client_identity, deps, org)
     # The CapabilityStatement is public: read it beside discovery so it adds no wait.
     config, (capabilities, why_not) = await asyncio.gather(
-        discover(deps.http, org.issuer), fetch_capabilities(deps.http, org.issuer))
+        cached_discovery(deps.sessions, deps.http, org.issuer),
+        cached_capabilities(deps.sessions, deps.http, org.issuer))
     if why_not:
         log.warning("EHR of organization %s: %s; the app will read without batch", org.id, why_not)
     if "S256" not in config.code_challenge_methods:
@@ -134,7 +135,7 @@ async def _begin(deps: LaunchDeps, org: Organization, kind: LaunchKind, *, scope
         generate_token(32)
     await in_thread(_store, deps, PendingLaunch(
         state=state, organization_id=org.id, fhir_base=org.issuer,
-        token_endpoint=config.token_endpoint, code_verifier=verifier, nonce=nonce,
+        token_endpoint=config.token_endpoint, code_verifier=deps.tokens.seal(verifier), nonce=nonce,
         jwks_uri=config.jwks_uri, id_token_issuer=config.issuer or org.issuer,
         capabilities=capabilities.to_json(), scope=scope, created_at=utcnow(), kind=kind,
         next_path=next_path, browser_hash=hash_handle(browser_nonce)))
@@ -155,6 +156,12 @@ def _by_issuer(deps: LaunchDeps, iss: str) -> Organization | None:
 def _store(deps: LaunchDeps, row: PendingLaunch | AppSession) -> None:
     with transaction(deps.sessions) as db:
         db.add(row)
+
+
+def _store_session(deps: LaunchDeps, row: AppSession, organization_id: str) -> None:
+    with transaction(deps.sessions) as db:
+        db.add(row)
+        record_launch(db, row, organization_id)
 
 
 def _consume_launch(deps: LaunchDeps, state: str, browser_nonce: str | None) -> tuple[PendingLaunch,
@@ -213,7 +220,7 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str], browser_nonc
         raise LaunchError("The EHR's response carries no authorization code.",
                           "Relaunch the app from the patient's chart.")
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": deps.redirect_uri,
-            "code_verifier": pending.code_verifier}
+            "code_verifier": deps.tokens.open(pending.code_verifier)}
     token = await request_token(deps.http, pending.token_endpoint, form, await in_thread(client_identity, deps, org))
     kind = LaunchKind(pending.kind)
     if kind is LaunchKind.EHR and not token.patient:
@@ -247,5 +254,5 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str], browser_nonc
         need_patient_banner=token.need_patient_banner, smart_style_url=token.smart_style_url,
         capabilities=pending.capabilities,
         created_at=now, expires_at=now + deps.session_lifetime, refresh_count=0)
-    await in_thread(_store, deps, row)
+    await in_thread(_store_session, deps, row, org.id)
     return LaunchResult(handle=handle, session=row, next_path=pending.next_path, token=token)

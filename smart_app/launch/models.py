@@ -112,3 +112,16 @@ class BackendTokenRow(Base):
     access_token_enc: Mapped[str] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EhrMetadataRow(Base):
+    """An EHR's SMART discovery document or CapabilityStatement summary, kept for a while (`launch.ehr_metadata`)."""
+
+    __tablename__ = "ehr_metadata"
+
+    issuer: Mapped[str] = mapped_column(String(500), primary_key=True)
+    # smart-configuration (the discovery result) | capabilities (what the FHIR server accepts)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    document: Mapped[dict] = mapped_column(JSON)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -11,11 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smart_app.db import utcnow
+from smart_app.ledger.audit import ATTESTATION_RECORDED
 from smart_app.ledger.consents import check_person
+from smart_app.ledger.coverage import record_rows
 from smart_app.ledger.errors import LedgerError
 from smart_app.ledger.months import zone
 from smart_app.ledger.records import AttestationRow
-from smart_app.ledger.validation import MAX_NOTE_CHARS
+from smart_app.ledger.validation import MAX_NOTE_CHARS, refuse_nul
 from smart_app.rules.facts import Attestation
 
 
@@ -68,11 +70,15 @@ def record_attestation(session: Session, organization_id: str, patient_id: str, 
     if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
         raise InvalidAttestation(f"The note must be text of at most {MAX_NOTE_CHARS} characters.",
                                  "Shorten the note.")
+    for value, what in ((note, "The note"), (condition_id, "The condition id"), (code, "The diagnosis code")):
+        refuse_nul(value, what, InvalidAttestation)
     row = AttestationRow(id=str(uuid.uuid4()), organization_id=organization_id, patient_id=patient_id,
                          condition_id=condition_id.strip(), code=code, chronic=chronic, attested_by=by,
                          attested_at=now or utcnow(), note=note.strip())
     session.add(row)
-    session.flush()
+    record_rows(session, [row], actor=by, action=ATTESTATION_RECORDED, subject=f"Condition/{row.condition_id}",
+                organization_id=organization_id, now=row.attested_at,
+                detail={"patient": patient_id, "chronic": chronic, "code": code, "attestation": row.id})
     return _record(row)
 
 

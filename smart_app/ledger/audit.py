@@ -20,10 +20,12 @@ chain must still contain it, which detects truncation and rewrites of everything
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -64,11 +66,21 @@ KEYS_GENERATED = "keys.generated"
 KEYS_ROTATED = "keys.rotated"
 ROLE_GRANTED = "role.granted"
 ROLE_REVOKED = "role.revoked"
+CONSENT_WRITEBACK = "consent.writeback"
+CLAIMS_PROPOSED = "claims.proposed"
+ROLLUP_RUN = "rollup.run"
+EXPORTED = "export"
+LEDGER_BASELINED = "ledger.baselined"
 ACTIONS = frozenset({
     LAUNCH, ENTRY_RECORDED, ENTRY_AMENDED, ENTRY_VOIDED, TIMER_STARTED, TIMER_STOPPED, TIMER_DISCARDED, MONTH_LOCKED,
     CONSENT_RECORDED, CONSENT_WITHDRAWN, ATTESTATION_RECORDED, SCALE_RECORDED, CLAIM_APPROVED, CLAIM_HELD,
-    WRITEBACK_SENT, WRITEBACK_FAILED, ORG_CHANGED, KEYS_GENERATED, KEYS_ROTATED, ROLE_GRANTED, ROLE_REVOKED,
+    WRITEBACK_SENT, WRITEBACK_FAILED, ORG_CHANGED, KEYS_GENERATED, KEYS_ROTATED, CONSENT_WRITEBACK, CLAIMS_PROPOSED,
+    ROLLUP_RUN, EXPORTED, LEDGER_BASELINED, ROLE_GRANTED, ROLE_REVOKED,
 })
+# The actor of what the app does on its own (delivering the outbox, writing consents back to the EHR).
+APP_ACTOR = "smart-app"
+# A launch without an id_token (no openid scope granted) still has a person behind it, unnamed by the EHR.
+UNKNOWN_ACTOR = "unknown user (the EHR named no fhirUser)"
 
 # Two-key advisory lock on PostgreSQL: the space keeps it apart from the ledger's performer and month locks.
 _LOCK_SPACE = "smart_app.ledger.audit"
@@ -107,13 +119,19 @@ class AuditEvent:
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding of `verify_chain`: `kind` is edited | missing | broken-link | bad-start | anchor-missing."""
+    """One finding of `verify_chain`: `kind` is edited | missing | broken-link | bad-start | anchor-missing; for a
+    ledger row (`table` and `row_id` set, `ledger.coverage`): row-edited | row-deleted | row-inserted | record-edited.
+    """
 
     seq: int | None
     kind: str
     message: str
+    table: str | None = None
+    row_id: str | None = None
 
     def __str__(self) -> str:
+        if self.table is not None:
+            return f"{self.table} row {self.row_id}: {self.message}"
         return f"event {self.seq}: {self.message}" if self.seq is not None else self.message
 
 
@@ -130,6 +148,7 @@ class VerifyReport:
     first_bad_seq: int | None = None
     organization_events: int | None = None
     anchor_seq: int | None = None
+    ledger_rows_checked: int | None = None
 
 
 def canonical_json(detail: Mapping[str, Any]) -> str:
@@ -153,6 +172,16 @@ def event_hash(*, seq: int, prev_hash: str, at: datetime, organization_id: str |
     # A JSON array marks every field's boundary, so moving text from one field to the next changes the hash.
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(data).hexdigest()
+
+
+def command_line_actor() -> str:
+    """Who runs a command: `command-line:<login name>` (the operating system's account)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        # A container without a passwd entry for its uid still ran the command.
+        name = f"uid {os.getuid()}"
+    return f"command-line:{name}"
 
 
 def _refuse_secrets(value: Any, path: str) -> None:
@@ -273,11 +302,13 @@ def _row_problems(row: Any, prev_seq: int | None, prev_hash: str | None) -> list
     return found
 
 
-def verify_chain(session: Session, organization_id: str | None = None, *, anchor: str | None = None) -> VerifyReport:
+def verify_chain(session: Session, organization_id: str | None = None, *, anchor: str | None = None,
+                 on_event: Callable[[int, str], None] | None = None) -> VerifyReport:
     """Walk the whole chain in seq order, re-checking every hash and link; `anchor` is a hash kept elsewhere.
 
     Organizations share one chain, so the whole chain is always verified (a deleted event shows at its successor,
     whichever organization that belongs to); `organization_id` only adds that organization's event count.
+    `on_event(seq, detail_json)` sees every event as it streams by (`ledger.coverage` checks ledger rows so).
     """
     problems: list[Problem] = []
     count = checked = org_events = 0
@@ -298,6 +329,8 @@ def verify_chain(session: Session, organization_id: str | None = None, *, anchor
             if len(problems) < MAX_PROBLEMS:
                 problems.append(problem)
         prev_seq, prev_hash = row.seq, row.hash
+        if on_event is not None:
+            on_event(row.seq, row.detail)
     if anchor is not None and anchor_seq is None:
         count += 1
         problems.append(Problem(None, "anchor-missing", f"the kept hash {anchor} is not in the chain: events were "

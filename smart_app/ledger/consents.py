@@ -21,10 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smart_app.db import utcnow
+from smart_app.ledger.audit import APP_ACTOR, CONSENT_RECORDED, CONSENT_WITHDRAWN, CONSENT_WRITEBACK
+from smart_app.ledger.coverage import record_rows
 from smart_app.ledger.errors import LedgerError, LedgerNotFound
 from smart_app.ledger.months import Month, zone
 from smart_app.ledger.records import ConsentRow
-from smart_app.ledger.validation import MAX_NOTE_CHARS, program_label
+from smart_app.ledger.validation import MAX_NOTE_CHARS, program_label, refuse_nul
 from smart_app.ledger.values import PROGRAMS
 from smart_app.ledger.writelock import hold_consents
 from smart_app.rules.facts import Consent
@@ -169,6 +171,7 @@ def _check_note(note: str) -> str:
     if len(note) > MAX_NOTE_CHARS:
         raise InvalidConsent(f"The note is {len(note)} characters long; the limit is {MAX_NOTE_CHARS}.",
                              "Shorten the note; scan long documents into the chart instead.")
+    refuse_nul(note, "The note", InvalidConsent)
     return note.strip()
 
 
@@ -283,7 +286,10 @@ def record_consent(session: Session, data: ConsentInput, *, now: datetime | None
         writeback_status=WritebackStatus.PENDING, writeback_detail="", fhir_id=None,
     )
     session.add(row)
-    session.flush()
+    record_rows(session, [row], actor=data.obtained_by, action=CONSENT_RECORDED, subject=f"Consent/{row.id}",
+                organization_id=data.organization_id, now=now,
+                detail={"patient": data.patient_id, "program": data.program, "method": data.method,
+                        "obtained_on": data.obtained_on.isoformat()})
     return _to_records(session, [row])[0]
 
 
@@ -325,7 +331,9 @@ def withdraw_consent(session: Session, organization_id: str, consent_id: str, *,
         writeback_detail="", fhir_id=None,
     )
     session.add(row)
-    session.flush()
+    record_rows(session, [row], actor=by, action=CONSENT_WITHDRAWN, subject=f"Consent/{row.id}",
+                organization_id=organization_id, now=now,
+                detail={"patient": target.patient_id, "withdraws": target.id, "on": on.isoformat()})
     return _to_records(session, [row])[0]
 
 
@@ -372,16 +380,24 @@ def facts_consents(records: Iterable[ConsentRecord]) -> tuple[Consent, ...]:
 
 
 def mark_writeback(session: Session, consent_id: str, status: WritebackStatus, detail: str,
-                   fhir_id: str | None = None) -> ConsentRecord:
-    """Note how writing the row to the EHR went; a known `fhir_id` is kept when none is given."""
+                   fhir_id: str | None = None, *, by: str = APP_ACTOR) -> ConsentRecord:
+    """Note how writing the row to the EHR went; a known `fhir_id` is kept when none is given.
+
+    A change is an audit event (a delivery, and the row's new digest); the same outcome again changes nothing.
+    """
     if status not in tuple(WritebackStatus):
         raise ValueError(f"write-back status {status!r} is not one of {', '.join(WritebackStatus)}")
     row = session.get(ConsentRow, consent_id)
     if row is None:
         raise LedgerNotFound(f"No consent {consent_id!r}.", "Reload the page: the consent list may be out of date.")
+    before = (row.writeback_status, row.writeback_detail, row.fhir_id)
     row.writeback_status = status
     row.writeback_detail = (detail or "")[:MAX_DETAIL_CHARS]
     if fhir_id is not None:
         row.fhir_id = fhir_id
+    if (row.writeback_status, row.writeback_detail, row.fhir_id) != before:
+        record_rows(session, [row], actor=by, action=CONSENT_WRITEBACK, subject=f"Consent/{row.id}",
+                    organization_id=row.organization_id,
+                    detail={"patient": row.patient_id, "status": status, "fhir_id": row.fhir_id})
     session.flush()
     return _to_records(session, [row])[0]

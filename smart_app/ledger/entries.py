@@ -11,6 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smart_app.db import utcnow
+from smart_app.ledger.audit import ENTRY_AMENDED, ENTRY_RECORDED, ENTRY_VOIDED
+from smart_app.ledger.coverage import record_rows
 from smart_app.ledger.errors import AlreadyCorrected, InvalidEntry, MonthClosed, OverlapError
 from smart_app.ledger.models import TimeEntryRow
 from smart_app.ledger.month_locks import is_locked, lock_message
@@ -63,7 +65,7 @@ def _conflict_error(conflict: Entry, tz: ZoneInfo, vocabulary: Vocabulary) -> Ov
 
 def write_entries(session: Session, fields: EntryInput, pieces: list[Span], tz: ZoneInfo, *, kind: EntryKind,
                   corrects: Entry | None, recorded_by: str, reason: str, now: datetime, timer_id: str | None,
-                  vocabulary: Vocabulary) -> list[Entry]:
+                  vocabulary: Vocabulary) -> list[TimeEntryRow]:
     """Insert one row per month piece after the overlap check, all under the person's write lock."""
     performers = {fields.performer} | ({corrects.performer} if corrects else set())
     lock_performers(session, fields.organization_id, performers)
@@ -90,7 +92,7 @@ def write_entries(session: Session, fields: EntryInput, pieces: list[Span], tz: 
     ) for index, (row_id, piece) in enumerate(zip(ids, pieces, strict=True))]
     session.add_all(rows)
     session.flush()
-    return to_entries(session, rows)
+    return rows
 
 
 def describe(verb: str, fields: EntryInput, entries: list[Entry], tz: ZoneInfo, vocabulary: Vocabulary) -> str:
@@ -113,9 +115,14 @@ def record_entry(session: Session, entry: EntryInput, *, timezone: str, recorded
     start = check_entry(entry, vocabulary, now, tz)
     pieces = split_at_months(start, entry.minutes, tz)
     check_open_month((p.month for p in pieces), now, tz, allow_closed_month)
-    written = write_entries(session, entry, pieces, tz, kind=EntryKind.ENTRY, corrects=None,
-                            recorded_by=recorded_by or entry.performer, reason="", now=now, timer_id=None,
-                            vocabulary=vocabulary)
+    rows = write_entries(session, entry, pieces, tz, kind=EntryKind.ENTRY, corrects=None,
+                         recorded_by=recorded_by or entry.performer, reason="", now=now, timer_id=None,
+                         vocabulary=vocabulary)
+    written = to_entries(session, rows)
+    record_rows(session, rows, actor=recorded_by or entry.performer, action=ENTRY_RECORDED,
+                subject=f"Patient/{entry.patient_id}", organization_id=entry.organization_id, now=now,
+                detail={"patient": entry.patient_id, "entries": [e.id for e in written], "program": entry.program,
+                        "minutes": entry.minutes, "late": any(e.late for e in written)})
     return RecordResult(tuple(written), describe("Recorded", entry, written, tz, vocabulary),
                         any(e.late for e in written))
 
@@ -135,8 +142,12 @@ def amend_entry(session: Session, organization_id: str, entry_id: str, replaceme
     start = check_entry(replacement, vocabulary, now, tz)
     pieces = split_at_months(start, replacement.minutes, tz)
     check_open_month([target.month, *(p.month for p in pieces)], now, tz, allow_closed_month)
-    written = write_entries(session, replacement, pieces, tz, kind=EntryKind.AMENDMENT, corrects=target, recorded_by=by,
-                            reason=reason, now=now, timer_id=target.timer_id, vocabulary=vocabulary)
+    rows = write_entries(session, replacement, pieces, tz, kind=EntryKind.AMENDMENT, corrects=target, recorded_by=by,
+                         reason=reason, now=now, timer_id=target.timer_id, vocabulary=vocabulary)
+    written = to_entries(session, rows)
+    record_rows(session, rows, actor=by, action=ENTRY_AMENDED, subject=f"TimeEntry/{entry_id}",
+                organization_id=organization_id, now=now,
+                detail={"patient": target.patient_id, "by_entries": [e.id for e in written], "reason": reason})
     return RecordResult(tuple(written), describe("Amended: now", replacement, written, tz, vocabulary),
                         any(e.late for e in written))
 
@@ -162,7 +173,9 @@ def void_entry(session: Session, organization_id: str, entry_id: str, *, by: str
         recorded_at=now, late=is_locked(session, organization_id, target.month), split_group=None, timer_id=None,
     )
     session.add(row)
-    session.flush()
+    record_rows(session, [row], actor=by, action=ENTRY_VOIDED, subject=f"TimeEntry/{entry_id}",
+                organization_id=organization_id, now=now,
+                detail={"patient": target.patient_id, "void": row.id, "reason": reason})
     written = to_entries(session, [row])
     message = (f"Voided {target.minutes} minutes of {_what(target, vocabulary)} from "
                f"{local_time(target.start, tz)}.")

@@ -95,6 +95,18 @@ class AuditEventRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class AuditCoverageRow(Base):
+    """Which audit event last recorded a ledger row, and the row's digest then (`ledger.coverage`)."""
+
+    __tablename__ = "audit_coverage"
+    __table_args__ = (Index("ix_audit_coverage_seq", "seq"),)
+
+    table_name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    row_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+
+
 class PatientRow(Base):
     """The patient directory for panels: who a patient id is, refreshed at each launch."""
 

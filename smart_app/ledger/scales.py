@@ -15,11 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smart_app.db import utcnow
+from smart_app.ledger.audit import SCALE_RECORDED
 from smart_app.ledger.consents import check_person
+from smart_app.ledger.coverage import record_rows
 from smart_app.ledger.errors import LedgerError
 from smart_app.ledger.months import zone
 from smart_app.ledger.records import ScaleRow
-from smart_app.ledger.validation import MAX_NOTE_CHARS
+from smart_app.ledger.validation import MAX_NOTE_CHARS, earliest_record_day, refuse_nul
 from smart_app.rules.facts import RatingScale
 from smart_app.rules.schema import RuleSet
 
@@ -75,17 +77,26 @@ def record_scale(session: Session, rule_set: RuleSet, organization_id: str, pati
     if not isinstance(taken_on, date) or taken_on > today:
         raise InvalidScale(f"The {scale} cannot be dated {taken_on}: that is in the future.",
                            "Enter the date it was administered, today or earlier.")
+    earliest = earliest_record_day(now, zone(timezone))
+    if taken_on < earliest:
+        raise InvalidScale(f"The {scale} cannot be dated {taken_on}: that is more than a year ago, and a scale counts "
+                           "only toward its own month's claim, which Medicare takes within 12 months.",
+                           f"Check the date, especially the year; the earliest day accepted now is "
+                           f"{earliest:%b %d, %Y}.")
     try:
         check_person(by, "The clinician recording it,")
     except LedgerError as exc:
         raise InvalidScale(exc.message, exc.hint) from exc
     if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
         raise InvalidScale(f"The note must be text of at most {MAX_NOTE_CHARS} characters.", "Shorten the note.")
+    refuse_nul(note, "The note", InvalidScale)
     row = ScaleRow(id=str(uuid.uuid4()), organization_id=organization_id, patient_id=patient_id, scale=scale,
                    loinc=loinc, score=score, taken_on=taken_on, month=f"{taken_on:%Y-%m}", recorded_by=by,
                    recorded_at=now, note=note.strip())
     session.add(row)
-    session.flush()
+    record_rows(session, [row], actor=by, action=SCALE_RECORDED, subject=f"Patient/{patient_id}",
+                organization_id=organization_id, now=now,
+                detail={"scale": scale, "score": score, "date": taken_on.isoformat(), "id": row.id})
     return _record(row)
 
 

@@ -8,6 +8,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from smart_app.db import rows_changed, utcnow
+from smart_app.ledger.audit import TIMER_DISCARDED, TIMER_STARTED, TIMER_STOPPED
+from smart_app.ledger.coverage import record_rows
 from smart_app.ledger.entries import describe, new_id, write_entries
 from smart_app.ledger.errors import (
     InvalidEntry,
@@ -16,9 +18,10 @@ from smart_app.ledger.errors import (
     TimerNeedsConfirmation,
     TimerRunning,
 )
-from smart_app.ledger.models import TimerRow
+from smart_app.ledger.models import TimeEntryRow, TimerRow
 from smart_app.ledger.months import split_at_months, zone
-from smart_app.ledger.validation import check_entry, check_work, local_time, program_label
+from smart_app.ledger.queries import to_entries
+from smart_app.ledger.validation import check_entry, check_note, check_work, local_time, program_label
 from smart_app.ledger.values import DEFAULT_TIMER_CAP_MINUTES, EntryInput, StopResult, Timer, TimerInput
 from smart_app.ledger.vocabulary import Vocabulary, default_vocabulary
 from smart_app.ledger.writelock import lock_performers
@@ -69,6 +72,7 @@ def start_timer(session: Session, timer: TimerInput, *, timezone: str, now: date
     now, tz, vocabulary = now or utcnow(), zone(timezone), vocabulary or default_vocabulary()
     check_work(timer.organization_id, timer.patient_id, timer.performer, timer.role, timer.program, timer.activity,
                vocabulary)
+    check_note(timer.note)
     lock_performers(session, timer.organization_id, [timer.performer])
     running = running_timer(session, timer.organization_id, timer.performer)
     if running is not None:
@@ -80,7 +84,9 @@ def start_timer(session: Session, timer: TimerInput, *, timezone: str, now: date
                    performer=timer.performer, role=timer.role, program=timer.program, activity=timer.activity,
                    note=timer.note, started_at=now)
     session.add(row)
-    session.flush()
+    record_rows(session, [row], actor=timer.performer, action=TIMER_STARTED, subject=f"Timer/{row.id}",
+                organization_id=timer.organization_id, now=now,
+                detail={"patient": timer.patient_id, "program": timer.program, "activity": timer.activity})
     return _value(row)
 
 
@@ -93,6 +99,13 @@ def _close(session: Session, row: TimerRow, now: datetime, outcome: TimerOutcome
     if rows_changed(result) != 1:
         raise _stopped_error(_fresh(session, row.organization_id, row.id))
     session.refresh(row)
+
+
+def _stopped_event(session: Session, row: TimerRow, entries: list[TimeEntryRow], by: str, now: datetime) -> None:
+    record_rows(session, [row, *entries], actor=by, action=TIMER_STOPPED, subject=f"Timer/{row.id}",
+                organization_id=row.organization_id, now=now,
+                detail={"patient": row.patient_id, "entries": [e.id for e in entries],
+                        "minutes": sum(e.minutes for e in entries), "outcome": row.outcome})
 
 
 def stop_timer(session: Session, organization_id: str, timer_id: str, *, by: str, timezone: str,
@@ -124,6 +137,7 @@ def stop_timer(session: Session, organization_id: str, timer_id: str, *, by: str
     recorded = elapsed if minutes is None else min(minutes, elapsed)
     if recorded < 1:
         _close(session, row, now, TimerOutcome.TOO_SHORT, by, None)
+        _stopped_event(session, row, [], by, now)
         return StopResult(_value(row), (), "The timer ran for less than a minute, so nothing was recorded.")
     fields = EntryInput(row.organization_id, row.patient_id, row.performer, row.role, row.program, row.activity,
                         row.started_at, recorded, row.note if note is None else note, "timer", shared)
@@ -131,8 +145,10 @@ def stop_timer(session: Session, organization_id: str, timer_id: str, *, by: str
     pieces = split_at_months(start, recorded, tz)
     # No closed-month check: time a timer measured really happened just now, even if it crossed a month end.
     _close(session, row, now, TimerOutcome.RECORDED, by, recorded)
-    written = write_entries(session, fields, pieces, tz, kind=EntryKind.ENTRY, corrects=None, recorded_by=by, reason="",
-                            now=now, timer_id=row.id, vocabulary=vocabulary)
+    rows = write_entries(session, fields, pieces, tz, kind=EntryKind.ENTRY, corrects=None, recorded_by=by, reason="",
+                         now=now, timer_id=row.id, vocabulary=vocabulary)
+    _stopped_event(session, row, rows, by, now)
+    written = to_entries(session, rows)
     return StopResult(_value(row), tuple(written), describe("Recorded", fields, written, tz, vocabulary),
                       any(e.late for e in written))
 
@@ -140,9 +156,12 @@ def stop_timer(session: Session, organization_id: str, timer_id: str, *, by: str
 def discard_timer(session: Session, organization_id: str, timer_id: str, *, by: str,
                   now: datetime | None = None) -> Timer:
     """Stop a timer without recording any time; the timer row keeps that it was discarded, by whom and when."""
+    now = now or utcnow()
     row = _fresh(session, organization_id, timer_id)
     lock_performers(session, organization_id, [row.performer])
-    _close(session, row, now or utcnow(), TimerOutcome.DISCARDED, by, None)
+    _close(session, row, now, TimerOutcome.DISCARDED, by, None)
+    record_rows(session, [row], actor=by, action=TIMER_DISCARDED, subject=f"Timer/{row.id}",
+                organization_id=organization_id, now=now, detail={"patient": row.patient_id})
     return _value(row)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -19,7 +18,6 @@ from smart_app.access.roles import TimeRole
 from smart_app.db import transaction
 from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization
-from smart_app.ledger.audit import record_event
 from smart_app.ledger.entries import amend_entry, record_entry, void_entry
 from smart_app.ledger.errors import LedgerNotFound
 from smart_app.ledger.queries import counting_overlaps, get_entry, patient_month
@@ -71,8 +69,9 @@ async def parse(request: Request, model: type[Body]) -> Body:
     """The JSON body validated against `model`; BadRequest names the first bad field."""
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest("The request body is not JSON.", "Send a JSON object.") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # also 5,000-digit numbers and deep nesting
+        raise BadRequest("The request body is not JSON the app can read (malformed, nested too deeply, or with a "
+                         "number too long).", "Send a JSON object.") from exc
     try:
         return model.model_validate(body)
     except ValidationError as exc:
@@ -144,9 +143,6 @@ async def timer_start(request: Request) -> Response:
         with transaction(ctx(request).sessions) as db:
             timer = start_timer(db, TimerInput(org.id, who.patient_id, who.performer, who.time_role, body.program,
                                                body.activity, body.note), timezone=org.timezone)
-            record_event(db, actor=who.performer, action="timer.started", subject=f"Timer/{timer.id}",
-                         detail={"patient": who.patient_id, "program": body.program, "activity": body.activity},
-                         organization_id=org.id)
         return timer
 
     timer = await run_in_threadpool(start)
@@ -164,9 +160,6 @@ async def timer_stop(request: Request) -> Response:
             result = stop_timer(db, org.id, timer_id, by=who.performer, timezone=org.timezone,
                                 confirm_long=body.confirm_long, minutes=body.minutes, shared=body.shared,
                                 note=body.note, cap_minutes=cap_minutes(org))
-            record_event(db, actor=who.performer, action="timer.stopped", subject=f"Timer/{result.timer.id}",
-                         detail={"patient": result.timer.patient_id, "entries": [e.id for e in result.entries],
-                                 "minutes": sum(e.minutes for e in result.entries)}, organization_id=org.id)
         return JSONResponse({"timer": timer_json(result.timer), "entries": [entry_json(e) for e in result.entries],
                              "message": result.message, "late": result.late})
 
@@ -179,8 +172,6 @@ def timer_discard(request: Request) -> Response:
     with transaction(ctx(request).sessions) as db:
         own_timer(db, who, timer_id)
         timer = discard_timer(db, org.id, timer_id, by=who.performer)
-        record_event(db, actor=who.performer, action="timer.discarded", subject=f"Timer/{timer.id}",
-                     detail={"patient": timer.patient_id}, organization_id=org.id)
     return JSONResponse({"timer": timer_json(timer), "message": "Timer discarded; no time was recorded."})
 
 
@@ -220,9 +211,6 @@ async def entry_create(request: Request) -> Response:
                                 start, body.minutes, body.note, "manual", body.shared)
             result = record_entry(db, fields, timezone=org.timezone, recorded_by=who.performer,
                                   allow_closed_month=body.allow_closed_month)
-            record_event(db, actor=who.performer, action="entry.recorded", subject=f"Patient/{who.patient_id}",
-                         detail={"entries": [e.id for e in result.entries], "program": body.program,
-                                 "minutes": body.minutes, "late": result.late}, organization_id=org.id)
         return JSONResponse({"entries": [entry_json(e) for e in result.entries], "message": result.message,
                              "late": result.late}, status_code=201)
 
@@ -242,9 +230,6 @@ async def entry_amend(request: Request) -> Response:
                                               shared=body.shared)
             result = amend_entry(db, org.id, entry_id, replacement, by=who.performer, reason=body.reason,
                                  timezone=org.timezone, allow_closed_month=body.allow_closed_month)
-            record_event(db, actor=who.performer, action="entry.amended", subject=f"TimeEntry/{entry_id}",
-                         detail={"by_entries": [e.id for e in result.entries], "reason": body.reason},
-                         organization_id=org.id)
         return JSONResponse({"entries": [entry_json(e) for e in result.entries], "message": result.message,
                              "late": result.late})
 
@@ -261,8 +246,6 @@ async def entry_void(request: Request) -> Response:
             correctable_entry(db, who, entry_id)
             result = void_entry(db, org.id, entry_id, by=who.performer, reason=body.reason, timezone=org.timezone,
                                 allow_closed_month=body.allow_closed_month)
-            record_event(db, actor=who.performer, action="entry.voided", subject=f"TimeEntry/{entry_id}",
-                         detail={"reason": body.reason}, organization_id=org.id)
         return JSONResponse({"entries": [entry_json(e) for e in result.entries], "message": result.message})
 
     return await run_in_threadpool(void)

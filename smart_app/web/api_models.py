@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from smart_app.ledger.errors import InvalidEntry
+from smart_app.ledger.validation import FIRST_MONTH, LAST_MONTH, check_month
+from smart_app.ledger.values import MAX_ENTRY_MINUTES
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL cannot store NUL and SQLite would: refuse it before either sees it, the same on both.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("contains a NUL character (\\u0000), which the app does not store; remove it")
+        return value
 
 
 class TimerStart(_Body):
@@ -40,6 +52,14 @@ class EntryCreate(_Body):
     note: str = Field(default="", max_length=2000)
     shared: bool = False
     allow_closed_month: bool = False
+
+    @field_validator("minutes")
+    @classmethod
+    def _at_most_a_day(cls, minutes: int) -> int:
+        # Checked here too, before "ending now" subtracts them from the clock (the ledger's check comes later).
+        if minutes > MAX_ENTRY_MINUTES:
+            raise ValueError(f"one entry holds at most {MAX_ENTRY_MINUTES} minutes (24 hours); you entered {minutes}")
+        return minutes
 
 
 class EntryAmend(EntryCreate):
@@ -103,5 +123,13 @@ class ReviewNote(_Body):
 class MonthRun(_Body):
     """Run the rollup of a month."""
 
-    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description=f"YYYY-MM, from {FIRST_MONTH} to {LAST_MONTH}")
     source: str = Field(default="ehr", pattern="^(ehr|cache)$")
+
+    @field_validator("month")
+    @classmethod
+    def _kept_month(cls, month: str) -> str:
+        try:
+            return check_month(month)
+        except InvalidEntry as exc:
+            raise ValueError(f"{exc.message} {exc.hint}") from exc

@@ -24,6 +24,7 @@ from smart_app.settings import Settings
 from smart_app.web import admin_routes, api, billing_routes, consent_api, pages, panel_routes, scale_api
 from smart_app.web.authorization import protect
 from smart_app.web.body_limit import BodyLimit
+from smart_app.web.input_guard import InputGuard
 from smart_app.web.ratelimit import RateLimit, default_rate_limit_rules
 from smart_app.web.security import SecurityHeaders
 from smart_app.web.templating import TEMPLATES
@@ -38,7 +39,7 @@ def wants_json(request: Request) -> bool:
 
 async def app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SmartAppError)
-    log.info("user-facing error on %s: %s", request.url.path, exc.message)
+    log.info("user-facing error on %s: %s (%d)", request.url.path, type(exc).__name__, exc.status_code)
     if wants_json(request):
         return JSONResponse({"error": {"title": exc.title, "message": exc.message, "hint": exc.hint}},
                             status_code=exc.status_code)
@@ -108,7 +109,8 @@ def create_app(settings: Settings, organizations: list[Organization] | None = No
     limits = ({**default_rate_limit_rules(), **{prefix: (limit, window) for prefix, limit, window
                                                  in settings.rate_limit_overrides}}
               if settings.rate_limits else {})
-    middleware = [Middleware(SecurityHeaders), Middleware(BodyLimit), Middleware(RateLimit, rules=limits)]
+    middleware = [Middleware(SecurityHeaders), Middleware(BodyLimit), Middleware(InputGuard),
+                  Middleware(RateLimit, rules=limits)]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                      exception_handlers={SmartAppError: app_error, HTTPException: http_error,
                                          Exception: unexpected_error})

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from smart_app.billing.claims import StoredClaim, month_claims
 from smart_app.billing.delivery import deliver_pass, organization_plan, report_line
-from smart_app.billing.exports import render_superbill, superbill_claims
+from smart_app.billing.exports import record_export, render_superbill, superbill_claims
 from smart_app.billing.outbox import deliveries_for_claims, outbox_summary, retry_failed
 from smart_app.billing.plan import describe_plan
 from smart_app.billing.pricing import organization_pricing
@@ -42,7 +42,7 @@ def _month(request: Request, default: dt.date) -> str:
     try:
         return Month.parse(raw).key
     except SmartAppError as exc:
-        raise BadRequest(f"{raw!r} is not a month.", "Write the month as YYYY-MM.") from exc
+        raise BadRequest(exc.message, exc.hint) from exc
 
 
 async def billing_page(request: Request) -> Response:
@@ -78,7 +78,7 @@ async def _send(request: Request, who: Principal) -> str:
         return report_line(await deliver_pass(ctx(request), who.organization))
     except EhrError as exc:
         # Approval stands and the outbox keeps every row; the worker or the next button press sends them.
-        log.warning("write-back for %s deferred: %s", who.organization.id, exc.message)
+        log.warning("write-back for %s deferred (EHR status %s)", who.organization.id, exc.http_status)
         return f"Not sent yet: {exc.message} The outbox keeps it and sends it later."
 
 
@@ -121,7 +121,7 @@ async def claim_hold(request: Request) -> Response:
 async def rollup_now(request: Request) -> Response:
     who = principal(request)
     body = await parse(request, MonthRun)
-    report = await run_rollup(ctx(request), who.organization, body.month, source=body.source)
+    report = await run_rollup(ctx(request), who.organization, body.month, source=body.source, by=who.user or who.name)
     problems = "; ".join(f"{p}: {m}" for p, m in report.errors[:5])
     return JSONResponse({"patients": report.patients, "new_versions": report.new_versions,
                          "errors": [{"patient": p, "message": m} for p, m in report.errors],
@@ -156,6 +156,8 @@ def superbill_download(request: Request) -> Response:
     with transaction(app.sessions) as db:
         claims = superbill_claims(db, org, month, request.query_params.get("patient") or None,
                                   include_proposed=request.query_params.get("draft") == "1")
+        record_export(db, org.id, by=who.user or who.name, what=f"superbill.{fmt}", month=month,
+                      patients=[c.patient_id for c in claims])
     data = render_superbill(claims, org, month, fmt)
     name = f"superbill-{org.id}-{month}.{fmt}"
     disposition = "inline" if fmt in ("pdf", "html") else "attachment"

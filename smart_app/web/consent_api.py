@@ -11,7 +11,6 @@ from starlette.routing import Route
 
 from smart_app.db import transaction
 from smart_app.ledger.attestations import record_attestation
-from smart_app.ledger.audit import ATTESTATION_RECORDED, CONSENT_RECORDED, CONSENT_WITHDRAWN, record_event
 from smart_app.ledger.consents import ConsentInput, ConsentRecord, record_consent
 from smart_app.ledger.consents import withdraw_consent as withdraw
 from smart_app.statuses import WritebackStatus
@@ -42,9 +41,6 @@ async def consent_create(request: Request) -> Response:
     def write() -> ConsentRecord:
         with transaction(app.sessions) as db:
             record = record_consent(db, data, timezone=who.organization.timezone)
-            record_event(db, actor=who.performer, action=CONSENT_RECORDED, subject=f"Consent/{record.id}",
-                         detail={"patient": who.patient_id, "program": record.program, "method": record.method,
-                                 "obtained_on": record.obtained_on.isoformat()}, organization_id=who.organization.id)
         return record
 
     record = await send_consent(app, who.session, who.organization, await run_in_threadpool(write))
@@ -62,9 +58,6 @@ async def consent_withdraw(request: Request) -> Response:
             record = withdraw(db, who.organization.id, request.path_params["consent_id"], by=who.performer,
                               on=body.on, note=body.note, method=body.method, timezone=who.organization.timezone,
                               patient_id=who.patient_id)
-            record_event(db, actor=who.performer, action=CONSENT_WITHDRAWN, subject=f"Consent/{record.id}",
-                         detail={"patient": who.patient_id, "withdraws": record.withdraws_id,
-                                 "on": body.on.isoformat()}, organization_id=who.organization.id)
         return record
 
     record = await send_consent(app, who.session, who.organization, await run_in_threadpool(write))
@@ -90,10 +83,6 @@ async def attestation_create(request: Request) -> Response:
         with transaction(ctx(request).sessions) as db:
             record = record_attestation(db, who.organization.id, who.patient_id, body.condition_id, body.code,
                                         body.chronic, who.performer, body.note)
-            record_event(db, actor=who.performer, action=ATTESTATION_RECORDED,
-                         subject=f"Condition/{body.condition_id}",
-                         detail={"patient": who.patient_id, "chronic": body.chronic, "code": body.code},
-                         organization_id=who.organization.id)
         return record.id
 
     record_id = await run_in_threadpool(write)

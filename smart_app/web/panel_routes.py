@@ -22,6 +22,7 @@ from starlette.routing import Route
 from smart_app.access.roles import AppRole
 from smart_app.billing.pricing import organization_pricing
 from smart_app.db import transaction
+from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization
 from smart_app.ledger.months import Month
 from smart_app.ledger.panel import (
@@ -32,12 +33,13 @@ from smart_app.ledger.panel import (
     panel_csv,
     panel_rows,
 )
-from smart_app.ledger.validation import program_label
+from smart_app.ledger.validation import check_month, program_label
 from smart_app.web.authorization import Principal, principal
 from smart_app.web.orgs import org_today
 from smart_app.web.templating import TEMPLATES, ctx
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+_PAGE = re.compile(r"[0-9]{1,6}")
 # Rows per page: the panel is sorted by what needs attention, and the CSV always holds every row.
 PAGE_SIZE = 200
 
@@ -58,11 +60,9 @@ def _month(request: Request, today: dt.date) -> str:
     if month is None:
         return f"{today:%Y-%m}"
     try:
-        Month.parse(month)
-    except ValueError:
-        raise _BadRequest(f"{month!r} is not a month.",
-                          "Write the month as YYYY-MM, for example 2026-10.") from None
-    return month
+        return check_month(month)
+    except SmartAppError as exc:
+        raise _BadRequest(exc.message, exc.hint) from None
 
 
 def own_patients_only(who: Principal) -> str | None:
@@ -110,8 +110,9 @@ def _query(panel: Panel, program: str | None, care_manager: str | None, page: in
 
 def _page(request: Request) -> int:
     raw = _param(request, "page") or "1"
-    if not raw.isdigit() or int(raw) < 1:
-        raise _BadRequest(f"{raw!r} is not a page number.", "Use a whole number from 1, or leave page out.")
+    if not _PAGE.fullmatch(raw) or int(raw) < 1:
+        raise _BadRequest(f"{raw[:20]!r}{'...' if len(raw) > 20 else ''} is not a page number.",
+                          "Use a whole number from 1 to 999999, or leave page out.")
     return int(raw)
 
 

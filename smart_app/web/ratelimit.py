@@ -1,10 +1,11 @@
 """Rate limits on the launch and API endpoints, counted in the database so every worker shares them.
 
 Each rule is a path prefix with a limit per fixed window (`{"/launch": (30, 60)}`: 30 requests a
-minute). `/launch` and `/callback` (and any other prefix) count per client address; `/api/` and `/patient`
-(the page, which reads the EHR each time) count per launch session (the SHA-256 of the bearer or cookie
-handle, as `app_sessions` stores it), or per client address when the request carries no handle of a live
-session, so made-up handles cannot buy fresh allowances. Hospitals often send every clinician through one
+minute). `/launch` and `/callback` (and any other prefix) count per client address; `/api/` and every page that
+needs a session (`/patient`, which reads the EHR each time, `/billing` with its superbills, `/panel`,
+`/panel.csv`) count per launch session (the SHA-256 of the bearer or cookie handle, as `app_sessions` stores
+it), or per client address when the request carries no handle of a live session, so made-up handles cannot buy
+fresh allowances. Hospitals often send every clinician through one
 address; `SMART_APP_RATE_LIMITS=/launch=300/60,...` raises a per-address limit where that is so.
 The count is one atomic upsert per request into `rate_limits`:
 
@@ -15,9 +16,9 @@ so concurrent workers on PostgreSQL (or threads on SQLite) never lose an increme
 the answer is 429 with `Retry-After` (seconds to the window's end): JSON under `/api/`, the app's
 error page elsewhere. Rows of windows that have ended are deleted whenever a new window row is created.
 
-The client address is the ASGI client, which uvicorn rewrites from `X-Forwarded-For` only for the
-proxies given in `--forwarded-allow-ips`; behind a load balancer, list it there, or every request
-counts against the balancer's address.
+The client address is the ASGI client, which `smart-app serve` rewrites from `X-Forwarded-For` only for the
+proxies named in `SMART_APP_FORWARDED_ALLOW_IPS` (none by default); behind a load balancer, name it there, or
+every request counts against the balancer's address.
 """
 
 from __future__ import annotations
@@ -48,18 +49,27 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 PAGE_PREFIX = "/patient"
-# Prefixes counted per launch session rather than per client address.
-SESSION_PREFIXES = (API_PREFIX, PAGE_PREFIX)
+BILLING_PREFIX = "/billing"  # the biller's page and its superbills (/billing/superbill.pdf)
+PANEL_PREFIX = "/panel"  # the panel page
+PANEL_CSV_PREFIX = "/panel.csv"
+ADMIN_PREFIX = "/admin"  # the administrator's users and roles page
+# Prefixes counted per launch session rather than per client address: every page that needs a session.
+SESSION_PREFIXES = (API_PREFIX, PAGE_PREFIX, BILLING_PREFIX, PANEL_PREFIX, ADMIN_PREFIX)
 
 
 def default_rate_limit_rules() -> dict[str, tuple[int, int]]:
     """The production limits: (requests, window in seconds) per path prefix.
 
-    30 a minute per client address on each of `/launch` and `/callback` (a launch takes one of each),
+    30 a minute per client address on each of `/launch`, `/signin` and `/callback` (a launch takes one of
+    `/launch` or `/signin` and one or two of `/callback`),
     300 a minute per launch session on the JSON API, 60 a minute per session on the patient page (each
-    load reads the patient's record from the EHR).
+    load reads the patient's record from the EHR) and on the biller's page with its superbills (each reads a
+    month of claims; a PDF is rendered per download), 30 a minute per session on the panel (a month of the
+    whole organization) and 10 on its CSV (every row at once), 30 a minute on the administrator's page.
     """
-    return {"/launch": (30, 60), "/callback": (30, 60), API_PREFIX: (300, 60), PAGE_PREFIX: (60, 60)}
+    return {"/launch": (30, 60), "/signin": (30, 60), "/callback": (30, 60), API_PREFIX: (300, 60),
+            PAGE_PREFIX: (60, 60), BILLING_PREFIX: (60, 60), PANEL_PREFIX: (30, 60), PANEL_CSV_PREFIX: (10, 60),
+            ADMIN_PREFIX: (30, 60)}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from smart_app.db import transaction
-from smart_app.ledger.audit import SCALE_RECORDED, record_event
 from smart_app.ledger.scales import ScaleRecord, record_scale
 from smart_app.rules.loader import rule_set_named
 from smart_app.web.api import parse
@@ -32,9 +31,6 @@ async def scale_create(request: Request) -> Response:
         with transaction(ctx(request).sessions) as db:
             record = record_scale(db, rule_set_named(org.rule_set), org.id, who.patient_id, body.scale, body.score,
                                   body.date, who.performer, org.timezone, body.note)
-            record_event(db, actor=who.performer, action=SCALE_RECORDED, subject=f"Patient/{who.patient_id}",
-                         detail={"scale": record.scale, "score": record.score, "date": record.taken_on.isoformat(),
-                                 "id": record.id}, organization_id=org.id)
         return record
 
     record = await run_in_threadpool(write)

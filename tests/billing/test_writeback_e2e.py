@@ -305,6 +305,18 @@ def test_superbill_and_export_commands_after_approval(month_end, tmp_path) -> No
                      "--out", str(tmp_path / "x.pdf"))
     assert none_month.returncode == 2 and "No approved claims" in none_month.stderr
 
+    # The month is in the audit chain: who launched, recorded, rolled up, approved, sent and exported, and the
+    # chain vouches for every ledger row and claim version.
+    verified = cli("audit", "verify")
+    assert verified.returncode == 0, verified.stdout
+    assert re.search(r"; [1-9]\d* ledger rows match it\.", verified.stdout)
+    tail = cli("audit", "tail", "-n", "500").stdout
+    nurse, biller = "Practitioner/pr-nurse", "Practitioner/pr-billing-md"
+    for actor, action in ((nurse, "launch"), (nurse, "entry.recorded"), (biller, "claims.proposed"),
+                          (biller, "rollup.run"), (biller, "claim.approved"), ("smart-app", "writeback.sent"),
+                          ("command-line:", "export")):
+        assert re.search(rf"  {re.escape(actor)}\S*  {re.escape(action)}  ", tail), (actor, action)
+
 
 def test_an_ehr_that_takes_no_update_says_the_replaced_charge_items_must_be_voided_by_hand(tmp_path,
                                                                                           pg_template) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -57,6 +58,10 @@ def test_seconds_are_cut_to_the_minute(factory) -> None:
     ({"role": "janitor"}, "Unknown role"),
     ({"performer": "Patient/1"}, "not a Practitioner or PractitionerRole reference"),
     ({"source": "guess"}, "Unknown source"),
+    ({"note": "called\x00back"}, "The note contains a NUL character"),
+    ({"start": datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Tokyo"))}, "dated Jan 01, 1, more than a year ago"),
+    ({"start": datetime(2025, 11, 18, 14, 0, tzinfo=UTC)}, "more than a year ago"),
+    ({"start": datetime(9999, 12, 31, 23, 0, tzinfo=ZoneInfo("America/New_York"))}, "which is in the future"),
 ])
 def test_invalid_entries_are_refused_with_a_clear_message(factory, changes, message) -> None:
     with pytest.raises(InvalidEntry) as caught:
@@ -153,3 +158,9 @@ def test_entries_after_a_lock_are_accepted_and_flagged_late(factory) -> None:
 def test_bad_month_keys_are_explained(factory) -> None:
     with factory() as db, pytest.raises(LedgerError, match="YYYY-MM"):
         patient_month(db, ORG, "pat-1", "Oct 2026")
+
+
+def test_time_up_to_a_year_back_is_still_recorded_when_the_closed_month_is_confirmed(factory) -> None:
+    # Medicare takes claims within 12 months of the service: late time from last November still counts.
+    result = record(factory, item=entry(start=NOW - timedelta(days=360)), allow_closed_month=True)
+    assert result.entries[0].month == "2025-11"

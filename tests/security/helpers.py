@@ -46,9 +46,11 @@ class Launched:
                              headers=self.bearer if headers is None else headers, timeout=20, **kwargs)
 
 
-def launch(stack: Stack, patient_id: str = "ccm-two-chronic", user: str | None = "pr-nurse") -> Launched:
-    """Open the patient's chart in the sandbox EHR and let it launch the app."""
-    with new_browser() as browser:
+def launch(stack: Stack, patient_id: str = "ccm-two-chronic", user: str | None = "pr-nurse",
+           address: str | None = None) -> Launched:
+    """Open the patient's chart in the sandbox EHR and let it launch the app (from the loopback `address`, so a
+    test's launches count against its own per-address limits, not those of the tests sharing the stack)."""
+    with (new_browser() if address is None else from_address(address, follow_redirects=True)) as browser:
         page = open_chart(browser, stack, patient_id, user=user)
     assert page.status_code == 200, page.text
     cookie = COOKIE.search(page.headers["set-cookie"])
@@ -63,6 +65,11 @@ def database(stack: Stack) -> Iterator[Session]:
     """One transaction on the stack's database, as an operator (or an attacker with SQL access) has."""
     with one_transaction(stack.settings.database_url) as db:
         yield db
+
+
+def from_address(address: str, **options: object) -> httpx.Client:
+    """An HTTP client whose requests come from `address` (any of 127.0.0.0/8 reaches loopback)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=20, **options)  # type: ignore[arg-type]
 
 
 _SLOTS = itertools.count(2)

@@ -1,4 +1,4 @@
-"""Threat: someone with database access rewrites or removes the record of who recorded what time.
+"""Threat: someone with database access rewrites or removes the record of who recorded what time, or the time.
 
 Entries are recorded through the API, which appends to the hash-chained audit log; `smart-app audit
 verify` (the real command, on the stack's database) passes. An event edited with SQL, an event
@@ -8,9 +8,12 @@ deleted from the middle, and the last event deleted (caught with the hash kept f
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import select, text
 
+from smart_app.ledger.models import TimeEntryRow
 from smart_app.ledger.records import AuditEventRow
 from tests.security.helpers import Launched, database, launch, manual_entry, smart_app_command
 from tests.stack import Stack
@@ -87,3 +90,61 @@ def test_a_tampered_audit_row_is_detected(secure_stack: Stack, audit_verify: obj
     # Exactly what was written, put back, verifies again (the other tests share this database).
     status, output = audit_verify(secure_stack, "--anchor", last.hash)
     assert status == 0, output
+
+
+def test_a_ledger_row_changed_removed_or_added_in_the_database_is_named(secure_stack: Stack,
+                                                                         audit_verify: object) -> None:
+    session = launch(secure_stack, "ccm-two-chronic", user="pr-nurse", address="127.0.0.31")
+    made = session.api("POST", "/entries", json=manual_entry(7))
+    assert made.status_code == 201, made.text
+    entry_id = made.json()["entries"][0]["id"]
+    status, output = audit_verify(secure_stack)
+    assert status == 0, output
+    with database(secure_stack) as db:
+        table = TimeEntryRow.__table__
+        original = dict(db.execute(table.select().where(table.c.id == entry_id)).mappings().one())
+
+    # Seven minutes become six hundred, directly in the database: the month's total would jump.
+    sql(secure_stack, "UPDATE time_entries SET minutes = 600 WHERE id = :id", id=entry_id)
+    status, output = audit_verify(secure_stack)
+    assert status == 1
+    assert f"time_entries row {entry_id}: it was changed after event" in output
+    assert "Audit chain BROKEN" in output
+    sql(secure_stack, "UPDATE time_entries SET minutes = 7 WHERE id = :id", id=entry_id)
+    assert audit_verify(secure_stack)[0] == 0
+
+    # The entry is deleted.
+    sql(secure_stack, "DELETE FROM time_entries WHERE id = :id", id=entry_id)
+    status, output = audit_verify(secure_stack)
+    assert status == 1
+    assert f"time_entries row {entry_id}: recorded by event" in output and "deleted outside the app" in output
+    with database(secure_stack) as db:
+        db.execute(TimeEntryRow.__table__.insert().values(original))
+    assert audit_verify(secure_stack)[0] == 0
+
+    # A made-up entry is added beside it.
+    forged = str(uuid.uuid4())
+    with database(secure_stack) as db:
+        db.execute(TimeEntryRow.__table__.insert().values({**original, "id": forged, "minutes": 60}))
+    status, output = audit_verify(secure_stack)
+    assert status == 1
+    assert f"time_entries row {forged}: no audit event recorded it: it was added outside the app." in output
+    sql(secure_stack, "DELETE FROM time_entries WHERE id = :id", id=forged)
+    assert audit_verify(secure_stack)[0] == 0
+
+
+def test_launches_captures_and_biller_work_are_audit_events(secure_stack: Stack) -> None:
+    session = launch(secure_stack, "ccm-two-chronic", user="pr-nurse", address="127.0.0.31")
+    started = session.api("POST", "/timers", json={"program": "ccm", "activity": "patient-call"})
+    assert started.status_code == 201, started.text
+    stopped = session.api("POST", f"/timers/{started.json()['timer']['id']}/discard")
+    assert stopped.status_code == 200, stopped.text
+    with database(secure_stack) as db:
+        events = db.scalars(select(AuditEventRow).where(AuditEventRow.seq > 0).order_by(AuditEventRow.seq.desc())
+                            .limit(3)).all()
+    launched, timer_started, discarded = reversed(events)
+    assert (launched.action, launched.subject, launched.actor) == ("launch", "Patient/ccm-two-chronic",
+                                                                   "Practitioner/pr-nurse")
+    assert launched.organization_id == secure_stack.organization.id
+    assert (timer_started.action, discarded.action) == ("timer.started", "timer.discarded")
+    assert '"covers":[["timers",' in discarded.detail

@@ -131,12 +131,15 @@ def bogus_launch(client: httpx.Client, base: str) -> httpx.Response:
 
 def test_default_rules_limit_launch_and_api() -> None:
     assert default_rate_limit_rules() == {"/launch": (30, 60), "/callback": (30, 60), "/api/": (300, 60),
-                                          "/patient": (60, 60)}
+                                          "/patient": (60, 60), "/billing": (60, 60), "/panel": (30, 60),
+                                          "/panel.csv": (10, 60)}
     limiter = RateLimit(None, rules={**default_rate_limit_rules(), "/api/v1/entries": (10, 60)})
     assert limiter.rule_for("/launch").limit == 30 and limiter.rule_for("/launchpad") is None
     assert limiter.rule_for("/api/v1/entries").limit == 10, "the longest prefix wins"
     assert limiter.rule_for("/api/v1/month").per_session and not limiter.rule_for("/callback").per_session
     assert limiter.rule_for("/patient").per_session
+    for path, limit in (("/billing", 60), ("/billing/superbill.pdf", 60), ("/panel", 30), ("/panel.csv", 10)):
+        assert limiter.rule_for(path).limit == limit and limiter.rule_for(path).per_session, path
     for path in ("/patients", "/healthz", "/.well-known/jwks.json", "/static/app.js"):
         assert limiter.rule_for(path) is None
     with pytest.raises(ValueError):
@@ -241,3 +244,18 @@ def test_ended_windows_are_deleted(workers: Workers) -> None:
         keys = set(db.scalars(select(RateLimitRow.key)))
     assert "/launch|ip:192.0.2.1" not in keys
     assert "/launch|ip:127.0.0.7" in keys, "current windows stay"
+
+
+@pytest.mark.parametrize(("path", "limit"), [("/panel.csv", 10), ("/panel", 30), ("/billing/superbill.csv", 60)])
+def test_every_page_behind_a_session_is_limited_per_session(secure_stack: Stack, path: str, limit: int) -> None:
+    # The production limits (the secure stack runs with them): twice the limit plus one always puts more than the
+    # limit into one window, even when a minute ends among the requests. Each run launches from its own address,
+    # so the stack's other tests keep their launch allowance.
+    address = f"127.0.0.{40 + len(path)}"
+    first, second = launch(secure_stack, address=address), launch(secure_stack, address=address)
+    with httpx.Client(timeout=20) as client:
+        statuses = [client.get(f"{secure_stack.app_url}{path}", headers=first.bearer).status_code
+                    for _ in range(2 * limit + 1)]
+        assert 429 in statuses
+        assert set(statuses[:limit]) <= {200, 404}, "below the limit the page answers (404: no approved claims)"
+        assert client.get(f"{secure_stack.app_url}{path}", headers=second.bearer).status_code in (200, 404)

@@ -10,18 +10,20 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import inspect, text
 
 from smart_app.crypto import TokenBox
 from smart_app.errors import SessionExpired
 from smart_app.launch.backend import backend_token
 from smart_app.launch.flow import LaunchDeps
-from smart_app.launch.models import AppSession, BackendTokenRow, SigningKey
+from smart_app.launch.models import AppSession, BackendTokenRow, PendingLaunch, SigningKey
 from tests.databases import engine_for, sessions_for
-from tests.security.helpers import database, launch
+from tests.security.helpers import database, from_address, launch
 from tests.stack import TEST_SECRET, Stack
 
 PRIVATE_PARAMS = ("d", "p", "q", "dp", "dq", "qi")
@@ -82,3 +84,17 @@ def test_tokens_and_private_keys_are_not_readable_in_the_database(secure_stack: 
     for ciphertext in encrypted:
         with pytest.raises(SessionExpired):
             other.open(ciphertext)
+
+
+def test_the_pkce_verifier_of_a_launch_in_flight_is_encrypted(secure_stack: Stack) -> None:
+    # A verifier read from the database, with a code caught on its way back, would redeem the code.
+    with from_address("127.0.0.35") as client:
+        started = client.get(f"{secure_stack.app_url}/launch", params={"iss": secure_stack.fhir_base, "launch": "x"})
+    assert started.status_code == 302
+    query = parse_qs(urlsplit(started.headers["location"]).query)
+    state, challenge = query["state"][0], query["code_challenge"][0]
+    with database(secure_stack) as db:
+        stored = db.get(PendingLaunch, state).code_verifier
+    verifier = TokenBox(TEST_SECRET).open(stored)
+    assert create_s256_code_challenge(verifier) == challenge, "the stored value opens to the launch's verifier"
+    assert verifier not in every_stored_value(secure_stack)

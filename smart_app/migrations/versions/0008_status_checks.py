@@ -1,7 +1,7 @@
 """statuses and kinds checked by the database
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 
 Each status or kind column accepts only the values of its enum in `smart_app/statuses.py`. The values are
 written out here, not imported: a migration describes the schema as it was at this revision. SQLite cannot
@@ -12,7 +12,7 @@ enforcement off for that and checks the references afterwards).
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
