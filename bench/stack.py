@@ -31,6 +31,7 @@ from smart_app.web import app as web_app
 from smart_app.web.app import create_app
 from smart_app.web.ratelimit import default_rate_limit_rules
 from tests.live_server import reserve_socket, serve_on, url_of
+from tests.stack import follow_launch, top_level_browser
 
 SECRET = "bench-secret-key-that-is-long-enough-for-the-app-0123456789"
 BARE_PATH = "/_bench/bare"
@@ -136,11 +137,15 @@ def page_handle(html: str) -> str:
 
 
 def open_chart(browser: httpx.Client, stack: BenchStack, patient_id: str, user: str | None = None) -> httpx.Response:
-    """What a person does: open the chart; the iframe launches the app (redirects followed)."""
+    """What a person does: open the chart; the iframe launches the app (its launch page and callback followed)."""
     chart = browser.get(stack.chart_url(patient_id), params={"user": user} if user else {})
     chart.raise_for_status()
-    return browser.get(iframe_src(chart.text))
+    return follow_launch(browser, browser.get(iframe_src(chart.text)), stack.app_url)
 
 
 def new_browser() -> httpx.Client:
-    return httpx.Client(follow_redirects=True, timeout=30)
+    """A browser that keeps the app's (partitioned) cookies, as Chromium does in the EHR's frame: the callback
+    completes at once, without the finishing page a cookie-less browser needs."""
+    client = top_level_browser()
+    client.timeout = httpx.Timeout(30)
+    return client

@@ -140,13 +140,16 @@ def sign_in(browser: httpx.Client, stack: Stack, user: str, next_path: str = "/b
 
     `browser` should be a `top_level_browser()`: the sign-in ends on the page asked for, found by its cookie.
     """
-    return follow_launch(browser, browser.get(f"{stack.app_url}/signin", params={"next": next_path}),
-                         stack.app_url, choose=user)
+    # With several organizations installed the app asks which; this stack's is named at once.
+    page = browser.get(f"{stack.app_url}/signin", params={"next": next_path, "org": stack.organization.id})
+    return follow_launch(browser, page, stack.app_url, choose=user)
 
 
-def biller_headers(stack: Stack, user: str = "pr-biller") -> dict[str, str]:
-    """Sign in as the practice's biller (their own sign-in, no chart); the billing page's bearer headers."""
-    with top_level_browser() as browser:
+def biller_headers(stack: Stack, user: str = "pr-biller", address: str | None = None) -> dict[str, str]:
+    """Sign in as the practice's biller (their own sign-in, no chart); the billing page's bearer headers.
+
+    `address`: the loopback address the sign-in comes from (its own per-address launch allowance)."""
+    with top_level_browser(address) as browser:
         page = sign_in(browser, stack, user)
     assert page.status_code == 200 and str(page.url).startswith(f"{stack.app_url}/billing"), page.text
     return bearer(page.text)
@@ -164,13 +167,14 @@ def new_browser() -> httpx.Client:
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def top_level_browser() -> httpx.Client:
+def top_level_browser(address: str | None = None) -> httpx.Client:
     """A browser tab of the app's own (a biller's sign-in, no EHR frame): it keeps and sends the app's cookies.
 
     Browsers treat http://127.0.0.1 as a secure context and send Secure cookies there; httpx's cookie jar does
     not, so this client adds them itself (cookies are per host, not per port, as in a browser).
     """
-    client = httpx.Client(follow_redirects=True, timeout=20)
+    transport = httpx.HTTPTransport(local_address=address) if address else None
+    client = httpx.Client(follow_redirects=True, timeout=20, transport=transport)
 
     def send_secure_cookies(request: httpx.Request) -> None:
         if request.url.host not in LOOPBACK:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -193,6 +194,21 @@ def _consume(db: Session, state: str, browser_nonce: str | None) -> PendingLaunc
     return pending
 
 
+# A FHIR id is [A-Za-z0-9-.]{1,64}; references and fhirUser URLs are longer but still plain printable text.
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def _check_ids(patient: str | None, encounter: str | None, fhir_user: str | None) -> None:
+    """Refuse context the EHR sent that no FHIR server would (a NUL, control characters, a 5,000-character id)."""
+    for what, value in (("patient", patient), ("encounter", encounter)):
+        if value is not None and not _FHIR_ID.match(value):
+            raise LaunchError(f"The EHR named a {what} id the app cannot use ({value[:20]!r}...).",
+                              "Tell the EHR administrator; a FHIR id is letters, digits, '-' and '.', at most 64.")
+    if fhir_user is not None and (len(fhir_user) > 500 or not fhir_user.isprintable()):
+        raise LaunchError("The EHR named the signed-in user in a form the app cannot use.",
+                          "Tell the EHR administrator: fhirUser must be a FHIR reference or URL.")
+
+
 def _refused(params: dict[str, str]) -> LaunchError:
     if params["error"] == "access_denied":
         return LaunchError("Access was denied at the EHR.",
@@ -232,6 +248,7 @@ async def complete_launch(deps: LaunchDeps, params: dict[str, str], browser_nonc
                                        pending.id_token_issuer, org.client_id, pending.nonce)
         fhir_user = claims.get("fhirUser") or claims.get("profile") or (f"sub:{claims['sub']}" if claims.get("sub")
                                                                         else None)
+    _check_ids(token.patient, token.encounter, str(fhir_user) if fhir_user else None)
     if kind is LaunchKind.STANDALONE and not fhir_user:
         raise LaunchError("The EHR did not say who signed in, so the app cannot tell your role.",
                           "Ask the EHR administrator to allow the openid and fhirUser scopes for this app.")

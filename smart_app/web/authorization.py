@@ -127,6 +127,8 @@ CLI_COMMANDS: dict[str, tuple[str, str]] = {
     "export": (OPERATOR, ""),
     "audit verify": (OPERATOR, ""),
     "audit tail": (OPERATOR, ""),
+    "audit baseline": (OPERATOR, ""),
+    "purge": (OPERATOR, ""),
     "users grant": (OPERATOR, "POST /api/v1/admin/roles"),
     "users revoke": (OPERATOR, "POST /api/v1/admin/roles/revoke"),
     "users list": (OPERATOR, "GET /admin/users"),

@@ -49,8 +49,15 @@ class Launched:
 def launch(stack: Stack, patient_id: str = "ccm-two-chronic", user: str | None = "pr-nurse",
            address: str | None = None) -> Launched:
     """Open the patient's chart in the sandbox EHR and let it launch the app (from the loopback `address`, so a
-    test's launches count against its own per-address limits, not those of the tests sharing the stack)."""
-    with (new_browser() if address is None else from_address(address, follow_redirects=True)) as browser:
+    test's launches count against its own per-address limits, not those of the tests sharing the stack).
+
+    Without an address each launch comes from a loopback address of its own: the stack runs with the production
+    limits, and a cookie-less browser's launch calls /callback twice.
+    """
+    if address is None:
+        n = next(_LAUNCH_ADDRESSES)
+        address = f"127.1.{n // 250}.{n % 250 + 1}"
+    with from_address(address, follow_redirects=True) as browser:
         page = open_chart(browser, stack, patient_id, user=user)
     assert page.status_code == 200, page.text
     cookie = COOKIE.search(page.headers["set-cookie"])
@@ -73,6 +80,7 @@ def from_address(address: str, **options: object) -> httpx.Client:
 
 
 _SLOTS = itertools.count(2)
+_LAUNCH_ADDRESSES = itertools.count()
 
 
 def manual_entry(minutes: int = 5, activity: str = "patient-call") -> dict:

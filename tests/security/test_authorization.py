@@ -145,3 +145,20 @@ def test_roles_are_granted_and_listed_from_the_command_line(secure_stack: Stack,
                                     "Practitioner/pr-nurse", "chief")
     assert status == 2 and "'chief' is not a role" in out and "what to do:" in out
     assert any(e["actor"].startswith("operator") for e in _audit(secure_stack, "role.granted"))
+
+
+def test_with_several_organizations_the_sign_in_asks_which_one(secure_stack: Stack) -> None:
+    from dataclasses import replace
+
+    from smart_app.launch.organizations import save_organizations
+
+    other = replace(secure_stack.organization, id="org-other-clinic", name="Other Clinic",
+                    issuer="http://127.0.0.1:9/fhir")
+    with database(secure_stack) as db:
+        save_organizations(db, [other])
+    page = httpx.get(f"{secure_stack.app_url}/signin", params={"next": "/panel"}, timeout=20)
+    assert page.status_code == 200 and "Choose your organization" in page.text
+    assert 'href="/signin?org=org-other-clinic&amp;next=%2Fpanel"' in page.text
+    assert f'href="/signin?org={secure_stack.organization.id}&amp;next=%2Fpanel"' in page.text
+    unknown = httpx.get(f"{secure_stack.app_url}/signin", params={"org": "nope"}, timeout=20)
+    assert unknown.status_code == 404 and "No organization &#39;nope&#39; is installed" in unknown.text

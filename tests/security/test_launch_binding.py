@@ -10,6 +10,7 @@ import re
 from urllib.parse import urlencode
 
 import httpx
+import pytest
 
 from tests.stack import Stack, finish_launch, iframe_src, launch_page, new_browser, top_level_browser
 
@@ -80,3 +81,15 @@ def test_the_launch_page_keeps_its_nonce_where_the_browser_allows_and_sends_noth
     assert nonce not in authorize_url, "the nonce never travels to the EHR"
     assert f"state={state}" in authorize_url
     assert httpx.get(f"{secure_stack.app_url}/static/app.js").text.count("smart-app-launch:") == 3
+
+
+def test_context_no_fhir_server_would_send_is_refused_at_the_callback() -> None:
+    """A hostile EHR's token response: a NUL in the patient id, an id no FHIR server makes, an unprintable user."""
+    from smart_app.errors import LaunchError
+    from smart_app.launch.flow import _check_ids
+
+    _check_ids("ccm-two-chronic", "enc-1.2", "https://ehr.example.org/fhir/Practitioner/pr-nurse")
+    for patient, encounter, user in (("pat\x00ient", None, None), ("x" * 65, None, None), ("p", "a b", None),
+                                     ("p", None, "Practitioner/\x00x")):
+        with pytest.raises(LaunchError, match="Tell the EHR administrator"):
+            _check_ids(patient, encounter, user)

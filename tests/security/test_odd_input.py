@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from smart_app.ledger.models import TimeEntryRow, TimerRow
 from smart_app.ledger.records import ConsentRow, ScaleRow
 from tests.security.helpers import Launched, database, launch, manual_entry
-from tests.stack import Stack
+from tests.stack import Stack, biller_headers
 
 NUL = "before\u0000after"
 
@@ -84,15 +84,16 @@ def test_entries_dated_outside_a_sane_window_are_refused(secure_stack: Stack, nu
 def test_odd_months_pages_and_numbers_get_a_4xx_saying_what_is_accepted(secure_stack: Stack,
                                                                         nurse: Launched) -> None:
     panel = f"{secure_stack.app_url}/panel"
-    month = httpx.get(panel, params={"month": "0000-01"}, headers=nurse.bearer)
+    biller = biller_headers(secure_stack, address="127.0.0.60")
+    month = httpx.get(panel, params={"month": "0000-01"}, headers=biller)
     assert month.status_code == 400
     assert "Write the month as YYYY-MM, from 2000-01 to 2099-12" in month.text
-    far = httpx.get(panel, params={"month": "2150-01"}, headers=nurse.bearer)
+    far = httpx.get(panel, params={"month": "2150-01"}, headers=biller)
     assert far.status_code == 400 and "outside the months the app keeps, 2000-01 to 2099-12" in far.text
-    page = httpx.get(panel, params={"page": "9" * 5000}, headers=nurse.bearer)
+    page = httpx.get(panel, params={"page": "9" * 5000}, headers=biller)
     assert page.status_code == 400
     assert "Use a whole number from 1 to 999999" in page.text and "9" * 100 not in page.text
-    rollup = nurse.api("POST", "/billing/rollup", json={"month": "0000-01", "source": "cache"})
+    rollup = nurse.api("POST", "/billing/rollup", json={"month": "0000-01", "source": "cache"}, headers=biller)
     assert rollup.status_code == 422 and "from 2000-01 to 2099-12" in rollup.json()["error"]["message"]
     minutes = nurse.api("POST", "/entries", content=b'{"program": "ccm", "activity": "patient-call", '
                                                     b'"ending_now": true, "minutes": ' + b"7" * 5000 + b"}",

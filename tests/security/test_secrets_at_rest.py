@@ -24,7 +24,7 @@ from smart_app.launch.flow import LaunchDeps
 from smart_app.launch.models import AppSession, BackendTokenRow, PendingLaunch, SigningKey
 from tests.databases import engine_for, sessions_for
 from tests.security.helpers import database, from_address, launch
-from tests.stack import TEST_SECRET, Stack
+from tests.stack import TEST_SECRET, Stack, launch_page
 
 PRIVATE_PARAMS = ("d", "p", "q", "dp", "dq", "qi")
 
@@ -90,8 +90,8 @@ def test_the_pkce_verifier_of_a_launch_in_flight_is_encrypted(secure_stack: Stac
     # A verifier read from the database, with a code caught on its way back, would redeem the code.
     with from_address("127.0.0.35") as client:
         started = client.get(f"{secure_stack.app_url}/launch", params={"iss": secure_stack.fhir_base, "launch": "x"})
-    assert started.status_code == 302
-    query = parse_qs(urlsplit(started.headers["location"]).query)
+    authorize_url, _, _ = launch_page(started)
+    query = parse_qs(urlsplit(authorize_url).query)
     state, challenge = query["state"][0], query["code_challenge"][0]
     with database(secure_stack) as db:
         stored = db.get(PendingLaunch, state).code_verifier
