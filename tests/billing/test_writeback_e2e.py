@@ -311,7 +311,7 @@ def test_superbill_and_export_commands_after_approval(month_end, tmp_path) -> No
     assert verified.returncode == 0, verified.stdout
     assert re.search(r"; [1-9]\d* ledger rows match it\.", verified.stdout)
     tail = cli("audit", "tail", "-n", "500").stdout
-    nurse, biller = "Practitioner/pr-nurse", "Practitioner/pr-billing-md"
+    nurse, biller = "Practitioner/pr-nurse", "Practitioner/pr-biller"
     for actor, action in ((nurse, "launch"), (nurse, "entry.recorded"), (biller, "claims.proposed"),
                           (biller, "rollup.run"), (biller, "claim.approved"), ("smart-app", "writeback.sent"),
                           ("command-line:", "export")):
