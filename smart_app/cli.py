@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a redirect URI of that app (repeatable)")
     sandbox.add_argument("--jwks-url", help="register the app as a private_key_jwt client whose public keys are "
                                             "at this URL (the app's /.well-known/jwks.json); default: public client")
-    sandbox.add_argument("--profile", choices=("open", "epic-like", "oracle-like"), default="open",
+    sandbox.add_argument("--profile", choices=("open", "strict", "epic-like", "oracle-like"), default="open",
                          help="which EHR the sandbox behaves like (what it accepts from apps)")
     sandbox.add_argument("--app-launch-url", default="",
                          help="the app's launch URL, opened in the chart's iframe")

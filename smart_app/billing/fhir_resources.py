@@ -18,7 +18,7 @@ deduplicate and the EHR write can be a conditional create (`identifier=<system>|
 | `claim_bundle` | transaction Bundle with conditional creates | (none) |
 
 fhir.resources (R4B) and fhirclient (R4) check structure and cardinality, not invariants or reference targets, so
-the invariants these resources could break (obs-7, att-1, per-1, bdl-3/bdl-7) and the Claim's internal
+the invariants these resources could break (obs-7, att-1, per-1, bdl-1/-2/-3/-4/-7) and the Claim's internal
 sequence pointers are checked here too. Failures raise `ResourceInvalid`: always the app's own bug.
 
 CPT descriptors in the rule set are paraphrases (CPT text is AMA copyright), so they go in
@@ -289,18 +289,36 @@ def _check_attachments(resource: dict) -> None:
     _check_period("DocumentReference.context.period", (resource.get("context") or {}).get("period"))
 
 
-def _check_bundle(resource: dict) -> None:
-    urls = [entry.get("fullUrl") for entry in resource.get("entry") or [] if entry.get("fullUrl")]
-    if len(urls) != len(set(urls)):
-        raise ValueError("bdl-7: fullUrls repeat (two resources share a business identifier)")
-    if resource.get("type") in ("transaction", "batch"):
-        if any(not entry.get("request") for entry in resource.get("entry") or []):
-            raise ValueError("bdl-3: every transaction entry needs a request")
+def check_bundle(resource: dict) -> None:
+    """The Bundle invariants the app's Bundles could break (bdl-1, -2, -3, -4, -7); ValueError naming the first.
+
+    Pure and cheap, unlike the structure check, so an export of thousands of resources runs it too.
+    """
+    kind = resource.get("type")
+    entries = resource.get("entry") or []
+    if "total" in resource and kind not in ("searchset", "history"):
+        raise ValueError(f"bdl-1: a {kind} Bundle carries no total (only search and history Bundles do)")
+    if kind != "searchset" and any(entry.get("search") for entry in entries):
+        raise ValueError(f"bdl-2: a {kind} Bundle's entries carry no search")
+    needs_request = kind in ("batch", "transaction", "history")
+    if any(bool(entry.get("request")) != needs_request for entry in entries):
+        raise ValueError(f"bdl-3: every entry of a {kind} Bundle {'needs' if needs_request else 'carries no'} "
+                         "request")
+    needs_response = kind in ("batch-response", "transaction-response", "history")
+    if any(bool(entry.get("response")) != needs_response for entry in entries):
+        raise ValueError(f"bdl-4: every entry of a {kind} Bundle {'needs' if needs_response else 'carries no'} "
+                         "response")
+    if kind != "history":
+        # The same fullUrl twice only as two versions of one resource.
+        seen = [(entry["fullUrl"], ((entry.get("resource") or {}).get("meta") or {}).get("versionId"))
+                for entry in entries if entry.get("fullUrl")]
+        if len(seen) != len(set(seen)):
+            raise ValueError("bdl-7: fullUrls repeat (one resource twice, or two sharing a business identifier)")
 
 
 _INVARIANTS = {
     "Claim": _check_claim, "Observation": _check_observation, "DocumentReference": _check_attachments,
-    "Bundle": _check_bundle,
+    "Bundle": check_bundle,
     "Task": lambda r: _check_period("Task.executionPeriod", r.get("executionPeriod")),
     "ChargeItem": lambda r: _check_period("ChargeItem.occurrencePeriod", r.get("occurrencePeriod")),
 }

@@ -81,6 +81,14 @@ def retirement(row: OutboxRow) -> OutgoingResource:
                             retired_copy(row.payload, status, row.fhir_id or ""))
 
 
+def retired_identifier(identifier: str) -> str:
+    """The outbox identifier of the resource that a retirement row (`retirement`) updates."""
+    for status in set(RETIRED_STATUS.values()):
+        if identifier.endswith(f":{status}"):
+            return identifier.removesuffix(f":{status}")
+    raise ValueError(f"{identifier!r} is not the identifier of a retirement")
+
+
 def supersede(db: Session, organization_id: str, patient_id: str, month: str, *, can_update_claim: bool,
               now: datetime | None = None) -> Superseded:
     """Withdraw or retire what earlier versions of the patient-month's claim queued (see the module docstring).

@@ -136,7 +136,7 @@ async def write_consent(client: FhirClient, caps: EhrCapabilities, resource: dic
     extra: list[tuple[str, str]] = []
     patient = (resource.get("patient") or {}).get("reference", "")
     if patient.startswith("Patient/") and "patient" in caps.search_params.get("Consent", frozenset()):
-        extra.append(("patient", patient.removeprefix("Patient/")))
+        extra.append(("patient", patient))  # type-qualified: some servers match a bare id on nothing
     try:
         result = await create_once(client, caps, "Consent", resource, CONSENT_IDENTIFIER_SYSTEM, consent_id,
                                    search_params=extra)

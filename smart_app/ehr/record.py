@@ -2,11 +2,17 @@
 
 Where the EHR offers batch, all reads travel in one batch Bundle; where it does not (Epic, for
 one), they run as concurrent requests, so the wall time stays about that of the slowest read.
+
+Every reference search names the type (`patient=Patient/<id>`): servers differ on a bare id. Medplum's
+server reads a bare `patient` or `subject` as a Patient and matches nothing on any other reference parameter
+(issue 15: `Coverage?beneficiary=<id>` found no Coverage there); others take it as any type. The `patient`
+parameter is used wherever R4 defines one for the type, Coverage's included.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
@@ -64,33 +70,45 @@ def local_midnight(day: date, tz: str) -> str:
     return datetime.combine(day, time(0), tzinfo=ZoneInfo(tz)).isoformat()
 
 
+def coverage_parameter(search_params: Mapping[str, frozenset[str]] | None = None) -> str:
+    """The Coverage search parameter naming the patient: `patient` (R4 defines it), or `beneficiary` where the
+    EHR's CapabilityStatement lists Coverage's parameters and only that one."""
+    offered = (search_params or {}).get("Coverage")
+    if offered and "patient" not in offered and "beneficiary" in offered:
+        return "beneficiary"
+    return "patient"
+
+
 def record_requests(patient_id: str, month: str, user_ref: str | None,
-                    scale_loinc: tuple[str, ...], tz: str = "UTC") -> dict[str, FhirQuery]:
+                    scale_loinc: tuple[str, ...], tz: str = "UTC", *,
+                    search_params: Mapping[str, frozenset[str]] | None = None) -> dict[str, FhirQuery]:
     """The reads and searches made for a patient-month, by part name; `scale_loinc` from the rule set.
 
     Month bounds carry the organization's offset: a scale taken at 8 pm on the month's last day in New
-    York is in that month, though in UTC it is already the next one.
+    York is in that month, though in UTC it is already the next one. `search_params`: the search parameters
+    the EHR lists per type (`EhrCapabilities.search_params`), where it lists them.
     """
+    patient = f"Patient/{patient_id}"
     service = Month.parse(month)
     start, end = service.first_day, service.next().first_day
     # Encounters from 13 months back: the initiating visit (within a year) and recent discharges.
     history = (start - timedelta(days=400)).isoformat()
     scale_codes = ",".join(f"{LOINC}|{code}" for code in scale_loinc)
     queries = {
-        "patient": FhirQuery(f"Patient/{patient_id}"),
-        "conditions": FhirQuery("Condition", (("patient", patient_id),)),
-        "consents": FhirQuery("Consent", (("patient", patient_id),)),
+        "patient": FhirQuery(patient),
+        "conditions": FhirQuery("Condition", (("patient", patient),)),
+        "consents": FhirQuery("Consent", (("patient", patient),)),
         "scales": FhirQuery("Observation", (
-            ("patient", patient_id), ("code", scale_codes),
+            ("patient", patient), ("code", scale_codes),
             ("date", f"ge{local_midnight(start - timedelta(days=365), tz)}"),
             ("date", f"lt{local_midnight(end, tz)}"))),
         "mdm": FhirQuery("Observation", (
-            ("patient", patient_id), ("code", f"{CARE_PROGRAM}|mdm-complexity"),
+            ("patient", patient), ("code", f"{CARE_PROGRAM}|mdm-complexity"),
             ("date", f"ge{history}"), ("date", f"lt{local_midnight(end, tz)}"))),
-        "encounters": FhirQuery("Encounter", (("patient", patient_id), ("date", f"ge{history}"))),
-        "care_plans": FhirQuery("CarePlan", (("patient", patient_id),)),
-        "care_teams": FhirQuery("CareTeam", (("patient", patient_id),)),
-        "coverage": FhirQuery("Coverage", (("beneficiary", patient_id),)),
+        "encounters": FhirQuery("Encounter", (("patient", patient), ("date", f"ge{history}"))),
+        "care_plans": FhirQuery("CarePlan", (("patient", patient),)),
+        "care_teams": FhirQuery("CareTeam", (("patient", patient),)),
+        "coverage": FhirQuery("Coverage", ((coverage_parameter(search_params), patient),)),
     }
     for name, (target, params) in identity_queries(user_ref).items():
         queries[name] = FhirQuery(target, params)
@@ -143,7 +161,8 @@ async def _via_concurrent(client: FhirClient, urls: dict[str, FhirQuery]) -> tup
 async def fetch_record(client: FhirClient, caps: EhrCapabilities, patient_id: str, month: str,
                        fhir_user: str | None, scale_loinc: tuple[str, ...], tz: str = "UTC") -> PatientRecord:
     """Read the patient-month's record in the organization's zone; EhrError when an essential part fails."""
-    urls = record_requests(patient_id, month, user_reference(fhir_user), scale_loinc, tz)
+    urls = record_requests(patient_id, month, user_reference(fhir_user), scale_loinc, tz,
+                           search_params=caps.search_params)
     fetch = _via_batch if caps.batch else _via_concurrent
     results, failures, trips = await fetch(client, urls)
     for name in ESSENTIAL:

@@ -34,7 +34,7 @@ class SandboxConfig:
     open: bool = False
     shift_dates: bool = True
     latency_ms: int = 0
-    profile: str = "open"  # EHR profile: "open", "epic-like" or "oracle-like" (see profiles.py)
+    profile: str = "open"  # EHR profile: "open", "strict", "epic-like" or "oracle-like" (see profiles.py)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")

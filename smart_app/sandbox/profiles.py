@@ -23,13 +23,17 @@ asked for them (Epic: Claim and Consent read-only, Task read/update without crea
 DocumentReference and Communication create, no conditional create, no batch or transaction;
 Oracle Health Millennium: no create for Claim, Task or Consent, Observation create only for
 vital signs and labs, DocumentReference, Communication and ChargeItem create). `open` (Medplum,
-HAPI) accepts everything, for any resource type: the sandbox's original behaviour.
+HAPI) accepts everything, for any resource type: the sandbox's original behaviour. `strict` accepts what
+`open` does but, like Medplum's server, compares reference search values with the stored reference text: a
+bare id (`Coverage?beneficiary=123`) matches nothing, only `Patient/123` does. Medplum itself still reads a
+bare `patient` or `subject` as a Patient; `strict` does not, so an app that leaves out the type anywhere finds
+nothing in the tests that use it (issue 15: the app's Coverage search found nothing on Medplum).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from smart_app.sandbox.outcome import FhirError
@@ -81,6 +85,8 @@ class EhrProfile:
     transaction: bool = False
     update_create: bool = False  # PUT to an absent id creates it (client-assigned ids)
     other_types: ResourceRules | None = None  # rules for unlisted types; None = not served
+    # Reference search values must name their type (`patient=Patient/x`); a bare id matches nothing.
+    typed_references: bool = False
 
     def rules(self, rtype: str) -> ResourceRules | None:
         """The rules for `rtype`, or None when this server does not serve that type."""
@@ -159,6 +165,14 @@ OPEN = EhrProfile(
     other_types=_EVERYTHING,
 )
 
+STRICT = replace(
+    OPEN,
+    name="strict",
+    description="An open server that, like Medplum's, matches reference search values only with their type "
+                "(patient=Patient/123): a bare id matches nothing.",
+    typed_references=True,
+)
+
 EPIC_LIKE = EhrProfile(
     name="epic-like",
     description="Like Epic: Claim and Consent read-only, Task read/update without create, "
@@ -192,7 +206,7 @@ ORACLE_LIKE = EhrProfile(
 )
 
 PROFILES: Mapping[str, EhrProfile] = MappingProxyType(
-    {p.name: p for p in (OPEN, EPIC_LIKE, ORACLE_LIKE)}
+    {p.name: p for p in (OPEN, STRICT, EPIC_LIKE, ORACLE_LIKE)}
 )
 
 

@@ -158,13 +158,21 @@ def _date_matcher(fields: tuple[str, ...], raw: str) -> Matcher:
     return match
 
 
-def build_matcher(rtype: str, name: str, value: str) -> Matcher | None:
-    """A predicate for one `name=value` occurrence (comma = OR); None for unknown parameters."""
+def build_matcher(rtype: str, name: str, value: str, typed_references: bool = False) -> Matcher | None:
+    """A predicate for one `name=value` occurrence (comma = OR); None for unknown parameters.
+
+    `typed_references`: a reference value must name its type (`Patient/x`); a bare id matches nothing, as on
+    servers that compare the stored reference text (the `strict` profile).
+    """
     base, _, modifier = name.partition(":")
     values = [v for v in value.split(",") if v != ""]
     reference_param = base == "patient" or base in REFERENCE_PARAMS
     if modifier and not (reference_param and modifier[:1].isupper()):
         return None  # :text, :not, :missing... are not supported; ignored like unknown params
+    if reference_param and typed_references and not modifier:
+        values = [v for v in values if "/" in v]
+        if not values:
+            return lambda r: False
     if base == "patient":
         ids = set(patient_ids(values))
         return lambda r: patient_of(r) in ids
@@ -207,8 +215,10 @@ def _sort_key(rtype: str, key: str) -> Callable[[dict], tuple]:
 
 
 def run_search(store: FhirStore, rtype: str, params: list[tuple[str, str]],
-               restrict_patient: str | None = None, allow: Matcher | None = None) -> SearchResult:
-    """Search `rtype`; `restrict_patient` limits to one compartment, `allow` filters further."""
+               restrict_patient: str | None = None, allow: Matcher | None = None,
+               typed_references: bool = False) -> SearchResult:
+    """Search `rtype`; `restrict_patient` limits to one compartment, `allow` filters further;
+    `typed_references` as in `build_matcher`."""
     matchers: list[Matcher] = []
     ids: list[str] | None = None
     narrow_patient = restrict_patient
@@ -228,7 +238,7 @@ def run_search(store: FhirStore, rtype: str, params: list[tuple[str, str]],
         elif name in CONTROL_PARAMS:
             continue
         else:
-            matcher = build_matcher(rtype, name, value)
+            matcher = build_matcher(rtype, name, value, typed_references)
             if matcher is not None:
                 matchers.append(matcher)
             base = name.split(":", 1)[0]

@@ -80,7 +80,7 @@ class FhirService:
                     if others:
                         raise FhirError(403, f"patient {others[0]} is outside the granted "
                                              "patient compartment")
-        return run_search(self.store, rtype, params, restrict, allow)
+        return run_search(self.store, rtype, params, restrict, allow, self.profile.typed_references)
 
     def honours_if_none_exist(self, rtype: str, criteria: str | None) -> bool:
         """Whether conditional-create criteria are applied; without profile support they are
@@ -90,7 +90,7 @@ class FhirService:
     def match_existing(self, rtype: str, criteria: str) -> list[dict]:
         """Resources of `rtype` matching conditional-create criteria (first two at most)."""
         params = [*conditional_params(criteria), ("_count", "2")]
-        return run_search(self.store, rtype, params).resources
+        return run_search(self.store, rtype, params, typed_references=self.profile.typed_references).resources
 
     def create(self, access: Access, resource: dict, if_none_exist: str | None = None,
                rid: str | None = None, check_refs: bool = True) -> tuple[int, dict]:

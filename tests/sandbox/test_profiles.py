@@ -35,12 +35,15 @@ def fixtures_with_task(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def servers(keys, jwks_url, fixtures_with_task: Path) -> Iterator[dict[str, str]]:
     """One sandbox per profile; epic-like requires tokens, the others serve FHIR openly."""
+    assert set(PROFILES) == {"open", "strict", "epic-like", "oracle-like"}, "a new profile needs its server here"
     with (sandbox_server(keys, jwks_url, open=True, fixtures_dir=fixtures_with_task) as open_,
           sandbox_server(keys, jwks_url, profile="epic-like",
                          fixtures_dir=fixtures_with_task) as epic,
           sandbox_server(keys, jwks_url, open=True, profile="oracle-like",
-                         fixtures_dir=fixtures_with_task) as oracle):
-        yield {"open": open_, "epic-like": epic, "oracle-like": oracle}
+                         fixtures_dir=fixtures_with_task) as oracle,
+          sandbox_server(keys, jwks_url, open=True, profile="strict",
+                         fixtures_dir=fixtures_with_task) as strict):
+        yield {"open": open_, "epic-like": epic, "oracle-like": oracle, "strict": strict}
 
 
 @pytest.fixture(scope="module")
@@ -308,3 +311,46 @@ def test_profile_command_line_option(monkeypatch: pytest.MonkeyPatch) -> None:
     entry.main(["--profile", "oracle-like", "--fixtures", str(FIXTURES)])
     assert seen[0].profile == "oracle-like"
     assert seen[0].ehr_profile is PROFILES["oracle-like"]
+
+
+# --- strict: reference search values must name their type ------------------------------------
+
+REFERENCE_SEARCHES = [("Condition", "patient", {"alpha-diabetes", "alpha-hf", "alpha-flu"}),
+                      ("Condition", "subject", {"alpha-diabetes", "alpha-hf", "alpha-flu"}),
+                      ("Consent", "patient", {"alpha-consent"}),
+                      ("Coverage", "patient", {"alpha-coverage"}),
+                      ("Coverage", "beneficiary", {"alpha-coverage"})]
+
+
+def found_ids(client: httpx.Client, rtype: str, params: dict[str, str]) -> set[str]:
+    response = client.get(f"/fhir/{rtype}", params=params)
+    assert response.status_code == 200, response.text
+    return {e["resource"]["id"] for e in response.json().get("entry") or []}
+
+
+@pytest.mark.parametrize(("rtype", "param", "expected"), REFERENCE_SEARCHES)
+def test_strict_matches_a_reference_only_with_its_type(clients, rtype: str, param: str, expected: set[str]) -> None:
+    strict = clients["strict"]
+    assert found_ids(strict, rtype, {param: "Patient/alpha"}) == expected
+    assert found_ids(strict, rtype, {param: "alpha"}) == set(), "a bare id matches nothing, as on Medplum"
+    # A list may mix the two: only the typed value counts.
+    assert found_ids(strict, rtype, {param: "alpha,Patient/nobody"}) == set()
+    assert found_ids(strict, rtype, {param: "nobody,Patient/alpha"}) == expected
+    # The open profile (like HAPI) still takes a bare id, which is why it could not show the bug.
+    assert found_ids(clients["open"], rtype, {param: "alpha"}) == expected
+
+
+def test_strict_applies_inside_a_batch_too(clients) -> None:
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "Coverage?beneficiary=alpha"}},
+        {"request": {"method": "GET", "url": "Coverage?patient=Patient%2Falpha"}}]}
+    response = clients["strict"].post("/fhir", json=batch)
+    assert response.status_code == 200, response.text
+    bare, typed = ([e["resource"]["id"] for e in entry["resource"].get("entry") or []]
+                   for entry in response.json()["entry"])
+    assert (bare, typed) == ([], ["alpha-coverage"])
+
+
+def test_strict_offers_what_open_offers(clients) -> None:
+    assert capabilities(clients["strict"])[1] == capabilities(clients["open"])[1]
+    assert PROFILES["strict"].resources == PROFILES["open"].resources

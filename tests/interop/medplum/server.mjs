@@ -17,7 +17,14 @@
 //   GET|DELETE /_interop/requests  ->  the FHIR requests seen so far (method, path) / forget them.
 // Requests are handled one at a time, so a transaction Bundle is atomic: the wrapper snapshots the
 // repository before it and restores the snapshot if any entry fails (Medplum's MemoryRepository
-// has no rollback of its own). Every resource written is first checked by Medplum's validator.
+// has no rollback of its own). Every resource written, and every Bundle posted to /fhir (batch or
+// transaction), is first checked by Medplum's validator (structure and FHIRPath invariants).
+//   POST /_interop/validate  ->  Medplum's validator on any resource (a Bundle the app exports, say):
+//       200 with an OperationOutcome listing every issue (none: valid).
+// Reference searches answer as Medplum's server does over PostgreSQL, not as MemoryRepository: the
+// server compares the value with the stored reference text, reading a bare id as `Patient/<id>` on
+// `patient` and `subject` only, so `Coverage?beneficiary=<id>` matches nothing there (issue 15).
+// MemoryRepository matches a bare id on any single-target parameter, which hid that bug.
 
 import { readFileSync, readdirSync } from 'node:fs';
 import http from 'node:http';
@@ -25,6 +32,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import {
+  Operator,
   OperationOutcomeError,
   getStatus,
   globalSchema,
@@ -66,14 +74,56 @@ function loadDefinitions() {
 }
 
 // --- The repository: validation on every write, snapshots for transactions. -----------------
+function errorsIn(resource) {
+  try {
+    return validateResource(resource).filter((issue) => issue.severity === 'error');
+  } catch (err) {
+    // validateResource throws on some problems (an unknown resourceType) instead of listing them.
+    if (err instanceof OperationOutcomeError) {
+      return err.outcome.issue ?? [];
+    }
+    throw err;
+  }
+}
+
 function invalid(resource) {
-  const errors = validateResource(resource).filter((issue) => issue.severity === 'error');
+  const errors = errorsIn(resource);
   if (errors.length) {
     throw new OperationOutcomeError({ resourceType: 'OperationOutcome', id: 'validation-error', issue: errors });
   }
 }
 
+// A search as Medplum's server reads it: bare ids on reference parameters other than patient/subject dropped
+// (they match nothing there), bare patient/subject ids typed as Patient.
+function asServerReads(searchRequest) {
+  const params = globalSchema.types[searchRequest.resourceType]?.searchParams ?? {};
+  const filters = [];
+  for (const filter of searchRequest.filters ?? []) {
+    if (params[filter.code]?.type !== 'reference' || filter.operator !== Operator.EQUALS) {
+      filters.push(filter);
+      continue;
+    }
+    const patientLike = filter.code === 'patient' || filter.code === 'subject';
+    const values = filter.value.split(',')
+      .map((v) => (v.includes('/') ? v : patientLike ? `Patient/${v}` : undefined))
+      .filter((v) => v !== undefined);
+    if (!values.length) {
+      return undefined;
+    }
+    filters.push({ ...filter, value: values.join(',') });
+  }
+  return { ...searchRequest, filters };
+}
+
 class CheckedMemoryRepository extends MemoryRepository {
+  async search(searchRequest) {
+    const asServer = asServerReads(searchRequest);
+    if (!asServer) {
+      return { resourceType: 'Bundle', type: 'searchset', entry: [], total: 0 };
+    }
+    return super.search(asServer);
+  }
+
   // update and patch end in createResource; conditionalCreate does not, so both are checked.
   async createResource(resource, options, update) {
     invalid(resource);
@@ -224,6 +274,21 @@ async function handle(req, res, port) {
     send(res, 200, seen);
     return;
   }
+  if (url.pathname === '/_interop/validate') {
+    if (req.method !== 'POST') {
+      send(res, 405, problem('not-supported', 'post the resource to validate'));
+      return;
+    }
+    let resource;
+    try {
+      resource = JSON.parse(await readBody(req));
+    } catch {
+      send(res, 400, problem('structure', 'the request body is not JSON'));
+      return;
+    }
+    send(res, 200, { resourceType: 'OperationOutcome', issue: errorsIn(resource) });
+    return;
+  }
   const prefix = PREFIXES.find((p) => url.pathname === p || url.pathname.startsWith(`${p}/`));
   if (!prefix) {
     send(res, 404, problem('not-found', `no FHIR endpoint at ${url.pathname}; the base is /fhir`));
@@ -248,6 +313,14 @@ async function handle(req, res, port) {
       body = JSON.parse(text);
     } catch {
       send(res, 400, problem('structure', 'the request body is not JSON'));
+      return;
+    }
+  }
+  if (body?.resourceType === 'Bundle' && path === '') {
+    // The router checks each entry's resource, not the Bundle's own invariants (bdl-1 ... bdl-12).
+    const errors = errorsIn(body);
+    if (errors.length) {
+      send(res, 400, { resourceType: 'OperationOutcome', id: 'validation-error', issue: errors });
       return;
     }
   }
