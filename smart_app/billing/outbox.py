@@ -19,7 +19,8 @@ send one row at the same time:
 Sending, per what the EHR offers (`EhrCapabilities`):
 - a type it does not accept (no create; no update for a payload that carries an `id`): `not-accepted`,
   no request; billers get it from the export and the biller page;
-- transactions and conditional create for the types: up to `batch_size` rows in one transaction Bundle,
+- transactions and conditional create for the types: up to `batch_size` rows (`TRANSACTION_ENTRIES`, 8, by
+  default: Medplum's limit) in one transaction Bundle,
   each entry `POST` with `request.ifNoneExist`, all or nothing; a payload with an `id` (an update) is sent
   alone as a `PUT`, so a refused update never takes creations down with it;
 - otherwise per row, `ehr.consent_writeback.create_once`: conditional create (If-None-Exist) where
@@ -70,6 +71,10 @@ from smart_app.statuses import OutboxStatus
 
 # The purpose of an update retiring what a replaced claim version delivered (billing.supersede).
 RETIRING = "retire"
+# Rows per transaction Bundle. Medplum refuses a transaction of more than 8 entries that needs serializable
+# isolation, which every conditional create does ("Transaction requires strict isolation but has too many
+# entries", @medplum/fhir-router 5.2); larger Bundles failed there whole (issue 15).
+TRANSACTION_ENTRIES = 8
 MAX_BACKOFF_SECONDS = 15 * 60
 # The longest Retry-After honoured: a larger (or buggy) value must not park the outbox for weeks.
 MAX_RETRY_AFTER_SECONDS = 24 * 60 * 60
@@ -530,7 +535,8 @@ def _in_transaction(caps: EhrCapabilities, resource_type: str, payload_has_id: b
 
 
 async def deliver(sessions: sessionmaker, client: FhirClient, caps: EhrCapabilities, organization_id: str, *,
-                  limit: int = 200, now: datetime | None = None, lease_seconds: int = 60, batch_size: int = 20,
+                  limit: int = 200, now: datetime | None = None, lease_seconds: int = 60,
+                  batch_size: int = TRANSACTION_ENTRIES,
                   backoff_base: float = DEFAULT_BACKOFF_BASE) -> DeliveryReport:
     """Send up to `limit` due rows of the organization to the EHR; see the module docstring.
 

@@ -42,6 +42,17 @@ class Medplum:
         log = httpx.get(f"{self.base_url}/_interop/requests", timeout=10).json()
         return [(r["method"], r["path"]) for r in log]
 
+    def posted_bundles(self) -> list[dict]:
+        """The batch and transaction Bundles posted since the last `clear_requests`, as they were sent."""
+        log = httpx.get(f"{self.base_url}/_interop/requests", timeout=10).json()
+        return [r["bundle"] for r in log if "bundle" in r]
+
+    def validate(self, resource: dict) -> list[dict]:
+        """Medplum's validator on `resource` (structure and FHIRPath invariants): the error issues, none if valid."""
+        answer = httpx.post(f"{self.base_url}/_interop/validate", json=resource, timeout=30)
+        answer.raise_for_status()
+        return answer.json()["issue"]
+
     def clear_requests(self) -> None:
         httpx.delete(f"{self.base_url}/_interop/requests", timeout=10).raise_for_status()
 

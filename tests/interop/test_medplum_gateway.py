@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 import httpx
 import pytest
 
+from smart_app.billing.facts_source import coverage_reference
 from smart_app.billing.fhir_resources import claim_resource, full_url, minutes_observation, superbill_document
 from smart_app.billing.outbox import DeliveryReport, OutgoingResource, deliver, enqueue, outbox_rows
 from smart_app.billing.values import Performer
@@ -26,6 +27,7 @@ from smart_app.ehr.consent_resource import consent_resource
 from smart_app.ehr.consent_writeback import WritebackOutcome, write_consent
 from smart_app.ehr.facts import facts_from_record, map_consents
 from smart_app.ehr.fhir_client import FhirClient
+from smart_app.ehr.fhir_models import check_structure
 from smart_app.ehr.record import PatientRecord, fetch_record, record_requests
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.ledger.consents import ConsentRecord
@@ -116,7 +118,24 @@ def test_the_gateway_reads_medplums_capability_statement(medplum: Medplum, medpl
     assert {"identifier", "patient"} <= caps.search_params["Consent"]
 
 
+def test_every_reference_search_names_the_type() -> None:
+    # Medplum's server matches a bare id on `patient` and `subject` only; on Coverage's `beneficiary` it found
+    # nothing (issue 15). The gateway never leaves the type out, on any parameter.
+    for query in record_requests("p", MONTH, USER, SCALES).values():
+        kind = query.target.split("/")[0]
+        for name, value in query.params:
+            if name in REFERENCE_PARAMETERS.get(kind, ()):
+                assert "/" in value, query
+    assert record_requests("p", MONTH, USER, SCALES)["coverage"].params == (("patient", "Patient/p"),)
+
+
 # --- reading a patient-month ----------------------------------------------------------------
+
+# The reference search parameters (by type) of what the gateway reads, from R4's definitions.
+REFERENCE_PARAMETERS = {kind: {"patient", "subject", "encounter"} for kind in
+                        ("Condition", "Consent", "Observation", "Encounter", "CarePlan", "CareTeam")} | {
+    "Coverage": {"patient", "beneficiary", "subscriber", "payor", "policy-holder"},
+    "PractitionerRole": {"practitioner", "organization"}}
 
 @pytest.mark.parametrize("patient_id", PATIENTS)
 def test_one_batch_reads_the_same_record_as_the_sandbox(medplum: Medplum, medplum_caps: EhrCapabilities,
@@ -124,6 +143,10 @@ def test_one_batch_reads_the_same_record_as_the_sandbox(medplum: Medplum, medplu
     medplum.clear_requests()
     record = read(medplum.fhir, medplum_caps, patient_id)
     assert medplum.requests() == [("POST", "/fhir")]
+    # The batch Bundle the gateway sent passed Medplum's validator on the way in; fhir.resources agrees.
+    (sent,) = medplum.posted_bundles()
+    assert sent["type"] == "batch"
+    check_structure(sent)
     assert record.round_trips == 1 and record.unavailable == {}
     assert record.patient["id"] == patient_id
     assert record.user is not None and record.user["id"] == "pr-care-manager"
@@ -160,7 +183,7 @@ def test_medplum_understands_the_searches_behind_the_key_facts(medplum: Medplum,
     assert discharge.contact_date is not None and discharge.face_to_face_date is not None
     assert discharge.date < discharge.contact_date <= discharge.face_to_face_date
     assert discharge.complexity == "moderate"
-    # Coverage by beneficiary.
+    # Coverage by patient=Patient/<id> (a bare id on `beneficiary` finds nothing on Medplum's server).
     record = read(medplum.fhir, medplum_caps, "ccm-two-chronic")
     assert [c["id"] for c in record.get("coverage")] == ["ccm-two-chronic-coverage"]
 
@@ -301,8 +324,12 @@ def test_a_refusal_names_medplums_readable_reason(medplum: Medplum, medplum_caps
 
 def _month_end_resources(patient_id: str, month: str) -> list[OutgoingResource]:
     """A claim's write-back for a real fixture patient: minutes Observation, Claim pointing at it, superbill."""
+    return _claim_resources(patient_id, month, coverage=None)
+
+
+def _claim_resources(patient_id: str, month: str, coverage: str | None) -> list[OutgoingResource]:
     claim = dataclasses.replace(
-        ccm_claim(), organization_id="org-medplum", patient_id=patient_id, month=month, coverage=None,
+        ccm_claim(), organization_id="org-medplum", patient_id=patient_id, month=month, coverage=coverage,
         lines=ccm_claim().lines[:2], billing_practitioner="Practitioner/pr-billing-md",
         supervising_practitioner="Practitioner/pr-billing-md",
         performers=(Performer("Practitioner/pr-nurse", "clinical-staff", 45),))
@@ -348,8 +375,14 @@ def test_claim_write_back_to_medplum_happens_exactly_once(medplum: Medplum, medp
     caps = dataclasses.replace(medplum_caps, transaction=transactions)
     # A month of its own per case, so the two cases' identifiers differ.
     resources = _month_end_resources("ccm-two-chronic", "2026-03" if transactions else "2026-02")
+    medplum.clear_requests()
     first = _deliver_to_medplum(medplum, caps, database_url, resources)
     assert first.delivered == 3 and first.failed == 0, first
+    # Each transaction Bundle sent passed Medplum's validator on the way in; fhir.resources agrees.
+    sent = medplum.posted_bundles()
+    assert [b["type"] for b in sent] == (["transaction"] if transactions else [])
+    for bundle in sent:
+        check_structure(bundle)
     again = _deliver_to_medplum(medplum, caps, database_url, resources)
     assert again.delivered == 0
     observation, claim, _ = (_matching(medplum, r) for r in resources)
@@ -358,3 +391,32 @@ def test_claim_write_back_to_medplum_happens_exactly_once(medplum: Medplum, medp
     assert claim[0]["supportingInfo"][0]["valueReference"]["reference"] == f"Observation/{observation[0]['id']}"
     assert [(i["productOrService"]["coding"][0]["code"], i["quantity"]["value"]) for i in claim[0]["item"]] == \
         [("99490", 1), ("99439", 2)]
+
+
+# Every fixture patient's Coverage, as the fixtures hold it.
+COVERAGES = {r["beneficiary"]["reference"].removeprefix("Patient/"): f"Coverage/{r['id']}"
+             for path in data_path("fixtures").glob("*.json")
+             for r in (e["resource"] for e in json.loads(path.read_text()).get("entry") or [])
+             if r["resourceType"] == "Coverage"}
+
+
+def test_each_patients_coverage_is_found_and_put_on_the_claim(medplum: Medplum, medplum_caps: EhrCapabilities,
+                                                              database_url: str) -> None:
+    assert len(COVERAGES) >= 10
+    found = {}
+    for patient_id in sorted(COVERAGES):
+        for caps in (medplum_caps, EhrCapabilities()):  # in a batch, and as a search of its own
+            found[patient_id] = coverage_reference(read(medplum.fhir, caps, patient_id))
+            assert found[patient_id] == COVERAGES[patient_id], (patient_id, caps.batch)
+    month = "2026-01"  # a month of its own: the other write-back tests use others
+    resources = [r for patient_id in sorted(COVERAGES)
+                 for r in _claim_resources(patient_id, month, coverage=found[patient_id])]
+    report = _deliver_to_medplum(medplum, medplum_caps, database_url, resources)
+    assert report.delivered == len(resources) and report.failed == 0, report
+    for patient_id, coverage in sorted(COVERAGES.items()):
+        (claim,) = _matching(medplum, next(r for r in resources if r.resource_type == "Claim"
+                                           and r.payload["patient"]["reference"] == f"Patient/{patient_id}"))
+        assert claim["insurance"][0]["coverage"] == {"reference": coverage}
+        # The reference resolves on Medplum to the patient's own Coverage.
+        held = httpx.get(f"{medplum.fhir}/{coverage}", timeout=10).json()
+        assert held["beneficiary"]["reference"] == f"Patient/{patient_id}"

@@ -14,7 +14,8 @@
 //       the router's status (from its OperationOutcome) and resource, as application/fhir+json.
 //   GET /fhir/metadata  ->  a CapabilityStatement of what this wrapper really offers.
 //   A searchset answer gets self/next links (by _offset), which MemoryRepository does not write.
-//   GET|DELETE /_interop/requests  ->  the FHIR requests seen so far (method, path) / forget them.
+//   GET|DELETE /_interop/requests  ->  the FHIR requests seen so far (method, path, and the Bundle of a
+//       batch or transaction) / forget them.
 // Requests are handled one at a time, so a transaction Bundle is atomic: the wrapper snapshots the
 // repository before it and restores the snapshot if any entry fails (Medplum's MemoryRepository
 // has no rollback of its own). Every resource written, and every Bundle posted to /fhir (batch or
@@ -301,7 +302,8 @@ async function handle(req, res, port) {
       : problem('not-supported', 'metadata is read with GET'));
     return;
   }
-  seen.push({ method: req.method, path: url.pathname, query: url.search });
+  const seenRequest = { method: req.method, path: url.pathname, query: url.search };
+  seen.push(seenRequest);
   if (!['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].includes(req.method)) {
     send(res, 405, problem('not-supported', `${req.method} is not supported`));
     return;
@@ -317,6 +319,7 @@ async function handle(req, res, port) {
     }
   }
   if (body?.resourceType === 'Bundle' && path === '') {
+    seenRequest.bundle = body;
     // The router checks each entry's resource, not the Bundle's own invariants (bdl-1 ... bdl-12).
     const errors = errorsIn(body);
     if (errors.length) {
