@@ -63,7 +63,8 @@ def _consents(decision: Decision, facts: PatientFacts, programs: set[str]) -> tu
         for item in program.evidence:
             consent = by_id.get(item.id or "") if item.kind == "consent" else None
             if consent is not None:
-                out.append(ConsentEvidence(program=consent.program, date=consent.date, consent_id=consent.id))
+                out.append(ConsentEvidence(program=consent.program, date=consent.date, consent_id=consent.id,
+                                           source=consent.source.value))
     return tuple(dict.fromkeys(out))
 
 

@@ -178,8 +178,8 @@ def patient_view(claim: ProposedClaim, pricing: Pricing, approval: str = "") -> 
     for program in dict.fromkeys(line.program for line in claim.lines):
         total, by_role = program_minutes(claim, program)
         programs.append((f"{program_name(program)} ({program})", total, roles_text(by_role)))
-    diagnoses = tuple(f"{d.code} {d.display}".strip() for d in claim.diagnoses)
-    consents = tuple(f"{program_name(c.program)}: {c.date.isoformat()} ({'EHR' if c.source == 'ehr' else 'app'})"
+    diagnoses = tuple(f"{f'{d.code} {d.display}'.strip()} ({d.origin})" for d in claim.diagnoses)
+    consents = tuple(f"{program_name(c.program)}: {c.date.isoformat()} ({c.origin})"
                      for c in sorted(claim.consents, key=lambda c: (c.program, c.date)))
     people = tuple((p.name or p.reference, p.role, p.minutes) for p in claim.performers)
     return PatientView(

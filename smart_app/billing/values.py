@@ -23,14 +23,27 @@ class ClaimLine:
     entry_ids: tuple[str, ...] = ()
 
 
+def ehr_origin(resource_type: str, resource_id: str | None) -> str:
+    """Where a fact read from the EHR came from, for people: "from the EHR's Condition/abc"."""
+    if not resource_id:
+        return f"from the EHR (a {resource_type} without an id)"
+    reference = resource_id if "/" in resource_id else f"{resource_type}/{resource_id}"
+    return f"from the EHR's {reference}"
+
+
 @dataclass(frozen=True)
 class Diagnosis:
-    """A qualifying diagnosis on the claim."""
+    """A qualifying diagnosis on the claim: a Condition on the EHR's problem list."""
 
     code: str
     system: str
     display: str = ""
     condition_id: str | None = None
+
+    @property
+    def origin(self) -> str:
+        """Where it came from, for people."""
+        return ehr_origin("Condition", self.condition_id)
 
 
 @dataclass(frozen=True)
@@ -45,12 +58,21 @@ class Performer:
 
 @dataclass(frozen=True)
 class ConsentEvidence:
-    """The consent a program's codes rely on."""
+    """The consent a program's codes rely on: a Consent read from the EHR (`consent_id` its FHIR id), or one
+    recorded in the app (`consent_id` the app's record id)."""
 
     program: str
     date: dt.date
     consent_id: str | None = None
-    source: str = "app"  # app | ehr
+    source: str = "app"  # app | ehr (rules.facts.FactSource)
+
+    @property
+    def origin(self) -> str:
+        """Where it came from, for people."""
+        if self.source == "ehr":
+            return ehr_origin("Consent", self.consent_id)
+        return f"recorded in the app (consent record {self.consent_id})" if self.consent_id \
+            else "recorded in the app"
 
 
 @dataclass(frozen=True)
@@ -80,6 +102,11 @@ class ProposedClaim:
     def billable(self) -> bool:
         """At least one code is billed."""
         return bool(self.lines)
+
+    @property
+    def coverage_origin(self) -> str:
+        """Where the insurance on the claim came from, for people."""
+        return ehr_origin("Coverage", self.coverage) if self.coverage else "no Coverage on file in the EHR"
 
     def to_json(self) -> dict:
         """JSON-safe form (dates as ISO strings), built in one pass.

@@ -29,7 +29,7 @@ from smart_app.ledger.records import ConsentRow
 from smart_app.ledger.validation import MAX_NOTE_CHARS, program_label, refuse_nul
 from smart_app.ledger.values import PROGRAMS
 from smart_app.ledger.writelock import hold_consents
-from smart_app.rules.facts import Consent
+from smart_app.rules.facts import Consent, FactSource
 from smart_app.statuses import ConsentKind, WritebackStatus
 
 # TCM is billed on a discharge and a visit; no program consent is asked for it.
@@ -368,13 +368,15 @@ def facts_consents(records: Iterable[ConsentRecord]) -> tuple[Consent, ...]:
     out: list[Consent] = []
     for r in records:
         if r.kind == ConsentKind.CONSENT:
-            out.append(Consent(program=r.program, status="active", date=r.obtained_on, id=r.id))
+            out.append(Consent(program=r.program, status="active", date=r.obtained_on, id=r.id,
+                               source=FactSource.APP))
             continue
         effective = withdrawal_effective(r.obtained_on)
         moot = any(c.kind == ConsentKind.CONSENT and c.program == r.program and c.recorded_at > r.recorded_at
                    and r.obtained_on <= c.obtained_on < effective for c in records)
         if not moot:
-            out.append(Consent(program=r.program, status="inactive", date=effective, id=r.id))
+            out.append(Consent(program=r.program, status="inactive", date=effective, id=r.id,
+                               source=FactSource.APP))
     # On one day, a consent sorts after a withdrawal taking effect that day: it can only be a new consent.
     return tuple(sorted(out, key=lambda c: (c.date, c.status == "active")))
 

@@ -22,7 +22,7 @@ from smart_app.ledger.errors import LedgerError
 from smart_app.ledger.months import zone
 from smart_app.ledger.records import ScaleRow
 from smart_app.ledger.validation import MAX_NOTE_CHARS, earliest_record_day, refuse_nul
-from smart_app.rules.facts import RatingScale
+from smart_app.rules.facts import FactSource, RatingScale
 from smart_app.rules.schema import RuleSet
 
 
@@ -110,5 +110,5 @@ def scales_for(session: Session, organization_id: str, patient_id: str, month: s
 
 def facts_scales(records: list[ScaleRecord]) -> tuple[RatingScale, ...]:
     """The evaluator's view of recorded scales (ids prefixed `app:` so evidence says where they came from)."""
-    return tuple(RatingScale(code=r.loinc, date=r.taken_on, score=float(r.score), id=f"app:scale:{r.id}")
-                 for r in records)
+    return tuple(RatingScale(code=r.loinc, date=r.taken_on, score=float(r.score), id=f"app:scale:{r.id}",
+                             source=FactSource.APP) for r in records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
@@ -13,6 +14,13 @@ SNOMED_ALIASES = frozenset({SNOMED, "snomed", "snomed-ct", "sct"})
 
 PERFORMER_ROLES = ("clinical-staff", "care-manager", "billing-practitioner",
                    "psychiatric-consultant")
+
+
+class FactSource(StrEnum):
+    """Where a fact came from: read from the EHR (its id is the FHIR resource's), or the app's own record."""
+
+    EHR = "ehr"
+    APP = "app"
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class Consent:
     status: str
     date: dt.date
     id: str | None = None
+    source: FactSource = FactSource.EHR
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,7 @@ class RatingScale:
     date: dt.date
     score: float | None = None
     id: str | None = None
+    source: FactSource = FactSource.EHR
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from smart_app.rules.facts import (
     Consent,
     Discharge,
     Episode,
+    FactSource,
     PatientFacts,
     RatingScale,
 )
@@ -47,6 +48,8 @@ def _revive(kind: type, data: dict[str, Any]) -> Any:
             value = dt.date.fromisoformat(value)
         elif name == "contact_attempts":
             value = tuple(dt.date.fromisoformat(v) for v in value)
+        elif name == "source":
+            value = FactSource(value)
         values[name] = value
     return kind(**values)
 

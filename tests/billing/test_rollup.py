@@ -91,3 +91,49 @@ def test_rollup_proposes_claims_and_reruns_change_nothing(stack: Stack) -> None:
 
     from_cache = rollup(stack, source="cache")
     assert from_cache.errors == [] and from_cache.new_versions == 0
+
+
+def test_each_fact_on_the_claim_says_where_it_came_from(stack: Stack) -> None:
+    from smart_app.billing.exports import render_superbill, superbill_claims
+    from tests.test_consent_capture import ALL_ELEMENTS
+
+    # BHI, whose consent is in the EHR (issue 15: it was labelled as the app's).
+    bh, _ = launch(stack, "bhi-depression-phq9", user="pr-bh-care-manager")
+    date, time = earlier_today(400)
+    made = api(stack, "POST", "/entries", bh, json={"program": "bhi", "activity": "behavioral-assessment",
+                                                   "date": date, "time": time, "minutes": 25})
+    assert made.status_code == 201, made.text
+    # CCM, whose consent the care manager records in the app.
+    cm, _ = launch(stack, "ccm-no-consent", user="pr-care-manager")
+    consent = api(stack, "POST", "/consents", cm, json={
+        "program": "ccm", "method": "verbal", "obtained_on": earlier_today(1000)[0], **ALL_ELEMENTS})
+    assert consent.status_code == 201, consent.text
+    app_consent = consent.json()["consent"]["id"]
+    record(stack, cm, 22, 300)
+    assert rollup(stack).errors == []
+
+    by_patient = {c.patient_id: c.claim for c in claims(stack)}
+    bhi, ccm = by_patient["bhi-depression-phq9"], by_patient["ccm-no-consent"]
+    assert [(c.program, c.source, c.consent_id) for c in bhi.consents] == [
+        ("bhi", "ehr", "bhi-depression-phq9-consent-bhi")]
+    assert bhi.consents[0].origin == "from the EHR's Consent/bhi-depression-phq9-consent-bhi"
+    assert [(c.program, c.source, c.consent_id) for c in ccm.consents] == [("ccm", "app", app_consent)]
+    assert ccm.consents[0].origin == f"recorded in the app (consent record {app_consent})"
+    assert bhi.diagnoses and all(d.origin == f"from the EHR's Condition/{d.condition_id}" for d in bhi.diagnoses)
+    assert bhi.coverage_origin == "from the EHR's Coverage/bhi-depression-phq9-coverage"
+
+    # The superbill prints the same, truthfully.
+    app = build_context(stack.settings)
+    try:
+        with transaction(app.sessions) as db:
+            org = get_organization(db, stack.organization.id)
+            assert org is not None
+            chosen = superbill_claims(db, org, MONTH, include_proposed=True)
+    finally:
+        app.engine.dispose()
+    html = render_superbill(chosen, org, MONTH, "html").decode()
+    assert "Behavioral Health Integration: " in html
+    assert "(from the EHR&#39;s Consent/bhi-depression-phq9-consent-bhi)" in html
+    assert f"(recorded in the app (consent record {app_consent}))" in html
+    assert f"(from the EHR&#39;s Condition/{bhi.diagnoses[0].condition_id})" in html
+    assert "(app)" not in html

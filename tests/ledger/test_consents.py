@@ -28,7 +28,7 @@ from smart_app.ledger.consents import (
 from smart_app.ledger.errors import LedgerError, LedgerNotFound
 from smart_app.ledger.records import ConsentRow
 from smart_app.rules import RuleSet, TimeEntry, default_rule_set, evaluate
-from smart_app.rules.facts import Attestation, Consent
+from smart_app.rules.facts import Attestation, Consent, FactSource
 from tests.ledger.conftest import DOCTOR, NOW, NURSE, ORG, TZ
 from tests.rules.conftest import billed, patient, reasons_text
 
@@ -219,8 +219,8 @@ def test_facts_date_a_withdrawal_from_the_first_of_the_next_month(factory) -> No
     consent = record(factory, obtained_on=date(2026, 2, 3))
     stopped = withdraw(factory, consent.id, date(2026, 3, 10))
     assert facts_consents(history(factory)) == (
-        Consent("ccm", "active", date(2026, 2, 3), consent.id),
-        Consent("ccm", "inactive", date(2026, 4, 1), stopped.id),
+        Consent("ccm", "active", date(2026, 2, 3), consent.id, FactSource.APP),
+        Consent("ccm", "inactive", date(2026, 4, 1), stopped.id, FactSource.APP),
     )
 
 
