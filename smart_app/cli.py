@@ -149,6 +149,7 @@ def _org(args: argparse.Namespace) -> int:
         with transaction(sessions) as db:
             save_organizations(db, [org])
         print(f"Installed {org.name} ({org.id}) for the EHR at {org.issuer}. Next: smart-app org check {org.id}")
+        print(f"Launch URL to register with the EHR: {settings.base_url}/launch/{org.id}")
         return 0
     if args.org_command == "list":
         with transaction(sessions) as db:

@@ -1,4 +1,5 @@
-"""Log lines carry ids, never secrets: the query strings of `/launch` and `/callback` are cut from the access log.
+"""Log lines carry ids, never secrets: the query strings of `/launch` (and `/launch/<org>`) and `/callback` are cut
+from the access log.
 
 `/callback?code=...&state=...` carries a one-time authorization code and the launch's state; `/launch?launch=...`
 the EHR's launch token. uvicorn's access log writes the whole request line, so `serve` and `demo` install this
@@ -26,7 +27,8 @@ class RedactLaunchQueries(logging.Filter):
 def redact(path_with_query: str) -> str:
     """`/callback?code=x&state=y` -> `/callback?[query redacted]`; any other text as it is."""
     path, mark, _ = path_with_query.partition("?")
-    return f"{path}?{REDACTED}" if mark and path in REDACTED_PATHS else path_with_query
+    launched = path in REDACTED_PATHS or path.startswith("/launch/")  # an organization's own launch URL
+    return f"{path}?{REDACTED}" if mark and launched else path_with_query
 
 
 def install_log_redaction() -> None:

@@ -80,6 +80,7 @@ def test_org_add_list_and_check_against_the_sandbox(tmp_path: Path) -> None:
         added = run_cli("org", "add", str(org_file), env=env)
         assert added.returncode == 0, added.stderr
         assert (launch_dir / "clinic.toml").exists()
+        assert "Launch URL to register with the EHR: http://localhost:8000/launch/clinic" in added.stdout
         listed = run_cli("org", "list", env=env)
         assert "clinic\tClinic" in listed.stdout and "database and file" in listed.stdout
         checked = run_cli("org", "check", "clinic", env=env)

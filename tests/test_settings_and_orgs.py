@@ -87,9 +87,12 @@ def test_broken_organization_file_names_the_file_and_the_problem(
     assert fragment in raised.value.message
 
 
-def test_two_files_with_one_issuer_are_refused(tmp_path: Path) -> None:
+def test_two_files_may_share_an_issuer_but_not_an_id(tmp_path: Path) -> None:
+    # Two clinics on one EHR: each is launched from its own URL (/launch/<id>).
     body = 'name = "A"\nissuer = "https://e/fhir"\nclient_id = "c"\n'
     (tmp_path / "a.toml").write_text('id = "a"\n' + body)
     (tmp_path / "b.toml").write_text('id = "b"\n' + body)
-    with pytest.raises(ConfigError, match="share"):
+    assert [o.id for o in load_directory(tmp_path)] == ["a", "b"]
+    (tmp_path / "c.toml").write_text('id = "a"\n' + body.replace("https://e/fhir", "https://other/fhir"))
+    with pytest.raises(ConfigError, match="share the id 'a'"):
         load_directory(tmp_path)

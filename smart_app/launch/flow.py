@@ -33,7 +33,7 @@ from smart_app.launch.audit_events import record_launch
 from smart_app.launch.ehr_metadata import cached_capabilities, cached_discovery
 from smart_app.launch.keys import private_key, signing_key
 from smart_app.launch.models import AppSession, LaunchKind, PendingLaunch
-from smart_app.launch.organizations import Organization, find_by_issuer, get_organization
+from smart_app.launch.organizations import Organization, get_organization, organizations_for_issuer
 from smart_app.launch.scopes import launch_scopes, sign_in_scopes
 from smart_app.launch.token_client import (
     ClientIdentity,
@@ -97,20 +97,52 @@ class LaunchNotBound(LaunchError):
     """The callback came to a browser that did not start the launch."""
 
 
-async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None) -> LaunchStart:
-    """Validate the EHR's launch request; the authorize URL to send the browser to."""
+async def begin_launch(deps: LaunchDeps, iss: str | None, launch: str | None,
+                       organization_id: str | None = None) -> LaunchStart:
+    """Validate the EHR's launch request; the authorize URL to send the browser to.
+
+    `organization_id`: from the organization's own launch URL (`/launch/<id>`), which every organization sharing
+    an EHR needs; at `/launch` the issuer alone must name one organization.
+    """
     if not iss:
         raise LaunchError("The launch request has no `iss` (the EHR's FHIR address).",
                           "Open the app from a patient's chart in the EHR, not by its address.")
     if not launch:
         raise LaunchError("The launch request has no `launch` parameter.",
                           "Open the app from a patient's chart in the EHR, not by its address.")
-    org = await in_thread(_by_issuer, deps, iss)
-    if org is None:
+    org = await in_thread(_launched_organization, deps, iss, organization_id)
+    return await _begin(deps, org, LaunchKind.EHR, launch=launch, scope=launch_scopes())
+
+
+def _launched_organization(deps: LaunchDeps, iss: str, organization_id: str | None) -> Organization:
+    """The organization a launch from the EHR at `iss` is for; LaunchError saying what to register otherwise."""
+    issuer = iss.rstrip("/")
+    with transaction(deps.sessions) as db:
+        if organization_id is not None:
+            org = get_organization(db, organization_id)
+            if org is None:
+                raise LaunchError(f"No organization {organization_id!r} is installed in this app.",
+                                  "The EHR's launch URL names an organization the app does not know: an EHR "
+                                  "administrator checks the launch URL registered for the app (see "
+                                  "docs/install.md).")
+            if org.issuer != issuer:
+                raise LaunchError(f"This launch URL is for {org.name}, whose EHR is at {org.issuer}, but the EHR at "
+                                  f"{issuer} opened it.",
+                                  "An EHR administrator registers each organization's own launch URL with its own "
+                                  "EHR (see docs/install.md).")
+            return org
+        found = organizations_for_issuer(db, issuer)
+    if not found:
         raise LaunchError(f"This app is not installed for the EHR at {iss}.",
                           "An EHR administrator must register this EHR with the app first "
                           "(see docs/install.md).")
-    return await _begin(deps, org, LaunchKind.EHR, launch=launch, scope=launch_scopes())
+    if len(found) > 1:
+        names = ", ".join(f"{o.name} (/launch/{o.id})" for o in found)
+        raise LaunchError(f"Several organizations use the EHR at {issuer} ({names}), so the app cannot tell "
+                          "which one this launch is for.",
+                          "An EHR administrator registers each organization's own launch URL, <app "
+                          "address>/launch/<organization id>, instead of /launch (see docs/install.md).")
+    return found[0]
 
 
 async def begin_sign_in(deps: LaunchDeps, org: Organization, next_path: str) -> LaunchStart:
@@ -147,11 +179,6 @@ async def _begin(deps: LaunchDeps, org: Organization, kind: LaunchKind, *, scope
         code_challenge=create_s256_code_challenge(verifier), code_challenge_method="S256",
         nonce=nonce, **extra)
     return LaunchStart(authorize_url=url, state=state, browser_nonce=browser_nonce)
-
-
-def _by_issuer(deps: LaunchDeps, iss: str) -> Organization | None:
-    with transaction(deps.sessions) as db:
-        return find_by_issuer(db, iss)
 
 
 def _store(deps: LaunchDeps, row: PendingLaunch | AppSession) -> None:

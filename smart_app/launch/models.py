@@ -25,7 +25,8 @@ class OrganizationRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    issuer: Mapped[str] = mapped_column(String(500), unique=True)
+    # Several organizations may share one EHR (migration 0010); each is launched from `/launch/<id>`.
+    issuer: Mapped[str] = mapped_column(String(500), index=True)
     client_id: Mapped[str] = mapped_column(String(200))
     client_auth: Mapped[str] = mapped_column(String(40))
     config: Mapped[dict] = mapped_column(JSON)

@@ -128,13 +128,13 @@ def load_directory(directory: Path | None = None) -> list[Organization]:
     """Every organization file in `directory` (default: the packaged `launch/` folder)."""
     directory = directory or data_path("launch")
     orgs = [load_organization_file(p) for p in sorted(directory.glob("*.toml"))]
-    seen: dict[str, str] = {}
+    seen: set[str] = set()
     for org in orgs:
-        for key in (org.id, org.issuer):
-            if key in seen:
-                raise ConfigError(f"Two organization files share {key!r} in {directory}.",
-                                  "Each organization needs its own id and issuer.")
-            seen[key] = org.id
+        # Organizations may share an issuer (each is launched from its own URL); an id names one only.
+        if org.id in seen:
+            raise ConfigError(f"Two organization files share the id {org.id!r} in {directory}.",
+                              "Give each organization its own id.")
+        seen.add(org.id)
     return orgs
 
 
@@ -158,11 +158,11 @@ def _from_row(row: OrganizationRow) -> Organization:
     return parse_organization(dict(row.config), f"organization {row.id!r} in the database")
 
 
-def find_by_issuer(session: Session, issuer: str) -> Organization | None:
-    """The organization whose EHR has this FHIR base, or None."""
-    row = session.scalar(select(OrganizationRow).where(
-        OrganizationRow.issuer == issuer.rstrip("/")))
-    return _from_row(row) if row else None
+def organizations_for_issuer(session: Session, issuer: str) -> list[Organization]:
+    """The organizations whose EHR has this FHIR base (several may share one EHR), by id."""
+    rows = session.scalars(select(OrganizationRow).where(OrganizationRow.issuer == issuer.rstrip("/"))
+                           .order_by(OrganizationRow.id))
+    return [_from_row(row) for row in rows]
 
 
 def get_organization(session: Session, org_id: str) -> Organization | None:

@@ -94,6 +94,7 @@ def create_app(settings: Settings, organizations: list[Organization] | None = No
         Route("/healthz", pages.healthz),
         Route("/.well-known/jwks.json", pages.jwks),
         Route("/launch", pages.launch),
+        Route("/launch/{org_id}", pages.launch),
         Route("/callback", pages.callback),
         Route("/callback", pages.callback_post, methods=["POST"]),
         Route("/signin", pages.sign_in),

@@ -65,6 +65,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/.well-known/jwks.json"): PUBLIC,
     ("GET", "/launch"): PUBLIC,
+    ("GET", "/launch/{org_id}"): PUBLIC,
     ("GET", "/callback"): PUBLIC,
     ("POST", "/callback"): PUBLIC,
     ("GET", "/signin"): PUBLIC,

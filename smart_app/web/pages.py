@@ -76,8 +76,9 @@ def _launching(request: Request, start: LaunchStart) -> Response:
 
 
 async def launch(request: Request) -> Response:
+    """`/launch` (an issuer with one organization) and `/launch/<organization id>` (one of several on an EHR)."""
     start = await begin_launch(ctx(request).launch, request.query_params.get("iss"),
-                               request.query_params.get("launch"))
+                               request.query_params.get("launch"), request.path_params.get("org_id"))
     return _launching(request, start)
 
 

@@ -131,18 +131,22 @@ def test_serve_refuses_to_start_without_a_secret_key(migrated: str, tmp_path: Pa
 
 def test_the_access_log_leaves_out_launch_and_callback_query_strings(served: Served) -> None:
     launched = httpx.get(f"{served.url}/launch", params={"iss": "https://ehr.example.org/x", "launch": "LAUNCH-SECRET"})
+    own_url = httpx.get(f"{served.url}/launch/clinic", params={"iss": "https://ehr.example.org/y",
+                                                              "launch": "ORG-LAUNCH-SECRET"})
     called = httpx.get(f"{served.url}/callback", params={"code": "CODE-SECRET", "state": "STATE-SECRET"})
     panel = httpx.get(f"{served.url}/panel", params={"month": "2026-11"})
     # An unknown issuer; a callback without the launch's cookie (the finishing page); the panel's own sign-in.
-    assert (launched.status_code, called.status_code, panel.status_code) == (400, 200, 303)
+    assert (launched.status_code, own_url.status_code, called.status_code, panel.status_code) == (400, 400, 200, 303)
     deadline = time.monotonic() + 10
     while "GET /panel?" not in "".join(served.lines) and time.monotonic() < deadline:
         time.sleep(0.05)
     log = "".join(served.lines)
     assert '"GET /launch?[query redacted] HTTP/1.1" 400' in log
+    assert '"GET /launch/clinic?[query redacted] HTTP/1.1" 400' in log
     assert '"GET /callback?[query redacted] HTTP/1.1" 200' in log
     assert '"GET /panel?month=2026-11 HTTP/1.1" 303' in log, "other query strings stay, for debugging"
-    for secret in ("LAUNCH-SECRET", "CODE-SECRET", "STATE-SECRET", "ehr.example.org/x"):
+    for secret in ("LAUNCH-SECRET", "ORG-LAUNCH-SECRET", "CODE-SECRET", "STATE-SECRET", "ehr.example.org/x",
+                   "ehr.example.org/y"):
         assert secret not in log
 
 
