@@ -37,3 +37,35 @@ def test_unmigrated_database_is_refused_with_the_fix(tmp_path: Path) -> None:
 def test_unsupported_database_url_is_explained() -> None:
     with pytest.raises(ConfigError, match="Unsupported database URL"):
         make_engine("mysql://localhost/x")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_0010_lets_organizations_share_an_issuer_and_keeps_their_rows(backend: str, tmp_path: Path,
+                                                                                 pg_template) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+    from sqlalchemy.exc import IntegrityError
+
+    from smart_app.launch.models import BackendTokenRow, OrganizationRow
+    from tests.databases import empty_database, engine_for
+
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    org = dict(name="A", issuer="https://ehr.example.org/fhir", client_id="a", client_auth="public", config={},
+               updated_at=now)
+    with empty_database(backend, tmp_path) as url, engine_for(url) as engine:
+        upgrade(engine, "0008")
+        with engine.begin() as connection:
+            connection.execute(insert(OrganizationRow).values(id="a", **org))
+            connection.execute(insert(BackendTokenRow).values(organization_id="a", access_token_enc="x", scope="s",
+                                                              expires_at=now))
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(insert(OrganizationRow).values(id="b", **{**org, "client_id": "b"}))
+        upgrade(engine)
+        with engine.begin() as connection:
+            connection.execute(insert(OrganizationRow).values(id="b", **{**org, "client_id": "b"}))
+        with engine.connect() as connection:
+            assert connection.execute(select(OrganizationRow.id).where(
+                OrganizationRow.issuer == org["issuer"]).order_by(OrganizationRow.id)).scalars().all() == ["a", "b"]
+            assert connection.execute(select(BackendTokenRow.organization_id)).scalars().all() == ["a"]
+            assert "ix_organizations_issuer" in {ix["name"] for ix in inspect(connection).get_indexes("organizations")}
