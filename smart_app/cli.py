@@ -123,6 +123,7 @@ def _org(args: argparse.Namespace) -> int:
     from smart_app.billing.pricing import organization_pricing
     from smart_app.db import make_engine, require_current, session_factory, transaction
     from smart_app.errors import ConfigError
+    from smart_app.launch.live_check import LiveReport, live_check
     from smart_app.launch.org_check import check_organization
     from smart_app.launch.organizations import (
         get_organization,
@@ -136,7 +137,9 @@ def _org(args: argparse.Namespace) -> int:
     from smart_app.services import build_context
     from smart_app.settings import load_settings
 
-    settings = load_settings(need_secret=False)
+    live = args.org_command == "check" and args.live
+    # Only the live check opens the app's signing key, which needs the secret key.
+    settings = load_settings(need_secret=live)
     engine = make_engine(settings.database_url)
     require_current(engine)
     sessions = session_factory(engine)
@@ -169,18 +172,20 @@ def _org(args: argparse.Namespace) -> int:
     org = found
     writeback = org.extra.get("writeback")
 
-    async def run() -> tuple[list, list[str], PeopleReport]:
+    async def run() -> tuple[list, list[str], PeopleReport, LiveReport | None]:
         context = build_context(settings, engine)
         try:
             checks, caps = await check_organization(context.http, org)
+            # The live check first, so the people check's cached token cannot stand in for a real one.
+            report = await live_check(context.launch, org) if live else None
             people = await people_report(context.launch, org)
         finally:
             await context.http.aclose()
         if caps is None:
-            return checks, ["unknown until the EHR's CapabilityStatement can be read"], people
-        return checks, describe_plan(plan_for(caps, writeback)), people
+            return checks, ["unknown until the EHR's CapabilityStatement can be read"], people, report
+        return checks, describe_plan(plan_for(caps, writeback)), people, report
 
-    checks, plan_lines, people = asyncio.run(run())
+    checks, plan_lines, people, report = asyncio.run(run())
     for check in checks:
         mark = "ok " if check.ok else ("MISSING" if check.blocking else "note")
         print(f"[{mark}] {check.text}" + ("" if check.ok else f"\n        {check.fix}"))
@@ -188,9 +193,17 @@ def _org(args: argparse.Namespace) -> int:
     for line in plan_lines:
         print(f"  - {line}")
     print_people(people)
+    if report is not None:
+        print("Live check (a real backend token with the app's key, and one FHIR read with it):")
+        for check in report.checks:
+            mark = "ok " if check.ok else ("FAILED" if check.blocking else "note")
+            print(f"[{mark}] {check.text}" + ("" if check.ok else f"\n        {check.fix}"))
     blocking = [c for c in checks if not c.ok and c.blocking]
     print("Ready to launch." if not blocking else f"{len(blocking)} requirement(s) missing before anyone can launch.")
-    return 1 if blocking else 0
+    if report is not None and not report.ok:
+        print("The live check failed: the month-end jobs (rollup from the EHR, write-back) will fail the same way "
+              "until it is fixed.")
+    return 1 if blocking or (report is not None and not report.ok) else 0
 
 
 def print_people(report: PeopleReport) -> None:
@@ -297,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Fetch the EHR's discovery documents and report, in plain words, "
                                                "what is missing before anyone launches (exit 1 if blocking).")
     org_check.add_argument("org_id", help="the organization id")
+    org_check.add_argument("--live", action="store_true",
+                           help="also request a real SMART Backend Services token with the app's key and make one "
+                                "FHIR read with it, saying which step failed (needs SMART_APP_SECRET_KEY)")
     org_check.set_defaults(func=_org)
 
     keys = sub.add_parser("keys", help="the app's signing keys for private_key_jwt client authentication",

@@ -94,6 +94,14 @@ class FhirClient:
                                    params=tuple(params) if isinstance(params, list) else params)
         return await self.collect(body, resource_type)
 
+    async def first_page(self, resource_type: str, params: dict[str, str]) -> dict:
+        """The first searchset Bundle of a search, its `next` link not followed."""
+        body = await self._request("GET", resource_type, f"the {resource_type} records", params=params)
+        if body.get("resourceType") != "Bundle":
+            raise EhrError(f"The EHR answered a {resource_type} search without a Bundle.",
+                           "Tell the EHR administrator.")
+        return body
+
     async def create(self, resource_type: str, resource: dict,
                      if_none_exist: str | None = None) -> tuple[int, dict]:
         """POST a new resource, conditionally when `if_none_exist` (e.g. `identifier=system|value`) is given.
