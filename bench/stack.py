@@ -102,7 +102,7 @@ def running_stack(database_url: str, data_dir: Path, *, latency_ms: int = 0,
     app_url, sandbox_url = url_of(app_sock), url_of(sandbox_sock)
     settings = load_settings(env={}, base_url=app_url, database_url=database_url, data_dir=data_dir,
                              secret_key=SECRET)
-    org = sandbox_org(settings, sandbox_url)
+    org = sandbox_org(sandbox_url)
     engine = make_engine(database_url)
     client = sandbox_client(engine, settings, org)
     sandbox = create_sandbox(SandboxConfig(

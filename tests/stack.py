@@ -59,7 +59,7 @@ def running_stack(database_url: str, data_dir: Path, *, app_host: str = "127.0.0
     app_url, sandbox_url = url_of(app_sock, app_host), url_of(sandbox_sock, sandbox_host)
     settings = load_settings(env={}, base_url=app_url, database_url=database_url,
                              data_dir=data_dir, secret_key=TEST_SECRET)
-    org = sandbox_org(settings, sandbox_url)
+    org = sandbox_org(sandbox_url)
     with engine_for(database_url) as engine:
         client = sandbox_client(engine, settings, org)
         if client_jwks_url:

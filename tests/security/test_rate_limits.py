@@ -94,7 +94,7 @@ def two_workers(database_url: str, data_dir: Path) -> Iterator[Workers]:
     sandbox_url = url_of(sandbox_sock)
     settings = load_settings(env={}, base_url=urls[0], database_url=database_url, data_dir=data_dir,
                              secret_key=TEST_SECRET, rate_limits=False)
-    org = sandbox_org(settings, sandbox_url)
+    org = sandbox_org(sandbox_url)
     with engine_for(database_url) as engine:
         sandbox = create_sandbox(SandboxConfig(base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
                                                clients=[sandbox_client(engine, settings, org)],

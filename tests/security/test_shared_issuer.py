@@ -42,7 +42,7 @@ def shared_ehr(database_url: str, data_dir) -> Iterator[tuple[Stack, Stack]]:  #
     app_url, sandbox_url = url_of(app_sock), url_of(sandbox_sock)
     settings = load_settings(env={}, base_url=app_url, database_url=database_url, data_dir=data_dir,
                              secret_key=TEST_SECRET)
-    first = sandbox_org(settings, sandbox_url)
+    first = sandbox_org(sandbox_url)
     second: Organization = with_overrides(first, id="clinic-b", name="Second Clinic on the same EHR",
                                           client_id="clinic-b-app")
     assert first.issuer == second.issuer
