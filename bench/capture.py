@@ -40,8 +40,14 @@ ENTRY_MINUTES = 2
 PATIENTS = ("ccm-two-chronic", "complex-ccm-high", "pcm-single-complex", "bhi-depression-phq9")
 
 
+# The sandbox organization file maps this PractitionerRole code to clinical staff (launch/sandbox.toml).
+CLINICAL_STAFF = {"system": "urn:oid:1.2.840.114350.1.13.9999.1.7.10.836982.1050", "code": "32",
+                  "display": "Clinical staff nurse"}
+
+
 def add_clinicians(stack: BenchStack, count: int) -> list[str]:
-    """Practitioners in the sandbox EHR, one per simulated clinician (timers and overlaps are per person)."""
+    """Practitioners in the sandbox EHR, one per simulated clinician (timers and overlaps are per person), each
+    with the PractitionerRole the organization maps to clinical staff, so they may record time."""
     store = stack.sandbox.store
     ids = []
     for n in range(count):
@@ -49,6 +55,8 @@ def add_clinicians(stack: BenchStack, count: int) -> list[str]:
         if not store.exists("Practitioner", rid):
             store.save({"resourceType": "Practitioner", "id": rid, "active": True,
                         "name": [{"family": f"Clinician{n:02d}", "given": ["Bench"], "suffix": ["RN"]}]})
+            store.save({"resourceType": "PractitionerRole", "id": f"role-{rid}", "active": True,
+                        "practitioner": {"reference": f"Practitioner/{rid}"}, "code": [{"coding": [CLINICAL_STAFF]}]})
         ids.append(rid)
     return ids
 

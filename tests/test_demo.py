@@ -39,7 +39,8 @@ def free_port_pair() -> int:
 
 
 @contextmanager
-def demo(tmp_path: Path, port: int, *args: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+def demo(tmp_path: Path, port: int, *args: str,
+         env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
     """`smart-app demo` running until the block ends; (the process, the lines it printed up to the chart URL)."""
     process = subprocess.Popen([sys.executable, "-m", "smart_app.cli", "demo", "--port", str(port),
                                 "--data-dir", str(tmp_path / "demo"), *args],
@@ -120,4 +121,4 @@ def test_the_demo_says_when_its_ports_are_taken(tmp_path: Path) -> None:
     assert ran.returncode == 2, ran.stdout + ran.stderr
     assert CHART_LINE not in ran.stdout
     assert f"The demo's sandbox EHR stopped before it answered (port {port + 1} in use?)" in ran.stderr
-    assert f"run `smart-app demo --port <another port>`" in ran.stderr
+    assert "run `smart-app demo --port <another port>`" in ran.stderr

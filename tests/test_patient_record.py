@@ -124,3 +124,19 @@ def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds("-5", now) is None
     assert retry_after_seconds(None, now) is None
+
+
+def test_every_search_names_the_patient_with_its_type() -> None:
+    queries = record_requests("p-1", MONTH, "Practitioner/x", SCALES)
+    patients = {name: dict(q.params).get("patient") for name, q in queries.items() if q.params}
+    assert patients.pop("user_roles") is None  # by practitioner=Practitioner/x
+    assert dict(queries["user_roles"].params) == {"practitioner": "Practitioner/x"}
+    assert set(patients.values()) == {"Patient/p-1"}, patients
+    # Coverage by `patient`, which R4 defines; by `beneficiary` only where the EHR lists that and not `patient`.
+    assert queries["coverage"].params == (("patient", "Patient/p-1"),)
+    only_beneficiary = record_requests("p-1", MONTH, None, SCALES,
+                                       search_params={"Coverage": frozenset({"beneficiary", "status"})})
+    assert only_beneficiary["coverage"].params == (("beneficiary", "Patient/p-1"),)
+    both = record_requests("p-1", MONTH, None, SCALES,
+                           search_params={"Coverage": frozenset({"beneficiary", "patient"})})
+    assert both["coverage"].params == (("patient", "Patient/p-1"),)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -154,8 +155,20 @@ def save_organizations(session: Session, orgs: list[Organization]) -> None:
         row.client_auth, row.config, row.updated_at = org.client_auth, org.to_config(), utcnow()
 
 
+# Parsed organizations by (id, updated_at): every request reads its organization's row, and parsing it (role maps,
+# rates, timezone) cost more than the read. Saving a changed file moves updated_at, so a worker never uses a stale
+# parse; this memoizes a pure function of the row and holds no state of its own.
+_PARSED: dict[tuple[str, datetime], Organization] = {}
+
+
 def _from_row(row: OrganizationRow) -> Organization:
-    return parse_organization(dict(row.config), f"organization {row.id!r} in the database")
+    key = (row.id, row.updated_at)
+    found = _PARSED.get(key)
+    if found is None:
+        if len(_PARSED) > 256:
+            _PARSED.clear()
+        found = _PARSED[key] = parse_organization(dict(row.config), f"organization {row.id!r} in the database")
+    return found
 
 
 def organizations_for_issuer(session: Session, issuer: str) -> list[Organization]:

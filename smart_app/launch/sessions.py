@@ -48,10 +48,7 @@ class ActiveSession:
 
 def _load(deps: LaunchDeps, id_hash: str) -> AppSession:
     with transaction(deps.sessions) as db:
-        row = db.get(AppSession, id_hash)
-    if row is None or row.expires_at <= utcnow():
-        raise SessionExpired("Your session with this app has ended or was never started.", RELAUNCH)
-    return row
+        return session_row(db, id_hash)
 
 
 async def _refresh(deps: LaunchDeps, row: AppSession) -> AppSession:
@@ -95,15 +92,31 @@ async def active_session(deps: LaunchDeps, handle: str | None) -> ActiveSession:
     """The session behind a browser handle, with a fresh access token; SessionExpired otherwise."""
     if not handle:
         raise SessionExpired("This page needs a session started from the EHR.", RELAUNCH)
-    row = await in_thread(_load, deps, hash_handle(handle))
+    return await current_session(deps, await in_thread(_load, deps, hash_handle(handle)))
+
+
+def session_row(db: Session, id_hash: str) -> AppSession:
+    """A live session's row, read in the caller's transaction; SessionExpired when there is none."""
+    row = db.get(AppSession, id_hash)
+    if row is None or row.expires_at <= utcnow():
+        raise SessionExpired("Your session with this app has ended or was never started.", RELAUNCH)
+    return row
+
+
+def role_codes_of(row: AppSession) -> tuple[RoleCode, ...] | None:
+    """What the EHR exposed about the session's user, as stored (None until read)."""
+    return None if row.role_codes is None else tuple(RoleCode.from_json(c) for c in row.role_codes)
+
+
+async def current_session(deps: LaunchDeps, row: AppSession) -> ActiveSession:
+    """The session as the web layer sees it, its access token refreshed first when it is about to lapse."""
     if row.token_expires_at - REFRESH_MARGIN <= utcnow():
         row = await _refresh(deps, row)
     return ActiveSession(
         id_hash=row.id_hash, organization_id=row.organization_id, fhir_base=row.fhir_base,
         kind=LaunchKind(row.kind), patient_id=row.patient_id, encounter_id=row.encounter_id,
-        fhir_user=row.fhir_user, user_name=row.user_name,
-        role_codes=None if row.role_codes is None else tuple(RoleCode.from_json(c) for c in row.role_codes),
-        scope=row.scope, access_token=deps.tokens.open(row.access_token_enc),
+        fhir_user=row.fhir_user, user_name=row.user_name, role_codes=role_codes_of(row), scope=row.scope,
+        access_token=deps.tokens.open(row.access_token_enc),
         need_patient_banner=row.need_patient_banner, smart_style_url=row.smart_style_url,
         capabilities=EhrCapabilities.from_json(row.capabilities))
 

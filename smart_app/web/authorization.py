@@ -24,12 +24,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from smart_app.access.grants import active_assignments, holders
-from smart_app.access.roles import NO_ROLES, AppRole, Roles, TimeRole, resolve_roles
+from smart_app.access.roles import NO_ROLES, AppRole, RoleCode, Roles, TimeRole, resolve_roles
+from smart_app.crypto import hash_handle
 from smart_app.db import transaction
 from smart_app.ehr.identity import user_reference
 from smart_app.errors import ConfigError, SessionExpired, SmartAppError
+from smart_app.launch.models import AppSession
 from smart_app.launch.organizations import Organization, get_organization
-from smart_app.launch.sessions import ActiveSession, active_session, seen_users
+from smart_app.launch.sessions import ActiveSession, current_session, role_codes_of, seen_users, session_row
 from smart_app.web.session_transport import check_csrf, page_handle, request_handle
 from smart_app.web.templating import TEMPLATES, ctx
 
@@ -219,10 +221,13 @@ class Principal:
 
 def roles_of(db: Session, org: Organization, session: ActiveSession) -> Roles:
     """The session's person's roles in its organization, as of now (grants take effect at once)."""
-    user = user_reference(session.fhir_user)
+    return _roles(db, org, session.fhir_user, session.role_codes)
+
+
+def _roles(db: Session, org: Organization, fhir_user: str | None, codes: tuple[RoleCode, ...] | None) -> Roles:
+    user = user_reference(fhir_user)
     granted = active_assignments(db, org.id, user)
-    return resolve_roles(user, session.role_codes or (), org.role_map, org.role_assignments + granted,
-                         org.billing_practitioner)
+    return resolve_roles(user, codes or (), org.role_map, org.role_assignments + granted, org.billing_practitioner)
 
 
 def administrator_names(db: Session, org: Organization) -> tuple[str, ...]:
@@ -238,28 +243,30 @@ def _named(factory: sessionmaker[Session], principal: Principal) -> Principal:
         return replace(principal, administrators=administrator_names(db, principal.organization))
 
 
-def _load(factory: sessionmaker[Session], session: ActiveSession) -> tuple[Organization | None, Roles,
-                                                                        tuple[str, ...]]:
+def _load(factory: sessionmaker[Session], id_hash: str) -> tuple[AppSession, Organization | None, Roles]:
+    """The session, its organization and the person's roles, in one transaction (every request does this)."""
     with transaction(factory) as db:
-        org = get_organization(db, session.organization_id)
-        if org is None:
-            return None, NO_ROLES, ()
-        admins = tuple(holders(db, org.id, AppRole.ADMINISTRATOR, org.role_assignments))
-        return org, roles_of(db, org, session), admins
+        row = session_row(db, id_hash)
+        org = get_organization(db, row.organization_id)
+        roles = _roles(db, org, row.fhir_user, role_codes_of(row)) if org is not None else NO_ROLES
+        return row, org, roles
 
 
 async def principal_for(request: Request, handle: str | None) -> Principal:
     """The person behind a session handle, with their roles; SessionExpired when there is no live session."""
     app = ctx(request)
-    session = await active_session(app.launch, handle)
-    assert handle is not None  # active_session refuses a missing handle
-    org, roles, admins = await run_in_threadpool(_load, app.sessions, session)
+    if not handle:
+        raise SessionExpired("This page needs a session started from the EHR.",
+                             "Relaunch the app from the patient's chart in the EHR.")
+    row, org, roles = await run_in_threadpool(_load, app.sessions, hash_handle(handle))
     if org is None:
         raise SessionExpired("This session's organization is no longer installed.",
                              "Ask the EHR administrator, then relaunch the app from the chart.")
+    session = await current_session(app.launch, row)
     # The answer may be framed by this organization's EHR only (and the security headers need no lookup).
     request.state.frame_origins = org.frame_origins
-    return Principal(session=session, organization=org, handle=handle, roles=roles, administrators=admins)
+    # Administrators are named only on a refusal (`administrator_names`): most requests never need them.
+    return Principal(session=session, organization=org, handle=handle, roles=roles)
 
 
 async def authorize(request: Request, rule: Rule) -> Principal:

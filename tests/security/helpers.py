@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from smart_app.crypto import hash_handle
 from tests.databases import one_transaction
-from tests.stack import Stack, new_browser, open_chart, page_handle
+from tests.stack import Stack, open_chart, page_handle
 
 CSRF_META = re.compile(r'<meta name="smart-app-csrf" content="([^"]+)"')
 COOKIE = re.compile(r"__Host-smart_app_session=([^;]+)")

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from smart_app.launch.models import AppSession
 from tests.databases import BACKENDS, PostgresTemplate, fresh_database
-from tests.security.helpers import database, launch, manual_entry
+from tests.security.helpers import database, launch, manual_entry, smart_app_command
 from tests.stack import Stack, running_stack, sign_in, top_level_browser
 
 
@@ -86,3 +86,14 @@ def test_oracle_like_roles_come_from_qualifications_and_grants(oracle: Stack) ->
     with top_level_browser() as browser:
         page = sign_in(browser, oracle, "Person/ps-biller")
     assert page.status_code == 200 and "Pat Kowalski</strong> (biller)" in page.text
+
+
+def test_org_check_shows_how_each_practitioner_maps_and_who_does_not(oracle: Stack, monkeypatch, capsys) -> None:
+    status, out = smart_app_command(oracle, monkeypatch, capsys, "org", "check", oracle.organization.id)
+    assert "People the EHR lists, and their roles in the app" in out, out
+    assert ("Tomas Delgado (Practitioner/pr-nurse): qualification http://terminology.hl7.org/CodeSystem/v2-0360|LPN "
+            "(Licensed Practical Nurse) -> clinician; clinical-staff [mapped from the EHR]") in out
+    assert "The EHR gives no PractitionerRole" in out
+    unmapped = out.split("Not mapped (", 1)[1]
+    assert "Maren Lindqvist (Practitioner/pr-care-manager)" in unmapped, "an RN's qualification maps to nothing"
+    assert "Tomas Delgado" not in unmapped and "Pat Kowalski" not in unmapped, "the biller is seeded"
