@@ -95,5 +95,7 @@ def test_org_check_shows_how_each_practitioner_maps_and_who_does_not(oracle: Sta
             "(Licensed Practical Nurse) -> clinician; clinical-staff [mapped from the EHR]") in out
     assert "The EHR gives no PractitionerRole" in out
     unmapped = out.split("Not mapped (", 1)[1]
-    assert "Maren Lindqvist (Practitioner/pr-care-manager)" in unmapped, "an RN's qualification maps to nothing"
+    # A social worker's qualification carries only text, a psychiatrist's "MD" is mapped by nobody here.
+    assert "Colleen Brennan (Practitioner/pr-bh-care-manager)" in unmapped
+    assert "Dr. Samir Haddad (Practitioner/pr-psych-consultant)" in unmapped
     assert "Tomas Delgado" not in unmapped and "Pat Kowalski" not in unmapped, "the biller is seeded"
