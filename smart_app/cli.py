@@ -21,12 +21,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
     from smart_app.db import make_engine, require_current, session_factory
+    from smart_app.errors import ConfigError
     from smart_app.launch.organizations import load_directory
     from smart_app.launch.purge import purge_expired
     from smart_app.log_redaction import install_log_redaction
+    from smart_app.logs import configure_logging
     from smart_app.settings import load_settings, parse_forwarded_allow_ips
     from smart_app.warmup import prepare_process
     from smart_app.web.app import create_app
@@ -38,11 +42,24 @@ def _serve(args: argparse.Namespace) -> int:
     require_current(engine)
     print(purge_expired(session_factory(engine)).sentence(), flush=True)
     organizations = load_directory(settings.launch_dir)
+    # Without named proxies, X-Forwarded-* is ignored: the client address is the connection's.
+    proxy_headers, allow_ips = bool(trusted), list(trusted) or None
+    if args.workers > 1 and engine.dialect.name != "postgresql":
+        raise ConfigError("Several workers need PostgreSQL: SQLite has one writer, so they would queue behind it.",
+                          "Run `serve` without --workers on SQLite, or set SMART_APP_DATABASE_URL=postgresql://...")
+    if args.workers > 1:
+        engine.dispose()
+        # Each worker process builds its own app from the environment (its own pool, its own warm-up).
+        os.environ["SMART_APP_FORWARDED_ALLOW_IPS"] = ",".join(trusted)
+        uvicorn.run("smart_app.web.factory:create_app_from_env", factory=True, workers=args.workers,
+                    host=args.host, port=args.port, timeout_graceful_shutdown=args.graceful_seconds,
+                    proxy_headers=proxy_headers, forwarded_allow_ips=allow_ips)
+        return 0
     app = create_app(settings, organizations, engine)
     prepare_process(org.rule_set for org in organizations)
-    # Without named proxies, X-Forwarded-* is ignored: the client address is the connection's.
-    config = uvicorn.Config(app, host=args.host, port=args.port, proxy_headers=bool(trusted),
-                            forwarded_allow_ips=list(trusted) or None)
+    config = uvicorn.Config(app, host=args.host, port=args.port, timeout_graceful_shutdown=args.graceful_seconds,
+                            proxy_headers=proxy_headers, forwarded_allow_ips=allow_ips)
+    configure_logging(settings)
     install_log_redaction()
     uvicorn.Server(config).run()
     return 0
@@ -256,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--forwarded-allow-ips", default=None, metavar="ADDRESSES",
                        help="proxies whose X-Forwarded-For/-Proto are believed, comma-separated addresses or "
                             "networks (default: SMART_APP_FORWARDED_ALLOW_IPS, else none)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes sharing the port, each with its own database pool (default 1); "
+                            "several need PostgreSQL: SQLite has one writer")
+    serve.add_argument("--graceful-seconds", type=int, default=30,
+                       help="on SIGTERM, how long requests in flight may finish (default 30)")
     serve.set_defaults(func=_serve)
 
     purge = sub.add_parser("purge", help="delete expired pending launches, ended sessions and stale EHR metadata",

@@ -65,6 +65,7 @@ PUBLIC = Rule("public", session=False)
 ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
     ("GET", "/.well-known/jwks.json"): PUBLIC,
     ("GET", "/launch"): PUBLIC,
     ("GET", "/launch/{org_id}"): PUBLIC,
