@@ -76,6 +76,39 @@ def _purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from smart_app.billing.worker import WorkerOptions, run_worker
+    from smart_app.db import make_engine, require_current
+    from smart_app.logs import configure_logging
+    from smart_app.services import build_context
+    from smart_app.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings)
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    options = WorkerOptions(interval=args.interval, lease_seconds=args.lease_seconds,
+                            rollup_source=args.rollup_source, month_end=not args.no_month_end)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        app = build_context(settings, engine)
+        try:
+            await run_worker(app, options, stop)
+        finally:
+            await app.http.aclose()
+
+    asyncio.run(go())
+    engine.dispose()
+    return 0
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -285,6 +318,21 @@ def build_parser() -> argparse.ArgumentParser:
                                        "and cached EHR discovery past its hour. `serve` and `demo` do it at "
                                        "start-up; schedule it (e.g. hourly) beside a long-running server.")
     purge.set_defaults(func=_purge)
+
+    worker = sub.add_parser(
+        "worker", help="run the background jobs: outbox delivery, month-end rollups, purge",
+        description="Deliver every organization's outbox continuously, roll up each organization's previous month "
+                    "once it is over (day 1 after 02:00 in the organization's timezone, once across all workers), "
+                    "and purge expired launches and sessions hourly. Safe on several machines at once on "
+                    "PostgreSQL. SIGTERM stops it after the batch in hand (exit 0).")
+    worker.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
+                        help="pause between passes (default 5)")
+    worker.add_argument("--lease-seconds", type=int, default=60, metavar="SECONDS",
+                        help="how long an outbox row stays reserved while it is sent (default 60)")
+    worker.add_argument("--rollup-source", choices=("ehr", "cache"), default="ehr",
+                        help="where the month-end rollup reads facts: the EHR (default) or the last saved read")
+    worker.add_argument("--no-month-end", action="store_true", help="do not run month-end rollups here")
+    worker.set_defaults(func=_worker)
 
     sandbox = sub.add_parser("sandbox", help="run the local sandbox EHR alone",
                              description="Serve the local SMART sandbox EHR (authorization server, "

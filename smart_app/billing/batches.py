@@ -48,29 +48,34 @@ def open_run(sessions: sessionmaker[Session], organization_id: str, month: str, 
              size: int) -> str:
     """The run of the month that is still open, or a new one split into batches of `size` patients."""
     with transaction(sessions) as db:
-        # Two processes starting at once: the second waits here, then joins the run the first wrote.
-        hold_key(db, _RUN_SPACE, f"{organization_id}|{month}")
-        open_id = db.scalar(select(RollupBatchRow.run_id).where(
-            RollupBatchRow.organization_id == organization_id, RollupBatchRow.month == month,
-            RollupBatchRow.status != RollupBatchStatus.DONE).limit(1))
-        if open_id is not None:
-            return open_id
-        run_id = str(uuid.uuid4())
-        bounds: list[str] = []
-        ids = db.execute(select(patients.c.patient_id).order_by(patients.c.patient_id)
-                         .execution_options(yield_per=2000)).scalars()
-        for n, patient_id in enumerate(ids, start=1):
-            if n % size == 0:
-                bounds.append(patient_id)
-        # Ranges are open at both ends, so a patient who appears during the run still falls into one.
-        edges: list[str | None] = [None, *bounds, None]
-        now = utcnow()
-        db.add_all(RollupBatchRow(run_id=run_id, seq=seq, organization_id=organization_id, month=month,
-                                  after_patient=edges[seq], through_patient=edges[seq + 1],
-                                  status=RollupBatchStatus.PENDING, patients=0, new_versions=0, unchanged=0,
-                                  billable=0, errors=0, created_at=now)
-                   for seq in range(len(edges) - 1))
-        return run_id
+        return open_run_in(db, organization_id, month, patients, size)
+
+
+def open_run_in(db: Session, organization_id: str, month: str, patients: Subquery, size: int) -> str:
+    """`open_run` inside the caller's transaction (the new run's batches are written when it commits)."""
+    # Two processes starting at once: the second waits here, then joins the run the first wrote.
+    hold_key(db, _RUN_SPACE, f"{organization_id}|{month}")
+    open_id = db.scalar(select(RollupBatchRow.run_id).where(
+        RollupBatchRow.organization_id == organization_id, RollupBatchRow.month == month,
+        RollupBatchRow.status != RollupBatchStatus.DONE).limit(1))
+    if open_id is not None:
+        return open_id
+    run_id = str(uuid.uuid4())
+    bounds: list[str] = []
+    ids = db.execute(select(patients.c.patient_id).order_by(patients.c.patient_id)
+                     .execution_options(yield_per=2000)).scalars()
+    for n, patient_id in enumerate(ids, start=1):
+        if n % size == 0:
+            bounds.append(patient_id)
+    # Ranges are open at both ends, so a patient who appears during the run still falls into one.
+    edges: list[str | None] = [None, *bounds, None]
+    now = utcnow()
+    db.add_all(RollupBatchRow(run_id=run_id, seq=seq, organization_id=organization_id, month=month,
+                              after_patient=edges[seq], through_patient=edges[seq + 1],
+                              status=RollupBatchStatus.PENDING, patients=0, new_versions=0, unchanged=0,
+                              billable=0, errors=0, created_at=now)
+               for seq in range(len(edges) - 1))
+    return run_id
 
 
 def claim(sessions: sessionmaker[Session], run_id: str, worker: str) -> Claimed | None:

@@ -137,3 +137,5 @@ class ScheduledRunRow(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     outcome: Mapped[str] = mapped_column(Text, default="")
+    # The month-end rollup's run: a worker that finds the job unfinished joins this run, never starts another.
+    rollup_run: Mapped[str | None] = mapped_column(String(36), nullable=True)

@@ -133,6 +133,7 @@ CLI_COMMANDS: dict[str, tuple[str, str]] = {
     "audit tail": (OPERATOR, ""),
     "audit baseline": (OPERATOR, ""),
     "purge": (OPERATOR, ""),
+    "worker": (OPERATOR, ""),
     "users grant": (OPERATOR, "POST /api/v1/admin/roles"),
     "users revoke": (OPERATOR, "POST /api/v1/admin/roles/revoke"),
     "users list": (OPERATOR, "GET /admin/users"),

@@ -113,5 +113,8 @@ def deployment(database_url: str, folder: Path) -> Iterator[tuple[Deployment, su
         try:
             wait_ready(app_url, server)
             yield running, server
-        finally:
+        except BaseException:
             stop(server)
+            raise
+        # SIGTERM: uvicorn lets requests in flight finish, stops the workers, and exits 0.
+        assert stop(server) == 0, running.log("serve")[-3000:]

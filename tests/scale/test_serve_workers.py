@@ -17,11 +17,15 @@ import httpx
 import pytest
 from sqlalchemy import delete, func, select
 
-from smart_app.db import head_revision
+from bench.data import organization, seed_entries, seed_organization, seed_patients
+from smart_app.billing.models import ClaimRow, RollupBatchRow, ScheduledRunRow
+from smart_app.billing.worker import MONTH_END_JOB, month_to_close
+from smart_app.db import head_revision, utcnow
 from smart_app.launch.models import BackendTokenRow
 from smart_app.ledger.models import TimerRow
-from tests.databases import PostgresTemplate, fresh_database, one_transaction
-from tests.scale.deployment import Deployment, deployment
+from smart_app.statuses import RollupBatchStatus
+from tests.databases import PostgresTemplate, engine_for, fresh_database, one_transaction
+from tests.scale.deployment import Deployment, deployment, stop
 from tests.security.helpers import Launched, from_address, launch, manual_entry
 
 
@@ -96,10 +100,10 @@ def test_the_audit_chain_is_intact_after_concurrent_writes(running: Deployment) 
 
 def test_the_backend_token_fetched_by_two_processes_at_once(running: Deployment) -> None:
     org_id = running.stack.organization.id
-    for _ in range(3):
+    for _ in range(2):
         with one_transaction(running.stack.settings.database_url) as db:
             db.execute(delete(BackendTokenRow))
-        at = time.time() + 2.5
+        at = time.time() + 2.0
         children = [subprocess.Popen([sys.executable, "-m", "tests.scale.token_child", org_id, str(at)],
                                      env=running.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                     for _ in range(2)]
@@ -131,3 +135,48 @@ def test_serve_refuses_workers_on_sqlite(tmp_path: Path, running: Deployment) ->
     answer = subprocess.run([sys.executable, "-m", "smart_app.cli", "serve", "--workers", "2", "--port", "9"],
                             env=env, text=True, capture_output=True, timeout=60, check=False)
     assert answer.returncode == 2 and "Several workers need PostgreSQL" in answer.stderr
+
+
+def wait_for(condition: object, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_workers_roll_up_the_closed_month_once_and_sigterm_drains(running: Deployment) -> None:
+    url, org = running.stack.settings.database_url, organization("org-w")
+    month = month_to_close(org, utcnow())
+    assert month is not None
+    with engine_for(url) as engine:
+        seed_organization(engine, org)
+        seed_patients(engine, 400, month, org_id=org.id)
+        seed_entries(engine, 400, 1600, month, org_id=org.id)
+    first = running.start("worker-a", "worker", "--interval", "0.3", "--rollup-source", "cache")
+    wait_for(lambda: f"month-end rollup of {month} for org-w: working on run" in running.log("worker-a"))
+    time.sleep(1.0)
+    assert stop(first) == 0, running.log("worker-a")
+    assert "stopped" in running.log("worker-a")
+    with one_transaction(url) as db:
+        statuses = set(db.scalars(select(RollupBatchRow.status).where(RollupBatchRow.organization_id == org.id)))
+        job = db.get_one(ScheduledRunRow, (MONTH_END_JOB, org.id, month))
+        assert RollupBatchStatus.CLAIMED not in statuses, "SIGTERM let the batch in hand finish and close"
+        assert job.finished_at is None and RollupBatchStatus.PENDING in statuses, "stopped before the month was done"
+    # Two more workers at once: they share what is left of the same run, and the job is done once.
+    others = [running.start(name, "worker", "--interval", "0.3", "--rollup-source", "cache")
+              for name in ("worker-b", "worker-c")]
+
+    def finished() -> bool:
+        with one_transaction(url) as db:
+            return db.get_one(ScheduledRunRow, (MONTH_END_JOB, org.id, month)).finished_at is not None
+    wait_for(finished)
+    assert [stop(p) for p in others] == [0, 0]
+    with one_transaction(url) as db:
+        versions = db.execute(select(ClaimRow.patient_id, func.count()).where(
+            ClaimRow.organization_id == org.id, ClaimRow.month == month).group_by(ClaimRow.patient_id)).all()
+        runs = set(db.scalars(select(RollupBatchRow.run_id).where(RollupBatchRow.organization_id == org.id)))
+        job = db.get_one(ScheduledRunRow, (MONTH_END_JOB, org.id, month))
+    assert len(versions) == 400 and all(count == 1 for _, count in versions), "each patient-month proposed once"
+    assert len(runs) == 1 and job.outcome.startswith("400 patients"), job.outcome
+    logs = running.log("worker-b") + running.log("worker-c")
+    assert "Traceback" not in logs and "UniqueViolation" not in logs
