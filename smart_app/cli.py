@@ -39,14 +39,14 @@ def _serve(args: argparse.Namespace) -> int:
     trusted = (parse_forwarded_allow_ips(args.forwarded_allow_ips) if args.forwarded_allow_ips is not None
                else settings.forwarded_allow_ips)
     engine = make_engine(settings.database_url)
+    if args.workers > 1 and engine.dialect.name != "postgresql":
+        raise ConfigError("Several workers need PostgreSQL: SQLite has one writer, so they would queue behind it.",
+                          "Run `serve` without --workers on SQLite, or set SMART_APP_DATABASE_URL=postgresql://...")
     require_current(engine)
     print(purge_expired(session_factory(engine)).sentence(), flush=True)
     organizations = load_directory(settings.launch_dir)
     # Without named proxies, X-Forwarded-* is ignored: the client address is the connection's.
     proxy_headers, allow_ips = bool(trusted), list(trusted) or None
-    if args.workers > 1 and engine.dialect.name != "postgresql":
-        raise ConfigError("Several workers need PostgreSQL: SQLite has one writer, so they would queue behind it.",
-                          "Run `serve` without --workers on SQLite, or set SMART_APP_DATABASE_URL=postgresql://...")
     if args.workers > 1:
         engine.dispose()
         # Each worker process builds its own app from the environment (its own pool, its own warm-up).

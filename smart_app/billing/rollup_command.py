@@ -60,10 +60,10 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     engine = make_engine(settings.database_url)
-    require_current(engine)
     if args.workers > 1 and engine.dialect.name != "postgresql":
         raise ConfigError("SQLite runs the rollup in one process: it has one writer, so more workers would only wait.",
                           "Run without --workers, or use PostgreSQL (SMART_APP_DATABASE_URL=postgresql://...).")
+    require_current(engine)
 
     async def go() -> int:
         app = build_context(settings, engine)

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from smart_app.db import current_revision, head_revision, transaction
+from smart_app.db import current_revision, head_revision, known_revisions, transaction
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.ehr.record import fetch_identity
 from smart_app.errors import SmartAppError
@@ -73,6 +73,11 @@ def _head_revision() -> str:
     return head_revision()
 
 
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    return known_revisions()
+
+
 def readyz(request: Request) -> Response:
     """Readiness: the database answers and is at the migration this version of the app needs."""
     try:
@@ -81,7 +86,9 @@ def readyz(request: Request) -> Response:
         log.warning("readiness: database unreachable: %s", type(exc).__name__)
         return JSONResponse({"status": "not ready", "reason": "the database does not answer"}, status_code=503)
     head = _head_revision()
-    if current != head:
+    # A revision this version does not know is a newer release's: during a rolling upgrade the database is
+    # migrated first, and the old workers keep serving until they are replaced (docs/operations.md).
+    if current != head and (current is None or current in _known_revisions()):
         return JSONResponse({"status": "not ready",
                              "reason": f"the database is at migration {current or 'none'}, the app needs {head}"},
                             status_code=503)

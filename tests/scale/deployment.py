@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -50,6 +51,23 @@ class Deployment:
         return (self.folder / f"{name}.log").read_text()
 
 
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+
+
+def documented_commands() -> list[list[str]]:
+    """The commands of docs/operations.md's "On one host" block, each split into its words."""
+    section = OPERATIONS.read_text().split("## On one host", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(line) for line in block.splitlines() if line.strip()]
+
+
+def documented(program: str, action: str, port: int) -> list[str]:
+    """The documented `PROGRAM ACTION ...` command, with the test's port for the documented 8000."""
+    found = next(words for words in documented_commands() if words[:2] == [program, action]
+                 or (program == "curl" and words[0] == "curl"))
+    return [word.replace("8000", str(port)) for word in found]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -92,6 +110,7 @@ def stop(process: subprocess.Popen[str], seconds: float = 60) -> int:
 def deployment(database_url: str, folder: Path) -> Iterator[tuple[Deployment, subprocess.Popen[str]]]:
     """The sandbox EHR and `smart-app serve --workers 2` on `database_url`; the server stopped by SIGTERM after."""
     port, sandbox_sock = free_port(), reserve_socket()
+    folder.mkdir(parents=True, exist_ok=True)
     app_url, sandbox_url = f"http://127.0.0.1:{port}", url_of(sandbox_sock)
     settings = load_settings(env={}, base_url=app_url, database_url=database_url, data_dir=folder,
                              secret_key=TEST_SECRET)
@@ -109,7 +128,8 @@ def deployment(database_url: str, folder: Path) -> Iterator[tuple[Deployment, su
     with serve_on(sandbox_sock, sandbox):
         running = Deployment(Stack(app_url=app_url, sandbox_url=sandbox_url, settings=settings, organization=org),
                              env, folder)
-        server = running.start("serve", "serve", "--workers", "2", "--port", str(port))
+        # The serve command exactly as docs/operations.md gives it, on a free port.
+        server = running.start("serve", *documented("smart-app", "serve", port)[1:])
         try:
             wait_ready(app_url, server)
             yield running, server

@@ -95,12 +95,7 @@ def test_rollup_with_two_workers_splits_the_month(database: tuple[str, Path]) ->
 
 
 def test_sqlite_refuses_more_than_one_worker(tmp_path: Path) -> None:
-    from smart_app.db import make_engine, upgrade
-
     url = f"sqlite:///{tmp_path / 'app.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
     process = start_rollup(url, tmp_path, "org-a", "--workers", "2")
     _, err = process.communicate(timeout=60)
     assert process.returncode == 2

@@ -5,6 +5,7 @@ backend token fetched by two processes at once, and a client that hangs up mid-r
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from smart_app.launch.models import BackendTokenRow
 from smart_app.ledger.models import TimerRow
 from smart_app.statuses import RollupBatchStatus
 from tests.databases import PostgresTemplate, engine_for, fresh_database, one_transaction
-from tests.scale.deployment import Deployment, deployment, stop
+from tests.scale.deployment import Deployment, deployment, documented, stop
 from tests.security.helpers import Launched, from_address, launch, manual_entry
 
 
@@ -45,6 +46,31 @@ def test_health_and_readiness_answer(running: Deployment) -> None:
     assert httpx.get(f"{running.stack.app_url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{running.stack.app_url}/readyz")
     assert ready.status_code == 200 and ready.json() == {"status": "ready", "migration": head_revision()}
+
+
+def test_the_documented_commands_run_as_written(running: Deployment) -> None:
+    """docs/operations.md's one-host block: `serve --workers 2` is already running from it (the fixture); here
+    `db upgrade`, `worker` (its month-end rollup through the EHR's Backend Services) and the readiness check."""
+    port = running.stack.app_url.rsplit(":", 1)[1]
+    upgraded = running.command(*documented("smart-app", "db", 8000)[1:])
+    assert upgraded.returncode == 0 and head_revision() in upgraded.stdout
+    curl = documented("curl", "", int(port))
+    ready = (subprocess.run(curl, capture_output=True, text=True, check=False) if shutil.which("curl")
+             else None)
+    assert ready is None or (ready.returncode == 0 and '"ready"' in ready.stdout)
+    worker = running.start("worker-doc", *documented("smart-app", "worker", 8000)[1:])
+    org = running.stack.organization
+    month = month_to_close(org, utcnow())
+
+    def month_end_done() -> bool:
+        with one_transaction(running.stack.settings.database_url) as db:
+            job = db.get(ScheduledRunRow, (MONTH_END_JOB, org.id, month))
+            return job is not None and job.finished_at is not None
+    wait_for(month_end_done)
+    assert stop(worker) == 0
+    log = running.log("worker-doc")
+    assert "started" in log and "stopped" in log and "Traceback" not in log
+    assert f"month-end rollup of {month} for {org.id} finished" in log
 
 
 def json_lines(text: str) -> list[dict]:
@@ -131,7 +157,6 @@ def test_a_client_that_hangs_up_mid_request_is_an_info_line(running: Deployment)
 
 def test_serve_refuses_workers_on_sqlite(tmp_path: Path, running: Deployment) -> None:
     env = {**running.env, "SMART_APP_DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"}
-    subprocess.run([sys.executable, "-m", "smart_app.cli", "db", "upgrade"], env=env, check=True, capture_output=True)
     answer = subprocess.run([sys.executable, "-m", "smart_app.cli", "serve", "--workers", "2", "--port", "9"],
                             env=env, text=True, capture_output=True, timeout=60, check=False)
     assert answer.returncode == 2 and "Several workers need PostgreSQL" in answer.stderr
