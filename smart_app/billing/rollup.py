@@ -1,10 +1,12 @@
 """The month-end rollup: every patient with time, consent or a checked status that month, evaluated
 with fresh facts and stored as a claim version. Patients are streamed, so memory stays flat.
 
-Patients go in batches of `BATCH` (in patient-id order): the batch's facts, directory rows, ledger rows,
-their corrections and the newest claim versions are read with a handful of set-based statements, each
-patient is evaluated in memory, and the batch's new claim versions are written in one transaction. The
-app's own consents and attestations are read per patient only for the few patients that have any.
+Patients go in batches of `BATCH` (ranges of patient ids, claimed from the database: `batches.py`, so several
+processes share one month and none evaluates a patient-month another holds): the batch's facts, directory
+rows, ledger rows, their corrections and the newest claim versions are read with a handful of set-based
+statements, each patient is evaluated in memory, and the batch's new claim versions are written in one
+transaction. The app's own consents and attestations are read per patient only for the few patients that
+have any.
 """
 
 from __future__ import annotations
