@@ -18,19 +18,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import os
 import random
+import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from bench.common import ROOT, percentile
-from bench.stack import BARE_PATH, BenchStack, new_browser, open_chart, page_handle, running_stack
+from bench.stack import BARE_PATH, SECRET, BenchStack, new_browser, open_chart, page_handle, running_stack
+from smart_app.web.ratelimit import default_rate_limit_rules
 
 CLINICIANS = 50
 # Mean pause between one clinician's requests in the paced run: one click a second each, far busier than a
@@ -164,22 +171,65 @@ def _run_load(spec: dict) -> dict:
     return json.loads(done.stdout)
 
 
+@contextlib.contextmanager
+def served(database_url: str, folder: Path, workers: int) -> Iterator[str]:
+    """`smart-app serve --workers N` as a process on the benchmark's database; its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    launch_dir = folder / f"no-launch-files-{workers}"  # the organization is in the database already
+    launch_dir.mkdir(exist_ok=True)
+    # Limits of 10^9: every request is still counted (its upsert measured), none refused; as bench/stack.py.
+    limits = ",".join(f"{prefix}=1000000000/60" for prefix in default_rate_limit_rules())
+    env = {**os.environ, "SMART_APP_DATABASE_URL": database_url, "SMART_APP_SECRET_KEY": SECRET,
+           "SMART_APP_BASE_URL": base, "SMART_APP_DATA_DIR": str(folder), "SMART_APP_LAUNCH_DIR": str(launch_dir),
+           "SMART_APP_RATE_LIMITS": limits}
+    server = subprocess.Popen([sys.executable, "-m", "smart_app.cli", "serve", "--workers", str(workers),
+                               "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"serve --workers {workers} did not become ready")
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+
+
 def run(database_url: str, folder: Path, *, quick: bool) -> dict:
     seconds = 8 if quick else 15
+    processes = make_url(database_url).get_backend_name() == "postgresql"
     with running_stack(database_url, folder) as stack:
         users = add_clinicians(stack, CLINICIANS)
         handles = launch_sessions(stack, users)
         slots = entry_slots(stack.organization.timezone, 4000)
-        # Each run logs into its own half of the slots: a person's entries must not overlap.
-        half = len(slots) // 2
-        paced = _run_load({"mode": "app", "base": stack.app_url, "handles": handles, "slots": slots[:half],
+        # Each run logs into its own share of the slots: a person's entries must not overlap.
+        share = len(slots) // (4 if processes else 2)
+        paced = _run_load({"mode": "app", "base": stack.app_url, "handles": handles, "slots": slots[:share],
                            "seconds": seconds, "clients": CLINICIANS, "think_s": THINK_S})
-        app = _run_load({"mode": "app", "base": stack.app_url, "handles": handles, "slots": slots[half:],
+        app = _run_load({"mode": "app", "base": stack.app_url, "handles": handles, "slots": slots[share:2 * share],
                          "seconds": seconds, "clients": CLINICIANS, "think_s": 0})
         bare = _run_load({"mode": "bare", "base": stack.app_url, "seconds": seconds, "clients": CLINICIANS})
+        by_workers = {}
+        if processes:
+            # `serve --workers 1` and `--workers 2` as processes (SQLite has one writer: PostgreSQL only), saturated
+            # by the same clinicians' sessions, which live in the database.
+            for n, workers in enumerate((1, 2)):
+                with served(database_url, folder, workers) as base:
+                    by_workers[workers] = _run_load({
+                        "mode": "app", "base": base, "handles": handles, "seconds": seconds, "clients": CLINICIANS,
+                        "slots": slots[(2 + n) * share:(3 + n) * share], "think_s": 0})
     return {"clinicians": CLINICIANS, "seconds": seconds, "paced": paced, "app": app, "bare": bare,
             "p95_ratio": round(app["p95_ms"] / bare["p95_ms"], 1) if bare["p95_ms"] else None,
-            "rps_ratio": round(app["rps"] / bare["rps"], 3) if bare["rps"] else None}
+            "rps_ratio": round(app["rps"] / bare["rps"], 3) if bare["rps"] else None,
+            "serve_workers": by_workers or None}
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child_rollup(url: str, folder: str, org_id: str, month: str, profile_to: str | None) -> dict:
+def _child_rollup(url: str, folder: str, org_id: str, month: str, profile_to: str | None,
+                  run_id: str | None = None, start_at: float | None = None) -> dict:
     from smart_app.billing.rollup import run_rollup
     from smart_app.db import transaction
     from smart_app.launch.organizations import get_organization
@@ -59,7 +60,11 @@ def _child_rollup(url: str, folder: str, org_id: str, month: str, profile_to: st
     baseline = _rss_mb()
 
     async def go():  # noqa: ANN202
-        return await run_rollup(app, org, month, source="cache")
+        return await run_rollup(app, org, month, source="cache", run_id=run_id)
+
+    if start_at is not None:
+        # Processes sharing a run start together, once each has paid its imports and set-up.
+        time.sleep(max(0.0, start_at - time.time()))
 
     profiler = None
     if profile_to:
@@ -74,7 +79,8 @@ def _child_rollup(url: str, folder: str, org_id: str, month: str, profile_to: st
         profiler.dump_stats(profile_to)
     asyncio.run(app.http.aclose())
     app.engine.dispose()
-    return {"wall_s": wall, "peak_rss_mb": _rss_mb(), "baseline_rss_mb": baseline, "patients": report.patients,
+    return {"wall_s": wall, "ended_at": time.time(), "batches": report.batches,
+            "peak_rss_mb": _rss_mb(), "baseline_rss_mb": baseline, "patients": report.patients,
             "new_versions": report.new_versions, "unchanged": report.unchanged, "billable": report.billable,
             "errors": len(report.errors), "first_error": report.errors[0] if report.errors else None}
 
@@ -120,6 +126,50 @@ def measure(url: str, folder: Path, month: str, profile_to: str | None = None) -
             "errors": rollup["errors"], "first_error": rollup["first_error"]}
 
 
+def _forget_claims(url: str) -> None:
+    """Delete the claims (and their coverage and rollup runs), so the next rollup writes every version again."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM audit_coverage WHERE table_name = 'claims'"))
+            connection.execute(text("DELETE FROM claims"))
+            connection.execute(text("DELETE FROM rollup_batches"))
+    finally:
+        engine.dispose()
+
+
+def measure_shared(url: str, folder: Path, month: str, processes: int, settle_s: float = 8.0) -> dict:
+    """The same rollup as `measure`'s, from scratch, by `processes` processes sharing one run's batches: wall
+    time from their common start to the last one's end (imports and set-up before the start, as in `measure`)."""
+    from smart_app.billing import batches
+    from smart_app.billing.rollup import BATCH, _patients_query
+    from smart_app.db import session_factory
+
+    _forget_claims(url)
+    engine = make_engine(url)
+    try:
+        run_id = batches.open_run(session_factory(engine), data.ORG_ID, month, _patients_query(data.ORG_ID, month),
+                                  BATCH)
+    finally:
+        engine.dispose()
+    start_at = time.time() + settle_s
+    children = [subprocess.Popen([sys.executable, "-m", "bench.rollup", "child", "rollup", url, str(folder),
+                                  data.ORG_ID, month, "", "--run", run_id, "--start-at", str(start_at)],
+                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(processes)]
+    results = []
+    for child in children:
+        out, err = child.communicate()
+        if child.returncode != 0:
+            raise RuntimeError(f"rollup child failed ({child.returncode}): {err[-3000:]}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return {"processes": processes, "rollup_s": round(max(r["ended_at"] for r in results) - start_at, 2),
+            "patients": sum(r["patients"] for r in results), "batches": [r["batches"] for r in results],
+            "new_versions": sum(r["new_versions"] for r in results),
+            "peak_rss_mb": [round(r["peak_rss_mb"], 1) for r in results],
+            "errors": sum(r["errors"] for r in results)}
+
+
 def run(url: str, folder: Path, *, quick: bool, profile_dir: Path | None = None) -> dict:
     """Seed the organization, measure, double the entries, measure again."""
     patients, entries = (2000, 100_000) if quick else (20_000, 1_000_000)
@@ -134,9 +184,11 @@ def run(url: str, folder: Path, *, quick: bool, profile_dir: Path | None = None)
         engine.dispose()
     one = measure(url, folder, data.MONTH, str(profile_dir / "rollup-1x.prof") if profile_dir else None)
     if make_url(url).get_backend_name() != "sqlite":
-        # The doubled run shows memory stays flat; once (on SQLite) is enough and keeps `make bench` in time.
+        # Two processes sharing the month (SQLite has one writer, so only here). The doubled run shows memory
+        # stays flat; once (on SQLite) is enough and keeps `make bench` in time.
+        shared = measure_shared(url, folder, data.MONTH, 2)
         return {"patients": patients, "entries": entries, "seed_s": round(seeded, 1), "x1": one, "x2": None,
-                "memory_growth": None}
+                "memory_growth": None, "two_processes": shared}
     engine = make_engine(url)
     try:
         started = time.perf_counter()
@@ -158,9 +210,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("org")
     parser.add_argument("month")
     parser.add_argument("profile_to", nargs="?", default="")
+    parser.add_argument("--run", default=None)
+    parser.add_argument("--start-at", type=float, default=None)
     args = parser.parse_args(argv)
     if args.what == "rollup":
-        result = _child_rollup(args.url, args.folder, args.org, args.month, args.profile_to or None)
+        result = _child_rollup(args.url, args.folder, args.org, args.month, args.profile_to or None, args.run,
+                               args.start_at)
     else:
         result = _child_group_by(args.url, args.org, args.month)
     print(json.dumps(result))

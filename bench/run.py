@@ -57,6 +57,22 @@ def capture_rows(backend: str, r: dict) -> list[Row]:
         info_row("capture: bare endpoint requests/s", backend, bare["rps"], "req/s"),
         info_row("capture: app/bare p95 ratio", backend, r["p95_ratio"], "x",
                  f"throughput ratio app/bare {r['rps_ratio']}"),
+        *_serve_workers_rows(backend, r.get("serve_workers")),
+    ]
+
+
+def _serve_workers_rows(backend: str, by_workers: dict | None) -> list[Row]:
+    """`serve --workers 1` vs `--workers 2` as processes, saturated (PostgreSQL only)."""
+    if not by_workers:
+        return []
+    one, two = by_workers.get("1") or by_workers.get(1), by_workers.get("2") or by_workers.get(2)
+    return [
+        info_row("capture: serve --workers 1, requests/s saturating", backend, one["rps"], "req/s",
+                 f"p95 {one['p95_ms']} ms; {one['errors']} errors"),
+        info_row("capture: serve --workers 2, requests/s saturating", backend, two["rps"], "req/s",
+                 f"p95 {two['p95_ms']} ms; {two['errors']} errors"),
+        info_row("capture: workers 2/1 throughput", backend, round(two["rps"] / one["rps"], 2) if one["rps"] else None,
+                 "x", "2 cores shared by both workers, PostgreSQL and the load generator"),
     ]
 
 
@@ -81,7 +97,16 @@ def rollup_rows(backend: str, r: dict) -> list[Row]:
             limit_row("rollup: peak RSS growth x2/x1", backend, r["memory_growth"], "x", 1.1, inclusive=True,
                       note="flat = within 10%"),
         ]
-    errors = one["errors"] + (two["errors"] if two else 0)
+    shared = r.get("two_processes")
+    if shared is not None:
+        rows += [
+            info_row("rollup: wall time, 2 processes sharing the month", backend, shared["rollup_s"], "s",
+                     f"batches per process {shared['batches']}, peak RSS per process {shared['peak_rss_mb']} MB, "
+                     f"{shared['new_versions']:,} new versions"),
+            info_row("rollup: speed-up 1 -> 2 processes", backend, round(one["rollup_s"] / shared["rollup_s"], 2),
+                     "x", "2 cores shared with PostgreSQL itself"),
+        ]
+    errors = one["errors"] + (two["errors"] if two else 0) + (shared["errors"] if shared else 0)
     if errors:
         rows.append(info_row("rollup: patients with errors", backend, errors, "",
                              str(one["first_error"] or (two or {}).get("first_error"))))

@@ -21,12 +21,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
     from smart_app.db import make_engine, require_current, session_factory
+    from smart_app.errors import ConfigError
     from smart_app.launch.organizations import load_directory
     from smart_app.launch.purge import purge_expired
     from smart_app.log_redaction import install_log_redaction
+    from smart_app.logs import configure_logging
     from smart_app.settings import load_settings, parse_forwarded_allow_ips
     from smart_app.warmup import prepare_process
     from smart_app.web.app import create_app
@@ -35,14 +39,27 @@ def _serve(args: argparse.Namespace) -> int:
     trusted = (parse_forwarded_allow_ips(args.forwarded_allow_ips) if args.forwarded_allow_ips is not None
                else settings.forwarded_allow_ips)
     engine = make_engine(settings.database_url)
+    if args.workers > 1 and engine.dialect.name != "postgresql":
+        raise ConfigError("Several workers need PostgreSQL: SQLite has one writer, so they would queue behind it.",
+                          "Run `serve` without --workers on SQLite, or set SMART_APP_DATABASE_URL=postgresql://...")
     require_current(engine)
     print(purge_expired(session_factory(engine)).sentence(), flush=True)
     organizations = load_directory(settings.launch_dir)
+    # Without named proxies, X-Forwarded-* is ignored: the client address is the connection's.
+    proxy_headers, allow_ips = bool(trusted), list(trusted) or None
+    if args.workers > 1:
+        engine.dispose()
+        # Each worker process builds its own app from the environment (its own pool, its own warm-up).
+        os.environ["SMART_APP_FORWARDED_ALLOW_IPS"] = ",".join(trusted)
+        uvicorn.run("smart_app.web.factory:create_app_from_env", factory=True, workers=args.workers,
+                    host=args.host, port=args.port, timeout_graceful_shutdown=args.graceful_seconds,
+                    proxy_headers=proxy_headers, forwarded_allow_ips=allow_ips)
+        return 0
     app = create_app(settings, organizations, engine)
     prepare_process(org.rule_set for org in organizations)
-    # Without named proxies, X-Forwarded-* is ignored: the client address is the connection's.
-    config = uvicorn.Config(app, host=args.host, port=args.port, proxy_headers=bool(trusted),
-                            forwarded_allow_ips=list(trusted) or None)
+    config = uvicorn.Config(app, host=args.host, port=args.port, timeout_graceful_shutdown=args.graceful_seconds,
+                            proxy_headers=proxy_headers, forwarded_allow_ips=allow_ips)
+    configure_logging(settings)
     install_log_redaction()
     uvicorn.Server(config).run()
     return 0
@@ -56,6 +73,39 @@ def _purge(args: argparse.Namespace) -> int:
     engine = make_engine(load_settings(need_secret=False).database_url)
     require_current(engine)
     print(purge_expired(session_factory(engine)).sentence())
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from smart_app.billing.worker import WorkerOptions, run_worker
+    from smart_app.db import make_engine, require_current
+    from smart_app.logs import configure_logging
+    from smart_app.services import build_context
+    from smart_app.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings)
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    options = WorkerOptions(interval=args.interval, lease_seconds=args.lease_seconds,
+                            rollup_source=args.rollup_source, month_end=not args.no_month_end)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        app = build_context(settings, engine)
+        try:
+            await run_worker(app, options, stop)
+        finally:
+            await app.http.aclose()
+
+    asyncio.run(go())
+    engine.dispose()
     return 0
 
 
@@ -256,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--forwarded-allow-ips", default=None, metavar="ADDRESSES",
                        help="proxies whose X-Forwarded-For/-Proto are believed, comma-separated addresses or "
                             "networks (default: SMART_APP_FORWARDED_ALLOW_IPS, else none)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes sharing the port, each with its own database pool (default 1); "
+                            "several need PostgreSQL: SQLite has one writer")
+    serve.add_argument("--graceful-seconds", type=int, default=30,
+                       help="on SIGTERM, how long requests in flight may finish (default 30)")
     serve.set_defaults(func=_serve)
 
     purge = sub.add_parser("purge", help="delete expired pending launches, ended sessions and stale EHR metadata",
@@ -263,6 +318,21 @@ def build_parser() -> argparse.ArgumentParser:
                                        "and cached EHR discovery past its hour. `serve` and `demo` do it at "
                                        "start-up; schedule it (e.g. hourly) beside a long-running server.")
     purge.set_defaults(func=_purge)
+
+    worker = sub.add_parser(
+        "worker", help="run the background jobs: outbox delivery, month-end rollups, purge",
+        description="Deliver every organization's outbox continuously, roll up each organization's previous month "
+                    "once it is over (day 1 after 02:00 in the organization's timezone, once across all workers), "
+                    "and purge expired launches and sessions hourly. Safe on several machines at once on "
+                    "PostgreSQL. SIGTERM stops it after the batch in hand (exit 0).")
+    worker.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
+                        help="pause between passes (default 5)")
+    worker.add_argument("--lease-seconds", type=int, default=60, metavar="SECONDS",
+                        help="how long an outbox row stays reserved while it is sent (default 60)")
+    worker.add_argument("--rollup-source", choices=("ehr", "cache"), default="ehr",
+                        help="where the month-end rollup reads facts: the EHR (default) or the last saved read")
+    worker.add_argument("--no-month-end", action="store_true", help="do not run month-end rollups here")
+    worker.set_defaults(func=_worker)
 
     sandbox = sub.add_parser("sandbox", help="run the local sandbox EHR alone",
                              description="Serve the local SMART sandbox EHR (authorization server, "

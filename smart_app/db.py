@@ -209,6 +209,13 @@ def head_revision() -> str:
     return str(ScriptDirectory.from_config(_alembic_config()).get_current_head())
 
 
+def known_revisions() -> frozenset[str]:
+    """Every migration shipped with this version of the app."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions())
+
+
 def current_revision(engine: Engine) -> str | None:
     """The migration the database is at, or None for an empty database."""
     from alembic.runtime.migration import MigrationContext

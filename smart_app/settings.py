@@ -35,6 +35,8 @@ class Settings:
     rate_limit_overrides: tuple[tuple[str, int, int], ...] = ()
     # Proxies whose X-Forwarded-For / -Proto `serve` believes (addresses or networks); none unless named.
     forwarded_allow_ips: tuple[str, ...] = ()
+    # "text" (default) or "json": one JSON object a line, for log collectors (docs/operations.md).
+    log_format: str = "text"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -100,12 +102,15 @@ def load_settings(env: dict[str, str] | None = None, *, generate_secret: bool = 
     forwarded = overrides.pop("forwarded_allow_ips", None)
     forwarded_allow_ips = (tuple(str(ip) for ip in forwarded) if isinstance(forwarded, list | tuple)
                            else parse_forwarded_allow_ips(env.get(f"{PREFIX}FORWARDED_ALLOW_IPS", "")))
+    log_format = str(overrides.pop("log_format", None) or env.get(f"{PREFIX}LOG_FORMAT") or "text").lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"{PREFIX}LOG_FORMAT is {log_format!r}.", "Set it to text (the default) or json.")
     if overrides:
         raise TypeError(f"unknown settings: {sorted(overrides)}")
     return Settings(data_dir=data_dir, database_url=database_url, base_url=base_url,
                     secret_key=secret_key, launch_dir=Path(str(launch_dir)) if launch_dir else None,
                     rate_limits=rate_limits, rate_limit_overrides=rate_limit_overrides,
-                    forwarded_allow_ips=forwarded_allow_ips)
+                    forwarded_allow_ips=forwarded_allow_ips, log_format=log_format)
 
 
 def parse_forwarded_allow_ips(text: str) -> tuple[str, ...]:

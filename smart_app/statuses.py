@@ -65,3 +65,11 @@ class TimerOutcome(StrEnum):
     RECORDED = "recorded"
     DISCARDED = "discarded"
     TOO_SHORT = "too-short"
+
+
+class RollupBatchStatus(StrEnum):
+    """Where one batch of a month's rollup stands: waiting, claimed by a process (leased), or done."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"

@@ -1,5 +1,5 @@
 """Tables of the billing room: proposed claims (versioned), the write-back outbox, a cache of EHR
-facts for unattended rollups, and rate-limit counters."""
+facts for unattended rollups, rate-limit counters, the batches of a rollup and scheduled jobs' runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smart_app.db import Base, StrEnumType, UTCDateTime, enum_check
-from smart_app.statuses import ClaimStatus, OutboxStatus
+from smart_app.statuses import ClaimStatus, OutboxStatus, RollupBatchStatus
 
 
 class ClaimRow(Base):
@@ -90,3 +90,52 @@ class RateLimitRow(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+class RollupBatchRow(Base):
+    """One batch of a month's rollup run: a range of patient ids that one process claims, evaluates and closes.
+
+    Several processes (on one or several machines) share a run: each claims the next pending batch
+    (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so no patient-month is evaluated by two at once.
+    """
+
+    __tablename__ = "rollup_batches"
+    __table_args__ = (
+        Index("ix_rollup_batches_open", "organization_id", "month", "status"),
+        enum_check("status", RollupBatchStatus, "ck_rollup_batches_status"),
+    )
+
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    month: Mapped[str] = mapped_column(String(7))
+    # Patients with ids after `after_patient` (none: from the first) up to `through_patient` (none: to the last).
+    after_patient: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    through_patient: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[RollupBatchStatus] = mapped_column(StrEnumType(RollupBatchStatus, 10))
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    patients: Mapped[int] = mapped_column(Integer, default=0)
+    new_versions: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    billable: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ScheduledRunRow(Base):
+    """A scheduled job done once per organization and period (`smart-app worker`'s month-end rollup): the row's
+    insert is the claim, so several workers on several machines run it once."""
+
+    __tablename__ = "scheduled_runs"
+
+    job: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(20), primary_key=True)
+    started_by: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    outcome: Mapped[str] = mapped_column(Text, default="")
+    # The month-end rollup's run: a worker that finds the job unfinished joins this run, never starts another.
+    rollup_run: Mapped[str | None] = mapped_column(String(36), nullable=True)

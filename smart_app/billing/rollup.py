@@ -1,22 +1,25 @@
 """The month-end rollup: every patient with time, consent or a checked status that month, evaluated
 with fresh facts and stored as a claim version. Patients are streamed, so memory stays flat.
 
-Patients go in batches of `BATCH` (in patient-id order): the batch's facts, directory rows, ledger rows,
-their corrections and the newest claim versions are read with a handful of set-based statements, each
-patient is evaluated in memory, and the batch's new claim versions are written in one transaction. The
-app's own consents and attestations are read per patient only for the few patients that have any.
+Patients go in batches of `BATCH` (ranges of patient ids, claimed from the database: `batches.py`, so several
+processes share one month and none evaluates a patient-month another holds): the batch's facts, directory
+rows, ledger rows, their corrections and the newest claim versions are read with a handful of set-based
+statements, each patient is evaluated in memory, and the batch's new claim versions are written in one
+transaction. The app's own consents and attestations are read per patient only for the few patients that
+have any.
 """
 
 from __future__ import annotations
 
-import itertools
+import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Subquery, and_, func, select, union
 from sqlalchemy.orm import Session, defer
 
+from smart_app.billing import batches
 from smart_app.billing.claims import record_versions, store_version
 from smart_app.billing.facts_source import cached_facts_many, coverage_reference, save_facts
 from smart_app.billing.models import ClaimRow
@@ -49,6 +52,8 @@ SOURCES = ("ehr", "cache")
 # write transactions (SQLite has one writer). 200 was no faster and peaked ~20 MB higher at 100 entries a
 # patient (bench/README.md).
 BATCH = 100
+# How often a process with nothing left to claim looks whether the other processes' batches are done.
+WAIT_SECONDS = 0.5
 
 
 @dataclass
@@ -61,6 +66,8 @@ class RollupReport:
     unchanged: int = 0
     billable: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
+    run_id: str = ""
+    batches: int = 0
 
 
 def _patients_query(organization_id: str, month: str) -> Subquery:
@@ -76,15 +83,6 @@ def _patients_query(organization_id: str, month: str) -> Subquery:
 def count_patients(db: Session, organization_id: str, month: str) -> int:
     """How many patients the rollup of a month will evaluate."""
     return int(db.scalar(select(func.count()).select_from(_patients_query(organization_id, month))) or 0)
-
-
-def patient_ids(db: Session, organization_id: str, month: str, batch: int = 500) -> Iterator[str]:
-    """Patient ids with time, a consent or an evaluated status in the month, in a stable order, streamed."""
-    query = _patients_query(organization_id, month)
-    result = db.execute(select(query.c.patient_id).order_by(query.c.patient_id).execution_options(
-        yield_per=batch))
-    for (patient_id,) in result:
-        yield patient_id
 
 
 async def _fresh_facts(app: AppContext, org: Organization, client: FhirClient, caps: EhrCapabilities,
@@ -174,10 +172,13 @@ def _newest_versions(db: Session, organization_id: str, ids: Sequence[str], mont
 
 
 async def run_rollup(app: AppContext, org: Organization, month: str, *, source: str = "ehr",
-                     progress: Callable[[int, int, str], None] | None = None, by: str = APP_ACTOR) -> RollupReport:
+                     progress: Callable[[int, int, str], None] | None = None, by: str = APP_ACTOR,
+                     run_id: str | None = None, stop: Callable[[], bool] | None = None) -> RollupReport:
     """Evaluate every patient of the month and store changed claims; safe to re-run at any time.
 
-    `by` is who asked for it (the biller, or the command line's account), for the audit log.
+    `by` is who asked for it (the biller, or the command line's account), for the audit log. Several
+    processes may run this at once: they share one run's batches (`batches.py`), so each patient-month is
+    evaluated by one of them; `run_id` joins a given run, and `stop` ends the work after the current batch.
     """
     if source not in SOURCES:
         raise SmartAppError(f"Unknown facts source {source!r}.", f"Use one of {', '.join(SOURCES)}.")
@@ -190,24 +191,36 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
         client = FhirClient(app.http, org.issuer, token)
         caps, _ = await cached_capabilities(app.sessions, app.http, org.issuer)
     total = await in_thread(_count, app, org.id, month)
-    reader = app.sessions()
-    ids = iter(patient_ids(reader, org.id, month))
-    try:
-        # Each database step runs in the thread pool, so the biller's button never holds the event loop.
-        while batch := await in_thread(lambda: list(itertools.islice(ids, BATCH))):
-            facts_of: dict[str, tuple[PatientFacts, PatientInfo] | SmartAppError] = {}
-            if client is not None and caps is not None:
-                # Read from the EHR (each read saved in its own transaction) before the batch's transaction.
-                for patient_id in batch:
-                    try:
-                        facts_of[patient_id] = await _fresh_facts(app, org, client, caps, patient_id, month, scales)
-                    except SmartAppError as exc:
-                        facts_of[patient_id] = exc
-            await in_thread(_decide_batch, app, org, month, batch, facts_of, report, total, progress, by)
-    finally:
-        await in_thread(reader.close)
+    if run_id is None:
+        run_id = await in_thread(batches.open_run, app.sessions, org.id, month, _patients_query(org.id, month), BATCH)
+    report.run_id = run_id
+    worker = batches.worker_name()
+    # Each database step runs in the thread pool, so the biller's button never holds the event loop.
+    while not (stop and stop()):
+        claimed = await in_thread(batches.claim, app.sessions, report.run_id, worker)
+        if claimed is None:
+            # Nothing left to claim: wait for the batches other processes hold (or their leases to run out).
+            if not await in_thread(batches.run_open, app.sessions, report.run_id):
+                break
+            await asyncio.sleep(WAIT_SECONDS)
+            continue
+        batch = await in_thread(_batch_ids, app, org.id, month, claimed)
+        facts_of: dict[str, tuple[PatientFacts, PatientInfo] | SmartAppError] = {}
+        if client is not None and caps is not None:
+            # Read from the EHR (each read saved in its own transaction) before the batch's transaction.
+            for patient_id in batch:
+                try:
+                    facts_of[patient_id] = await _fresh_facts(app, org, client, caps, patient_id, month, scales)
+                except SmartAppError as exc:
+                    facts_of[patient_id] = exc
+        await in_thread(_decide_batch, app, org, month, batch, facts_of, report, total, progress, by, claimed, worker)
     await in_thread(_record_run, app, org, month, source, report, by)
     return report
+
+
+def _batch_ids(app: AppContext, organization_id: str, month: str, claimed: batches.Claimed) -> list[str]:
+    with transaction(app.sessions) as db:
+        return batches.patients_in(db, _patients_query(organization_id, month), claimed)
 
 
 def _count(app: AppContext, org_id: str, month: str) -> int:
@@ -220,19 +233,24 @@ def _record_run(app: AppContext, org: Organization, month: str, source: str, rep
         record_event(db, actor=by, action=ROLLUP_RUN, subject=f"Claims/{month}", organization_id=org.id,
                      detail={"month": month, "source": source, "patients": report.patients,
                              "new_versions": report.new_versions, "unchanged": report.unchanged,
-                             "billable": report.billable, "errors": [p for p, _ in report.errors]})
+                             "billable": report.billable, "errors": [p for p, _ in report.errors],
+                             "run": report.run_id, "batches": report.batches})
 
 
 def _decide_batch(app: AppContext, org: Organization, month: str, batch: list[str],
                   facts_of: dict[str, tuple[PatientFacts, PatientInfo] | SmartAppError],
                   report: RollupReport, total: int, progress: Callable[[int, int, str], None] | None,
-                  by: str) -> None:
+                  by: str, claimed: batches.Claimed, worker: str) -> None:
     """Decide a batch of patients in one transaction and store the claims that changed (counted in `report`).
 
-    `facts_of` holds what was just read from the EHR; empty, the facts last read are taken from the cache.
+    `facts_of` holds what was just read from the EHR; empty, the facts last read are taken from the cache. The
+    batch is closed in the same transaction, so it is done exactly once even if its lease ran out meanwhile.
     """
     rule_set = rule_set_named(org.rule_set)
     with transaction(app.sessions) as db:
+        if not batches.still_ours(db, claimed, worker):
+            return  # the lease ran out and another process took the batch over: it decides these patients
+        before = (report.patients, report.new_versions, report.unchanged, report.billable, len(report.errors))
         if not facts_of:
             facts_of = _cached_many(db, org, batch, month)
         entries_of = _month_entries(db, org.id, batch, month)
@@ -263,3 +281,6 @@ def _decide_batch(app: AppContext, org: Organization, month: str, batch: list[st
                 progress(report.patients, total, patient_id)
         # One audit event per batch covers the versions written and those they superseded.
         record_versions(db, changed, by=by, organization_id=org.id, month=month)
+        after = (report.patients, report.new_versions, report.unchanged, report.billable, len(report.errors))
+        batches.close(db, claimed, *(a - b for a, b in zip(after, before, strict=True)))
+        report.batches += 1

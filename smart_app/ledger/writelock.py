@@ -62,3 +62,8 @@ def _hold(session: Session, space: str, key: str) -> None:
         return
     connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:space), hashtext(:key))"),
                        {"space": space, "key": key})
+
+
+def hold_key(session: Session, space: str, key: str) -> None:
+    """Exclusive hold of any named key until the transaction ends (another room's coordination, e.g. rollups)."""
+    _hold(session, space, key)

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -58,6 +58,14 @@ async def http_error(request: Request, exc: Exception) -> Response:
         status_code=exc.status_code)
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up before its request was read (a closed tab, a dropped network): nothing went wrong here."""
+    assert isinstance(exc, ClientDisconnect)
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    # Nobody receives this; 499 ("client closed request", as nginx logs it) keeps the access log honest.
+    return Response(status_code=499)
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s", request.url.path, exc_info=exc)
     if wants_json(request):
@@ -92,6 +100,7 @@ def create_app(settings: Settings, organizations: list[Organization] | None = No
     routes = protect([
         Route("/", pages.index),
         Route("/healthz", pages.healthz),
+        Route("/readyz", pages.readyz),
         Route("/.well-known/jwks.json", pages.jwks),
         Route("/launch", pages.launch),
         Route("/launch/{org_id}", pages.launch),
@@ -114,4 +123,4 @@ def create_app(settings: Settings, organizations: list[Organization] | None = No
                   Middleware(RateLimit, rules=limits)]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                      exception_handlers={SmartAppError: app_error, HTTPException: http_error,
-                                         Exception: unexpected_error})
+                                         ClientDisconnect: client_gone, Exception: unexpected_error})

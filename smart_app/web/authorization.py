@@ -65,6 +65,7 @@ PUBLIC = Rule("public", session=False)
 ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
     ("GET", "/.well-known/jwks.json"): PUBLIC,
     ("GET", "/launch"): PUBLIC,
     ("GET", "/launch/{org_id}"): PUBLIC,
@@ -132,6 +133,7 @@ CLI_COMMANDS: dict[str, tuple[str, str]] = {
     "audit tail": (OPERATOR, ""),
     "audit baseline": (OPERATOR, ""),
     "purge": (OPERATOR, ""),
+    "worker": (OPERATOR, ""),
     "users grant": (OPERATOR, "POST /api/v1/admin/roles"),
     "users revoke": (OPERATOR, "POST /api/v1/admin/roles/revoke"),
     "users list": (OPERATOR, "GET /admin/users"),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from urllib.parse import urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from smart_app.db import transaction
+from smart_app.db import current_revision, head_revision, known_revisions, transaction
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.ehr.record import fetch_identity
 from smart_app.errors import SmartAppError
@@ -39,6 +41,8 @@ from smart_app.web.session_transport import (
 )
 from smart_app.web.templating import TEMPLATES, ctx
 
+log = logging.getLogger(__name__)
+
 # The commonest short tasks, logged in one click as ending now.
 QUICK_LOG = (("patient-call", 5), ("medication-reconciliation", 15), ("provider-communication", 10))
 # Where a person's own sign-in may land: the pages that offer it (never an address from elsewhere).
@@ -59,7 +63,36 @@ def index(request: Request) -> Response:
 
 
 def healthz(request: Request) -> Response:
+    """Liveness: the process answers (nothing else is checked, so a database outage restarts nothing)."""
     return JSONResponse({"status": "ok"})
+
+
+@functools.cache
+def _head_revision() -> str:
+    # The migrations shipped with this process do not change while it runs.
+    return head_revision()
+
+
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    return known_revisions()
+
+
+def readyz(request: Request) -> Response:
+    """Readiness: the database answers and is at the migration this version of the app needs."""
+    try:
+        current = current_revision(ctx(request).engine)
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the database means "not ready"
+        log.warning("readiness: database unreachable: %s", type(exc).__name__)
+        return JSONResponse({"status": "not ready", "reason": "the database does not answer"}, status_code=503)
+    head = _head_revision()
+    # A revision this version does not know is a newer release's: during a rolling upgrade the database is
+    # migrated first, and the old workers keep serving until they are replaced (docs/operations.md).
+    if current != head and (current is None or current in _known_revisions()):
+        return JSONResponse({"status": "not ready",
+                             "reason": f"the database is at migration {current or 'none'}, the app needs {head}"},
+                            status_code=503)
+    return JSONResponse({"status": "ready", "migration": head})
 
 
 def jwks(request: Request) -> Response:
