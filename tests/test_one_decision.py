@@ -4,6 +4,7 @@ the sandbox EHR, SQLite and PostgreSQL) and for generated facts (the panel, the 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import html
@@ -20,11 +21,24 @@ import httpx
 import pytest
 
 from smart_app.billing.claims import month_claims
+from smart_app.billing.facts_source import save_facts
+from smart_app.billing.panel import panel_rows, snapshot_json
 from smart_app.billing.pricing import organization_pricing
-from smart_app.billing.superbill import estimated_total
+from smart_app.billing.rollup import run_rollup
+from smart_app.billing.superbill import estimated_total, superbill_csv
 from smart_app.db import transaction
+from smart_app.launch.organizations import Organization, save_organizations
+from smart_app.ledger.directory import remember_patient, save_month_status
+from smart_app.ledger.entries import record_entry
+from smart_app.ledger.facts_merge import time_entries, with_app_records
+from smart_app.ledger.queries import month_fingerprint, patient_month
+from smart_app.ledger.values import EntryInput
 from smart_app.paths import data_path
+from smart_app.rules.evaluate import evaluate
+from smart_app.rules.facts import CarePlan, Condition, Consent, Episode, PatientFacts, RatingScale
+from smart_app.rules.loader import rule_set_named
 from smart_app.services import build_context
+from smart_app.settings import Settings
 from tests.stack import Stack, bearer, biller_headers, new_browser, open_chart
 from tests.test_capture_api import api
 from tests.test_consent_capture import ALL_ELEMENTS
@@ -32,6 +46,7 @@ from tests.test_consent_capture import ALL_ELEMENTS
 TZ = ZoneInfo("America/New_York")
 PATIENTS = sorted(p.stem for p in Path(data_path("fixtures")).glob("*.json") if p.stem != "organization")
 DOROTHY = "ccm-no-consent"
+ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 
 # What one view says of a patient-month: {(code, units)}, minutes counted behind them, estimate (None: not shown).
 View = tuple[frozenset[tuple[str, int]], int, Decimal | None]
@@ -220,3 +235,95 @@ def test_fixture_list_is_the_sandboxes() -> None:
     for patient in PATIENTS:
         bundle = json.loads(Path(data_path("fixtures"), f"{patient}.json").read_text())
         assert any(e["resource"]["resourceType"] == "Patient" for e in bundle["entry"]), patient
+
+
+# -- generated facts: the panel (kept decisions and decisions made afresh), the rollup and the superbill ----------
+
+GEN_MONTH = "2026-11"
+GEN_TODAY = dt.date(2026, 11, 20)
+CHRONIC = ("E11.9", "I10", "J44.9", "N18.3", "F32.A", "F41.1", "E78.5")
+ROLES = ("clinical-staff", "care-manager", "billing-practitioner", "psychiatric-consultant")
+
+
+def _generated(rng: random.Random, patient: str) -> tuple[PatientFacts, list[tuple[str, str, int, int]]]:
+    """Facts with a random share of what the programs need, and entries (program, role, minutes, day)."""
+    codes = rng.sample(CHRONIC, rng.randint(0, 4))
+    consents = tuple(Consent(p, "active", dt.date(2026, rng.choice([6, 11]), rng.randint(1, 28)), id=f"{patient}-{p}")
+                     for p in rng.sample(("ccm", "pcm", "bhi", "cocm", "apcm"), rng.randint(0, 3)))
+    facts = PatientFacts(
+        month=GEN_MONTH,
+        conditions=tuple(Condition(c, ICD10, "active", id=f"{patient}-{c}", high_risk=rng.random() < 0.3)
+                         for c in codes),
+        consents=consents,
+        rating_scales=(RatingScale("PHQ-9", dt.date(2026, 11, 3), 12, id=f"{patient}-phq"),)
+        if rng.random() < 0.5 else (),
+        care_plans=(CarePlan("active", dt.date(2026, 1, 5), id=f"{patient}-plan"),) if rng.random() < 0.7 else (),
+        initiating_visit=dt.date(2026, 5, 1) if rng.random() < 0.85 else None,
+        complexity=rng.choice([None, "low", "moderate", "high"]),
+        episodes=(Episode("cocm", dt.date(2026, rng.choice([9, 11]), 1)),) if rng.random() < 0.6 else (),
+        qmb=rng.choice([None, True, False]))
+    entries = [(rng.choice(("ccm", "ccm", "pcm", "bhi", "cocm", "apcm")), rng.choice(ROLES),
+                rng.choice((5, 10, 15, 20, 25, 31, 40)), rng.randint(1, 19)) for _ in range(rng.randint(1, 6))]
+    return facts, entries
+
+
+def test_generated_facts_give_one_decision_in_the_panel_rollup_and_superbill(database_url, engine, tmp_path) -> None:
+    org = Organization(id="org-gen", name="Generated Clinic", issuer="https://gen.example.org/fhir",
+                       client_id="app", timezone="America/New_York")
+    settings = Settings(data_dir=tmp_path, database_url=database_url, base_url="http://127.0.0.1:8000",
+                        secret_key="one-decision-secret")
+    app = build_context(settings, engine)
+    rules = rule_set_named(org.rule_set)
+    rng = random.Random(2026)
+    patients = [f"gen-{i:02d}" for i in range(40)]
+    with transaction(app.sessions) as db:
+        save_organizations(db, [org])
+    performer = 0
+    for i, patient in enumerate(patients):
+        facts, entries = _generated(rng, patient)
+        with transaction(app.sessions) as db:
+            save_facts(db, org.id, patient, GEN_MONTH, facts, None)
+            remember_patient(db, org.id, patient, name=f"Generated {patient}", birth_date=None, mrn=patient,
+                             care_manager=None, care_manager_name=None)
+        for program, role, minutes, day in entries:
+            performer += 1
+            with transaction(app.sessions) as db:
+                record_entry(db, EntryInput(
+                    organization_id=org.id, patient_id=patient, performer=f"Practitioner/g{performer}", role=role,
+                    program=program, activity="record-review", minutes=minutes,
+                    start=dt.datetime(2026, 11, day, 15, 0, tzinfo=dt.UTC)), timezone=org.timezone,
+                    now=dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC))
+        if i % 2:
+            # Half as the in-chart page leaves them: its Decision kept with the ledger state it saw.
+            with transaction(app.sessions) as db:
+                ledger = patient_month(db, org.id, patient, GEN_MONTH)
+                decision = evaluate(with_app_records(db, org.id, patient, org.timezone, facts),
+                                    time_entries(ledger.entries, org.timezone), rules, month=GEN_MONTH)
+                save_month_status(db, org.id, patient, GEN_MONTH, eligible_programs=["ccm"],
+                                  decision=snapshot_json(decision, rules, month_fingerprint(ledger)))
+    pricing = organization_pricing(org)
+    try:
+        with transaction(app.sessions) as db:
+            panel = panel_rows(db, org.id, GEN_MONTH, rules, today=GEN_TODAY, timezone=org.timezone, pricing=pricing)
+        report = asyncio.run(run_rollup(app, org, GEN_MONTH, source="cache"))
+        assert not report.errors, report.errors
+        with transaction(app.sessions) as db:
+            claims = {c.patient_id: c for c in month_claims(db, org.id, GEN_MONTH)}
+        billable = [c.claim for c in claims.values() if c.claim.billable]
+        superbills = _superbill_views(superbill_csv(billable, pricing=pricing)) if billable else {}
+    finally:
+        asyncio.run(app.http.aclose())
+    panel_views: dict[str, View] = {}
+    for row in panel.rows:
+        codes, counted, amount = panel_views.get(row.patient_id, (frozenset(), 0, Decimal("0.00")))
+        panel_views[row.patient_id] = (codes | frozenset(row.codes_met),
+                                       counted + (row.counted_minutes if row.codes_met else 0), amount + row.captured)
+    nothing: View = (frozenset(), 0, Decimal("0.00"))
+    assert len(billable) >= 8, len(billable)
+    for patient in patients:
+        stored = claims.get(patient)
+        truth: View = ((frozenset((line.code, line.units) for line in stored.claim.lines),
+                        sum(line.minutes for line in stored.claim.lines), estimated_total(stored.claim, pricing))
+                       if stored else nothing)
+        assert panel_views.get(patient, nothing) == truth, (patient, "panel", panel_views.get(patient), truth)
+        assert superbills.get(patient, nothing) == truth, (patient, "superbill", superbills.get(patient), truth)

@@ -27,12 +27,14 @@ from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.ledger.entries import amend_entry, record_entry, void_entry
 from smart_app.ledger.errors import InvalidEntry
 from smart_app.ledger.months import Month
+from smart_app.ledger.queries import month_fingerprint, patient_month
 from smart_app.ledger.records import MonthStatusRow, PatientRow
 from smart_app.ledger.values import Entry
 from smart_app.rules.decision import Decision
 from smart_app.rules.facts import Condition, Consent, PatientFacts
 from smart_app.rules.loader import default_rule_set
 from smart_app.rules.rates import Locality, Pricing, RateSettings, estimate_label
+from smart_app.rules.standing import Standing
 from tests.ledger.conftest import ICD, NOW, ORG, TZ, documented, entry
 
 RULES = default_rule_set("medicare", 2026)
@@ -444,3 +446,18 @@ def test_statement_count_does_not_grow_with_patients(factory) -> None:
     # Four for the month, and six for the one batch of patients evaluated here (facts, app records, entries).
     assert few == many <= 10
     assert panel(factory).totals.patients == 200
+
+
+def test_the_pages_kept_decision_is_used_while_the_ledger_matches(factory) -> None:
+    add(factory, "kept", 25)
+    with transaction(factory) as db:
+        ledger = patient_month(db, ORG, "kept", MONTH)
+        # A kept summary that differs from what the panel would decide shows which one was read.
+        marker = Standing("ccm", True, (("99491", 1),), 30)
+        db.add(MonthStatusRow(organization_id=ORG, patient_id="kept", month=MONTH, eligible_programs=["ccm"],
+                              decision={"panel": {"ledger": month_fingerprint(ledger),
+                                                  "standings": [marker.to_json()]}}, evaluated_at=NOW))
+    assert row(panel(factory), "kept").codes_met == (("99491", 1),)
+    # Any new row in the patient-month's ledger makes it stale: the panel decides afresh.
+    add(factory, "kept", 1)
+    assert row(panel(factory), "kept").codes_met == (("99490", 1),)
