@@ -102,8 +102,8 @@ def propose_claim(decision: Decision, facts: PatientFacts, entries: tuple[Entry,
     warnings += [f"undetermined: {text}" for text in dict.fromkeys(undetermined)]
     late = tuple(sorted(e.id for e in entries if e.late and e.id in used))
     if late:
-        warnings.append(f"{len(late)} entr{'y' if len(late) == 1 else 'ies'} recorded after the month was "
-                        "written back (late)")
+        warnings.append(f"{len(late)} entr{'y' if len(late) == 1 else 'ies'} recorded after this patient's claim "
+                        "for the month was approved (late): this is a corrected claim")
     evidence = tuple(f"{p.program}: {item.kind} {item.id or ''} {item.date or ''} {item.detail}".strip()
                      for p in decision.programs if p.codes for item in p.evidence)
     return ProposedClaim(

@@ -219,9 +219,9 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: Reviewer, note
     # What the replaced version queued or sent: withdrawn if unsent, retired in the EHR if delivered.
     superseded = supersede(db, org.id, row.patient_id, row.month, can_update_claim=plan.can_update_claim, now=now)
     queued += superseded.retiring
-    if not is_locked(db, org.id, row.month):
-        # From now on, time recorded for this month is late and flagged to the biller.
-        lock_month(db, org.id, row.month, by.reference, now=now)
+    if not is_locked(db, org.id, row.patient_id, row.month):
+        # From now on, time recorded for this patient-month is late and flagged to the biller; others stay open.
+        lock_month(db, org.id, row.patient_id, row.month, by.reference, now=now)
     record_rows(db, reviewed, actor=by.reference, action=CLAIM_APPROVED, subject=f"Claim/{row.id}",
                 detail={"patient": row.patient_id, "month": row.month, "version": row.version,
                         "codes": [[line.code, line.units] for line in stored.claim.lines], "queued": queued,

@@ -64,7 +64,7 @@ def patient_month(session: Session, organization_id: str, patient_id: str, month
         TimeEntryRow.month == month).order_by(TimeEntryRow.recorded_at, TimeEntryRow.starts_at)).all()
     history = to_entries(session, rows)
     effective = sorted((e for e in history if e.effective), key=lambda e: (e.start, e.recorded_at))
-    return PatientMonth(organization_id, patient_id, month, is_locked(session, organization_id, month),
+    return PatientMonth(organization_id, patient_id, month, is_locked(session, organization_id, patient_id, month),
                         tuple(effective), tuple(history))
 
 
