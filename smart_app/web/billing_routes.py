@@ -16,6 +16,7 @@ from smart_app.billing.exports import record_export, render_superbill, superbill
 from smart_app.billing.outbox import deliveries_for_claims, outbox_summary, retry_failed
 from smart_app.billing.plan import describe_plan
 from smart_app.billing.pricing import organization_pricing
+from smart_app.billing.proposal import approval_blockers
 from smart_app.billing.review import Reviewer, ReviewResult, approve, hold
 from smart_app.billing.rollup import run_rollup
 from smart_app.billing.superbill import estimate_label, money
@@ -65,7 +66,7 @@ async def billing_page(request: Request) -> Response:
     pricing = organization_pricing(org)
     return TEMPLATES.TemplateResponse(request, template, {
         "estimate": lambda line: money(pricing.unit(line.code, line.rate).times(line.units)) or "unknown",
-        "estimate_label": estimate_label(pricing),
+        "estimate_label": estimate_label(pricing), "blockers_of": approval_blockers,
         "org": org, "month": month, "claims": claims, "deliveries": deliveries, "summary": summary,
         "plan_lines": plan_lines, "plan_problem": plan_problem, "status_text": STATUS_TEXT,
         "billable": [c for c in claims if c.claim.billable], "handle": who.handle, "who": who,

@@ -64,7 +64,9 @@ def card_for(program: ProgramDecision) -> ProgramCard:
     return ProgramCard(
         key=program.program, title=program.title, status=status, status_text=text,
         codes=tuple((c.code, c.units) for c in program.codes), bars=program.progress,
-        reasons=blocking, warnings=program.warnings, minutes_total=program.minutes_total,
+        reasons=blocking,
+        warnings=program.warnings + tuple(f"Needed before the claim can be approved: {gap}" for gap in program.gaps),
+        minutes_total=program.minutes_total,
         minutes_counted=sum(c.minutes for c in program.codes))
 
 
