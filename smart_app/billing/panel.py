@@ -19,11 +19,13 @@ Definitions (what the panel page and its CSV mean):
   its Decision in `month_status` with the ledger state it saw (`ledger_fingerprint`: rows written and
   counting minutes); while the ledger still matches, that Decision is used. Otherwise the patient is
   evaluated here as the rollup would: the facts last read from the EHR (`facts_cache`), the app's own
-  consents, attestations and scales, and the month's entries. Without facts, the evaluator decides
-  from the minutes alone (nothing is billable without a consent on file).
+  consents, attestations and scales, and the month's entries (the page route keeps those decisions for
+  its next load). Without facts nothing is decided (the rollup cannot bill the patient either): the
+  minutes are shown, with no codes, no threshold and no revenue.
 * **Eligibility**: `eligible`: some code of the program is billed, or lacks only minutes;
   `not eligible`: something else (consent, a diagnosis, an exclusion) blocks every code (the minutes
-  are still shown, without revenue); `not checked`: no facts were ever read for the patient-month.
+  are still shown, without revenue); `not checked`: no facts were read from the EHR for the patient-month
+  (neither a chart opened nor a rollup read them).
   "As of" is the time of the last in-chart evaluation.
 * **Status**: `billable` (the evaluator bills a code); `close` (not billable, some minutes
   recorded, and at most `close_within` minutes short of the nearest threshold); `in progress`
@@ -60,6 +62,7 @@ from sqlalchemy.orm import Session
 
 from smart_app.billing.facts_source import cached_facts_many
 from smart_app.billing.rollup import month_entries, with_app_records_needed
+from smart_app.ledger.directory import save_month_status
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.models import TimeEntryRow
 from smart_app.ledger.months import Month
@@ -68,7 +71,6 @@ from smart_app.ledger.records import MonthStatusRow, PatientRow
 from smart_app.ledger.values import PROGRAMS
 from smart_app.rules.decision import Decision
 from smart_app.rules.evaluate import evaluate
-from smart_app.rules.facts import PatientFacts, TimeEntry
 from smart_app.rules.rates import Pricing
 from smart_app.rules.schema import RuleSet
 from smart_app.rules.standing import Standing, standings
@@ -174,49 +176,51 @@ def snapshot_json(decision: Decision, rule_set: RuleSet, ledger: str) -> dict[st
     return {**decision.to_json(), "panel": {"ledger": ledger, "standings": summary}}
 
 
-def _synthetic(minutes: dict[str, dict[str, int]], first: dt.date) -> list[TimeEntry]:
-    # Without facts the evaluator has no consent date to compare entry dates with: the sums decide alone.
-    return [TimeEntry(program, m, role, first, f"{program}/{role}")
-            for program, by_role in sorted(minutes.items()) for role, m in sorted(by_role.items()) if m]
-
-
 def _decide_stale(session: Session, organization_id: str, month: str, rule_set: RuleSet, timezone: str,
-                  stale: list[str], minutes_by: dict[str, dict[str, dict[str, int]]]
-                  ) -> tuple[dict[str, dict[str, Standing]], set[str]]:
+                  stale: list[str], keep: dict[str, tuple[str, dict[str, Any]]] | None,
+                  states: dict[str, str]) -> tuple[dict[str, dict[str, Standing]], set[str]]:
     """Evaluate patients whose kept decision does not match the ledger: the rollup's facts, app records, entries.
 
-    Returns each patient's standings and the patients with no facts read from the EHR (eligibility not checked).
+    Returns each patient's standings and the patients with no facts read from the EHR: nothing can be decided for
+    those (the rollup cannot bill them either), so they are shown as not checked. With `keep`, each fresh
+    decision is put there (patient -> (ledger state, snapshot)) for the caller to store.
     """
     out: dict[str, dict[str, Standing]] = {}
     unread: set[str] = set()
-    first = Month.parse(month).first_day
-    empty = PatientFacts(month=month)
-    memo: dict[tuple, dict[str, Standing]] = {}
     for start in range(0, len(stale), _BATCH):
         batch = stale[start:start + _BATCH]
         facts_of = cached_facts_many(session, organization_id, batch, month)
-        own = with_app_records_needed(session, organization_id, batch)
-        entries_of = month_entries(session, organization_id, [p for p in batch if p in facts_of or p in own],
-                                   month)
+        if not facts_of:
+            unread.update(batch)
+            continue
+        own = with_app_records_needed(session, organization_id, list(facts_of))
+        entries_of = month_entries(session, organization_id, list(facts_of), month)
         for patient_id in batch:
             found = facts_of.get(patient_id)
-            if found is None and patient_id not in own:
-                unread.add(patient_id)
-                by_program = minutes_by.get(patient_id, {})
-                key = tuple(sorted((p, r, m) for p, rs in by_program.items() for r, m in rs.items()))
-                if key not in memo:
-                    memo[key] = standings(evaluate(empty, _synthetic(by_program, first), rule_set, month=month),
-                                          rule_set)
-                out[patient_id] = memo[key]
-                continue
             if found is None:
                 unread.add(patient_id)
-            facts = found[0] if found is not None else empty
+                continue
+            facts = found[0]
             if patient_id in own:
                 facts = with_app_records(session, organization_id, patient_id, timezone, facts)
             entries = time_entries(entries_of.get(patient_id, ()), timezone)
-            out[patient_id] = standings(evaluate(facts, entries, rule_set, month=month), rule_set)
+            decision = evaluate(facts, entries, rule_set, month=month)
+            out[patient_id] = standings(decision, rule_set)
+            if keep is not None:
+                keep[patient_id] = (states[patient_id], snapshot_json(decision, rule_set, states[patient_id]))
     return out, unread
+
+
+def keep_decisions(session: Session, organization_id: str, month: str,
+                   fresh: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    """Store decisions the panel made afresh, so its next load reads them (as a page view would have kept them)."""
+    for patient_id, (_, snapshot) in sorted(fresh.items()):
+        eligible = [p["program"] for p in snapshot["programs"]
+                    if p["codes"] or (p["reasons"] and all(r["kind"] == "minutes" for r in p["reasons"]))]
+        existing = session.get(MonthStatusRow, (organization_id, patient_id, month))
+        save_month_status(session, organization_id, patient_id, month,
+                          eligible_programs=list(existing.eligible_programs) if existing else eligible,
+                          decision=snapshot)
 
 
 def _assess(standing: Standing | None, minutes: int, close_within: int,
@@ -258,12 +262,12 @@ def _priced(codes: tuple[tuple[str, int], ...], pricing: Pricing) -> tuple[Decim
 
 def panel_rows(session: Session, organization_id: str, month: str, rule_set: RuleSet, *, today: dt.date,
                timezone: str = "UTC", close_within: int = DEFAULT_CLOSE_WITHIN, program: str | None = None,
-               care_manager: str | None = None, pricing: Pricing | None = None) -> Panel:
+               care_manager: str | None = None, pricing: Pricing | None = None, keep: bool = False) -> Panel:
     """The panel of an organization-month (see the module docstring for every definition).
 
     `pricing` prices the estimates (default: national figures of `rule_set`); `timezone` is the organization's,
     which dates its entries. Four statements for the month, plus a few per batch of patients whose kept
-    decision no longer matches the ledger.
+    decision no longer matches the ledger; with `keep`, the decisions made afresh are stored for the next load.
     """
     Month.parse(month)
     if close_within < 0:
@@ -307,6 +311,7 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
     # else evaluated here from the facts the rollup would use.
     decided: dict[str, dict[str, Standing]] = {}
     stale: list[str] = []
+    states: dict[str, str] = {}
     for patient_id in sorted(enrolled):
         kept = (snapshots.get(patient_id) or ([], None, None))[2]
         by_program = minutes_by.get(patient_id, {})
@@ -316,8 +321,12 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
             decided[patient_id] = {s["program"]: Standing.from_json(s) for s in kept.get("standings") or ()}
         else:
             stale.append(patient_id)
-    fresh, unread = _decide_stale(session, organization_id, month, rule_set, timezone, stale, minutes_by)
+            states[patient_id] = state
+    to_keep: dict[str, tuple[str, dict[str, Any]]] | None = {} if keep else None
+    fresh, unread = _decide_stale(session, organization_id, month, rule_set, timezone, stale, to_keep, states)
     decided.update(fresh)
+    if to_keep:
+        keep_decisions(session, organization_id, month, to_keep)
 
     managers: dict[str, str] = {}
     keyed: list[tuple[tuple, PanelRow]] = []
@@ -340,7 +349,7 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
             by_role: dict[str, int] = by_program.get(prog) or {}
             minutes = sum(by_role.values())
             standing = standing_of.get(prog)
-            if patient_id in unread and snap is None:
+            if patient_id in unread:
                 eligibility = NOT_CHECKED
             else:
                 eligibility = ELIGIBLE if prog in eligible_programs else NOT_ELIGIBLE

@@ -86,7 +86,7 @@ def _load(request: Request) -> tuple[Organization, Panel]:
     with transaction(app.sessions) as db:
         panel = panel_rows(db, org.id, month, pricing.rule_set, today=today, timezone=org.timezone,
                            program=program,
-                           care_manager=mine or _param(request, "care_manager"), pricing=pricing)
+                           care_manager=mine or _param(request, "care_manager"), pricing=pricing, keep=True)
     if program is not None and program not in panel.programs:
         raise _BadRequest(f"Unknown program {program!r}.",
                           f"Choose one of: {', '.join(panel.programs)}, or all programs.")

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from smart_app.billing.facts_source import save_facts
@@ -461,3 +461,17 @@ def test_the_pages_kept_decision_is_used_while_the_ledger_matches(factory) -> No
     # Any new row in the patient-month's ledger makes it stale: the panel decides afresh.
     add(factory, "kept", 1)
     assert row(panel(factory), "kept").codes_met == (("99490", 1),)
+
+
+def test_decisions_made_afresh_are_kept_for_the_next_load_when_asked(factory) -> None:
+    for i in range(5):
+        add(factory, f"k{i}", 20 + i)
+    with transaction(factory) as db:
+        first = panel_rows(db, ORG, MONTH, RULES, today=TODAY, timezone=TZ, keep=True)
+    with factory() as db:
+        kept = {r.patient_id: r.decision["panel"]["ledger"] for r in db.scalars(select(MonthStatusRow))}
+    assert set(kept) == {f"k{i}" for i in range(5)}
+    # The next load reads the kept decisions (four statements, no evaluation) and shows the same rows.
+    assert statements_for_panel(factory) == 4
+    assert panel(factory).rows == tuple(replace(r, eligibility_as_of=panel(factory).rows[i].eligibility_as_of)
+                                        for i, r in enumerate(first.rows))
