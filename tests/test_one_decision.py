@@ -300,7 +300,8 @@ def test_generated_facts_give_one_decision_in_the_panel_rollup_and_superbill(dat
                 decision = evaluate(with_app_records(db, org.id, patient, org.timezone, facts),
                                     time_entries(ledger.entries, org.timezone), rules, month=GEN_MONTH)
                 save_month_status(db, org.id, patient, GEN_MONTH, eligible_programs=["ccm"],
-                                  decision=snapshot_json(decision, rules, month_fingerprint(ledger)))
+                                  decision=decision.to_json(),
+                                  panel=snapshot_json(decision, rules, month_fingerprint(ledger)))
     pricing = organization_pricing(org)
     try:
         with transaction(app.sessions) as db:

@@ -16,8 +16,9 @@ Definitions (what the panel page and its CSV mean):
   toward the nearest threshold (minutes before consent, or of a role a code does not count, are not).
 * **One decision**: codes, units, counted minutes and the next threshold are the rules' evaluator's
   (`rules.evaluate` summarised by `rules.standing`), never recomputed here. The in-chart page keeps
-  its Decision in `month_status` with the ledger state it saw (`ledger_fingerprint`: rows written and
-  counting minutes); while the ledger still matches, that Decision is used. Otherwise the patient is
+  its Decision in `month_status`, and its summary with the ledger state it saw in `month_status.panel`
+  (`ledger_fingerprint`: rows written and counting minutes); while the ledger still matches, that
+  summary is used. Otherwise the patient is
   evaluated here as the rollup would: the facts last read from the EHR (`facts_cache`), the app's own
   consents, attestations and scales, and the month's entries (the page route keeps those decisions for
   its next load). Without facts nothing is decided (the rollup cannot bill the patient either): the
@@ -171,19 +172,18 @@ _BATCH = 500
 
 
 def snapshot_json(decision: Decision, rule_set: RuleSet, ledger: str) -> dict[str, Any]:
-    """What `month_status.decision` keeps: the Decision, and the panel's summary of it with the ledger state it saw."""
-    summary = [s.to_json() for s in standings(decision, rule_set).values()]
-    return {**decision.to_json(), "panel": {"ledger": ledger, "standings": summary}}
+    """What `month_status.panel` keeps: the panel's summary of the Decision, with the ledger state it saw."""
+    return {"ledger": ledger, "standings": [s.to_json() for s in standings(decision, rule_set).values()]}
 
 
 def _decide_stale(session: Session, organization_id: str, month: str, rule_set: RuleSet, timezone: str,
-                  stale: list[str], keep: dict[str, tuple[str, dict[str, Any]]] | None,
+                  stale: list[str], keep: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None,
                   states: dict[str, str]) -> tuple[dict[str, dict[str, Standing]], set[str]]:
     """Evaluate patients whose kept decision does not match the ledger: the rollup's facts, app records, entries.
 
     Returns each patient's standings and the patients with no facts read from the EHR: nothing can be decided for
     those (the rollup cannot bill them either), so they are shown as not checked. With `keep`, each fresh
-    decision is put there (patient -> (ledger state, snapshot)) for the caller to store.
+    decision is put there (patient -> (Decision JSON, the panel's summary)) for the caller to store.
     """
     out: dict[str, dict[str, Standing]] = {}
     unread: set[str] = set()
@@ -207,20 +207,20 @@ def _decide_stale(session: Session, organization_id: str, month: str, rule_set: 
             decision = evaluate(facts, entries, rule_set, month=month)
             out[patient_id] = standings(decision, rule_set)
             if keep is not None:
-                keep[patient_id] = (states[patient_id], snapshot_json(decision, rule_set, states[patient_id]))
+                keep[patient_id] = (decision.to_json(), snapshot_json(decision, rule_set, states[patient_id]))
     return out, unread
 
 
 def keep_decisions(session: Session, organization_id: str, month: str,
-                   fresh: dict[str, tuple[str, dict[str, Any]]]) -> None:
+                   fresh: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> None:
     """Store decisions the panel made afresh, so its next load reads them (as a page view would have kept them)."""
-    for patient_id, (_, snapshot) in sorted(fresh.items()):
-        eligible = [p["program"] for p in snapshot["programs"]
+    for patient_id, (decision, snapshot) in sorted(fresh.items()):
+        eligible = [p["program"] for p in decision["programs"]
                     if p["codes"] or (p["reasons"] and all(r["kind"] == "minutes" for r in p["reasons"]))]
         existing = session.get(MonthStatusRow, (organization_id, patient_id, month))
         save_month_status(session, organization_id, patient_id, month,
                           eligible_programs=list(existing.eligible_programs) if existing else eligible,
-                          decision=snapshot)
+                          decision=decision, panel=snapshot)
 
 
 def _assess(standing: Standing | None, minutes: int, close_within: int,
@@ -287,7 +287,7 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
     decoded: dict[str | None, list[str]] = {}
     snapshots: dict[str, tuple[list[str], dt.datetime, Any]] = {}
     for patient_id, eligible_text, evaluated_at, kept in session.execute(
-            select(ms.patient_id, cast(ms.eligible_programs, Text), ms.evaluated_at, ms.decision["panel"])
+            select(ms.patient_id, cast(ms.eligible_programs, Text), ms.evaluated_at, ms.panel)
             .where(ms.organization_id == organization_id, ms.month == month)):
         eligible = decoded.get(eligible_text)
         if eligible is None:
@@ -322,7 +322,7 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
         else:
             stale.append(patient_id)
             states[patient_id] = state
-    to_keep: dict[str, tuple[str, dict[str, Any]]] | None = {} if keep else None
+    to_keep: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None = {} if keep else None
     fresh, unread = _decide_stale(session, organization_id, month, rule_set, timezone, stale, to_keep, states)
     decided.update(fresh)
     if to_keep:

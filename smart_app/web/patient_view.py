@@ -165,7 +165,8 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                              care_manager_name=manager.name if manager else None)
             save_month_status(db, org.id, patient_id, month,
                               eligible_programs=[c.key for c in cards if c.status in ("billable", "in-progress")],
-                              decision=snapshot_json(decision, rule_set, month_fingerprint(ledger)))
+                              decision=decision.to_json(),
+                              panel=snapshot_json(decision, rule_set, month_fingerprint(ledger)))
         return decision, cards, undetermined, facts.findings
 
     decision, cards, undetermined, fact_findings = await run_in_threadpool(evaluate_and_keep)

@@ -455,8 +455,8 @@ def test_the_pages_kept_decision_is_used_while_the_ledger_matches(factory) -> No
         # A kept summary that differs from what the panel would decide shows which one was read.
         marker = Standing("ccm", True, (("99491", 1),), 30)
         db.add(MonthStatusRow(organization_id=ORG, patient_id="kept", month=MONTH, eligible_programs=["ccm"],
-                              decision={"panel": {"ledger": month_fingerprint(ledger),
-                                                  "standings": [marker.to_json()]}}, evaluated_at=NOW))
+                              decision={}, panel={"ledger": month_fingerprint(ledger),
+                                                                "standings": [marker.to_json()]}, evaluated_at=NOW))
     assert row(panel(factory), "kept").codes_met == (("99491", 1),)
     # Any new row in the patient-month's ledger makes it stale: the panel decides afresh.
     add(factory, "kept", 1)
@@ -469,7 +469,7 @@ def test_decisions_made_afresh_are_kept_for_the_next_load_when_asked(factory) ->
     with transaction(factory) as db:
         first = panel_rows(db, ORG, MONTH, RULES, today=TODAY, timezone=TZ, keep=True)
     with factory() as db:
-        kept = {r.patient_id: r.decision["panel"]["ledger"] for r in db.scalars(select(MonthStatusRow))}
+        kept = {r.patient_id: r.panel["ledger"] for r in db.scalars(select(MonthStatusRow)) if r.panel}
     assert set(kept) == {f"k{i}" for i in range(5)}
     # The next load reads the kept decisions (four statements, no evaluation) and shows the same rows.
     assert statements_for_panel(factory) == 4

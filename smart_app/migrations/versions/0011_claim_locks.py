@@ -1,4 +1,4 @@
-"""month locks per claim: approving one patient's claim locks that patient-month only
+"""month locks per claim: approving one patient's claim locks that patient-month only; the panel's summary column
 
 Revision ID: 0011
 Revises: 0010
@@ -6,6 +6,9 @@ Revises: 0010
 `month_locks` (organization, month) becomes `claim_locks` (organization, patient, month). An organization-month
 locked before this migration is locked again for the patients whose claim for that month was approved (or approved
 and later replaced by a corrected claim); other patients' months open again, as they should have stayed.
+
+`month_status.panel` (JSON, nullable) keeps the panel's summary of the page's Decision with the ledger state it
+saw, so the panel reads it without the whole Decision; rows written before it are evaluated again by the panel.
 """
 
 import sqlalchemy as sa
@@ -34,9 +37,13 @@ def upgrade() -> None:
         "FROM month_locks l JOIN claims c ON c.organization_id = l.organization_id AND c.month = l.month "
         "WHERE c.status IN ('approved', 'replaced')")
     op.drop_table("month_locks")
+    with op.batch_alter_table("month_status") as batch_op:
+        batch_op.add_column(sa.Column("panel", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("month_status") as batch_op:
+        batch_op.drop_column("panel")
     op.create_table(
         "month_locks",
         sa.Column("organization_id", sa.String(length=64), nullable=False),
