@@ -54,6 +54,7 @@ import datetime as dt
 import io
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -173,7 +174,8 @@ _BATCH = 500
 
 def snapshot_json(decision: Decision, rule_set: RuleSet, ledger: str) -> dict[str, Any]:
     """What `month_status.panel` keeps: the panel's summary of the Decision, with the ledger state it saw."""
-    return {"ledger": ledger, "standings": [s.to_json() for s in standings(decision, rule_set).values()]}
+    return {"ledger": ledger,
+            "standings": [s.to_json() for s in standings(decision, rule_set).values() if s.relevant]}
 
 
 def _decide_stale(session: Session, organization_id: str, month: str, rule_set: RuleSet, timezone: str,
@@ -309,7 +311,8 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
     enrolled = set(minutes_by) | {p for p, (eligible, _, _) in snapshots.items() if eligible}
     # One decision per patient-month: the evaluator's, kept by the last page view while the ledger is unchanged,
     # else evaluated here from the facts the rollup would use.
-    decided: dict[str, dict[str, Standing]] = {}
+    # Kept summaries stay JSON until a row needs one (most programs of a patient show no row).
+    decided: dict[str, Mapping[str, Standing | dict[str, Any]]] = {}
     stale: list[str] = []
     states: dict[str, str] = {}
     for patient_id in sorted(enrolled):
@@ -318,7 +321,7 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
         state = ledger_fingerprint(rows_written.get(patient_id, 0),
                                    {(p, r): m for p, rs in by_program.items() for r, m in rs.items()})
         if isinstance(kept, dict) and kept.get("ledger") == state:
-            decided[patient_id] = {s["program"]: Standing.from_json(s) for s in kept.get("standings") or ()}
+            decided[patient_id] = {s["program"]: s for s in kept.get("standings") or ()}
         else:
             stale.append(patient_id)
             states[patient_id] = state
@@ -329,6 +332,7 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
         keep_decisions(session, organization_id, month, to_keep)
 
     managers: dict[str, str] = {}
+    assessed: dict[tuple[Standing | None, bool], _Assessment] = {}
     keyed: list[tuple[tuple, PanelRow]] = []
     no_minutes: dict[str, dict[str, int]] = {}
     for patient_id in enrolled:
@@ -340,7 +344,8 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
         snap = snapshots.get(patient_id)
         as_of = snap[1] if snap is not None else None
         standing_of = decided.get(patient_id, {})
-        eligible_programs = {p for p, s in standing_of.items() if s.codes or s.eligible}
+        eligible_programs = {p for p, s in standing_of.items()
+                             if (s["codes"] or s["eligible"] if isinstance(s, dict) else s.codes or s.eligible)}
         by_program = minutes_by.get(patient_id, no_minutes)
         folded = name.casefold()
         for prog in dict.fromkeys([*sorted(by_program), *sorted(eligible_programs)]):
@@ -348,12 +353,19 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
                 continue
             by_role: dict[str, int] = by_program.get(prog) or {}
             minutes = sum(by_role.values())
-            standing = standing_of.get(prog)
+            found = standing_of.get(prog)
+            standing = Standing.from_json(found) if isinstance(found, dict) else found
+            if standing is not None and not standing.relevant:
+                standing = None  # as the kept summaries leave it out
             if patient_id in unread:
                 eligibility = NOT_CHECKED
             else:
                 eligibility = ELIGIBLE if prog in eligible_programs else NOT_ELIGIBLE
-            a = _assess(standing, minutes, close_within, pricing)
+            # Patients share few distinct standings: assess each (with or without minutes) once.
+            memo_key = (standing, minutes > 0)
+            a = assessed.get(memo_key)
+            if a is None:
+                a = assessed[memo_key] = _assess(standing, minutes, close_within, pricing)
             counts = eligibility == ELIGIBLE
             reach = (counts and days_left > 0 and a.status in (CLOSE, BILLABLE) and a.needed is not None
                      and 0 < a.needed <= close_within)

@@ -50,13 +50,20 @@ class Standing:
     needed: int | None = None
     # False when something other than minutes (consent, evidence, an exclusion) keeps every code from billing.
     eligible: bool = True
+    # Minutes the evaluator took in for the program this month (counted or not).
+    logged: int = 0
+
+    @property
+    def relevant(self) -> bool:
+        """Worth a row: billed, open to billing, or with time logged."""
+        return bool(self.codes) or self.eligible or self.logged > 0
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form (kept with the month's snapshot)."""
         return {"program": self.program, "time_based": self.time_based,
                 "codes": [[c, u] for c, u in self.codes], "counted": self.counted,
                 "next_code": self.next_code, "next_target": self.next_target, "needed": self.needed,
-                "eligible": self.eligible}
+                "eligible": self.eligible, "logged": self.logged}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Standing:
@@ -65,7 +72,7 @@ class Standing:
                    codes=tuple((str(c), int(u)) for c, u in data.get("codes") or ()),
                    counted=int(data.get("counted") or 0), next_code=data.get("next_code"),
                    next_target=data.get("next_target"), needed=data.get("needed"),
-                   eligible=bool(data.get("eligible", True)))
+                   eligible=bool(data.get("eligible", True)), logged=int(data.get("logged") or 0))
 
 
 def _nearest(progress: list[tuple[int, Progress]]) -> tuple[int, Progress] | None:
@@ -86,6 +93,7 @@ def standings(decision: Decision, rule_set: RuleSet) -> dict[str, Standing]:
     out: dict[str, Standing] = {}
     for program, fams in grouped.items():
         time_based = any(rule_set.families[p.program].time_based for p in fams)
+        logged = max(p.minutes_total for p in fams)
         billed = [p for p in fams if p.codes]
         if billed:
             chosen = billed[0]
@@ -99,7 +107,8 @@ def standings(decision: Decision, rule_set: RuleSet) -> dict[str, Standing]:
             nxt = _nearest(mine) if time_based else None
             out[program] = Standing(
                 program, time_based, codes, counted,
-                nxt[1].code if nxt else None, nxt[1].target if nxt else None, nxt[1].remaining if nxt else None)
+                nxt[1].code if nxt else None, nxt[1].target if nxt else None, nxt[1].remaining if nxt else None,
+                logged=logged)
             continue
         viable = [p for p in fams if short_of_minutes_only(p)]
         considered = viable or fams
@@ -108,5 +117,5 @@ def standings(decision: Decision, rule_set: RuleSet) -> dict[str, Standing]:
         counted = nxt[1].minutes if nxt else max((pr.minutes for _, pr in progress), default=0)
         out[program] = Standing(
             program, time_based, (), counted, nxt[1].code if nxt else None, nxt[1].target if nxt else None,
-            nxt[1].remaining if nxt else None, eligible=bool(viable))
+            nxt[1].remaining if nxt else None, eligible=bool(viable), logged=logged)
     return out
