@@ -14,7 +14,7 @@ from smart_app.billing.proposal import approval_blockers
 from smart_app.statuses import ClaimStatus, OutboxStatus
 
 
-class Standing(StrEnum):
+class ClaimStanding(StrEnum):
     """Where a claim stands for the biller this month."""
 
     READY = "ready"              # proposed, billable, its evidence holds: can be approved
@@ -43,21 +43,21 @@ def _delivery_trouble(rows: Sequence[OutboxView]) -> bool:
                for r in rows)
 
 
-def standing(claim: StoredClaim, rows: Sequence[OutboxView]) -> Standing:
+def standing(claim: StoredClaim, rows: Sequence[OutboxView]) -> ClaimStanding:
     """One claim's standing, from its status, its own evidence and its deliveries."""
     if claim.status == ClaimStatus.NOTHING_BILLABLE or not claim.claim.billable:
-        return Standing.NOTHING
+        return ClaimStanding.NOTHING
     if claim.status == ClaimStatus.HELD:
-        return Standing.HELD
+        return ClaimStanding.HELD
     if claim.status == ClaimStatus.PROPOSED:
-        return Standing.NEEDS_ACTION if approval_blockers(claim.claim) else Standing.READY
+        return ClaimStanding.NEEDS_ACTION if approval_blockers(claim.claim) else ClaimStanding.READY
     if any(r.status == OutboxStatus.FAILED for r in rows):
-        return Standing.FAILED
+        return ClaimStanding.FAILED
     if _delivery_trouble(rows):
-        return Standing.NEEDS_ACTION
+        return ClaimStanding.NEEDS_ACTION
     if all(r.status in _DONE for r in rows):
-        return Standing.SENT
-    return Standing.WAITING
+        return ClaimStanding.SENT
+    return ClaimStanding.WAITING
 
 
 def problems(claim: StoredClaim, rows: Sequence[OutboxView]) -> frozenset[Problem]:
@@ -79,21 +79,21 @@ class MonthView:
     """The month's claims after the filters, and the counts of every standing before them."""
 
     claims: tuple[StoredClaim, ...]
-    counts: tuple[tuple[Standing, int], ...]
-    standings: Mapping[str, Standing]
+    counts: tuple[tuple[ClaimStanding, int], ...]
+    standings: Mapping[str, ClaimStanding]
     total: int
 
-    def count(self, which: Standing) -> int:
+    def count(self, which: ClaimStanding) -> int:
         """Claims with that standing (unfiltered)."""
         return dict(self.counts).get(which, 0)
 
 
 def month_view(claims: Sequence[StoredClaim], deliveries: Mapping[str, Sequence[OutboxView]], *,
                status: str | None = None, program: str | None = None, problem: str | None = None) -> MonthView:
-    """Filter the month's claims: `status` a Standing or a claim status, `program` a billed program (family or its
+    """Filter the month's claims: `status` a ClaimStanding or a claim status, `program` a billed program (family or its
     codes' program), `problem` a Problem. Counts are of the whole month."""
     standings = {c.id: standing(c, deliveries.get(c.id, ())) for c in claims}
-    counts = {s: 0 for s in Standing}
+    counts = {s: 0 for s in ClaimStanding}
     for s in standings.values():
         counts[s] += 1
     shown = []

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from smart_app.billing.claims import StoredClaim, claim_patient, month_claims
 from smart_app.billing.delivery import deliver_pass, organization_plan, report_line
 from smart_app.billing.exports import record_export, render_superbill, superbill_claims
-from smart_app.billing.month_review import Problem, Standing, month_view
+from smart_app.billing.month_review import ClaimStanding, Problem, month_view
 from smart_app.billing.outbox import deliveries_for_claims, outbox_summary, retry_failed
 from smart_app.billing.plan import describe_plan
 from smart_app.billing.pricing import organization_pricing
@@ -77,8 +77,8 @@ async def billing_page(request: Request) -> Response:
         "plan_lines": plan_lines, "plan_problem": plan_problem, "status_text": STATUS_TEXT,
         "billable": [c for c in every if c.claim.billable], "handle": who.handle, "who": who,
         "view": view, "filters": filters,
-        "ready_count": sum(1 for c in claims if view.standings[c.id] is Standing.READY),
-        "standings": list(Standing), "problems": list(Problem),
+        "ready_count": sum(1 for c in claims if view.standings[c.id] is ClaimStanding.READY),
+        "standings": list(ClaimStanding), "problems": list(Problem),
         "programs": sorted({line.program for c in every for line in c.claim.lines}),
         "csrf": csrf_token(app.settings, who.session.id_hash),
         "refresh": "/billing?" + urlencode({"fragment": 1, "month": month, **{k: v for k, v in filters.items() if v}})})
