@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.testclient import TestClient
 
 from smart_app.access.roles import AppRole, Assignment
+from smart_app.billing.panel import csv_header
 from smart_app.crypto import TokenBox, hash_handle
 from smart_app.db import transaction
 from smart_app.errors import SmartAppError
@@ -24,7 +25,6 @@ from smart_app.launch.models import AppSession
 from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.ledger.entries import record_entry
 from smart_app.ledger.months import Month
-from smart_app.ledger.panel import csv_header
 from smart_app.ledger.records import MonthStatusRow, PatientRow
 from smart_app.ledger.values import EntryInput
 from smart_app.rules.loader import default_rule_set
@@ -36,6 +36,7 @@ from smart_app.web.app import app_error, http_error
 from smart_app.web.authorization import protect
 from smart_app.web.panel_routes import csv_filename, routes
 from smart_app.web.patient_view import org_today
+from tests.ledger.conftest import documented
 
 TZ = "America/New_York"
 NOW = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
@@ -83,6 +84,8 @@ def seed(sessions: sessionmaker[Session]) -> None:
                               care_manager=manager, care_manager_name=manager_name, updated_at=NOW))
         db.add(MonthStatusRow(organization_id="org-ny", patient_id="ny-1", month="2026-11",
                               eligible_programs=["ccm", "bhi"], decision={}, evaluated_at=NOW))
+    for org, patient in (("org-ny", "ny-1"), ("org-ny", "ny-2"), ("org-la", "la-1")):
+        documented(sessions, patient, {"ccm", "bhi"}, org=org)
     for org, patient, minutes, program, n in (("org-ny", "ny-1", 15, "ccm", 1), ("org-ny", "ny-2", 25, "ccm", 2),
                                               ("org-la", "la-1", 19, "ccm", 3), ("org-ny", "ny-2", 5, "bhi", 4),
                                               ("org-la", "la-1", 2, "ccm", 5)):

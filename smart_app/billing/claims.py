@@ -116,3 +116,11 @@ def approved_before(db: Session, claim: StoredClaim) -> StoredClaim | None:
         ClaimRow.month == claim.month, ClaimRow.version < claim.version, ClaimRow.status == ClaimStatus.APPROVED)
         .order_by(ClaimRow.version.desc()).limit(1)).first()
     return to_stored(row) if row else None
+
+
+def claim_patient(db: Session, organization_id: str, claim_id: str) -> str:
+    """Who a claim is for, as the biller reads it (name, else patient id; the claim id when there is no such claim)."""
+    row = db.get(ClaimRow, claim_id)
+    if row is None or row.organization_id != organization_id:
+        return f"claim {claim_id}"
+    return to_stored(row).claim.patient_name or row.patient_id

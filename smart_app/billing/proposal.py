@@ -94,16 +94,8 @@ def propose_claim(decision: Decision, facts: PatientFacts, entries: tuple[Entry,
         rate=c.rate, rate_year=c.rate_year, entry_ids=c.entry_ids) for c in billed)
     programs = {p.program for p in decision.programs if p.codes}
     used = {i for c in billed for i in c.entry_ids}
-    warnings = [w for p in decision.programs if p.codes for w in p.warnings]
-    warnings += [f"{p.title}: also billable as "
-                 + ", ".join(f"{a.codes}" for a in p.alternatives if not a.chosen)
-                 for p in decision.programs if p.codes and any(not a.chosen for a in p.alternatives)]
-    undetermined = [r.reason for p in decision.programs for r in p.reasons if r.kind == "undetermined"]
-    warnings += [f"undetermined: {text}" for text in dict.fromkeys(undetermined)]
     late = tuple(sorted(e.id for e in entries if e.late and e.id in used))
-    if late:
-        warnings.append(f"{len(late)} entr{'y' if len(late) == 1 else 'ies'} recorded after the month was "
-                        "written back (late)")
+    warnings = claim_warnings(decision, late)
     evidence = tuple(f"{p.program}: {item.kind} {item.id or ''} {item.date or ''} {item.detail}".strip()
                      for p in decision.programs if p.codes for item in p.evidence)
     return ProposedClaim(
@@ -113,8 +105,47 @@ def propose_claim(decision: Decision, facts: PatientFacts, entries: tuple[Entry,
         supervising_practitioner=org.supervising_practitioner or org.billing_practitioner,
         place_of_service=org.place_of_service, coverage=patient.coverage, patient_name=patient.name,
         patient_birth_date=patient.birth_date, patient_mrn=patient.mrn,
-        warnings=tuple(dict.fromkeys(warnings + list(facts.findings))), evidence=evidence, late_entries=late,
+        warnings=warnings, evidence=evidence, late_entries=late,
         decision=decision.to_json())
+
+
+def _codes_text(codes: tuple[tuple[str, int], ...]) -> str:
+    return " + ".join(code if units == 1 else f"{code} x{units}" for code, units in codes)
+
+
+def claim_warnings(decision: Decision, late: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """What the biller should know about the codes on this claim, each once, in plain words.
+
+    Only the billed programs speak (another program's missing CoCM episode or QMB status is not this claim's
+    business); a claim with nothing billable says instead why, for the programs that have minutes.
+    """
+    billed = [p for p in decision.programs if p.codes]
+    out: list[str] = []
+    for p in billed:
+        out.extend(f"{p.title}: {w}" for w in p.warnings)
+        others = [a for a in p.alternatives if not a.chosen and a.codes]
+        if others:
+            out.append(f"{p.title}: also billable as " + "; or ".join(_codes_text(a.codes) for a in others)
+                       + f" (the rules picked {_codes_text(tuple((c.code, c.units) for c in p.codes))})")
+    if not billed:
+        out.extend(f"{p.title}: {r.reason}" for p in decision.programs if p.minutes_total
+                   for r in p.reasons if r.kind != "minutes")
+    if late:
+        out.append(f"{len(late)} entr{'y' if len(late) == 1 else 'ies'} recorded after this patient's claim for "
+                   "the month was approved (late): this is a corrected claim")
+    return tuple(dict.fromkeys(out))
+
+
+def approval_blockers(claim: ProposedClaim) -> tuple[str, ...]:
+    """Why this claim's own evidence does not hold up, in plain words; empty when it may be approved."""
+    out: list[str] = []
+    for program in (claim.decision or {}).get("programs") or []:
+        if program.get("codes"):
+            out.extend(f"{program.get('title', '')}: {gap}" for gap in program.get("gaps") or ())
+    if claim.lines and not claim.diagnoses:
+        out.append("No diagnosis backs the codes on this claim: each line needs the condition it treats, from the "
+                   "problem list")
+    return tuple(dict.fromkeys(out))
 
 
 def content_hash(claim: ProposedClaim) -> str:

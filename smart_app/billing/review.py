@@ -28,6 +28,7 @@ from smart_app.billing.models import ClaimRow, OutboxRow
 from smart_app.billing.outbox import OutgoingResource, enqueue
 from smart_app.billing.plan import WritebackPlan
 from smart_app.billing.pricing import organization_pricing
+from smart_app.billing.proposal import approval_blockers
 from smart_app.billing.superbill import approval_text, superbill_pdf
 from smart_app.billing.supersede import supersede
 from smart_app.db import utcnow
@@ -191,6 +192,11 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: Reviewer, note
     if not stored.claim.billable:
         raise ReviewRefused("Nothing is billable on this claim.", "Hold it with a note instead, if needed.")
     _refuse_future_service_date(stored, org, now)
+    blockers = approval_blockers(stored.claim)
+    if blockers:
+        raise ReviewRefused("This claim cannot be approved: " + "; ".join(blockers) + ".",
+                            "Record what is missing in the chart (or the EHR), run the rollup again, and approve "
+                            "the new version; or hold this one with a note.")
     entries = {e.id: e for e in patient_month(db, org.id, row.patient_id, row.month).history}
     _refuse_own_minutes(stored, entries, by, org)
     replaced = approved_before(db, stored)
@@ -219,9 +225,9 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: Reviewer, note
     # What the replaced version queued or sent: withdrawn if unsent, retired in the EHR if delivered.
     superseded = supersede(db, org.id, row.patient_id, row.month, can_update_claim=plan.can_update_claim, now=now)
     queued += superseded.retiring
-    if not is_locked(db, org.id, row.month):
-        # From now on, time recorded for this month is late and flagged to the biller.
-        lock_month(db, org.id, row.month, by.reference, now=now)
+    if not is_locked(db, org.id, row.patient_id, row.month):
+        # From now on, time recorded for this patient-month is late and flagged to the biller; others stay open.
+        lock_month(db, org.id, row.patient_id, row.month, by.reference, now=now)
     record_rows(db, reviewed, actor=by.reference, action=CLAIM_APPROVED, subject=f"Claim/{row.id}",
                 detail={"patient": row.patient_id, "month": row.month, "version": row.version,
                         "codes": [[line.code, line.units] for line in stored.claim.lines], "queued": queued,

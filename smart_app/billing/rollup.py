@@ -126,7 +126,7 @@ def _cached_many(db: Session, org: Organization, ids: Sequence[str],
     return out
 
 
-def _month_entries(db: Session, organization_id: str, ids: Sequence[str], month: str) -> dict[str, tuple[Entry, ...]]:
+def month_entries(db: Session, organization_id: str, ids: Sequence[str], month: str) -> dict[str, tuple[Entry, ...]]:
     """Each patient's counting entries of the month, as `ledger.queries.patient_month(...).entries` gives them."""
     Month.parse(month)
     te = TimeEntryRow.__table__
@@ -148,7 +148,7 @@ def _month_entries(db: Session, organization_id: str, ids: Sequence[str], month:
             for patient_id, rows in history.items()}
 
 
-def _with_app_records_needed(db: Session, organization_id: str, ids: Sequence[str]) -> set[str]:
+def with_app_records_needed(db: Session, organization_id: str, ids: Sequence[str]) -> set[str]:
     """Patients of the batch with consents, attestations or rating scales captured in the app."""
     found: set[str] = set()
     for table in (ConsentRow, AttestationRow, ScaleRow):
@@ -253,8 +253,8 @@ def _decide_batch(app: AppContext, org: Organization, month: str, batch: list[st
         before = (report.patients, report.new_versions, report.unchanged, report.billable, len(report.errors))
         if not facts_of:
             facts_of = _cached_many(db, org, batch, month)
-        entries_of = _month_entries(db, org.id, batch, month)
-        own_records = _with_app_records_needed(db, org.id, batch)
+        entries_of = month_entries(db, org.id, batch, month)
+        own_records = with_app_records_needed(db, org.id, batch)
         newest = _newest_versions(db, org.id, batch, month)
         now = utcnow()
         changed: list[ClaimRow] = []

@@ -23,9 +23,11 @@ def remember_patient(db: Session, organization_id: str, patient_id: str, *, name
 
 
 def save_month_status(db: Session, organization_id: str, patient_id: str, month: str, *,
-                      eligible_programs: list[str], decision: dict, now: datetime | None = None) -> None:
-    """Store the latest evaluation of a patient-month."""
+                      eligible_programs: list[str], decision: dict, panel: dict | None = None,
+                      now: datetime | None = None) -> None:
+    """Store the latest evaluation of a patient-month (and the panel's summary of it)."""
     upsert(db, MonthStatusRow, {
         "organization_id": organization_id, "patient_id": patient_id, "month": month,
-        "eligible_programs": eligible_programs, "decision": decision, "evaluated_at": now or utcnow()},
+        "eligible_programs": eligible_programs, "decision": decision, "panel": panel,
+        "evaluated_at": now or utcnow()},
         ("organization_id", "patient_id", "month"))

@@ -87,7 +87,8 @@ def write_entries(session: Session, fields: EntryInput, pieces: list[Span], tz: 
         starts_at=piece.start, ends_at=piece.end, minutes=piece.minutes, month=piece.month, note=fields.note,
         source=fields.source, shared=fields.shared, kind=kind if index == 0 else EntryKind.ENTRY,
         corrects_id=corrects.id if corrects is not None and index == 0 else None, reason=reason,
-        recorded_by=recorded_by, recorded_at=now, late=is_locked(session, fields.organization_id, piece.month),
+        recorded_by=recorded_by, recorded_at=now,
+        late=is_locked(session, fields.organization_id, fields.patient_id, piece.month),
         split_group=group, timer_id=timer_id,
     ) for index, (row_id, piece) in enumerate(zip(ids, pieces, strict=True))]
     session.add_all(rows)
@@ -170,7 +171,8 @@ def void_entry(session: Session, organization_id: str, entry_id: str, *, by: str
         role=target.role, program=target.program, activity=target.activity, starts_at=target.start,
         ends_at=target.end, minutes=target.minutes, month=target.month, note=target.note, source=target.source,
         shared=target.shared, kind=EntryKind.VOID, corrects_id=target.id, reason=reason, recorded_by=by,
-        recorded_at=now, late=is_locked(session, organization_id, target.month), split_group=None, timer_id=None,
+        recorded_at=now, late=is_locked(session, organization_id, target.patient_id, target.month), split_group=None,
+        timer_id=None,
     )
     session.add(row)
     record_rows(session, [row], actor=by, action=ENTRY_VOIDED, subject=f"TimeEntry/{entry_id}",

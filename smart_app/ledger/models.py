@@ -78,11 +78,12 @@ class TimerRow(Base):
 
 
 class MonthLockRow(Base):
-    """A month written back to the EHR; entries that arrive later are flagged late."""
+    """A patient-month whose claim was approved (and queued for the EHR); entries that arrive later are flagged late."""
 
-    __tablename__ = "month_locks"
+    __tablename__ = "claim_locks"
 
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     locked_by: Mapped[str] = mapped_column(String(500))
     locked_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, exists, select
@@ -64,7 +64,7 @@ def patient_month(session: Session, organization_id: str, patient_id: str, month
         TimeEntryRow.month == month).order_by(TimeEntryRow.recorded_at, TimeEntryRow.starts_at)).all()
     history = to_entries(session, rows)
     effective = sorted((e for e in history if e.effective), key=lambda e: (e.start, e.recorded_at))
-    return PatientMonth(organization_id, patient_id, month, is_locked(session, organization_id, month),
+    return PatientMonth(organization_id, patient_id, month, is_locked(session, organization_id, patient_id, month),
                         tuple(effective), tuple(history))
 
 
@@ -98,3 +98,20 @@ def counting_overlaps(session: Session, organization_id: str, performer: str, st
         TimeEntryRow.starts_at < end, TimeEntryRow.ends_at > start, counting(),
     ).order_by(TimeEntryRow.starts_at)).all()
     return to_entries(session, rows)
+
+
+def ledger_fingerprint(rows: int, minutes: Mapping[tuple[str, str], int]) -> str:
+    """A patient-month's ledger state in one string: rows ever written (append-only) and counting minutes.
+
+    Any entry, amendment or void adds a row, so a decision kept with this string is current while it matches.
+    """
+    parts = ";".join(f"{program}/{role}/{m}" for (program, role), m in sorted(minutes.items()) if m)
+    return f"{rows}:{parts}"
+
+
+def month_fingerprint(month: PatientMonth) -> str:
+    """`ledger_fingerprint` of a patient-month read with `patient_month`."""
+    sums: dict[tuple[str, str], int] = defaultdict(int)
+    for entry in month.entries:
+        sums[(entry.program, entry.role)] += entry.minutes
+    return ledger_fingerprint(len(month.history), sums)

@@ -135,3 +135,6 @@ class MonthStatusRow(Base):
     eligible_programs: Mapped[list] = mapped_column(JSON)
     decision: Mapped[dict] = mapped_column(JSON)
     evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The panel's summary of `decision` and the ledger state it saw (`billing.panel.snapshot_json`); a column of
+    # its own so the panel reads a few hundred bytes per patient, not the whole Decision (migration 0011).
+    panel: Mapped[dict | None] = mapped_column(JSON, nullable=True)

@@ -181,9 +181,10 @@ class StopResult:
 
 @dataclass(frozen=True)
 class MonthLock:
-    """A month written back to the EHR: later entries there are late and flagged to the biller."""
+    """A patient-month whose claim was approved: later entries there are late and flagged to the biller."""
 
     organization_id: str
+    patient_id: str
     month: str
     locked_by: str
     locked_at: datetime

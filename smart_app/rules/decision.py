@@ -118,6 +118,8 @@ class ProgramDecision:
     warnings: tuple[str, ...] = ()
     alternatives: tuple[Alternative, ...] = ()
     progress: tuple[Progress, ...] = ()
+    # Evidence the billed codes need that is not on file: their claim cannot be approved until it is recorded.
+    gaps: tuple[str, ...] = ()
 
     @property
     def billable(self) -> bool:
@@ -135,6 +137,7 @@ class ProgramDecision:
             "warnings": list(self.warnings),
             "alternatives": [a.to_json() for a in self.alternatives],
             "progress": [p.text() for p in self.progress],
+            "gaps": list(self.gaps),
         }
 
 

@@ -75,6 +75,8 @@ class _Option:
     evidence: tuple[EvidenceItem, ...] = ()
     warnings: tuple[str, ...] = ()
     requirements: int = 0
+    # Evidence the codes need that is not on file: the claim cannot be approved until it is recorded.
+    gaps: tuple[str, ...] = ()
 
     def code_set(self) -> frozenset[str]:
         return frozenset(c.code for c in self.codes)
@@ -239,17 +241,16 @@ class _Evidence:
     def consent(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
         start, cid, why = self.ctx.consent(fam)
         if start is None:
-            progs = "/".join(fam.consent_programs)
             return [Reason(f"no consent on file for {fam.title} ({why})",
-                           f"record the patient's consent (program '{progs}')", "consent")], []
+                           f"record the patient's consent to {fam.title}", "consent")], []
         return [], [EvidenceItem("consent", cid, start.isoformat())]
 
     def code_consent(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
         start, cid, why = self.ctx.consent_to(code.consent_programs)
         if start is None:
-            progs = "/".join(code.consent_programs)
-            return [Reason(f"no consent on file for {progs.upper()} services with {fam.title} ({why})",
-                           f"record the patient's consent (program '{progs}')", "consent")], []
+            progs = " or ".join(p.upper() for p in code.consent_programs)
+            return [Reason(f"no consent on file for {progs} services with {fam.title} ({why})",
+                           f"record the patient's consent to {progs}", "consent")], []
         return [], [EvidenceItem("consent", cid, start.isoformat())]
 
     def initiating_visit(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
@@ -285,8 +286,7 @@ class _Evidence:
                 reasons.append(Reason(
                     f"needs {lo} chronic conditions; {n} found, {len(undetermined)} undetermined"
                     f": {und}",
-                    "a clinician attests whether the undetermined conditions are chronic "
-                    "(patient.attestations)", "undetermined"))
+                    "a clinician attests whether the undetermined conditions are chronic", "undetermined"))
             else:
                 more = f"; undetermined: {und}" if undetermined else ""
                 reasons.append(Reason(f"needs {lo} chronic conditions; {n} found{more}",
@@ -303,8 +303,8 @@ class _Evidence:
             n = len(self.ctx.conditions.chronic())
             return [Reason(f"needs 1 chronic condition the clinician marked high-risk; 0 found "
                            f"({n} chronic on file)",
-                           "mark the principal condition high_risk: true (a clinician's "
-                           "judgement that it places the patient at significant risk)",
+                           "a clinician records that the principal condition places the patient at "
+                           "significant risk (high-risk)",
                            "evidence")], []
         return [], [EvidenceItem("condition", c.ref, None, f"{c.code or '-'} high-risk")
                     for c in flagged]
@@ -315,7 +315,7 @@ class _Evidence:
             found = level or "none documented"
             return [Reason(f"needs documented moderate or high complexity medical decision "
                            f"making; found: {found}",
-                           "document moderate or high complexity MDM (patient.complexity)",
+                           "document moderate or high complexity medical decision making",
                            "evidence")], []
         return [], [EvidenceItem("complexity", None, None, level)]
 
@@ -358,7 +358,7 @@ class _Evidence:
         if not starts:
             return [Reason("no CoCM episode start on file; cannot tell the initial month from a "
                            "subsequent month",
-                           "record the episode start (patient.episodes, program 'cocm')",
+                           "record the date the CoCM episode of care began",
                            "undetermined")], []
         start = starts[-1]
         initial = start >= self.ctx.month.first
@@ -374,8 +374,8 @@ class _Evidence:
     def qmb_status(self, fk: str, fam: Family, ck: str, code: Code) -> Checked:
         qmb = self.ctx.facts.qmb
         if qmb is None:
-            return [Reason("Qualified Medicare Beneficiary status unknown",
-                           "record patient.qmb (true or false) from the eligibility check",
+            return [Reason("Qualified Medicare Beneficiary (QMB) status unknown",
+                           "record whether the patient is a QMB, from the Medicare eligibility check",
                            "undetermined")], []
         if qmb != code.qmb:
             want = "a QMB" if code.qmb else "a patient who is not a QMB"
@@ -596,17 +596,18 @@ class _Evaluator:
                 evidence = (EvidenceItem("discharge", ref, d.date.isoformat(),
                                          f"contact {d.contact_date}, face-to-face "
                                          f"{d.face_to_face_date}, MDM {d.complexity}"),)
-                warnings = () if d.medication_reconciliation_date else (
-                    f"discharge {ref}: medication reconciliation date not on file (required no "
-                    "later than the face-to-face visit)",)
+                # Required, but no EHR exposes it as data: the claim waits until the care team records it.
+                gaps = () if d.medication_reconciliation_date else (
+                    f"medication reconciliation for the discharge of {d.date.isoformat()} is not on file "
+                    "(it must be done no later than the face-to-face visit)",)
                 billed = BilledCode(ck, 1, fk, code.descriptor, 0, (), (), code.rate.amount,
                                     code.rate.year)
-                work.options.append(_Option(fk, (billed,), 0, _rate(code), evidence, warnings,
-                                            len(set(code.evidence))))
+                work.options.append(_Option(fk, (billed,), 0, _rate(code), evidence, (),
+                                            len(set(code.evidence)), gaps))
         if not work.options:
             work.reasons = _merge_reasons(per_path) or [
                 Reason(f"no discharge with a face-to-face visit in {self.ctx.month.label}",
-                       "record the discharge and its TCM steps (patient.discharges)", "evidence")]
+                       "record the discharge and its TCM steps", "evidence")]
         return work
 
     # -- monthly, not time-based (APCM and its add-ons) -------------------------------------
@@ -782,6 +783,7 @@ def _program_decision(fk: str, fam: Family, work: _FamilyWork, picked: int | Non
     warnings = list(work.warnings)
     evidence: list[EvidenceItem] = []
     codes: tuple[BilledCode, ...] = ()
+    gaps: tuple[str, ...] = ()
     for i, opt in enumerate(work.options):
         blockers = sorted({(y, chosen_codes[y]) for x in opt.code_set()
                            for y in excl.get(x, {}) if y in chosen_codes
@@ -799,6 +801,7 @@ def _program_decision(fk: str, fam: Family, work: _FamilyWork, picked: int | Non
         codes = opt.codes
         evidence = list(opt.evidence)
         warnings.extend(opt.warnings)
+        gaps = opt.gaps
         if "care_plan" in fam.warn_if_missing and not _care_plan_on_file(ctx):
             warnings.append("no active care plan on file (required for this program; "
                             "not a blocking reason here)")
@@ -818,4 +821,4 @@ def _program_decision(fk: str, fam: Family, work: _FamilyWork, picked: int | Non
         program=fk, title=fam.title, codes=codes, minutes_total=work.minutes_total,
         minutes_by_role=tuple(sorted(work.minutes_by_role.items())), evidence=tuple(evidence),
         reasons=tuple(reasons), warnings=tuple(dict.fromkeys(warnings)),
-        alternatives=tuple(alternatives), progress=tuple(dict.fromkeys(work.progress)))
+        alternatives=tuple(alternatives), progress=tuple(dict.fromkeys(work.progress)), gaps=gaps)

@@ -120,6 +120,13 @@ class ReviewNote(_Body):
     note: str = Field(default="", max_length=2000)
 
 
+class BatchApproval(_Body):
+    """Several claims approved in one action (each checked and audited on its own)."""
+
+    claim_ids: list[str] = Field(min_length=1, max_length=500)
+    note: str = Field(default="", max_length=2000)
+
+
 class MonthRun(_Body):
     """Run the rollup of a month."""
 

@@ -96,6 +96,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/billing"): Rule("the billing review", roles=BILLING, sign_in=True),
     ("GET", "/billing/superbill.{fmt}"): Rule("the superbill", roles=BILLING, sign_in=True),
     ("POST", "/billing/superbill.{fmt}"): Rule("the superbill", roles=BILLING, sign_in=True),
+    ("POST", "/api/v1/claims/approve"): Rule("approving several claims", roles=BILLING),
     ("POST", "/api/v1/claims/{claim_id}/approve"): Rule("approving a claim", roles=BILLING),
     ("POST", "/api/v1/claims/{claim_id}/hold"): Rule("holding a claim", roles=BILLING),
     ("POST", "/api/v1/billing/rollup"): Rule("rolling up the month", roles=BILLING),

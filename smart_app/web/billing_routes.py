@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from smart_app.billing.claims import StoredClaim, month_claims
+from smart_app.billing.claims import StoredClaim, claim_patient, month_claims
 from smart_app.billing.delivery import deliver_pass, organization_plan, report_line
 from smart_app.billing.exports import record_export, render_superbill, superbill_claims
+from smart_app.billing.month_review import ClaimStanding, Problem, month_view
 from smart_app.billing.outbox import deliveries_for_claims, outbox_summary, retry_failed
 from smart_app.billing.plan import describe_plan
 from smart_app.billing.pricing import organization_pricing
+from smart_app.billing.proposal import approval_blockers
 from smart_app.billing.review import Reviewer, ReviewResult, approve, hold
 from smart_app.billing.rollup import run_rollup
 from smart_app.billing.superbill import estimate_label, money
@@ -24,7 +27,7 @@ from smart_app.errors import EhrError, SmartAppError
 from smart_app.ledger.months import Month
 from smart_app.statuses import ClaimStatus
 from smart_app.web.api import BadRequest, parse
-from smart_app.web.api_models import MonthRun, ReviewNote
+from smart_app.web.api_models import BatchApproval, MonthRun, ReviewNote
 from smart_app.web.authorization import NotAllowed, Principal, principal
 from smart_app.web.orgs import org_today
 from smart_app.web.session_transport import csrf_token
@@ -50,12 +53,16 @@ async def billing_page(request: Request) -> Response:
     org = who.organization
     month = _month(request, org_today(org))
 
+    filters = {name: request.query_params.get(name, "").strip() or None for name in ("status", "program", "problem")}
+
     def read() -> tuple[list[StoredClaim], dict, dict]:
         with transaction(app.sessions) as db:
             claims = month_claims(db, org.id, month)
             return claims, deliveries_for_claims(db, [c.id for c in claims]), outbox_summary(db, org.id, month)
 
-    claims, deliveries, summary = await run_in_threadpool(read)
+    every, deliveries, summary = await run_in_threadpool(read)
+    view = month_view(every, deliveries, **filters)
+    claims = list(view.claims)
     try:
         _, plan = await organization_plan(app, org)
         plan_lines, plan_problem = describe_plan(plan), None
@@ -65,12 +72,16 @@ async def billing_page(request: Request) -> Response:
     pricing = organization_pricing(org)
     return TEMPLATES.TemplateResponse(request, template, {
         "estimate": lambda line: money(pricing.unit(line.code, line.rate).times(line.units)) or "unknown",
-        "estimate_label": estimate_label(pricing),
+        "estimate_label": estimate_label(pricing), "blockers_of": approval_blockers,
         "org": org, "month": month, "claims": claims, "deliveries": deliveries, "summary": summary,
         "plan_lines": plan_lines, "plan_problem": plan_problem, "status_text": STATUS_TEXT,
-        "billable": [c for c in claims if c.claim.billable], "handle": who.handle, "who": who,
+        "billable": [c for c in every if c.claim.billable], "handle": who.handle, "who": who,
+        "view": view, "filters": filters,
+        "ready_count": sum(1 for c in claims if view.standings[c.id] is ClaimStanding.READY),
+        "standings": list(ClaimStanding), "problems": list(Problem),
+        "programs": sorted({line.program for c in every for line in c.claim.lines}),
         "csrf": csrf_token(app.settings, who.session.id_hash),
-        "refresh": f"/billing?fragment=1&month={month}"})
+        "refresh": "/billing?" + urlencode({"fragment": 1, "month": month, **{k: v for k, v in filters.items() if v}})})
 
 
 async def _send(request: Request, who: Principal) -> str:
@@ -104,6 +115,37 @@ async def claim_approve(request: Request) -> Response:
     sent = await _send(request, who)
     return JSONResponse({"claim_id": result.claim.id, "status": result.claim.status, "queued": result.queued,
                          "message": f"{result.message} {sent}"})
+
+
+async def claims_approve(request: Request) -> Response:
+    """Approve several claims in one action: each is checked and audited on its own; a refused one is named."""
+    who = principal(request)
+    body = await parse(request, BatchApproval)
+    app = ctx(request)
+    _, plan = await organization_plan(app, who.organization)
+    reviewer = _reviewer(who)
+
+    def review_all() -> tuple[list[ReviewResult], list[dict[str, str]]]:
+        done: list[ReviewResult] = []
+        refused: list[dict[str, str]] = []
+        for claim_id in dict.fromkeys(body.claim_ids):
+            try:
+                # One transaction per claim: a refusal leaves the others approved.
+                with transaction(app.sessions) as db:
+                    done.append(approve(db, who.organization, claim_id, by=reviewer, note=body.note, plan=plan))
+            except SmartAppError as exc:
+                with transaction(app.sessions) as db:
+                    who_for = claim_patient(db, who.organization.id, claim_id)
+                refused.append({"claim_id": claim_id, "patient": who_for, "why": f"{exc.message} {exc.hint}".strip()})
+        return done, refused
+
+    done, refused = await run_in_threadpool(review_all)
+    sent = await _send(request, who) if done else ""
+    message = f"Approved {len(done)} claim{'' if len(done) == 1 else 's'}."
+    if refused:
+        message += f" Not approved ({len(refused)}): " + " ".join(f"{r['patient']}: {r['why']}" for r in refused)
+    return JSONResponse({"approved": [r.claim.id for r in done], "refused": refused,
+                         "message": f"{message} {sent}".strip()})
 
 
 async def claim_hold(request: Request) -> Response:
@@ -169,6 +211,7 @@ def routes() -> list[Route]:
     return [
         Route("/billing", billing_page, methods=["GET", "POST"]),
         Route("/billing/superbill.{fmt}", superbill_download, methods=["GET", "POST"]),
+        Route("/api/v1/claims/approve", claims_approve, methods=["POST"]),
         Route("/api/v1/claims/{claim_id}/approve", claim_approve, methods=["POST"]),
         Route("/api/v1/claims/{claim_id}/hold", claim_hold, methods=["POST"]),
         Route("/api/v1/billing/rollup", rollup_now, methods=["POST"]),

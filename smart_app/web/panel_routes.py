@@ -5,7 +5,7 @@ organization; a care manager who is not also a biller sees the patients they are
 The month is the organization's current month unless `?month=YYYY-MM` names
 another; `?program=` and `?care_manager=` filter the rows; the page shows `PAGE_SIZE` rows at a
 time (`?page=N`), the CSV every row. What the columns and estimates mean
-is in `smart_app.ledger.panel`.
+is in `smart_app.billing.panel`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from smart_app.access.roles import AppRole
-from smart_app.billing.pricing import organization_pricing
-from smart_app.db import transaction
-from smart_app.errors import SmartAppError
-from smart_app.launch.organizations import Organization
-from smart_app.ledger.months import Month
-from smart_app.ledger.panel import (
+from smart_app.billing.panel import (
     NOT_CHECKED,
     NOT_ELIGIBLE,
     Panel,
@@ -33,6 +28,11 @@ from smart_app.ledger.panel import (
     panel_csv,
     panel_rows,
 )
+from smart_app.billing.pricing import organization_pricing
+from smart_app.db import transaction
+from smart_app.errors import SmartAppError
+from smart_app.launch.organizations import Organization
+from smart_app.ledger.months import Month
 from smart_app.ledger.validation import check_month, program_label
 from smart_app.web.authorization import Principal, principal
 from smart_app.web.orgs import org_today
@@ -84,8 +84,9 @@ def _load(request: Request) -> tuple[Organization, Panel]:
     program = _param(request, "program")
     mine = own_patients_only(who)
     with transaction(app.sessions) as db:
-        panel = panel_rows(db, org.id, month, pricing.rule_set, today=today, program=program,
-                           care_manager=mine or _param(request, "care_manager"), pricing=pricing)
+        panel = panel_rows(db, org.id, month, pricing.rule_set, today=today, timezone=org.timezone,
+                           program=program,
+                           care_manager=mine or _param(request, "care_manager"), pricing=pricing, keep=True)
     if program is not None and program not in panel.programs:
         raise _BadRequest(f"Unknown program {program!r}.",
                           f"Choose one of: {', '.join(panel.programs)}, or all programs.")

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from smart_app.access.grants import people_with_time_role
 from smart_app.access.roles import AppRole, Roles, TimeRole
 from smart_app.billing.facts_source import coverage_reference, save_facts
+from smart_app.billing.panel import snapshot_json
 from smart_app.billing.pricing import organization_pricing
 from smart_app.db import transaction
 from smart_app.ehr.care_team import care_manager
@@ -24,7 +25,7 @@ from smart_app.ledger.consents import ConsentRecord, consent_history
 from smart_app.ledger.directory import remember_patient, save_month_status
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.months import Month
-from smart_app.ledger.queries import patient_month
+from smart_app.ledger.queries import month_fingerprint, patient_month
 from smart_app.ledger.scales import ScaleRecord, recordable_scales, scales_for
 from smart_app.ledger.timers import running_timer
 from smart_app.ledger.values import PatientMonth, Timer
@@ -164,7 +165,8 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                              care_manager_name=manager.name if manager else None)
             save_month_status(db, org.id, patient_id, month,
                               eligible_programs=[c.key for c in cards if c.status in ("billable", "in-progress")],
-                              decision=decision.to_json())
+                              decision=decision.to_json(),
+                              panel=snapshot_json(decision, rule_set, month_fingerprint(ledger)))
         return decision, cards, undetermined, facts.findings
 
     decision, cards, undetermined, fact_findings = await run_in_threadpool(evaluate_and_keep)

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from smart_app.rules.decision import Decision, ProgramDecision, Progress, Reason
+from smart_app.rules.standing import path_kinds, short_of_minutes_only
 
 # Reasons a clinician can act on this month (a missing rating scale can be given and recorded in the
 # app); evidence gaps such as "no behavioral-health diagnosis" mean the program does not apply, so those
@@ -27,6 +28,8 @@ class ProgramCard:
     reasons: tuple[Reason, ...]
     warnings: tuple[str, ...]
     minutes_total: int
+    # Minutes behind the billed codes (the claim's and the panel's counted minutes).
+    minutes_counted: int = 0
 
     @property
     def relevant(self) -> bool:
@@ -45,20 +48,26 @@ def for_people(reason: Reason) -> Reason:
 
 def card_for(program: ProgramDecision) -> ProgramCard:
     """Classify one program's decision for display."""
-    kinds = {r.kind for r in program.reasons}
+    # Judged per code: CoCM's initial-month code does not apply in a later month of the episode, while its
+    # subsequent-month code lacks only minutes; the family is then on track, not "not eligible".
+    paths = path_kinds(program)
     blocking = tuple(for_people(r) for r in program.reasons if r.kind != "minutes")
     if program.codes:
         status, text = "billable", "Billable this month"
-    elif not kinds - {"minutes"}:
+    elif short_of_minutes_only(program):
         status, text = "in-progress", "On track: needs more minutes"
-    elif kinds <= ACTIONABLE or program.minutes_total:
+        blocking = ()
+    elif any(kinds <= ACTIONABLE for kinds in paths.values()) or program.minutes_total:
         status, text = "needs-action", "Needs action before it can be billed"
     else:
         status, text = "not-eligible", "Not eligible as documented"
     return ProgramCard(
         key=program.program, title=program.title, status=status, status_text=text,
         codes=tuple((c.code, c.units) for c in program.codes), bars=program.progress,
-        reasons=blocking, warnings=program.warnings, minutes_total=program.minutes_total)
+        reasons=blocking,
+        warnings=program.warnings + tuple(f"Needed before the claim can be approved: {gap}" for gap in program.gaps),
+        minutes_total=program.minutes_total,
+        minutes_counted=sum(c.minutes for c in program.codes))
 
 
 ORDER = {"billable": 0, "in-progress": 1, "needs-action": 2, "not-eligible": 3}

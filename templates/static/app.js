@@ -79,6 +79,12 @@
     var data = {};
     Array.prototype.forEach.call(form.elements, function (el) {
       if (!el.name || el.disabled) { return; }
+      // A list of checkboxes (data-list) sends the values of the checked ones.
+      if (el.type === "checkbox" && el.hasAttribute("data-list")) {
+        data[el.name] = data[el.name] || [];
+        if (el.checked) { data[el.name].push(el.value); }
+        return;
+      }
       if (el.type === "checkbox") { data[el.name] = el.checked; return; }
       if (el.value === "") { return; }
       if (el.type === "number") { data[el.name] = parseInt(el.value, 10); return; }

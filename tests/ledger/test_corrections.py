@@ -102,7 +102,7 @@ def test_correcting_a_closed_month_needs_permission_and_is_late_once_locked(fact
     with transaction(factory) as db:
         october = record_entry(db, entry(start=datetime(2026, 10, 5, 14, 0, tzinfo=UTC)), timezone=TZ, now=NOW,
                                allow_closed_month=True).entries[0]
-        lock_month(db, ORG, "2026-10", "Practitioner/biller", now=NOW)
+        lock_month(db, ORG, october.patient_id, "2026-10", "Practitioner/biller", now=NOW)
     with transaction(factory) as db, pytest.raises(MonthClosed):
         void_entry(db, ORG, october.id, by=BY, reason="never happened", timezone=TZ, now=NOW)
     with transaction(factory) as db:

@@ -140,15 +140,22 @@ def test_entries_after_a_lock_are_accepted_and_flagged_late(factory) -> None:
     october = entry(start=datetime(2026, 10, 15, 14, 0, tzinfo=UTC))
     before = record(factory, item=october, allow_closed_month=True).entries[0]
     with transaction(factory) as db:
-        lock = lock_month(db, ORG, "2026-10", "Practitioner/biller", now=NOW)
-        again = lock_month(db, ORG, "2026-10", "Practitioner/someone-else", now=NOW + timedelta(hours=1))
+        lock = lock_month(db, ORG, "pat-1", "2026-10", "Practitioner/biller", now=NOW)
+        again = lock_month(db, ORG, "pat-1", "2026-10", "Practitioner/someone-else", now=NOW + timedelta(hours=1))
     assert again == lock and lock.locked_by == "Practitioner/biller"
     after = record(factory, item=entry(start=datetime(2026, 10, 16, 14, 0, tzinfo=UTC)), allow_closed_month=True)
     assert after.late and after.entries[0].late
-    assert "already sent to the EHR" in after.message
+    assert "claim for October 2026 was already approved" in after.message
+    assert "corrected claim" in after.message
+    # Another patient's October is not locked by pat-1's claim: their time is on time.
+    other = record(factory, item=entry(patient_id="pat-2", start=datetime(2026, 10, 17, 14, 0, tzinfo=UTC)),
+                   allow_closed_month=True)
+    assert not other.late and not other.entries[0].late and "late" not in other.message
     with factory() as db:
-        assert is_locked(db, ORG, "2026-10") and not is_locked(db, ORG, "2026-11")
-        assert get_lock(db, ORG, "2026-11") is None
+        assert is_locked(db, ORG, "pat-1", "2026-10") and not is_locked(db, ORG, "pat-1", "2026-11")
+        assert not is_locked(db, ORG, "pat-2", "2026-10")
+        assert get_lock(db, ORG, "pat-1", "2026-11") is None
+        assert not patient_month(db, ORG, "pat-2", "2026-10").locked
         assert [e.id for e in late_entries(db, ORG, "2026-10")] == [after.entries[0].id]
         month = patient_month(db, ORG, "pat-1", "2026-10")
     assert month.locked and {e.id for e in month.entries} == {before.id, after.entries[0].id}

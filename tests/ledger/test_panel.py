@@ -10,15 +10,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from smart_app.db import transaction
-from smart_app.launch.organizations import Organization, save_organizations
-from smart_app.ledger.entries import amend_entry, record_entry, void_entry
-from smart_app.ledger.errors import InvalidEntry
-from smart_app.ledger.months import Month
-from smart_app.ledger.panel import (
+from smart_app.billing.facts_source import save_facts
+from smart_app.billing.panel import (
     Panel,
     PanelRow,
     csv_header,
@@ -26,12 +22,20 @@ from smart_app.ledger.panel import (
     panel_rows,
     safe_cell,
 )
+from smart_app.db import transaction
+from smart_app.launch.organizations import Organization, save_organizations
+from smart_app.ledger.entries import amend_entry, record_entry, void_entry
+from smart_app.ledger.errors import InvalidEntry
+from smart_app.ledger.months import Month
+from smart_app.ledger.queries import month_fingerprint, patient_month
 from smart_app.ledger.records import MonthStatusRow, PatientRow
 from smart_app.ledger.values import Entry
 from smart_app.rules.decision import Decision
+from smart_app.rules.facts import Condition, Consent, PatientFacts
 from smart_app.rules.loader import default_rule_set
 from smart_app.rules.rates import Locality, Pricing, RateSettings, estimate_label
-from tests.ledger.conftest import NOW, ORG, TZ, entry
+from smart_app.rules.standing import Standing
+from tests.ledger.conftest import ICD, NOW, ORG, TZ, documented, entry
 
 RULES = default_rule_set("medicare", 2026)
 ESTIMATE_LABEL = estimate_label(RULES)
@@ -43,9 +47,12 @@ _performers = itertools.count()
 
 
 def add(factory: sessionmaker[Session], patient: str, minutes: int, *, program: str = "ccm",
-        role: str = "clinical-staff", org: str = ORG) -> Entry:
-    """Record time through the ledger; each call has its own performer so nothing overlaps."""
+        role: str = "clinical-staff", org: str = ORG, facts: bool = True) -> Entry:
+    """Record time through the ledger (with the patient documented and consenting to the program, unless
+    `facts` is False); each call has its own performer so nothing overlaps."""
     performer = f"Practitioner/p{next(_performers)}"
+    if facts:
+        documented(factory, patient, {program}, org=org)
     with transaction(factory) as db:
         return record_entry(db, entry(organization_id=org, patient_id=patient, minutes=minutes, program=program,
                                       role=role, performer=performer), timezone=TZ, now=NOW).entries[0]
@@ -60,7 +67,11 @@ def person(factory: sessionmaker[Session], patient: str, name: str, *, care_mana
 
 def snapshot(factory: sessionmaker[Session], patient: str, eligible: list[str], *, org: str = ORG,
              month: str = MONTH, at: datetime = NOW) -> None:
+    """A page view's snapshot (without the panel's summary, so the panel decides afresh) and the facts it read."""
     decision = Decision(month, "medicare", 2026, "most_supported", ()).to_json()
+    if month == MONTH:
+        documented(factory, patient, {RULES.families[k].time_program for k in eligible}, org=org,
+                   complexity="moderate" if "complex_ccm" in eligible else None)
     with transaction(factory) as db:
         db.add(MonthStatusRow(organization_id=org, patient_id=patient, month=month, eligible_programs=eligible,
                               decision=decision, evaluated_at=at))
@@ -161,7 +172,7 @@ def test_voided_and_amended_away_entries_do_not_count(factory) -> None:
 def test_enrolment_by_snapshot_or_minutes(factory) -> None:
     snapshot(factory, "checked-none", [])
     snapshot(factory, "eligible", ["ccm", "bhi"], at=NOW - timedelta(days=2))
-    add(factory, "minutes-only", 5)
+    add(factory, "minutes-only", 5, facts=False)
     snapshot(factory, "last-month", ["ccm"], month="2026-10")
     result = panel(factory)
     assert {(r.patient_id, r.program) for r in result.rows} == {
@@ -173,24 +184,41 @@ def test_enrolment_by_snapshot_or_minutes(factory) -> None:
     assert result.totals.not_checked == 1
 
 
-def test_a_program_the_snapshot_does_not_list_is_shown_without_revenue(factory) -> None:
+def test_minutes_without_consent_are_shown_without_revenue(factory) -> None:
     snapshot(factory, "p1", ["bhi"])
-    add(factory, "p1", 25)
+    add(factory, "p1", 25, facts=False)  # the facts consent to BHI only
     result = panel(factory)
     ccm = row(result, "p1")
-    assert (ccm.eligibility, ccm.status, ccm.captured) == ("not eligible", "billable", Decimal("0.00"))
+    assert (ccm.eligibility, ccm.codes_met, ccm.captured, ccm.within_reach) == ("not eligible", (), 0, False)
     assert result.totals.captured == 0 and result.totals.not_eligible == 1
 
 
-def test_complex_ccm_eligibility_adds_its_path_to_the_ccm_row(factory) -> None:
+def test_minutes_before_consent_are_not_counted(factory) -> None:
+    # Dorothy (ccm-no-consent): 25 minutes logged, consent recorded afterwards. The evaluator counts none of them.
+    add(factory, "dorothy", 25, facts=False)
+    with transaction(factory) as db:
+        save_facts(db, ORG, "dorothy", MONTH, PatientFacts(
+            month=MONTH, conditions=(Condition("E11.9", ICD, "active", id="dm"), Condition("I10", ICD, "active")),
+            consents=(Consent("ccm", "active", date(2026, 11, 25), id="late"),),
+            initiating_visit=date(2026, 6, 1)), None)
+    dorothy = row(panel(factory), "dorothy")
+    assert (dorothy.minutes, dorothy.counted_minutes, dorothy.codes_met, dorothy.captured) == (25, 0, (), 0)
+    assert (dorothy.status, dorothy.next_code, dorothy.minutes_needed) == ("in progress", "99490", 20)
+
+
+def test_complex_ccm_is_what_the_evaluator_picks(factory) -> None:
     snapshot(factory, "complex", ["complex_ccm"])
     add(factory, "complex", 50)
-    add(factory, "plain", 50)
+    snapshot(factory, "complex-60", ["complex_ccm"])
+    add(factory, "complex-60", 60)
+    add(factory, "plain", 60)
     result = panel(factory)
-    # 99487 needs 60 minutes: the ccm row of a complex patient waits for it, unlike the plain one.
-    assert (row(result, "complex").next_code, row(result, "complex").minutes_needed) == ("99487", 10)
-    assert row(result, "complex").status == "close"
-    assert row(result, "plain").codes_met == (("99490", 1), ("99439", 1))
+    # At 50 minutes 99487 (60) is not met: the evaluator bills 99490 + 99439, as the rollup will.
+    assert row(result, "complex").codes_met == (("99490", 1), ("99439", 1))
+    assert (row(result, "complex").next_code, row(result, "complex").minutes_needed) == ("99439", 10)
+    # At 60, documented complexity makes 99487 the better-supported choice; without it, 99490 + 2 x 99439.
+    assert row(result, "complex-60").codes_met == (("99487", 1),)
+    assert row(result, "plain").codes_met == (("99490", 1), ("99439", 2))
     assert row(result, "complex").eligibility == "eligible"
 
 
@@ -415,5 +443,35 @@ def test_statement_count_does_not_grow_with_patients(factory) -> None:
     few = statements_for_panel(factory)
     seed(factory, 10, 200)
     many = statements_for_panel(factory)
-    assert few == many <= 4
+    # Four for the month, and six for the one batch of patients evaluated here (facts, app records, entries).
+    assert few == many <= 10
     assert panel(factory).totals.patients == 200
+
+
+def test_the_pages_kept_decision_is_used_while_the_ledger_matches(factory) -> None:
+    add(factory, "kept", 25)
+    with transaction(factory) as db:
+        ledger = patient_month(db, ORG, "kept", MONTH)
+        # A kept summary that differs from what the panel would decide shows which one was read.
+        marker = Standing("ccm", True, (("99491", 1),), 30)
+        db.add(MonthStatusRow(organization_id=ORG, patient_id="kept", month=MONTH, eligible_programs=["ccm"],
+                              decision={}, panel={"ledger": month_fingerprint(ledger),
+                                                                "standings": [marker.to_json()]}, evaluated_at=NOW))
+    assert row(panel(factory), "kept").codes_met == (("99491", 1),)
+    # Any new row in the patient-month's ledger makes it stale: the panel decides afresh.
+    add(factory, "kept", 1)
+    assert row(panel(factory), "kept").codes_met == (("99490", 1),)
+
+
+def test_decisions_made_afresh_are_kept_for_the_next_load_when_asked(factory) -> None:
+    for i in range(5):
+        add(factory, f"k{i}", 20 + i)
+    with transaction(factory) as db:
+        first = panel_rows(db, ORG, MONTH, RULES, today=TODAY, timezone=TZ, keep=True)
+    with factory() as db:
+        kept = {r.patient_id: r.panel["ledger"] for r in db.scalars(select(MonthStatusRow)) if r.panel}
+    assert set(kept) == {f"k{i}" for i in range(5)}
+    # The next load reads the kept decisions (four statements, no evaluation) and shows the same rows.
+    assert statements_for_panel(factory) == 4
+    assert panel(factory).rows == tuple(replace(r, eligibility_as_of=panel(factory).rows[i].eligibility_as_of)
+                                        for i, r in enumerate(first.rows))

@@ -48,10 +48,11 @@ def test_tcm(rules, case, discharges, expected, reason):
         assert reason in reasons_text(d, "tcm")
 
 
-def test_missing_med_rec_date_warns(rules):
+def test_missing_med_rec_date_is_a_gap_that_holds_the_claim(rules):
     d = evaluate(patient(discharges=(Discharge(FRI, day(9), day(12), "high"),)), [], rules)
     assert billed(d, "tcm") == {"99496": 1}
-    assert any("medication reconciliation" in w for w in d.program("tcm").warnings)
+    assert any("medication reconciliation" in g for g in d.program("tcm").gaps)
+    assert not any("medication reconciliation" in w for w in d.program("tcm").warnings)
 
 
 def test_tcm_minutes_never_count_toward_ccm(rules):

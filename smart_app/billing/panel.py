@@ -1,5 +1,5 @@
 """The care-team panel: every enrolled patient of one organization-month, who is closest to a
-billing threshold, and the month's estimated revenue. Read-only; a fixed number of statements.
+billing threshold, and the month's estimated revenue, as the rules' evaluator decides it. Read-only.
 
 Definitions (what the panel page and its CSV mean):
 
@@ -12,27 +12,25 @@ Definitions (what the panel page and its CSV mean):
   time program whose minutes it uses, here `ccm`).
 * **Minutes**: effective minutes of the month from the ledger, summed in one aggregated query
   for the whole organization-month (GROUP BY patient, program, role). `minutes` is every role's
-  time; `counted_minutes` is the time of the roles the rule set counts toward `next_code` (or
-  toward the codes already met).
-* **Eligibility**: from the snapshot of the last in-chart evaluation (`month_status`), shown as
-  "eligibility as of <evaluated_at>". `eligible`: the snapshot lists a family of this program;
-  `not eligible`: a snapshot exists but lists none (the minutes are still shown, without revenue);
-  `not checked`: no snapshot for the patient-month ("eligibility not yet checked").
-* **Paths and thresholds**: each base code (a time-based code without `base_codes`) of the
-  program's families is a path, with its first add-on. The families are the eligible ones of the
-  snapshot; without an eligible family, the family named like the program (`ccm`, never
-  `complex_ccm`, which needs documented complexity), else every time-based family of the program.
-  Codes not effective in the month are left out. A path counts only the minutes of its code's
-  `counted_roles`.
-  - No base code met: the next threshold is the smallest unmet `min_minutes` of a base code
-    (fewest minutes still needed, rule-file order on ties).
-  - A base code met: the path billed is the one with the most minutes behind its codes, then the
-    higher known rate, then rule-file order (as the evaluator's default policy); the next
-    threshold is its next add-on unit (none at the add-on's cap or without an add-on).
-* **Status**: `billable` (a base code's threshold is met); `close` (not billable, some minutes
-  recorded, and at most `close_within` minutes short of the next threshold); `in progress`
-  (minutes recorded); `not started` (no minutes, e.g. eligible by snapshot only);
-  `not time-based` (TCM, APCM: no minute threshold, no estimate).
+  time; `counted_minutes` is what the evaluator counted: the minutes behind the billed codes, or
+  toward the nearest threshold (minutes before consent, or of a role a code does not count, are not).
+* **One decision**: codes, units, counted minutes and the next threshold are the rules' evaluator's
+  (`rules.evaluate` summarised by `rules.standing`), never recomputed here. The in-chart page keeps
+  its Decision in `month_status`, and its summary with the ledger state it saw in `month_status.panel`
+  (`ledger_fingerprint`: rows written and counting minutes); while the ledger still matches, that
+  summary is used. Otherwise the patient is
+  evaluated here as the rollup would: the facts last read from the EHR (`facts_cache`), the app's own
+  consents, attestations and scales, and the month's entries (the page route keeps those decisions for
+  its next load). Without facts nothing is decided (the rollup cannot bill the patient either): the
+  minutes are shown, with no codes, no threshold and no revenue.
+* **Eligibility**: `eligible`: some code of the program is billed, or lacks only minutes;
+  `not eligible`: something else (consent, a diagnosis, an exclusion) blocks every code (the minutes
+  are still shown, without revenue); `not checked`: no facts were read from the EHR for the patient-month
+  (neither a chart opened nor a rollup read them).
+  "As of" is the time of the last in-chart evaluation.
+* **Status**: `billable` (the evaluator bills a code); `close` (not billable, some minutes
+  recorded, and at most `close_within` minutes short of the nearest threshold); `in progress`
+  (minutes recorded); `not started` (no minutes); `not time-based` (TCM, APCM: no minute threshold).
 * **Sort**: close rows first (fewest minutes needed first), then billable rows (closest next
   add-on unit first, those at the cap last), then in progress, not started and not time-based,
   each by minutes needed; ties by patient name (case-insensitive), patient id, then program.
@@ -41,13 +39,12 @@ Definitions (what the panel page and its CSV mean):
 * **Revenue estimates** (labelled by `Pricing.label`, e.g. "national estimate, non-facility,
   conversion factor $33.4009; not a payment amount"): each code's estimate comes from
   `smart_app.rules.rates.estimate`, national or, when the organization names its Medicare
-  locality's GPCIs, the locality estimate, and the label says which. *captured* sums the estimates
-  of the codes met now (the base code
-  plus the add-on units earned, within `max_units`); *within reach* sums, over rows that are
+  locality's GPCIs, the locality estimate, and the label says which (the superbill's pricing).
+  *captured* sums the estimates of the codes billed now (times their units); *within reach* sums, over rows that are
   close or billable and at most `close_within` minutes from their next threshold while the month
   still has days left (today counts; none once the month has ended in the organization's
-  timezone), the rate of that next code or unit. Rows whose snapshot says `not eligible` add to
-  neither. A code with no figure is not guessed: it adds nothing and is counted as unknown.
+  timezone), the rate of that next code or unit. Rows that are not `eligible` are never within reach.
+  A code with no figure is not guessed: it adds nothing and is counted as unknown.
 """
 
 from __future__ import annotations
@@ -57,21 +54,28 @@ import datetime as dt
 import io
 import json
 from collections import defaultdict
-from collections.abc import Set as AbstractSet
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.orm import Session
 
+from smart_app.billing.facts_source import cached_facts_many
+from smart_app.billing.rollup import month_entries, with_app_records_needed
+from smart_app.ledger.directory import save_month_status
+from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.models import TimeEntryRow
 from smart_app.ledger.months import Month
-from smart_app.ledger.queries import counting
+from smart_app.ledger.queries import counting, ledger_fingerprint
 from smart_app.ledger.records import MonthStatusRow, PatientRow
 from smart_app.ledger.values import PROGRAMS
+from smart_app.rules.decision import Decision
+from smart_app.rules.evaluate import evaluate
 from smart_app.rules.rates import Pricing
-from smart_app.rules.schema import Code, RuleSet
-from smart_app.rules.timecount import addon_units, allocation, base_met, minutes_for_next_unit
+from smart_app.rules.schema import RuleSet
+from smart_app.rules.standing import Standing, standings
 
 DEFAULT_CLOSE_WITHIN = 10
 
@@ -145,22 +149,6 @@ class Panel:
 
 
 @dataclass(frozen=True)
-class _Path:
-    order: int
-    key: str
-    base: Code
-    addon_key: str | None
-    addon: Code | None
-    roles: frozenset[str]
-    # One unit's estimate of the base code and of the add-on (None: no figure in the rule set).
-    base_rate: Decimal | None = None
-    addon_rate: Decimal | None = None
-
-    def counted(self, by_role: dict[str, int]) -> int:
-        return sum(m for role, m in by_role.items() if role in self.roles)
-
-
-@dataclass(frozen=True)
 class _Assessment:
     status: str
     counted: int
@@ -173,105 +161,6 @@ class _Assessment:
     captured_unknown: int = 0
 
 
-
-
-def _effective(code: Code, first: dt.date, last: dt.date) -> bool:
-    eff = code.effective
-    return eff.start <= last and (eff.end is None or eff.end >= first)
-
-
-class _Paths:
-    """The rule set's paths per program and family choice, built once per panel."""
-
-    def __init__(self, rule_set: RuleSet, month: str, pricing: Pricing) -> None:
-        self.rule_set = rule_set
-        self.pricing = pricing
-        service_month = Month.parse(month)
-        self.first, self.last = service_month.first_day, service_month.last_day
-        self._cache: dict[tuple[str, tuple[str, ...]], tuple[_Path, ...]] = {}
-        self.timed: dict[str, list[str]] = defaultdict(list)
-        for key, fam in rule_set.families.items():
-            if fam.time_based:
-                self.timed[fam.time_program].append(key)
-
-    def program_of(self, family_or_program: str) -> str:
-        fam = self.rule_set.families.get(family_or_program)
-        return fam.time_program if fam is not None else family_or_program
-
-    def families(self, program: str, eligible: AbstractSet[str]) -> tuple[str, ...]:
-        timed = self.timed.get(program, [])
-        chosen = [k for k in timed if k in eligible]
-        if chosen:
-            return tuple(chosen)
-        if program in timed:
-            return (program,)
-        return tuple(timed)
-
-    def paths(self, program: str, eligible: AbstractSet[str]) -> tuple[tuple[str, tuple[str, ...]], tuple[_Path, ...]]:
-        """A hashable key of the choice, and the paths."""
-        families = self.families(program, eligible)
-        key = (program, families)
-        if key not in self._cache:
-            found: list[_Path] = []
-            for fk in families:
-                codes = self.rule_set.families[fk].codes
-                for ck, code in codes.items():
-                    if code.base_codes or not _effective(code, self.first, self.last):
-                        continue
-                    addons = [(ak, a) for ak, a in codes.items()
-                              if ck in a.base_codes and _effective(a, self.first, self.last)]
-                    addon_key, addon = addons[0] if addons else (None, None)
-                    found.append(_Path(len(found), ck, code, addon_key, addon, frozenset(code.counted_roles),
-                                       self.pricing.unit(ck).amount,
-                                       self.pricing.unit(addon_key).amount if addon_key else None))
-            self._cache[key] = tuple(found)
-        return key, self._cache[key]
-
-
-def _assess(paths: tuple[_Path, ...], counted: tuple[int, ...], started: bool,
-            close_within: int) -> _Assessment:
-    """Status, next threshold and codes met of one patient-program, from each path's counted minutes."""
-    if not paths:
-        return _Assessment(NOT_TIMED, 0)
-    met = [(p, m) for p, m in zip(paths, counted, strict=True) if base_met(m, p.base)]
-    if not met:
-        need, _, path, mins = min(((p.base.time.min_minutes or 0) - m, p.order, p, m)
-                                  for p, m in zip(paths, counted, strict=True))
-        if not started:
-            status = NOT_STARTED
-        elif need <= close_within:
-            status = CLOSE
-        else:
-            status = IN_PROGRESS
-        return _Assessment(status, mins, path.key, path.base.time.min_minutes, need, path.base_rate)
-
-    def units_of(p: _Path, m: int) -> int:
-        return addon_units(m, p.base, p.addon) if p.addon is not None else 0
-
-    def score(item: tuple[_Path, int]) -> tuple[int, Decimal, int]:
-        p, m = item
-        units = units_of(p, m)
-        behind = sum(allocation(m, p.base, p.addon, units))
-        rate = (p.base_rate or _ZERO) + units * ((p.addon_rate or _ZERO) if p.addon else _ZERO)
-        return behind, rate, -p.order
-
-    path, mins = max(met, key=score)
-    units = units_of(path, mins)
-    codes_met: list[tuple[str, int]] = [(path.key, 1)]
-    rates: list[tuple[Decimal | None, int]] = [(path.base_rate, 1)]
-    if path.addon is not None and path.addon_key is not None and units:
-        codes_met.append((path.addon_key, units))
-        rates.append((path.addon_rate, units))
-    captured = sum((r * n for r, n in rates if r is not None), _ZERO)
-    unknown = sum(n for r, n in rates if r is None)
-    nxt = minutes_for_next_unit(mins, path.base, path.addon) if path.addon is not None else None
-    if nxt is None:
-        return _Assessment(BILLABLE, mins, codes_met=tuple(codes_met), captured=captured,
-                           captured_unknown=unknown)
-    return _Assessment(BILLABLE, mins, path.addon_key, mins + nxt, nxt, path.addon_rate,
-                       tuple(codes_met), captured, unknown)
-
-
 def _program_order(rule_set: RuleSet) -> tuple[str, ...]:
     known = [fam.time_program for fam in rule_set.families.values()]
     return tuple(dict.fromkeys([*known, *PROGRAMS]))
@@ -279,17 +168,108 @@ def _program_order(rule_set: RuleSet) -> tuple[str, ...]:
 
 _GROUP = {status: i for i, status in enumerate(STATUSES)}
 _NEVER = 1 << 30  # sorts rows with no next threshold after every number of minutes
+# Patients whose kept decision is out of date are evaluated again in batches of this size.
+_BATCH = 500
+
+
+def snapshot_json(decision: Decision, rule_set: RuleSet, ledger: str) -> dict[str, Any]:
+    """What `month_status.panel` keeps: the panel's summary of the Decision, with the ledger state it saw."""
+    return {"ledger": ledger,
+            "standings": [s.to_json() for s in standings(decision, rule_set).values() if s.relevant]}
+
+
+def _decide_stale(session: Session, organization_id: str, month: str, rule_set: RuleSet, timezone: str,
+                  stale: list[str], keep: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None,
+                  states: dict[str, str]) -> tuple[dict[str, dict[str, Standing]], set[str]]:
+    """Evaluate patients whose kept decision does not match the ledger: the rollup's facts, app records, entries.
+
+    Returns each patient's standings and the patients with no facts read from the EHR: nothing can be decided for
+    those (the rollup cannot bill them either), so they are shown as not checked. With `keep`, each fresh
+    decision is put there (patient -> (Decision JSON, the panel's summary)) for the caller to store.
+    """
+    out: dict[str, dict[str, Standing]] = {}
+    unread: set[str] = set()
+    for start in range(0, len(stale), _BATCH):
+        batch = stale[start:start + _BATCH]
+        facts_of = cached_facts_many(session, organization_id, batch, month)
+        if not facts_of:
+            unread.update(batch)
+            continue
+        own = with_app_records_needed(session, organization_id, list(facts_of))
+        entries_of = month_entries(session, organization_id, list(facts_of), month)
+        for patient_id in batch:
+            found = facts_of.get(patient_id)
+            if found is None:
+                unread.add(patient_id)
+                continue
+            facts = found[0]
+            if patient_id in own:
+                facts = with_app_records(session, organization_id, patient_id, timezone, facts)
+            entries = time_entries(entries_of.get(patient_id, ()), timezone)
+            decision = evaluate(facts, entries, rule_set, month=month)
+            out[patient_id] = standings(decision, rule_set)
+            if keep is not None:
+                keep[patient_id] = (decision.to_json(), snapshot_json(decision, rule_set, states[patient_id]))
+    return out, unread
+
+
+def keep_decisions(session: Session, organization_id: str, month: str,
+                   fresh: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Store decisions the panel made afresh, so its next load reads them (as a page view would have kept them)."""
+    for patient_id, (decision, snapshot) in sorted(fresh.items()):
+        eligible = [p["program"] for p in decision["programs"]
+                    if p["codes"] or (p["reasons"] and all(r["kind"] == "minutes" for r in p["reasons"]))]
+        existing = session.get(MonthStatusRow, (organization_id, patient_id, month))
+        save_month_status(session, organization_id, patient_id, month,
+                          eligible_programs=list(existing.eligible_programs) if existing else eligible,
+                          decision=decision, panel=snapshot)
+
+
+def _assess(standing: Standing | None, minutes: int, close_within: int,
+            pricing: Pricing) -> _Assessment:
+    """The panel's status, next threshold and estimates of one patient-program, from the evaluator's standing."""
+    if standing is None:
+        # The program has no family in the rule set: minutes shown, nothing to decide.
+        return _Assessment(IN_PROGRESS if minutes else NOT_STARTED, 0)
+    if not standing.time_based:
+        captured, unknown = _priced(standing.codes, pricing)
+        return _Assessment(NOT_TIMED, standing.counted, codes_met=standing.codes, captured=captured,
+                           captured_unknown=unknown)
+    reach = pricing.unit(standing.next_code).amount if standing.next_code else None
+    if standing.codes:
+        captured, unknown = _priced(standing.codes, pricing)
+        return _Assessment(BILLABLE, standing.counted, standing.next_code, standing.next_target, standing.needed,
+                           reach, standing.codes, captured, unknown)
+    need = standing.needed
+    if not minutes:
+        status = NOT_STARTED
+    elif need is not None and need <= close_within:
+        status = CLOSE
+    else:
+        status = IN_PROGRESS
+    return _Assessment(status, standing.counted, standing.next_code, standing.next_target, need, reach)
+
+
+def _priced(codes: tuple[tuple[str, int], ...], pricing: Pricing) -> tuple[Decimal, int]:
+    """The estimate of billed codes (the superbill's: one unit's estimate times units) and how many lack one."""
+    total, unknown = _ZERO, 0
+    for code, units in codes:
+        amount = pricing.unit(code).times(units)
+        if amount is None:
+            unknown += units
+        else:
+            total += amount
+    return total, unknown
 
 
 def panel_rows(session: Session, organization_id: str, month: str, rule_set: RuleSet, *, today: dt.date,
-               close_within: int = DEFAULT_CLOSE_WITHIN, program: str | None = None,
-               care_manager: str | None = None, pricing: Pricing | None = None) -> Panel:
+               timezone: str = "UTC", close_within: int = DEFAULT_CLOSE_WITHIN, program: str | None = None,
+               care_manager: str | None = None, pricing: Pricing | None = None, keep: bool = False) -> Panel:
     """The panel of an organization-month (see the module docstring for every definition).
 
-    `pricing` prices the estimates (default: national figures of `rule_set`).
-
-    Three statements whatever the number of patients: minutes per patient, program and role;
-    the month's snapshots; the directory entries of the month's patients.
+    `pricing` prices the estimates (default: national figures of `rule_set`); `timezone` is the organization's,
+    which dates its entries. Four statements for the month, plus a few per batch of patients whose kept
+    decision no longer matches the ledger; with `keep`, the decisions made afresh are stored for the next load.
     """
     Month.parse(month)
     if close_within < 0:
@@ -301,17 +281,20 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
             .where(te.organization_id == organization_id, te.month == month, counting())
             .group_by(te.patient_id, te.program, te.role)):
         minutes_by[patient_id][prog][role] = int(total or 0)
+    rows_written: dict[str, int] = {patient_id: int(n) for patient_id, n in session.execute(
+        select(te.patient_id, func.count()).where(te.organization_id == organization_id, te.month == month)
+        .group_by(te.patient_id))}
     # The eligible lists come back as JSON text and are decoded once per distinct text: snapshots repeat a
     # handful of lists, and decoding thousands of identical ones was a third of the panel's time.
     decoded: dict[str | None, list[str]] = {}
-    snapshots: dict[str, tuple[list[str], dt.datetime]] = {}
-    for patient_id, eligible_text, evaluated_at in session.execute(
-            select(ms.patient_id, cast(ms.eligible_programs, Text), ms.evaluated_at)
+    snapshots: dict[str, tuple[list[str], dt.datetime, Any]] = {}
+    for patient_id, eligible_text, evaluated_at, kept in session.execute(
+            select(ms.patient_id, cast(ms.eligible_programs, Text), ms.evaluated_at, ms.panel)
             .where(ms.organization_id == organization_id, ms.month == month)):
         eligible = decoded.get(eligible_text)
         if eligible is None:
             eligible = decoded[eligible_text] = list(json.loads(eligible_text) or []) if eligible_text else []
-        snapshots[patient_id] = (list(eligible), evaluated_at)
+        snapshots[patient_id] = (list(eligible), evaluated_at, kept)
     month_patients = or_(
         pr.patient_id.in_(select(te.patient_id).where(te.organization_id == organization_id, te.month == month)),
         pr.patient_id.in_(select(ms.patient_id).where(ms.organization_id == organization_id, ms.month == month)))
@@ -322,16 +305,34 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
             .where(pr.organization_id == organization_id, month_patients))}
 
     pricing = pricing or Pricing(rule_set)
-    paths = _Paths(rule_set, month, pricing)
     days_left = Month.parse(month).days_left(today)
     order = _program_order(rule_set)
     rank = {p: i for i, p in enumerate(order)}
-    enrolled = set(minutes_by) | {p for p, (eligible, _) in snapshots.items() if eligible}
+    enrolled = set(minutes_by) | {p for p, (eligible, _, _) in snapshots.items() if eligible}
+    # One decision per patient-month: the evaluator's, kept by the last page view while the ledger is unchanged,
+    # else evaluated here from the facts the rollup would use.
+    # Kept summaries stay JSON until a row needs one (most programs of a patient show no row).
+    decided: dict[str, Mapping[str, Standing | dict[str, Any]]] = {}
+    stale: list[str] = []
+    states: dict[str, str] = {}
+    for patient_id in sorted(enrolled):
+        kept = (snapshots.get(patient_id) or ([], None, None))[2]
+        by_program = minutes_by.get(patient_id, {})
+        state = ledger_fingerprint(rows_written.get(patient_id, 0),
+                                   {(p, r): m for p, rs in by_program.items() for r, m in rs.items()})
+        if isinstance(kept, dict) and kept.get("ledger") == state:
+            decided[patient_id] = {s["program"]: s for s in kept.get("standings") or ()}
+        else:
+            stale.append(patient_id)
+            states[patient_id] = state
+    to_keep: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None = {} if keep else None
+    fresh, unread = _decide_stale(session, organization_id, month, rule_set, timezone, stale, to_keep, states)
+    decided.update(fresh)
+    if to_keep:
+        keep_decisions(session, organization_id, month, to_keep)
+
     managers: dict[str, str] = {}
-    assessed: dict[tuple, _Assessment] = {}
-    # Snapshots repeat a handful of eligible lists: map each list to its programs once.
-    eligible_cache: dict[tuple[str, ...], tuple[tuple[str, ...], frozenset[str]]] = {}
-    paths_cache: dict[tuple[str, frozenset[str]], tuple[tuple, tuple[_Path, ...]]] = {}
+    assessed: dict[tuple[Standing | None, bool], _Assessment] = {}
     keyed: list[tuple[tuple, PanelRow]] = []
     no_minutes: dict[str, dict[str, int]] = {}
     for patient_id in enrolled:
@@ -341,40 +342,37 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
         if care_manager is not None and manager != care_manager:
             continue
         snap = snapshots.get(patient_id)
-        eligible_keys: tuple[str, ...] = tuple(snap[0]) if snap is not None else ()
         as_of = snap[1] if snap is not None else None
-        if eligible_keys not in eligible_cache:
-            eligible_cache[eligible_keys] = (tuple(sorted({paths.program_of(k) for k in eligible_keys})),
-                                             frozenset(eligible_keys))
-        eligible_programs, eligible_set = eligible_cache[eligible_keys]
+        standing_of = decided.get(patient_id, {})
+        eligible_programs = {p for p, s in standing_of.items()
+                             if (s["codes"] or s["eligible"] if isinstance(s, dict) else s.codes or s.eligible)}
         by_program = minutes_by.get(patient_id, no_minutes)
         folded = name.casefold()
-        for prog in dict.fromkeys([*sorted(by_program), *eligible_programs]):
+        for prog in dict.fromkeys([*sorted(by_program), *sorted(eligible_programs)]):
             if program is not None and prog != program:
                 continue
             by_role: dict[str, int] = by_program.get(prog) or {}
             minutes = sum(by_role.values())
-            if snap is None:
+            found = standing_of.get(prog)
+            standing = Standing.from_json(found) if isinstance(found, dict) else found
+            if standing is not None and not standing.relevant:
+                standing = None  # as the kept summaries leave it out
+            if patient_id in unread:
                 eligibility = NOT_CHECKED
             else:
                 eligibility = ELIGIBLE if prog in eligible_programs else NOT_ELIGIBLE
-            found = paths_cache.get((prog, eligible_set))
-            if found is None:
-                found = paths_cache[(prog, eligible_set)] = paths.paths(prog, eligible_set)
-            paths_key, chosen = found
-            # Patients share few distinct minute totals: assess each combination once.
-            memo_key = (paths_key, frozenset(by_role.items()))
+            # Patients share few distinct standings: assess each (with or without minutes) once.
+            memo_key = (standing, minutes > 0)
             a = assessed.get(memo_key)
             if a is None:
-                counted = tuple(p.counted(by_role) for p in chosen)
-                a = assessed[memo_key] = _assess(chosen, counted, minutes > 0, close_within)
-            counts = eligibility != NOT_ELIGIBLE
+                a = assessed[memo_key] = _assess(standing, minutes, close_within, pricing)
+            counts = eligibility == ELIGIBLE
             reach = (counts and days_left > 0 and a.status in (CLOSE, BILLABLE) and a.needed is not None
                      and 0 < a.needed <= close_within)
             row = PanelRow(
                 patient_id, name, mrn, manager_name, prog, minutes, a.next_code, a.next_threshold, a.needed,
                 a.status, as_of, eligibility, manager, a.counted, a.codes_met,
-                a.captured if counts else _ZERO, a.captured_unknown if counts else 0, reach,
+                a.captured if a.codes_met else _ZERO, a.captured_unknown if a.codes_met else 0, reach,
                 a.reach_rate if reach else None)
             needed = a.needed if a.needed is not None else _NEVER
             keyed.append(((_GROUP[a.status], needed, folded, patient_id, rank.get(prog, len(rank)), prog), row))
@@ -382,7 +380,8 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
     keyed.sort(key=lambda item: item[0])
     shown = tuple(row for _, row in keyed)
     return Panel(shown, _totals(shown, days_left, pricing.label), _managers(managers),
-                 _programs(order, minutes_by, snapshots, paths), month, close_within)
+                 _programs(order, minutes_by, snapshots, rule_set), month, close_within)
+
 
 
 def _totals(rows: tuple[PanelRow, ...], days_left: int, label: str) -> Totals:
@@ -414,10 +413,11 @@ def _managers(managers: dict[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def _programs(order: tuple[str, ...], minutes_by: dict[str, dict[str, dict[str, int]]],
-              snapshots: dict[str, tuple[list[str], dt.datetime]], paths: _Paths) -> tuple[str, ...]:
+              snapshots: dict[str, tuple[list[str], dt.datetime, Any]], rule_set: RuleSet) -> tuple[str, ...]:
     """Every program the rule set knows, then any other the month's data names (unfiltered)."""
     found = {prog for programs in minutes_by.values() for prog in programs}
-    found |= {paths.program_of(k) for eligible, _ in snapshots.values() for k in eligible}
+    found |= {rule_set.families[k].time_program if k in rule_set.families else k
+              for eligible, _, _ in snapshots.values() for k in eligible}
     return tuple(dict.fromkeys([*order, *sorted(found - set(order))]))
 
 
