@@ -90,3 +90,16 @@ class RateLimitRow(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+class PractitionerRow(Base):
+    """A practitioner as the EHR last described them (name, credentials, NPI), for the claims that name them."""
+
+    __tablename__ = "practitioners"
+
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(500), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    credentials: Mapped[str] = mapped_column(String(200), default="")
+    npi: Mapped[str] = mapped_column(String(20), default="")
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime())

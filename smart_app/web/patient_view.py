@@ -11,12 +11,14 @@ from starlette.concurrency import run_in_threadpool
 from smart_app.access.grants import people_with_time_role
 from smart_app.access.roles import AppRole, Roles, TimeRole
 from smart_app.billing.facts_source import coverage_reference, save_facts
+from smart_app.billing.practitioners import save_people
 from smart_app.billing.pricing import organization_pricing
-from smart_app.db import transaction
+from smart_app.db import transaction, utcnow
 from smart_app.ehr.care_team import care_manager
 from smart_app.ehr.chart import ChartSummary, chart_summary
 from smart_app.ehr.facts import facts_from_record
 from smart_app.ehr.fhir_client import FhirClient
+from smart_app.ehr.names import medicare_id, practitioner_details
 from smart_app.ehr.record import fetch_record
 from smart_app.launch.organizations import Organization
 from smart_app.launch.sessions import settle_identity
@@ -152,7 +154,12 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
     def evaluate_and_keep() -> tuple[Decision, tuple[ProgramCard, ...], tuple[CountedCondition, ...], tuple[str, ...]]:
         with transaction(app.sessions) as db:
             # Kept so the month-end rollup can run from the last read when the EHR is unavailable.
-            save_facts(db, org.id, patient_id, month, ehr_facts, coverage_reference(record))
+            save_facts(db, org.id, patient_id, month, ehr_facts, coverage_reference(record),
+                       mbi=medicare_id(record.patient, record.get("coverage")))
+            if identity.reference and identity.reference.startswith("Practitioner/") and record.user:
+                # The user's name, credentials and NPI, for the claims that will name them.
+                save_people(db, org.id, {identity.reference: practitioner_details(identity.reference, record.user)},
+                            utcnow())
             facts = with_app_records(db, org.id, patient_id, org.timezone, ehr_facts, consents, scales)
         decision = evaluate(facts, time_entries(ledger.entries, org.timezone), rule_set, month=month)
         month_end = Month.of(today).last_day
