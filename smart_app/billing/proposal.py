@@ -222,6 +222,10 @@ def propose_claim(decision: Decision, facts: PatientFacts, entries: tuple[Entry,
     log = time_log(decision, facts, entries, tz, people)
     diagnoses = _diagnoses(decision, facts, programs)
     warnings = [w for p in decision.programs if p.codes for w in p.warnings]
+    visit = _face_to_face(decision, facts, "tcm")
+    if visit is not None and today is not None and visit > today and any(c.program == "tcm" for c in billed):
+        warnings.append(f"TCM: the face-to-face visit ({visit.isoformat()}) is still to come; the claim may be "
+                        "sent only once it took place")
     warnings += [f"{p.title}: also billable as "
                  + ", ".join(f"{a.codes}" for a in p.alternatives if not a.chosen)
                  for p in decision.programs if p.codes and any(not a.chosen for a in p.alternatives)]

@@ -56,7 +56,10 @@ def test_tcm_points_every_line_at_the_active_problems_and_is_dated_on_the_visit(
 
 
 def test_no_date_of_service_after_today():
-    assert propose(tcm_patient(day(12)), today=day(10)).lines[0].service_date == day(10)
+    early = propose(tcm_patient(day(12)), today=day(10))
+    assert early.lines[0].service_date == day(10)
+    assert "TCM: the face-to-face visit (2026-03-12) is still to come; the claim may be sent only once it took place" \
+        in early.warnings
     ccm = dataclasses.replace(patient(), discharges=())
     month_end = dataclasses.replace(ORG, extra={})
     decision = evaluate(ccm, time_entries((entry(start=at(3), minutes=25),), "UTC"), RULES, month="2026-03")
