@@ -80,6 +80,8 @@ def test_the_month_superbill_and_claims_name_people_patients_and_the_time_log(st
     # TCM: a diagnosis on every line, and its date of service the face-to-face visit, never after today.
     assert [line.code for line in tcm.lines] and all(line.service_date <= today for line in tcm.lines)
     assert tcm.diagnoses and all("tcm" in d.programs for d in tcm.diagnoses)
+    # The medication reconciliation is read from the EHR's Procedure (system/Procedure.rs), so no warning.
+    assert not [w for w in tcm.warnings if "medication reconciliation" in w], tcm.warnings
     resource = claim_resource(tcm, created=today, observation_refs={})
     assert all(item["diagnosisSequence"] for item in resource["item"])
     assert resource["provider"]["identifier"] == {"system": NPI, "value": "1234567893"}

@@ -140,3 +140,22 @@ def test_credentials_from_the_name_suffix_or_the_qualifications():
         "Licensed Clinical Social Worker (LCSW)"
     assert credentials({"qualification": [{"code": {"coding": [{"code": "RN"}]}}]}) == "RN"
     assert practitioner_details("Practitioner/x", None) == PractitionerDetails("Practitioner/x")
+
+
+def test_a_medication_reconciliation_procedure_after_the_discharge_dates_the_step():
+    from smart_app.ehr.facts import map_discharges
+
+    stay = {"id": "stay", "status": "finished", "class": {"code": "IMP"},
+            "period": {"start": "2026-03-01T10:00:00Z", "end": "2026-03-06T10:00:00Z"}}
+    visit = {"id": "visit", "status": "finished", "class": {"code": "AMB"}, "period": {"start": "2026-03-12T10:00:00Z"}}
+
+    def procedure(when: str, code: str = "430193006", status: str = "completed") -> dict:
+        return {"resourceType": "Procedure", "status": status, "performedDateTime": when,
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]}}
+
+    found = map_discharges([stay, visit], [], [procedure("2026-02-01T09:00:00Z"), procedure("2026-03-11T09:00:00Z",
+                                                                                            status="not-done"),
+                                               procedure("2026-03-12T09:10:00Z", code="80146002"),
+                                               procedure("2026-03-12T09:15:00Z")])
+    assert [d.medication_reconciliation_date for d in found] == [day(12)]
+    assert [d.medication_reconciliation_date for d in map_discharges([stay, visit], [])] == [None]
