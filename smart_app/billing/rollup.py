@@ -40,7 +40,7 @@ from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.models import TimeEntryRow
 from smart_app.ledger.months import Month
 from smart_app.ledger.queries import _to_entry
-from smart_app.ledger.records import AttestationRow, ConsentRow, MonthStatusRow, PatientRow, ScaleRow
+from smart_app.ledger.records import AttestationRow, ConsentRow, EvidenceRow, MonthStatusRow, PatientRow, ScaleRow
 from smart_app.ledger.values import Entry
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.facts import PatientFacts
@@ -155,9 +155,9 @@ def _month_entries(db: Session, organization_id: str, ids: Sequence[str], month:
 
 
 def _with_app_records_needed(db: Session, organization_id: str, ids: Sequence[str]) -> set[str]:
-    """Patients of the batch with consents, attestations or rating scales captured in the app."""
+    """Patients of the batch with consents, attestations, rating scales or other evidence captured in the app."""
     found: set[str] = set()
-    for table in (ConsentRow, AttestationRow, ScaleRow):
+    for table in (ConsentRow, AttestationRow, ScaleRow, EvidenceRow):
         found.update(db.scalars(select(table.patient_id).where(
             table.organization_id == organization_id, table.patient_id.in_(ids)).distinct()))
     return found
