@@ -25,6 +25,7 @@ from tests.rules.conftest import cond, day, patient
 from tests.stack import Stack
 from tests.test_capture_api import api, launch
 from tests.test_consent_capture import page
+from tests.test_patient_page import card
 
 RULES = default_rule_set("medicare", 2026)
 NURSE = "Practitioner/nurse"
@@ -72,8 +73,9 @@ def test_the_app_s_records_complete_the_ehr_s_facts_and_lift_the_reasons():
 
 def test_the_tcm_card_reads_the_procedure_and_records_contact_attempts(stack: Stack) -> None:
     headers, _ = launch(stack, "tcm-recent-discharge", user="pr-care-manager")
-    html = html_lib.unescape(page(stack, headers))
-    assert "Evidence the rules need" in html
+    # The TCM card itself offers the steps the EHR does not hold.
+    html = html_lib.unescape(card(page(stack, headers), "Transitional care management"))
+    assert 'data-api="/api/v1/evidence"' in html
     # The fixture's Procedure (read with patient/Procedure.rs) dates the reconciliation.
     assert re.search(r"medication reconciliation</strong>: done on \d{4}-\d{2}-\d{2} \(from the EHR\)", html), html
     assert "SNOMED CT 430193006" in html
@@ -90,7 +92,8 @@ def test_the_tcm_card_reads_the_procedure_and_records_contact_attempts(stack: St
         "kind": "tcm-contact-attempt", "subject": subject, "date": today.isoformat(), "note": "voicemail"})
     assert made.status_code == 201, made.text
     assert made.json()["message"] == "Recorded the attempt to contact the patient, with your name."
-    assert f"attempts on {today.isoformat()}" in html_lib.unescape(page(stack, headers))
+    assert f"attempts on {today.isoformat()}" in html_lib.unescape(card(page(stack, headers),
+                                                                         "Transitional care management"))
 
     app = build_context(stack.settings)
     try:
@@ -110,3 +113,30 @@ def test_a_nurse_without_a_clinical_role_cannot_record_evidence(stack: Stack) ->
     headers, _ = launch(stack, "tcm-recent-discharge", user="pr-biller")
     refused = api(stack, "POST", "/evidence", headers, json={"kind": "qmb-status", "value": True})
     assert refused.status_code in (401, 403)
+
+
+def test_the_page_offers_a_place_for_what_each_consented_program_lacks():
+    from smart_app.rules import CarePlan, Consent
+    from smart_app.web.evidence_offers import evidence_offers
+    from smart_app.web.program_cards import program_cards
+
+    def offers(**facts_changes):
+        facts = patient(**facts_changes)
+        cards = tuple(program_cards(evaluate(facts, [], RULES, month="2026-03")))
+        return {o.kind: o for o in evidence_offers(facts, RULES, cards, [], day(20))}
+
+    consents = {p: Consent(p, "active", day(1), id=p) for p in ("ccm", "pcm", "cocm", "apcm")}
+    assert offers().keys() == set()  # the well-documented patient lacks nothing
+    qmb = offers(qmb=None, consents=(consents["apcm"],))[EvidenceKind.QMB_STATUS]
+    assert qmb.yes_no and not qmb.dated and "eligibility check" in qmb.where_in_ehr
+    assert EvidenceKind.COCM_EPISODE_START in offers(episodes=(), consents=(consents["cocm"],))
+    assert EvidenceKind.COCM_EPISODE_START not in offers(episodes=(), consents=(consents["ccm"],))
+    high = offers(consents=(consents["pcm"],), conditions=(cond("I50.22", "hf"), cond("I10", "htn")))
+    assert high[EvidenceKind.CONDITION_HIGH_RISK].choices == (("hf", "I50.22"), ("htn", "I10"))
+    plan = offers(consents=(consents["ccm"],), care_plans=(CarePlan("draft", day(2)),))
+    assert EvidenceKind.CARE_PLAN in plan and "CarePlan" in plan[EvidenceKind.CARE_PLAN].where_in_ehr
+    # A recent discharge offers TCM's steps, shown in the TCM card when it is open.
+    tcm = offers(discharges=(Discharge(day(6), day(9), day(12), "high", id="stay"),))
+    assert tcm[EvidenceKind.TCM_CONTACT_ATTEMPT].subject == "stay"
+    assert tcm[EvidenceKind.TCM_MEDICATION_RECONCILIATION].on_file == "no date on file"
+    assert tcm[EvidenceKind.TCM_MEDICATION_RECONCILIATION].card == "tcm"

@@ -6,6 +6,7 @@ record it in the app instead (attributed and audited: `ledger.evidence`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,16 +36,33 @@ class Offer:
     dated: bool = True
     yes_no: bool = False
     button: str = "Record"
+    # The programs (rule-set family keys) it concerns, and the open card that shows it ("": none does).
+    programs: tuple[str, ...] = ()
+    card: str = ""
 
 
-def _in_play(rule_set: RuleSet, cards: Iterable[ProgramCard], facts: PatientFacts, evidence: str) -> bool:
-    """Whether a program that needs this evidence concerns the patient: shown open, or consented to."""
-    open_cards = {c.key for c in cards if c.relevant}
+def _needing(rule_set: RuleSet, evidence: str) -> tuple[str, ...]:
+    """The families (programs) whose codes need this evidence, or that warn when it is missing."""
+    return tuple(key for key, fam in rule_set.families.items()
+                 if any(evidence in code.evidence for code in fam.codes.values()) or evidence in fam.warn_if_missing)
+
+
+def _in_play(rule_set: RuleSet, facts: PatientFacts, evidence: str) -> bool:
+    """Whether the patient consented to a program whose codes need this evidence (without consent, consent is what
+    the page asks for first)."""
     consented = {c.program for c in facts.consents if c.status == "active"}
-    return any(key in open_cards or set(fam.consent_programs) & consented
-               for key, fam in rule_set.families.items()
-               if any(evidence in code.evidence for code in fam.codes.values())
-               or evidence in fam.warn_if_missing)
+    for fam in rule_set.families.values():
+        for code in fam.codes.values():
+            needs = evidence in code.evidence or evidence in fam.warn_if_missing
+            if needs and (set(code.consent_programs or fam.consent_programs) & consented):
+                return True
+    return False
+
+
+def _placed(offer: Offer, cards: Iterable[ProgramCard]) -> Offer:
+    """The offer shown in the first open card of a program it concerns (else in the page's evidence section)."""
+    home = next((c.key for c in cards if c.relevant and c.key in offer.programs), "")
+    return dataclasses.replace(offer, card=home)
 
 
 def _who(records: Iterable[EvidenceRecord], kind: EvidenceKind, subject: str) -> str:
@@ -55,7 +73,7 @@ def _who(records: Iterable[EvidenceRecord], kind: EvidenceKind, subject: str) ->
     return f" (recorded in the app by {last.recorded_by} on {last.recorded_at.date().isoformat()})"
 
 
-def _tcm_offers(d: Discharge, records: list[EvidenceRecord]) -> list[Offer]:
+def _tcm_offers(d: Discharge, records: list[EvidenceRecord], programs: tuple[str, ...]) -> list[Offer]:
     ref = d.id or ""
     label = f"discharge on {d.date.isoformat()}"
     med = d.medication_reconciliation_date
@@ -65,13 +83,13 @@ def _tcm_offers(d: Discharge, records: list[EvidenceRecord]) -> list[Offer]:
         Offer(EvidenceKind.TCM_MEDICATION_RECONCILIATION, f"TCM, {label}: medication reconciliation",
               (f"done on {med.isoformat()}{recorded_med or ' (from the EHR)'}" if med else "no date on file"),
               "a completed Procedure coded SNOMED CT 430193006 (medication reconciliation), no later than the "
-              "face-to-face visit", subject=ref, button="Record the reconciliation date"),
+              "face-to-face visit", subject=ref, button="Record the reconciliation date", programs=programs),
         Offer(EvidenceKind.TCM_CONTACT_ATTEMPT, f"TCM, {label}: attempts to contact the patient",
               (f"contact on {d.contact_date.isoformat()}" if d.contact_date else "no interactive contact on file")
               + (f"; attempts on {attempts}" if attempts else ""),
               "a telephone or virtual Encounter after the discharge (an interactive contact within 2 business "
               "days); two or more documented timely attempts also count", subject=ref,
-              button="Record an attempt"),
+              button="Record an attempt", programs=programs),
     ]
 
 
@@ -81,29 +99,32 @@ def evidence_offers(facts: PatientFacts, rule_set: RuleSet, cards: tuple[Program
     offers: list[Offer] = []
     for d in facts.discharges:
         if 0 <= (today - d.date).days <= _DISCHARGE_DAYS:
-            offers.extend(_tcm_offers(d, records))
-    if _in_play(rule_set, cards, facts, "cocm_episode") and not any(e.program == "cocm" for e in facts.episodes):
+            offers.extend(_tcm_offers(d, records, _needing(rule_set, "tcm_interactive_contact")))
+    if _in_play(rule_set, facts, "cocm_episode") and not any(e.program == "cocm" for e in facts.episodes):
         offers.append(Offer(EvidenceKind.COCM_EPISODE_START, "CoCM: when the episode of care began",
                             "no episode start on file, so the first month cannot be told from later ones",
                             "a CarePlan for the CoCM program (its start is the episode's start)",
-                            button="Record the episode start"))
-    if _in_play(rule_set, cards, facts, "qmb_status") and facts.qmb is None:
+                            button="Record the episode start", programs=_needing(rule_set, "cocm_episode")))
+    if _in_play(rule_set, facts, "qmb_status") and facts.qmb is None:
         offers.append(Offer(EvidenceKind.QMB_STATUS, "Qualified Medicare Beneficiary (QMB) status",
                             "unknown: the APCM level depends on it",
                             "not held in the EHR's FHIR record: take it from the Medicare eligibility check",
-                            dated=False, yes_no=True, button="Record QMB status"))
-    if _in_play(rule_set, cards, facts, "high_risk_condition") \
+                            dated=False, yes_no=True, button="Record QMB status",
+                            programs=_needing(rule_set, "qmb_status")))
+    if _in_play(rule_set, facts, "high_risk_condition") \
             and not any(c.high_risk for c in facts.conditions):
-        choices = tuple((c.id, f"{c.display or c.code} ({c.code})") for c in facts.conditions
+        choices = tuple((c.id, f"{c.display} ({c.code})" if c.display else str(c.code)) for c in facts.conditions
                         if c.id and (c.clinical_status or "active") in _ACTIVE)
         if choices:
             offers.append(Offer(EvidenceKind.CONDITION_HIGH_RISK, "PCM: the condition you judge high-risk",
                                 "no condition is marked high-risk",
                                 "the EHR has no standard element for this clinical judgement; record it here",
-                                choices=choices, dated=False, yes_no=True, button="Record the judgement"))
-    if _in_play(rule_set, cards, facts, "care_plan") and not any(
+                                choices=choices, dated=False, yes_no=True, button="Record the judgement",
+                                programs=_needing(rule_set, "high_risk_condition")))
+    if _in_play(rule_set, facts, "care_plan") and not any(
             p.status.lower() == "active" and p.date <= today for p in facts.care_plans):
         offers.append(Offer(EvidenceKind.CARE_PLAN, "A comprehensive care plan on file",
                             "no active care plan on file",
-                            "an active CarePlan for the patient", button="Record the care plan date"))
-    return tuple(offers)
+                            "an active CarePlan for the patient", button="Record the care plan date",
+                            programs=_needing(rule_set, "care_plan")))
+    return tuple(_placed(offer, cards) for offer in offers)
