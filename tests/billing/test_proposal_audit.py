@@ -159,3 +159,31 @@ def test_a_medication_reconciliation_procedure_after_the_discharge_dates_the_ste
                                                procedure("2026-03-12T09:15:00Z")])
     assert [d.medication_reconciliation_date for d in found] == [day(12)]
     assert [d.medication_reconciliation_date for d in map_discharges([stay, visit], [])] == [None]
+
+
+def test_the_superbill_html_and_csv_carry_the_log_and_explain_the_difference():
+    import csv
+    import io
+
+    from smart_app.billing.superbill import superbill_csv, superbill_html
+    from smart_app.rules.rates import Pricing
+
+    facts = dataclasses.replace(patient(), consents=(Consent("ccm", "active", day(10), id="c"),), discharges=())
+    entries = [entry(id="e-1", start=at(5), minutes=10), entry(id="e-2", start=at(12), minutes=25,
+                                                               performer="Practitioner/nurse", note="=1+1")]
+    claim = propose(facts, entries, today=day(31))
+    pricing = Pricing(RULES)
+    html = superbill_html([claim], organization_name="Clinic", month="2026-03",
+                          generated=datetime(2026, 4, 1, tzinfo=UTC), pricing=pricing)
+    for fact in ("Itemized time log", "1EG4TE5MK73", "Rita Nurse, RN, NPI 1234567919", "99490: 20",
+                 "10 minutes not billed: dated before consent (2026-03-10).", "By person (counted toward the codes)"):
+        assert fact in html, fact
+    rows = list(csv.DictReader(io.StringIO(superbill_csv([claim], pricing=pricing))))
+    assert [r["row"] for r in rows] == ["code", "time", "time"]
+    assert rows[0]["mbi"] == "1EG4TE5MK73" and rows[0]["code"] == "99490"
+    logged = rows[2]
+    assert (logged["entry_date"], logged["start"], logged["end"], logged["entry_minutes"]) == (
+        "2026-03-12", "10:00", "10:25", "25")
+    assert (logged["person"], logged["counts_toward"], logged["not_counted"]) == ("Rita Nurse", "99490:20", "5")
+    assert logged["note"] == "'=1+1"
+    assert rows[1]["why_not_counted"] == "dated before consent (2026-03-10)"
