@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from smart_app.db import transaction
 from smart_app.ledger.audit import EVIDENCE_RECORDED
+from smart_app.ledger.coverage import verify
 from smart_app.ledger.evidence import EvidenceRecord, with_evidence
 from smart_app.ledger.records import AuditEventRow
 from smart_app.rules import Discharge, evaluate
@@ -102,6 +103,10 @@ def test_the_tcm_card_reads_the_procedure_and_records_contact_attempts(stack: St
                 select(AuditEventRow).where(AuditEventRow.action == EVIDENCE_RECORDED))]
             ours = made.json()["evidence"]["id"]
             events = [(actor, detail) for actor, detail in events if detail["evidence"] == ours]
+        with app.sessions() as db:
+            # The row is inside the audit chain: `audit verify` checks it like every ledger row.
+            report = verify(db)
+            assert report.ok, report.problems
     finally:
         app.engine.dispose()
     [(actor, detail)] = events
