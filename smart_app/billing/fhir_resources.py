@@ -757,7 +757,7 @@ def charge_item(claim: ProposedClaim, line: ClaimLine, *, version: int = 1) -> d
     """A billable ChargeItem for one claim line, for EHRs that refuse Claim create.
 
     performer: the billing practitioner, the supervising practitioner and the people whose role has
-    minutes on the line; reason: the claim's diagnoses.
+    minutes on the line, each with name, credentials and NPI; reason: the line's diagnoses.
     """
     if line not in claim.lines:
         raise _invalid("ChargeItem", f"line {line.code} is not on the claim")
@@ -765,11 +765,7 @@ def charge_item(claim: ProposedClaim, line: ClaimLine, *, version: int = 1) -> d
 
     def add(reference: str, function: str) -> None:
         if reference and all(p["actor"]["reference"] != reference for p in performers):
-            actor = {"reference": reference}
-            name = _person_name(claim, reference)
-            if name:
-                actor["display"] = name
-            performers.append({"function": {"text": function}, "actor": actor})
+            performers.append({"function": {"text": function}, "actor": _provider(claim, reference)})
 
     add(claim.billing_practitioner, "billing practitioner")
     add(claim.supervising_practitioner, "supervising practitioner")
@@ -789,8 +785,10 @@ def charge_item(claim: ProposedClaim, line: ClaimLine, *, version: int = 1) -> d
     }
     if performers:
         resource["performer"] = performers
-    if claim.diagnoses:
-        resource["reason"] = [_diagnosis_concept(d) for d in claim.diagnoses]
+    # The line's own program's diagnoses (an unassigned one serves every line).
+    reasons = [_diagnosis_concept(d) for d in claim.diagnoses if not d.programs or line.program in d.programs]
+    if reasons:
+        resource["reason"] = reasons
     return validate_resource(resource)
 
 

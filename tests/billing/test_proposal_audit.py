@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 from datetime import UTC, datetime
 
-from smart_app.billing.fhir_resources import claim_resource, time_log_csv
+from smart_app.billing.fhir_resources import charge_item, claim_resource, time_log_csv
 from smart_app.billing.proposal import PatientInfo, propose_claim
 from smart_app.billing.superbill import reconciliation
 from smart_app.ehr.names import PractitionerDetails, credentials, medicare_id, practitioner_details
@@ -76,6 +76,11 @@ def test_each_line_points_only_at_its_own_programs_diagnoses():
     named = {n: d.code for n, d in enumerate(claim.diagnoses, start=1)}
     assert {named[n] for n in pointers["99490"]} <= {"I50.23", "E11.9"}
     assert pointers["99496"] and all(n in named for n in pointers["99496"])
+    # Where the EHR takes ChargeItems instead: the same per-line diagnoses, and people with their NPI.
+    tcm_line = next(line for line in claim.lines if line.program == "tcm")
+    item = charge_item(claim, tcm_line)
+    assert [r["coding"][0]["code"] for r in item["reason"]] == [d.code for d in claim.diagnoses if "tcm" in d.programs]
+    assert item["performer"][0]["actor"]["identifier"]["value"] == "1234567893"
 
 
 def test_the_time_log_says_where_every_minute_went_and_reconciles():
