@@ -73,3 +73,19 @@ class RollupBatchStatus(StrEnum):
     PENDING = "pending"
     CLAIMED = "claimed"
     DONE = "done"
+
+
+class EvidenceKind(StrEnum):
+    """A fact the care team records in the app where the EHR holds no element for it (or none the app can read)."""
+
+    # TCM: the date the medication reconciliation was done, and a documented attempt to reach the patient.
+    TCM_MEDICATION_RECONCILIATION = "tcm-medication-reconciliation"
+    TCM_CONTACT_ATTEMPT = "tcm-contact-attempt"
+    # CoCM: the episode's start, which tells the first month from later ones.
+    COCM_EPISODE_START = "cocm-episode-start"
+    # Qualified Medicare Beneficiary status from the eligibility check (yes or no).
+    QMB_STATUS = "qmb-status"
+    # A clinician's judgement that a condition is high-risk (PCM).
+    CONDITION_HIGH_RISK = "condition-high-risk"
+    # A comprehensive care plan on file (established or revised on the date).
+    CARE_PLAN = "care-plan"

@@ -25,10 +25,11 @@ def coverage_reference(record: PatientRecord) -> str | None:
 
 
 def save_facts(db: Session, organization_id: str, patient_id: str, month: str, facts: PatientFacts,
-               coverage: str | None, now: datetime | None = None) -> None:
-    """Keep the EHR's facts of a patient-month (before the app's own records are added)."""
+               coverage: str | None, now: datetime | None = None, *, mbi: str | None = None) -> None:
+    """Keep the EHR's facts of a patient-month (before the app's own records are added), with the Coverage
+    reference and the Medicare Beneficiary Identifier the claim needs."""
     upsert(db, FactsCacheRow, {"organization_id": organization_id, "patient_id": patient_id, "month": month,
-                               "facts": {"facts": facts_to_json(facts), "coverage": coverage},
+                               "facts": {"facts": facts_to_json(facts), "coverage": coverage, "mbi": mbi},
                                "fetched_at": now or utcnow()},
            ("organization_id", "patient_id", "month"))
 
@@ -43,9 +44,10 @@ def cached_facts(db: Session, organization_id: str, patient_id: str,
 
 
 def cached_facts_many(db: Session, organization_id: str, patient_ids: Sequence[str],
-                      month: str) -> dict[str, tuple[PatientFacts, str | None]]:
-    """`cached_facts` (without the read time) of many patients' month in one statement; absent ones left out."""
+                      month: str) -> dict[str, tuple[PatientFacts, str | None, str | None]]:
+    """Facts, Coverage reference and MBI of many patients' month in one statement; absent ones left out."""
     rows = db.execute(select(FactsCacheRow.patient_id, FactsCacheRow.facts).where(
         FactsCacheRow.organization_id == organization_id, FactsCacheRow.month == month,
         FactsCacheRow.patient_id.in_(list(patient_ids))))
-    return {patient_id: (facts_from_json(data["facts"]), data.get("coverage")) for patient_id, data in rows}
+    return {patient_id: (facts_from_json(data["facts"]), data.get("coverage"), data.get("mbi"))
+            for patient_id, data in rows}

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import csv
 import hashlib
+import io
 import uuid
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -38,6 +40,7 @@ from urllib.parse import quote
 from smart_app.billing.values import ClaimLine, Diagnosis, Performer, ProposedClaim
 from smart_app.ehr.consent_resource import PROGRAM_NAMES
 from smart_app.ehr.fhir_models import check_structure
+from smart_app.ehr.names import MBI_SYSTEM, NPI_SYSTEM
 from smart_app.ehr.record import CARE_PROGRAM, LOINC
 from smart_app.errors import SmartAppError
 from smart_app.ledger.months import Month
@@ -186,6 +189,16 @@ def _reference(value: str, rtype: str) -> str:
 
 def _patient(claim_or_entry: ProposedClaim | Entry) -> dict:
     return {"reference": _reference(claim_or_entry.patient_id, "Patient")}
+
+
+def _claim_patient(claim: ProposedClaim) -> dict:
+    """The Claim's patient, with name as display and the Medicare Beneficiary Identifier where the EHR has it."""
+    patient = _patient(claim)
+    if claim.patient_name:
+        patient["display"] = claim.patient_name
+    if claim.patient_mbi:
+        patient["identifier"] = {"system": MBI_SYSTEM, "value": claim.patient_mbi}
+    return patient
 
 
 def _coding(system: str, code: str, display: str = "") -> dict:
@@ -343,7 +356,20 @@ def validate_resource(resource: dict) -> dict:
 
 
 def _person_name(claim: ProposedClaim, reference: str) -> str:
-    return next((p.name for p in claim.performers if p.reference == reference and p.name), "")
+    known = next((p for p in claim.performers if p.reference == reference and (p.name or p.npi)), None)
+    return ", ".join(part for part in (known.name, known.credentials) if part) if known else ""
+
+
+def _provider(claim: ProposedClaim, reference: str) -> dict:
+    """A Reference to a practitioner with their name and credentials as display and their NPI as identifier."""
+    provider: dict = {"reference": reference}
+    name = _person_name(claim, reference)
+    if name:
+        provider["display"] = name
+    npi = next((p.npi for p in claim.performers if p.reference == reference and p.npi), "")
+    if npi:
+        provider["identifier"] = {"system": NPI_SYSTEM, "value": npi}
+    return provider
 
 
 def _care_team(claim: ProposedClaim) -> tuple[list[dict], dict[str, list[int]]]:
@@ -358,14 +384,10 @@ def _care_team(claim: ProposedClaim) -> tuple[list[dict], dict[str, list[int]]]:
         key = (reference, team_role)
         if key not in seen:
             seen.add(key)
-            provider = {"reference": reference}
-            member: dict[str, object] = {"sequence": len(members) + 1, "provider": provider,
+            member: dict[str, object] = {"sequence": len(members) + 1, "provider": _provider(claim, reference),
                       "role": _concept(CARE_TEAM_ROLE, team_role, TEAM_ROLE_DISPLAY[team_role])}
             if team_role == "primary":
                 member["responsible"] = True
-            name = _person_name(claim, reference)
-            if name:
-                provider["display"] = name
             members.append(member)
         if ledger_role:
             sequence = next(m["sequence"] for m in members
@@ -443,8 +465,10 @@ def claim_resource(claim: ProposedClaim, *, created: date, observation_refs: dic
             "locationCodeableConcept": _place_of_service(claim.place_of_service),
             "quantity": {"value": line.units},
         }
-        if diagnoses:
-            item["diagnosisSequence"] = [d["sequence"] for d in diagnoses[:MAX_DIAGNOSIS_POINTERS]]
+        # The line's own program's diagnoses (TCM's included), at most four; an unassigned diagnosis serves all.
+        own = [n for n, d in enumerate(claim.diagnoses, start=1) if not d.programs or line.program in d.programs]
+        if own:
+            item["diagnosisSequence"] = own[:MAX_DIAGNOSIS_POINTERS]
         if info_by_program.get(line.program):
             item["informationSequence"] = info_by_program[line.program]
         items.append(item)
@@ -457,18 +481,15 @@ def claim_resource(claim: ProposedClaim, *, created: date, observation_refs: dic
         "status": "active",
         "type": _concept(CLAIM_TYPE, "professional", "Professional"),
         "use": "claim",
-        "patient": _patient(claim),
+        "patient": _claim_patient(claim),
         "billablePeriod": month_period(claim.month),
         "created": created.isoformat(),
-        "provider": {"reference": claim.billing_practitioner},
+        "provider": _provider(claim, claim.billing_practitioner),
         "priority": _concept(PROCESS_PRIORITY, "normal", "Normal"),
         "careTeam": care_team,
         "insurance": [{"sequence": 1, "focal": True, "coverage": coverage}],
         "item": items,
     }
-    name = _person_name(claim, claim.billing_practitioner)
-    if name:
-        resource["provider"]["display"] = name
     if enterer:
         resource["enterer"] = dict(enterer)
     if replaces:
@@ -662,11 +683,34 @@ def superbill_document(claim: ProposedClaim, pdf: bytes, *, created: datetime, v
         "content": [{"attachment": _attachment("application/pdf", pdf, title, when)}],
         "context": {"period": month_period(claim.month)},
     }
+    if claim.time_log:
+        log_title = f"Itemized care management time log, {Month.parse(claim.month).label}"
+        resource["content"].append({"attachment": _attachment("text/csv; charset=utf-8",
+                                                              time_log_csv(claim).encode("utf-8"), log_title, when)})
     if claim.billing_practitioner:
         resource["author"] = [{"reference": claim.billing_practitioner}]
     if replaces:
         resource["relatesTo"] = [{"code": "replaces", "target": {"reference": replaces}}]
     return validate_resource(resource)
+
+
+TIME_LOG_COLUMNS = ("date", "start", "end", "minutes", "program", "activity", "person", "person_reference", "role",
+                    "note", "counts_toward", "not_counted", "why_not_counted")
+
+
+def time_log_csv(claim: ProposedClaim) -> str:
+    """The claim's itemized time log as CSV (RFC 4180): one row per entry, with the codes its minutes count
+    toward; a cell a spreadsheet would run as a formula is prefixed with "'"."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(TIME_LOG_COLUMNS)
+    for item in claim.time_log:
+        row = (item.date, item.start, item.end, item.minutes, item.program, item.activity,
+               item.performer_name, item.performer, item.role, item.note,
+               ";".join(f"{code}:{mins}" for code, mins in item.counted), item.not_counted, item.why_not)
+        writer.writerow(["'" + cell if isinstance(cell, str) and cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+                         else cell for cell in row])
+    return out.getvalue()
 
 
 def minutes_summary(claim: ProposedClaim) -> str:
@@ -713,7 +757,7 @@ def charge_item(claim: ProposedClaim, line: ClaimLine, *, version: int = 1) -> d
     """A billable ChargeItem for one claim line, for EHRs that refuse Claim create.
 
     performer: the billing practitioner, the supervising practitioner and the people whose role has
-    minutes on the line; reason: the claim's diagnoses.
+    minutes on the line, each with name, credentials and NPI; reason: the line's diagnoses.
     """
     if line not in claim.lines:
         raise _invalid("ChargeItem", f"line {line.code} is not on the claim")
@@ -721,11 +765,7 @@ def charge_item(claim: ProposedClaim, line: ClaimLine, *, version: int = 1) -> d
 
     def add(reference: str, function: str) -> None:
         if reference and all(p["actor"]["reference"] != reference for p in performers):
-            actor = {"reference": reference}
-            name = _person_name(claim, reference)
-            if name:
-                actor["display"] = name
-            performers.append({"function": {"text": function}, "actor": actor})
+            performers.append({"function": {"text": function}, "actor": _provider(claim, reference)})
 
     add(claim.billing_practitioner, "billing practitioner")
     add(claim.supervising_practitioner, "supervising practitioner")
@@ -745,8 +785,10 @@ def charge_item(claim: ProposedClaim, line: ClaimLine, *, version: int = 1) -> d
     }
     if performers:
         resource["performer"] = performers
-    if claim.diagnoses:
-        resource["reason"] = [_diagnosis_concept(d) for d in claim.diagnoses]
+    # The line's own program's diagnoses (an unassigned one serves every line).
+    reasons = [_diagnosis_concept(d) for d in claim.diagnoses if not d.programs or line.program in d.programs]
+    if reasons:
+        resource["reason"] = reasons
     return validate_resource(resource)
 
 

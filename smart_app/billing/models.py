@@ -139,3 +139,16 @@ class ScheduledRunRow(Base):
     outcome: Mapped[str] = mapped_column(Text, default="")
     # The month-end rollup's run: a worker that finds the job unfinished joins this run, never starts another.
     rollup_run: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class PractitionerRow(Base):
+    """A practitioner as the EHR last described them (name, credentials, NPI), for the claims that name them."""
+
+    __tablename__ = "practitioners"
+
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(500), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    credentials: Mapped[str] = mapped_column(String(200), default="")
+    npi: Mapped[str] = mapped_column(String(20), default="")
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -15,6 +15,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Subquery, and_, func, select, union
 from sqlalchemy.orm import Session, defer
@@ -23,12 +24,14 @@ from smart_app.billing import batches
 from smart_app.billing.claims import record_versions, store_version
 from smart_app.billing.facts_source import cached_facts_many, coverage_reference, save_facts
 from smart_app.billing.models import ClaimRow
+from smart_app.billing.practitioners import known_people, month_people, read_people, save_people
 from smart_app.billing.proposal import PatientInfo, propose_claim
 from smart_app.db import in_thread, transaction, utcnow
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.chart import chart_summary
 from smart_app.ehr.facts import facts_from_record
 from smart_app.ehr.fhir_client import FhirClient
+from smart_app.ehr.names import PractitionerDetails, medicare_id
 from smart_app.ehr.record import fetch_record
 from smart_app.errors import EhrError, SmartAppError
 from smart_app.launch.backend import backend_token
@@ -40,7 +43,7 @@ from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.models import TimeEntryRow
 from smart_app.ledger.months import Month
 from smart_app.ledger.queries import _to_entry
-from smart_app.ledger.records import AttestationRow, ConsentRow, MonthStatusRow, PatientRow, ScaleRow
+from smart_app.ledger.records import AttestationRow, ConsentRow, EvidenceRow, MonthStatusRow, PatientRow, ScaleRow
 from smart_app.ledger.values import Entry
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.facts import PatientFacts
@@ -90,7 +93,8 @@ async def _fresh_facts(app: AppContext, org: Organization, client: FhirClient, c
     record = await fetch_record(client, caps, patient_id, month, None, scales, org.timezone)
     facts = facts_from_record(record, month)
     summary = chart_summary(record)
-    info = PatientInfo(summary.name, summary.birth_date, summary.mrn, coverage_reference(record))
+    info = PatientInfo(summary.name, summary.birth_date, summary.mrn, coverage_reference(record),
+                       medicare_id(record.patient, record.get("coverage")))
     await in_thread(_keep_read, app, org, patient_id, month, facts, info)
     return facts, info
 
@@ -99,7 +103,7 @@ def _keep_read(app: AppContext, org: Organization, patient_id: str, month: str, 
                info: PatientInfo) -> None:
     """Save what was read, so a later rollup can run from it when the EHR is unavailable."""
     with transaction(app.sessions) as db:
-        save_facts(db, org.id, patient_id, month, facts, info.coverage)
+        save_facts(db, org.id, patient_id, month, facts, info.coverage, mbi=info.mbi)
         existing = db.get(PatientRow, (org.id, patient_id))
         remember_patient(db, org.id, patient_id, name=info.name, birth_date=info.birth_date, mrn=info.mrn,
                          care_manager=existing.care_manager if existing else None,
@@ -119,10 +123,10 @@ def _cached_many(db: Session, org: Organization, ids: Sequence[str],
                 f"No facts from the EHR are saved for patient {patient_id} in {month}.",
                 "Run the rollup with --source ehr (Backend Services), or open the patient's chart once.")
             continue
-        facts, coverage = found[patient_id]
+        facts, coverage, mbi = found[patient_id]
         person = people.get(patient_id)
         out[patient_id] = (facts, PatientInfo(person.name if person else "", person.birth_date if person else None,
-                                              person.mrn if person else None, coverage))
+                                              person.mrn if person else None, coverage, mbi))
     return out
 
 
@@ -149,9 +153,9 @@ def month_entries(db: Session, organization_id: str, ids: Sequence[str], month: 
 
 
 def with_app_records_needed(db: Session, organization_id: str, ids: Sequence[str]) -> set[str]:
-    """Patients of the batch with consents, attestations or rating scales captured in the app."""
+    """Patients of the batch with consents, attestations, rating scales or other evidence captured in the app."""
     found: set[str] = set()
-    for table in (ConsentRow, AttestationRow, ScaleRow):
+    for table in (ConsentRow, AttestationRow, ScaleRow, EvidenceRow):
         found.update(db.scalars(select(table.patient_id).where(
             table.organization_id == organization_id, table.patient_id.in_(ids)).distinct()))
     return found
@@ -190,6 +194,10 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
         token = await backend_token(app.launch, org)
         client = FhirClient(app.http, org.issuer, token)
         caps, _ = await cached_capabilities(app.sessions, app.http, org.issuer)
+        # The people the month's claims name, read once per run (name, credentials, NPI) and kept.
+        wanted = await in_thread(_people_wanted, app, org, month)
+        found = await read_people(client, wanted)
+        await in_thread(_keep_people, app, org, found)
     total = await in_thread(_count, app, org.id, month)
     if run_id is None:
         run_id = await in_thread(batches.open_run, app.sessions, org.id, month, _patients_query(org.id, month), BATCH)
@@ -221,6 +229,16 @@ async def run_rollup(app: AppContext, org: Organization, month: str, *, source: 
 def _batch_ids(app: AppContext, organization_id: str, month: str, claimed: batches.Claimed) -> list[str]:
     with transaction(app.sessions) as db:
         return batches.patients_in(db, _patients_query(organization_id, month), claimed)
+
+
+def _people_wanted(app: AppContext, org: Organization, month: str) -> set[str]:
+    with transaction(app.sessions) as db:
+        return month_people(db, org, month)
+
+
+def _keep_people(app: AppContext, org: Organization, people: dict[str, PractitionerDetails]) -> None:
+    with transaction(app.sessions) as db:
+        save_people(db, org.id, people, utcnow())
 
 
 def _count(app: AppContext, org_id: str, month: str) -> int:
@@ -256,7 +274,9 @@ def _decide_batch(app: AppContext, org: Organization, month: str, batch: list[st
         entries_of = month_entries(db, org.id, batch, month)
         own_records = with_app_records_needed(db, org.id, batch)
         newest = _newest_versions(db, org.id, batch, month)
+        people = known_people(db, org.id)
         now = utcnow()
+        today = now.astimezone(ZoneInfo(org.timezone)).date()
         changed: list[ClaimRow] = []
         for patient_id in batch:
             report.patients += 1
@@ -269,7 +289,7 @@ def _decide_batch(app: AppContext, org: Organization, month: str, batch: list[st
                          if patient_id in own_records else ehr_facts)
                 entries = entries_of.get(patient_id, ())
                 decision = evaluate(facts, time_entries(entries, org.timezone), rule_set, month=month)
-                claim = propose_claim(decision, facts, entries, org, patient_id, info)
+                claim = propose_claim(decision, facts, entries, org, patient_id, info, today=today, people=people)
                 outcome, _ = store_version(db, claim, newest.get(patient_id), now, changed)
                 report.new_versions += outcome == "new"
                 report.unchanged += outcome == "unchanged"

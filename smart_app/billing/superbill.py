@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from smart_app.billing.fhir_resources import PLACE_OF_SERVICE_NAMES, program_minutes, program_name
-from smart_app.billing.values import ClaimLine, ProposedClaim
+from smart_app.billing.values import ClaimLine, LoggedTime, ProposedClaim
 from smart_app.jinja_env import environment
 from smart_app.ledger.months import Month
 from smart_app.rules.rates import Estimate, EstimateBasis, Pricing
@@ -41,7 +41,10 @@ CSV_COLUMNS = (
     "month", "patient_id", "patient_name", "mrn", "birth_date", "code", "units", "service_date",
     "place_of_service", "program", "minutes", "minutes_by_role", "billing_practitioner",
     "supervising_practitioner", "diagnoses", "consent_date", "estimated_rate", "estimated_amount",
-    "estimate_basis",
+    "estimate_basis", "mbi",
+    # Rows of the itemized time log ("time") follow each patient's code rows ("code").
+    "row", "entry_date", "start", "end", "entry_minutes", "activity", "person", "role", "note", "counts_toward",
+    "not_counted", "why_not_counted",
 )
 _FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 # Characters outside Latin-1 that have an obvious Latin-1 spelling.
@@ -78,6 +81,23 @@ class LineView:
 
 
 @dataclass(frozen=True)
+class LogRow:
+    """One entry of the itemized time log as every format shows it."""
+
+    date: str
+    start: str
+    end: str
+    minutes: int
+    program: str
+    activity: str
+    person: str
+    role: str
+    note: str
+    counts_toward: str
+    not_counted: str
+
+
+@dataclass(frozen=True)
 class PatientView:
     """One claim (patient-month) as every format shows it."""
 
@@ -98,6 +118,10 @@ class PatientView:
     late_entries: int
     # Who approved the claim and when ("Approved by ... on ..."), or "" for a draft.
     approval: str = ""
+    mbi: str = ""
+    time_log: tuple[LogRow, ...] = ()
+    # How the log's minutes add up to the minutes billed, and why the rest are not billed.
+    reconciliation: tuple[str, ...] = ()
 
 
 def approval_text(name: str, when: datetime, timezone: str) -> str:
@@ -138,11 +162,44 @@ def roles_text(by_role: dict[str, int]) -> str:
 
 
 def person(claim: ProposedClaim, reference: str) -> str:
-    """ "Dr. A (Practitioner/1)" when the claim knows the name, else the reference."""
-    name = next((p.name for p in claim.performers if p.reference == reference and p.name), "")
+    """ "Dr. A, MD, NPI 1234567893 (Practitioner/1)" with what the claim knows of them, else the reference."""
     if not reference:
         return ""
-    return f"{name} ({reference})" if name else reference
+    known = next((p for p in claim.performers if p.reference == reference and (p.name or p.npi)), None)
+    return f"{known.label} ({reference})" if known else reference
+
+
+def counts_toward(item: LoggedTime) -> str:
+    """ "99490: 15, 99439: 5", or "-" when none of the entry's minutes count."""
+    return ", ".join(f"{code}: {mins}" for code, mins in item.counted) or "-"
+
+
+def log_rows(claim: ProposedClaim) -> tuple[LogRow, ...]:
+    """The itemized time log, oldest entry first."""
+    return tuple(LogRow(
+        date=item.date, start=item.start, end=item.end, minutes=item.minutes, program=program_name(item.program),
+        activity=item.activity.replace("-", " "), person=item.performer_name or item.performer, role=item.role,
+        note=item.note, counts_toward=counts_toward(item),
+        not_counted=f"{item.not_counted} ({item.why_not})" if item.not_counted else "")
+        for item in claim.time_log)
+
+
+def reconciliation(claim: ProposedClaim) -> tuple[str, ...]:
+    """Logged minutes = minutes counted toward the codes + each reason the rest are not, in plain sentences."""
+    if not claim.time_log:
+        return ()
+    logged = sum(item.minutes for item in claim.time_log)
+    counted = sum(m for item in claim.time_log for _, m in item.counted)
+    out = [f"{logged} minutes logged in {len(claim.time_log)} entries; {counted} count toward the codes billed."]
+    reasons: dict[str, int] = {}
+    for item in claim.time_log:
+        if item.not_counted:
+            reasons[item.why_not] = reasons.get(item.why_not, 0) + item.not_counted
+    out += [f"{mins} minutes not billed: {why}." for why, mins in reasons.items()]
+    if reasons:
+        out.append("Minutes by program are those documented after consent; minutes by person are those that "
+                   "count toward the codes.")
+    return tuple(out)
 
 
 def consent_date(claim: ProposedClaim, program: str) -> str:
@@ -181,7 +238,7 @@ def patient_view(claim: ProposedClaim, pricing: Pricing, approval: str = "") -> 
     diagnoses = tuple(f"{f'{d.code} {d.display}'.strip()} ({d.origin})" for d in claim.diagnoses)
     consents = tuple(f"{program_name(c.program)}: {c.date.isoformat()} ({c.origin})"
                      for c in sorted(claim.consents, key=lambda c: (c.program, c.date)))
-    people = tuple((p.name or p.reference, p.role, p.minutes) for p in claim.performers)
+    people = tuple((p.label, p.role, p.minutes) for p in claim.performers)
     return PatientView(
         patient_id=claim.patient_id, name=claim.patient_name or claim.patient_id, mrn=claim.patient_mrn or "",
         birth_date=claim.patient_birth_date or "", place_of_service=place_of_service(claim.place_of_service),
@@ -190,6 +247,7 @@ def patient_view(claim: ProposedClaim, pricing: Pricing, approval: str = "") -> 
         diagnoses=diagnoses, consents=consents, lines=tuple(_line_view(claim, line, pricing) for line in claim.lines),
         programs=tuple(programs), people=people, estimated_total=money(estimated_total(claim, pricing)),
         warnings=claim.warnings, late_entries=len(claim.late_entries), approval=approval,
+        mbi=claim.patient_mbi or "", time_log=log_rows(claim), reconciliation=reconciliation(claim),
     )
 
 
@@ -257,8 +315,17 @@ def superbill_csv(claims: list[ProposedClaim], *, pricing: Pricing) -> str:
                    claim.patient_birth_date or "", line.code, line.units, line.service_date.isoformat(),
                    claim.place_of_service, line.program, line.minutes, roles_text(line.minutes_by_role),
                    billing, supervising, diagnoses, consent_date(claim, line.program), rate, amount,
-                   _basis(unit, pricing))
+                   _basis(unit, pricing), claim.patient_mbi or "", "code") + ("",) * 11
             writer.writerow([neutralise(cell) for cell in row])
+        if not claim.lines:
+            continue
+        for item, log in zip(claim.time_log, log_rows(claim), strict=True):
+            cells: tuple[object, ...] = (claim.month, claim.patient_id, claim.patient_name, claim.patient_mrn or "",
+                   claim.patient_birth_date or "", "", "", "", claim.place_of_service, item.program, "", "",
+                   billing, supervising, "", "", "", "", "", claim.patient_mbi or "", "time", item.date, item.start,
+                   item.end, item.minutes, item.activity, log.person, item.role, item.note,
+                   ";".join(f"{code}:{mins}" for code, mins in item.counted), item.not_counted, item.why_not)
+            writer.writerow([neutralise(cell) for cell in cells])
     return out.getvalue()
 
 
@@ -338,7 +405,8 @@ def _patient_page(pdf: FPDF, view: PatientView, month: str, label: str) -> None:
     pdf.multi_cell(0, 7, latin1(view.name), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 9)
     _pairs(pdf, [("Month", Month.parse(month).label), ("Patient id", view.patient_id), ("MRN", view.mrn),
-                 ("Birth date", view.birth_date), ("Place of service", view.place_of_service),
+                 ("Medicare id (MBI)", view.mbi or "not on file in the EHR"), ("Birth date", view.birth_date),
+                 ("Place of service", view.place_of_service),
                  ("Billing practitioner", view.billing_practitioner),
                  ("Supervising practitioner", view.supervising_practitioner),
                  ("Review", view.approval or "Not approved (draft)")])
@@ -363,12 +431,26 @@ def _patient_page(pdf: FPDF, view: PatientView, month: str, label: str) -> None:
         pdf.set_font("Helvetica", "", 9)
     else:
         pdf.cell(0, 5, "Nothing billable this month.", new_x="LMARGIN", new_y="NEXT")
-    _section(pdf, "Minutes by program")
+    _section(pdf, "Minutes by program (documented after consent)")
     if view.programs:
         _table(pdf, ("Program", "Minutes", "By role"), [tuple(p) for p in view.programs], (80, 20, 90))
-    _section(pdf, "Minutes by person")
+    _section(pdf, "People (minutes counted toward the codes)")
     if view.people:
         _table(pdf, ("Person", "Role", "Minutes"), [tuple(p) for p in view.people], (100, 60, 30))
+    if view.time_log:
+        _section(pdf, "Itemized time log")
+        pdf.set_font("Helvetica", "", 7)
+        with pdf.table(col_widths=(16, 17, 9, 18, 25, 30, 20, 28, 25), text_align="LEFT", line_height=3.6,
+                       first_row_as_headings=True) as table:
+            table.row([latin1(h) for h in ("Date", "Time", "Min", "Program", "Activity", "Person (role)", "Note",
+                                           "Counts toward", "Not counted")])
+            for row in view.time_log:
+                table.row([latin1(cell) for cell in (
+                    row.date, f"{row.start}-{row.end}", row.minutes, row.program, row.activity,
+                    f"{row.person} ({row.role})", row.note, row.counts_toward, row.not_counted or "-")])
+        pdf.set_font("Helvetica", "", 9)
+        pdf.ln(1)
+        pdf.multi_cell(0, 4.5, latin1("\n".join(view.reconciliation)), new_x="LMARGIN", new_y="NEXT")
     if view.warnings or view.late_entries:
         _section(pdf, "For the biller")
         notes = list(view.warnings)

@@ -39,6 +39,8 @@ class Diagnosis:
     system: str
     display: str = ""
     condition_id: str | None = None
+    # The programs whose lines point at it; empty: every line does.
+    programs: tuple[str, ...] = ()
 
     @property
     def origin(self) -> str:
@@ -54,6 +56,36 @@ class Performer:
     role: str
     minutes: int = 0
     name: str = ""
+    credentials: str = ""
+    npi: str = ""
+
+    @property
+    def label(self) -> str:
+        """ "Dr. Adaeze Okafor, MD, NPI 1234567893", with what is known; the reference when nothing is."""
+        return ", ".join(part for part in (self.name, self.credentials, f"NPI {self.npi}" if self.npi else "")
+                         if part) or self.reference
+
+
+@dataclass(frozen=True)
+class LoggedTime:
+    """One ledger entry on the itemized time log: when, who, what, and which code its minutes count toward."""
+
+    entry_id: str
+    date: str
+    start: str
+    end: str
+    minutes: int
+    program: str
+    activity: str
+    performer: str
+    role: str
+    note: str = ""
+    performer_name: str = ""
+    # (code, minutes) the entry's minutes count toward, in billing order.
+    counted: tuple[tuple[str, int], ...] = ()
+    # Minutes that count toward no code, and why, in plain words.
+    not_counted: int = 0
+    why_not: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,10 +125,12 @@ class ProposedClaim:
     patient_name: str = ""
     patient_birth_date: str | None = None
     patient_mrn: str | None = None
+    patient_mbi: str | None = None
     warnings: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
     late_entries: tuple[str, ...] = ()
     decision: dict = field(default_factory=dict)
+    time_log: tuple[LoggedTime, ...] = ()
 
     @property
     def billable(self) -> bool:
@@ -126,7 +160,10 @@ class ProposedClaim:
         consents = tuple(ConsentEvidence(**{**c, "date": dt.date.fromisoformat(c["date"])})
                          for c in data.get("consents", ()))
         return cls(**{**data, "lines": lines, "consents": consents,
-                      "diagnoses": tuple(Diagnosis(**d) for d in data.get("diagnoses", ())),
+                      "diagnoses": tuple(Diagnosis(**{**d, "programs": tuple(d.get("programs", ()))})
+                                         for d in data.get("diagnoses", ())),
+                      "time_log": tuple(LoggedTime(**{**t, "counted": tuple((str(c), int(m)) for c, m in t["counted"])})
+                                        for t in data.get("time_log", ())),
                       "performers": tuple(Performer(**p) for p in data.get("performers", ())),
                       "warnings": tuple(data.get("warnings", ())), "evidence": tuple(data.get("evidence", ())),
                       "late_entries": tuple(data.get("late_entries", ()))})

@@ -151,8 +151,31 @@ def _complexity(observations: Iterable[dict], encounter_id: str | None = None,
     return max(found, key=COMPLEXITY_LEVELS.index) if found else None
 
 
-def map_discharges(encounters: list[dict], observations: list[dict]) -> list[Discharge]:
-    """Facility discharges with the first interactive contact and face-to-face visit after each."""
+# Codes of a medication reconciliation Procedure: SNOMED CT "Medication reconciliation" and "Review of
+# medication"; CPT II 1111F "Discharge medications reconciled with the current medication list".
+MEDICATION_RECONCILIATION = frozenset({"430193006", "182836005", "1111F"})
+# TCM's service period: 30 days from the discharge (CMS MLN908628).
+TCM_PERIOD_DAYS = 30
+
+
+def medication_reconciliations(procedures: Iterable[dict]) -> list[dt.date]:
+    """Dates of completed medication reconciliation Procedures, oldest first."""
+    found = []
+    for resource in procedures:
+        codes = {str(c.get("code")) for c in (resource.get("code") or {}).get("coding") or [] if isinstance(c, dict)}
+        if resource.get("status") != "completed" or not codes & MEDICATION_RECONCILIATION:
+            continue
+        when = _date(resource.get("performedDateTime") or (resource.get("performedPeriod") or {}).get("start"))
+        if when is not None:
+            found.append(when)
+    return sorted(found)
+
+
+def map_discharges(encounters: list[dict], observations: list[dict],
+                   procedures: Iterable[dict] = ()) -> list[Discharge]:
+    """Facility discharges with the first interactive contact and face-to-face visit after each, and the first
+    medication reconciliation (a Procedure) in the 30 days from the discharge."""
+    reconciled = medication_reconciliations(procedures)
     finished = [e for e in encounters if e.get("status") == "finished"]
     discharges = []
     for stay in finished:
@@ -164,10 +187,11 @@ def map_discharges(encounters: list[dict], observations: list[dict]) -> list[Dis
         contact = next((d for d, e in after if d and d >= end and _encounter_class(e) in VIRTUAL_CLASSES), None)
         visit = next(((d, e) for d, e in after if d and d >= end and _encounter_class(e) in FACE_TO_FACE_CLASSES),
                      None)
+        med = next((d for d in reconciled if 0 <= (d - end).days < TCM_PERIOD_DAYS), None)
         discharges.append(Discharge(
             date=end, contact_date=contact, face_to_face_date=visit[0] if visit else None,
             complexity=_complexity(observations, encounter_id=str(visit[1].get("id"))) if visit else None,
-            id=str(stay.get("id"))))
+            id=str(stay.get("id")), medication_reconciliation_date=med))
     return discharges
 
 
@@ -212,7 +236,7 @@ def facts_from_record(record: PatientRecord, month: str) -> PatientFacts:
         month=month, conditions=tuple(conditions),
         consents=tuple(map_consents(record.get("consents"), findings)),
         rating_scales=tuple(map_scales(record.get("scales"), findings)),
-        discharges=tuple(map_discharges(encounters, observations)),
+        discharges=tuple(map_discharges(encounters, observations, record.get("procedures"))),
         care_plans=tuple(plans), episodes=tuple(episodes),
         initiating_visit=_initiating_visit(encounters, bounds[1]),
         complexity=_complexity(observations, month=bounds),

@@ -106,6 +106,8 @@ def record_requests(patient_id: str, month: str, user_ref: str | None,
             ("patient", patient), ("code", f"{CARE_PROGRAM}|mdm-complexity"),
             ("date", f"ge{history}"), ("date", f"lt{local_midnight(end, tz)}"))),
         "encounters": FhirQuery("Encounter", (("patient", patient), ("date", f"ge{history}"))),
+        # Medication reconciliation after a discharge (TCM), where the EHR records it as a Procedure.
+        "procedures": FhirQuery("Procedure", (("patient", patient), ("date", f"ge{history}"))),
         "care_plans": FhirQuery("CarePlan", (("patient", patient),)),
         "care_teams": FhirQuery("CareTeam", (("patient", patient),)),
         "coverage": FhirQuery("Coverage", ((coverage_parameter(search_params), patient),)),

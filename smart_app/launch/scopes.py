@@ -12,6 +12,7 @@ PATIENT_READS = (
     "patient/Observation.rs",
     "patient/Consent.rs",
     "patient/Encounter.rs",
+    "patient/Procedure.rs",
     "patient/CarePlan.rs",
     "patient/CareTeam.rs",
     "patient/Coverage.rs",

@@ -52,7 +52,8 @@ from smart_app.ledger.records import AuditCoverageRow, AuditEventRow
 
 ROW_FORMAT = "smart-app-row/1"
 # Every table whose rows the billing rests on; each has a string primary key `id`.
-COVERED_TABLES = ("time_entries", "timers", "consents", "chronic_attestations", "rating_scales", "claims")
+COVERED_TABLES = ("time_entries", "timers", "consents", "chronic_attestations", "rating_scales", "claims",
+                  "recorded_evidence")
 COVERS_KEY = "covers"
 _BATCH = 1000
 _LOOKUP = 500

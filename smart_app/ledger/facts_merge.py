@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from smart_app.ledger.attestations import attestations_for
 from smart_app.ledger.consents import ConsentRecord, consent_history, facts_consents
+from smart_app.ledger.evidence import evidence_history, with_evidence
 from smart_app.ledger.scales import ScaleRecord, facts_scales, scales_for
 from smart_app.ledger.values import Entry
 from smart_app.rules.facts import PatientFacts, TimeEntry
@@ -18,7 +19,8 @@ from smart_app.rules.facts import PatientFacts, TimeEntry
 def with_app_records(db: Session, organization_id: str, patient_id: str, timezone: str,
                      ehr_facts: PatientFacts, consents: list[ConsentRecord] | None = None,
                      scales: list[ScaleRecord] | None = None) -> PatientFacts:
-    """The EHR's facts plus the consents, attestations and rating scales captured in the app (its system of record).
+    """The EHR's facts plus the consents, attestations, rating scales and other evidence captured in the app (its
+    system of record).
 
     `consents`, `scales`: the patient's consent history and recorded scales when the caller has already read them.
     """
@@ -27,9 +29,10 @@ def with_app_records(db: Session, organization_id: str, patient_id: str, timezon
     if scales is None:
         scales = scales_for(db, organization_id, patient_id)
     attestations = attestations_for(db, organization_id, patient_id, timezone=timezone)
-    return dataclasses.replace(ehr_facts, consents=ehr_facts.consents + facts_consents(consents),
-                               attestations=ehr_facts.attestations + attestations,
-                               rating_scales=ehr_facts.rating_scales + facts_scales(scales))
+    merged = dataclasses.replace(ehr_facts, consents=ehr_facts.consents + facts_consents(consents),
+                                 attestations=ehr_facts.attestations + attestations,
+                                 rating_scales=ehr_facts.rating_scales + facts_scales(scales))
+    return with_evidence(merged, evidence_history(db, organization_id, patient_id))
 
 
 def time_entries(entries: tuple[Entry, ...], tz: str) -> list[TimeEntry]:

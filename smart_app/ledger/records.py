@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smart_app.db import Base, StrEnumType, UTCDateTime, enum_check
-from smart_app.statuses import ConsentKind, WritebackStatus
+from smart_app.statuses import ConsentKind, EvidenceKind, WritebackStatus
 
 
 class ConsentRow(Base):
@@ -58,6 +58,29 @@ class AttestationRow(Base):
     attested_by: Mapped[str] = mapped_column(String(500))
     attested_at: Mapped[datetime] = mapped_column(UTCDateTime())
     note: Mapped[str] = mapped_column(Text)
+
+
+class EvidenceRow(Base):
+    """A fact the care team recorded in the app for the rules (TCM steps, a CoCM episode start, QMB status, a
+    high-risk judgement, a care plan on file); append-only, the latest per kind and subject wins."""
+
+    __tablename__ = "recorded_evidence"
+    __table_args__ = (
+        Index("ix_recorded_evidence_org_patient", "organization_id", "patient_id"),
+        enum_check("kind", EvidenceKind, "ck_recorded_evidence_kind"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    patient_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[EvidenceKind] = mapped_column(StrEnumType(EvidenceKind, 32))
+    # What it is about: the discharge (Encounter id) for TCM steps, the condition for a high-risk judgement.
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    on_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    flag: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    recorded_by: Mapped[str] = mapped_column(String(500))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    note: Mapped[str] = mapped_column(Text, default="")
 
 
 class ScaleRow(Base):

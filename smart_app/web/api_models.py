@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from smart_app.ledger.errors import InvalidEntry
 from smart_app.ledger.validation import FIRST_MONTH, LAST_MONTH, check_month
 from smart_app.ledger.values import MAX_ENTRY_MINUTES
+from smart_app.statuses import EvidenceKind
 
 
 class _Body(BaseModel):
@@ -102,6 +103,17 @@ class AttestationCreate(_Body):
     condition_id: str = Field(min_length=1, max_length=200)
     code: str = Field(default="", max_length=100)
     chronic: bool
+    note: str = Field(default="", max_length=2000)
+
+
+class EvidenceCreate(_Body):
+    """A fact for the rules the EHR holds no readable element for: a TCM step, a CoCM episode start, QMB status,
+    a condition's high-risk judgement, a care plan on file."""
+
+    kind: EvidenceKind
+    subject: str = Field(default="", max_length=200)
+    date: dt.date | None = None
+    value: bool | None = None
     note: str = Field(default="", max_length=2000)
 
 

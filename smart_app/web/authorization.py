@@ -87,6 +87,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/consents/{consent_id}/withdraw"): Rule("recording a withdrawal", roles=CLINICAL,
                                                               patient=True),
     ("POST", "/api/v1/attestations"): Rule("attesting a condition", roles=CLINICAL, patient=True),
+    ("POST", "/api/v1/evidence"): Rule("recording evidence for the rules", roles=CLINICAL, patient=True),
     ("POST", "/api/v1/scales"): Rule("recording a rating scale", roles=CLINICAL, patient=True),
     ("GET", "/panel"): Rule("the care-team panel", roles=PANEL, sign_in=True),
     ("POST", "/panel"): Rule("the care-team panel", roles=PANEL, sign_in=True),

@@ -1,4 +1,5 @@
-"""Consent capture and chronicity attestations over the JSON API, with write-back of the Consent."""
+"""Consent capture, chronicity attestations and other evidence for the rules over the JSON API, with write-back
+of the Consent."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from smart_app.db import transaction
 from smart_app.ledger.attestations import record_attestation
 from smart_app.ledger.consents import ConsentInput, ConsentRecord, record_consent
 from smart_app.ledger.consents import withdraw_consent as withdraw
+from smart_app.ledger.evidence import record_evidence
 from smart_app.statuses import WritebackStatus
 from smart_app.web.api import parse
-from smart_app.web.api_models import AttestationCreate, ConsentCreate, ConsentWithdraw
+from smart_app.web.api_models import AttestationCreate, ConsentCreate, ConsentWithdraw, EvidenceCreate
 from smart_app.web.authorization import principal
 from smart_app.web.consent_sync import send_consent
+from smart_app.web.orgs import org_today
 from smart_app.web.templating import ctx
 
 
@@ -91,11 +94,39 @@ async def attestation_create(request: Request) -> Response:
                          "message": f"Recorded that the condition is {verdict}."}, status_code=201)
 
 
+# What the page says once each kind of evidence is recorded.
+_RECORDED = {
+    "tcm-medication-reconciliation": "Recorded the medication reconciliation",
+    "tcm-contact-attempt": "Recorded the attempt to contact the patient",
+    "cocm-episode-start": "Recorded the start of the CoCM episode",
+    "qmb-status": "Recorded the patient's QMB status",
+    "condition-high-risk": "Recorded the high-risk judgement",
+    "care-plan": "Recorded the care plan on file",
+}
+
+
+async def evidence_create(request: Request) -> Response:
+    who = principal(request)
+    body = await parse(request, EvidenceCreate)
+
+    def write() -> str:
+        with transaction(ctx(request).sessions) as db:
+            record = record_evidence(db, who.organization.id, who.patient_id, body.kind, by=who.performer,
+                                     subject=body.subject, on=body.date, flag=body.value, note=body.note,
+                                     today=org_today(who.organization))
+        return record.id
+
+    record_id = await run_in_threadpool(write)
+    return JSONResponse({"evidence": {"id": record_id, "kind": body.kind.value, "subject": body.subject},
+                         "message": f"{_RECORDED[body.kind.value]}, with your name."}, status_code=201)
+
+
 def routes() -> list[Route]:
     """The consent and attestation routes of /api/v1."""
     return [
         Route("/api/v1/consents", consent_create, methods=["POST"]),
         Route("/api/v1/consents/{consent_id}/withdraw", consent_withdraw, methods=["POST"]),
         Route("/api/v1/attestations", attestation_create, methods=["POST"]),
+        Route("/api/v1/evidence", evidence_create, methods=["POST"]),
     ]
 

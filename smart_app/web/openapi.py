@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from smart_app import __version__
-from smart_app.web.api_models import EntryAmend, EntryCreate, EntryVoid, ScaleCreate, TimerStart, TimerStop
+from smart_app.web.api_models import (
+    EntryAmend,
+    EntryCreate,
+    EntryVoid,
+    EvidenceCreate,
+    ScaleCreate,
+    TimerStart,
+    TimerStop,
+)
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["title", "message"],
@@ -21,6 +29,9 @@ OPERATIONS = [
     ("post", "/api/v1/entries/{entry_id}/void", "Cancel an entry", EntryVoid, "200"),
     ("post", "/api/v1/scales", "Record a validated rating scale (PHQ-9, GAD-7 ...) administered to the patient",
      ScaleCreate, "201"),
+    ("post", "/api/v1/evidence", "Record a fact the rules need and the EHR does not hold (a TCM step, a CoCM "
+     "episode start, QMB status, a high-risk judgement, a care plan on file), attributed and audited",
+     EvidenceCreate, "201"),
 ]
 ERRORS = {"401": "No valid launch session: relaunch from the chart",
           "403": "Another patient, another person's timer, or a request without CSRF proof",

@@ -12,17 +12,20 @@ from smart_app.access.grants import people_with_time_role
 from smart_app.access.roles import AppRole, Roles, TimeRole
 from smart_app.billing.facts_source import coverage_reference, save_facts
 from smart_app.billing.panel import snapshot_json
+from smart_app.billing.practitioners import save_people
 from smart_app.billing.pricing import organization_pricing
-from smart_app.db import transaction
+from smart_app.db import transaction, utcnow
 from smart_app.ehr.care_team import care_manager
 from smart_app.ehr.chart import ChartSummary, chart_summary
 from smart_app.ehr.facts import facts_from_record
 from smart_app.ehr.fhir_client import FhirClient
+from smart_app.ehr.names import medicare_id, practitioner_details
 from smart_app.ehr.record import fetch_record
 from smart_app.launch.organizations import Organization
 from smart_app.launch.sessions import settle_identity
 from smart_app.ledger.consents import ConsentRecord, consent_history
 from smart_app.ledger.directory import remember_patient, save_month_status
+from smart_app.ledger.evidence import evidence_history
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.months import Month
 from smart_app.ledger.queries import month_fingerprint, patient_month
@@ -39,6 +42,7 @@ from smart_app.services import AppContext
 from smart_app.statuses import WritebackStatus
 from smart_app.web.authorization import Principal, administrator_names, roles_of
 from smart_app.web.consent_sync import send_pending_consents
+from smart_app.web.evidence_offers import Offer, evidence_offers
 from smart_app.web.orgs import org_today
 from smart_app.web.program_cards import ProgramCard, program_cards
 
@@ -79,6 +83,8 @@ class PatientView:
     # estimate it is 20% of.
     cost_shares: tuple[CostShare, ...] = ()
     cost_label: str = ""
+    # Where a reason says what would lift it: what is on file, where the EHR keeps it, and the form to record it.
+    offers: tuple[Offer, ...] = ()
 
     @property
     def role(self) -> str:
@@ -150,15 +156,23 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
     summary = chart_summary(record)
     manager = care_manager(record, org.role_map, managers)
 
-    def evaluate_and_keep() -> tuple[Decision, tuple[ProgramCard, ...], tuple[CountedCondition, ...], tuple[str, ...]]:
+    def evaluate_and_keep() -> tuple[Decision, tuple[ProgramCard, ...], tuple[CountedCondition, ...], tuple[str, ...],
+                                     tuple[Offer, ...]]:
         with transaction(app.sessions) as db:
             # Kept so the month-end rollup can run from the last read when the EHR is unavailable.
-            save_facts(db, org.id, patient_id, month, ehr_facts, coverage_reference(record))
+            save_facts(db, org.id, patient_id, month, ehr_facts, coverage_reference(record),
+                       mbi=medicare_id(record.patient, record.get("coverage")))
+            if identity.reference and identity.reference.startswith("Practitioner/") and record.user:
+                # The user's name, credentials and NPI, for the claims that will name them.
+                save_people(db, org.id, {identity.reference: practitioner_details(identity.reference, record.user)},
+                            utcnow())
             facts = with_app_records(db, org.id, patient_id, org.timezone, ehr_facts, consents, scales)
+            recorded = evidence_history(db, org.id, patient_id)
         decision = evaluate(facts, time_entries(ledger.entries, org.timezone), rule_set, month=month)
         month_end = Month.of(today).last_day
         undetermined = tuple(summarize(facts, rule_set.conditions, month_end).undetermined())
         cards = tuple(program_cards(decision))
+        offers = evidence_offers(facts, rule_set, cards, recorded, today)
         with transaction(app.sessions) as db:
             remember_patient(db, org.id, patient_id, name=summary.name, birth_date=summary.birth_date,
                              mrn=summary.mrn, care_manager=manager.reference if manager else None,
@@ -167,9 +181,9 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                               eligible_programs=[c.key for c in cards if c.status in ("billable", "in-progress")],
                               decision=decision.to_json(),
                               panel=snapshot_json(decision, rule_set, month_fingerprint(ledger)))
-        return decision, cards, undetermined, facts.findings
+        return decision, cards, undetermined, facts.findings, offers
 
-    decision, cards, undetermined, fact_findings = await run_in_threadpool(evaluate_and_keep)
+    decision, cards, undetermined, fact_findings, offers = await run_in_threadpool(evaluate_and_keep)
     time_programs = tuple(dict.fromkeys(
         rule_set.families[c.key].time_program for c in cards
         if c.relevant and rule_set.families[c.key].time_program))
@@ -188,4 +202,5 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                        vocabulary=default_vocabulary(), programs=time_programs, consents=tuple(consents),
                        consent_programs=consent_programs,
                        undetermined=undetermined, scales=tuple(r for r in scales if r.month == month),
-                       scale_choices=scale_choices, cost_shares=cost_shares, cost_label=pricing.label)
+                       scale_choices=scale_choices, cost_shares=cost_shares, cost_label=pricing.label,
+                       offers=offers)

@@ -101,7 +101,7 @@ def test_claim_validates_and_carries_the_header():
     assert resource["status"] == "active" and resource["use"] == "claim"
     assert codes(resource["type"]) == [("http://terminology.hl7.org/CodeSystem/claim-type", "professional")]
     assert codes(resource["priority"]) == [("http://terminology.hl7.org/CodeSystem/processpriority", "normal")]
-    assert resource["patient"] == {"reference": "Patient/pat-1"}
+    assert resource["patient"] == {"reference": "Patient/pat-1", "display": "Ada Lovelace"}
     assert resource["created"] == "2026-04-01"
     assert resource["provider"]["reference"] == DOCTOR
     assert resource["billablePeriod"] == {"start": "2026-03-01", "end": "2026-03-31"}

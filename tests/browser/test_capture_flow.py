@@ -100,3 +100,23 @@ def test_a_phq9_taken_by_phone_is_recorded_in_the_iframe_and_counts(cross_site: 
     frame.locator(".scales-recorded", has_text="score 11").wait_for(timeout=10000)
     bhi = frame.locator("article.program", has_text="General behavioral health integration")
     assert "no PHQ-9 or GAD-7" not in bhi.inner_text()
+
+
+def test_the_tcm_card_records_a_contact_attempt_and_qmb_status_is_recorded(cross_site: Stack, page) -> None:
+    frame = app_frame(page, cross_site, "tcm-recent-discharge")
+    tcm = frame.locator("article.program", has_text="Transitional care management")
+    # The medication reconciliation is the EHR's Procedure; the attempts are the care team's to record.
+    assert "(from the EHR)" in tcm.inner_text()
+    attempt = tcm.locator("li.evidence-offer", has_text="attempts to contact the patient")
+    attempt.get_by_label("Note").fill("left a voicemail")
+    attempt.get_by_role("button", name="Record an attempt").click()
+    frame.get_by_text("Recorded the attempt to contact the patient, with your name.").wait_for(timeout=10000)
+    tcm = frame.locator("article.program", has_text="Transitional care management")
+    assert "attempts on" in tcm.locator("li.evidence-offer", has_text="attempts to contact").inner_text()
+
+    frame = app_frame(page, cross_site, "apcm-bhi-addon")
+    qmb = frame.locator("li.evidence-offer", has_text="Qualified Medicare Beneficiary")
+    qmb.get_by_label("QMB").select_option("false")
+    qmb.get_by_role("button", name="Record QMB status").click()
+    frame.get_by_text("Recorded the patient's QMB status, with your name.").wait_for(timeout=10000)
+    assert frame.locator("li.evidence-offer", has_text="Qualified Medicare Beneficiary").count() == 0

@@ -133,7 +133,7 @@ def test_every_reference_search_names_the_type() -> None:
 
 # The reference search parameters (by type) of what the gateway reads, from R4's definitions.
 REFERENCE_PARAMETERS = {kind: {"patient", "subject", "encounter"} for kind in
-                        ("Condition", "Consent", "Observation", "Encounter", "CarePlan", "CareTeam")} | {
+                        ("Condition", "Consent", "Observation", "Encounter", "CarePlan", "CareTeam", "Procedure")} | {
     "Coverage": {"patient", "beneficiary", "subscriber", "payor", "policy-holder"},
     "PractitionerRole": {"practitioner", "organization"}}
 
