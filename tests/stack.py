@@ -20,6 +20,7 @@ from smart_app.launch.organizations import Organization
 from smart_app.paths import data_path
 from smart_app.sandbox import SandboxConfig
 from smart_app.sandbox import create_app as create_sandbox
+from smart_app.sandbox.runtime import Sandbox
 from smart_app.settings import Settings, load_settings
 from smart_app.web.app import create_app
 from tests.databases import engine_for, one_transaction
@@ -36,6 +37,8 @@ class Stack:
     sandbox_url: str
     settings: Settings
     organization: Organization
+    # The EHR itself, for tests that change what it holds as a user of the EHR would (none in a Stack made by hand).
+    ehr: Sandbox | None = None
 
     @property
     def fhir_base(self) -> str:
@@ -68,7 +71,8 @@ def running_stack(database_url: str, data_dir: Path, *, app_host: str = "127.0.0
             base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
             clients=[client], app_launch_url=settings.launch_url, profile=profile))
         with serve_on(sandbox_sock, sandbox), serve_on(app_sock, create_app(settings, [org], engine)):
-            yield Stack(app_url=app_url, sandbox_url=sandbox_url, settings=settings, organization=org)
+            yield Stack(app_url=app_url, sandbox_url=sandbox_url, settings=settings, organization=org,
+                        ehr=sandbox.state.sandbox)
 
 
 IFRAME_SRC = re.compile(r'<iframe[^>]*\ssrc="([^"]+)"', re.IGNORECASE)

@@ -86,6 +86,10 @@ def test_a_claim_without_diagnoses_cannot_be_approved() -> None:
 
 @pytest.mark.usefixtures("stack")
 def test_the_biller_page_disables_approval_and_the_post_refuses_it(stack: Stack) -> None:
+    # The EHR loses the TCM patient's medication reconciliation (as if it were entered in error): the TCM
+    # claim's own evidence then fails, while the CCM claim beside it holds.
+    assert stack.ehr is not None
+    stack.ehr.store.delete("Procedure", "tcm-recent-discharge-proc-medrec")
     nurse, _ = launch(stack, "tcm-recent-discharge", user="pr-nurse")
     ccm, _ = launch(stack, "ccm-two-chronic", user="pr-nurse")
     date, time = earlier_today(500)
@@ -101,16 +105,12 @@ def test_the_biller_page_disables_approval_and_the_post_refuses_it(stack: Stack)
         page = browser.get(f"{stack.app_url}/billing", params={"month": month}, headers=biller).text
     articles = dict(re.findall(r'<article class="claim[^"]*"[^>]*data-patient="([^"]+)">(.*?)</article>', page, re.S))
     tcm, ok = articles["tcm-recent-discharge"], articles["ccm-two-chronic"]
-    blocked = [a for a in (tcm,) if "Cannot be approved yet" in a]
-    if blocked:
-        # The TCM claim's own evidence fails (no diagnosis, or no medication reconciliation on file).
-        assert re.search(r"<button[^>]*disabled[^>]*>Approve and send</button>", tcm)
-        claim_id = re.search(r'id="blocked-([^"]+)"', tcm).group(1)
-        refused = api(stack, "POST", f"/claims/{claim_id}/approve", biller, json={"note": "try anyway"})
-        assert refused.status_code in (409, 422), refused.text
-        assert "cannot be approved" in refused.text
-    else:
-        pytest.fail("the TCM claim should be held back: " + tcm[:2000])
+    assert "Cannot be approved yet" in tcm and "medication reconciliation" in tcm.lower(), tcm[:3000]
+    assert re.search(r"<button[^>]*disabled[^>]*>Approve and send</button>", tcm)
+    claim_id = re.search(r'id="blocked-([^"]+)"', tcm).group(1)
+    refused = api(stack, "POST", f"/claims/{claim_id}/approve", biller, json={"note": "try anyway"})
+    assert refused.status_code in (409, 422), refused.text
+    assert "cannot be approved" in refused.text
     assert "Cannot be approved yet" not in ok and 'data-api="/api/v1/claims/' in ok
     for article in articles.values():
         warnings = " | ".join(re.findall(r"<li>(.*?)</li>", article))

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_evidence"
-down_revision = "0010"
+down_revision = "0012_scale"
 branch_labels = None
 depends_on = None
 
