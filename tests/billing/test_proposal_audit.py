@@ -192,3 +192,16 @@ def test_the_superbill_html_and_csv_carry_the_log_and_explain_the_difference():
     assert (logged["person"], logged["counts_toward"], logged["not_counted"]) == ("Rita Nurse", "99490:20", "5")
     assert logged["note"] == "'=1+1"
     assert rows[1]["why_not_counted"] == "dated before consent (2026-03-10)"
+
+
+def test_the_log_s_minutes_per_code_add_up_to_each_line_s_minutes():
+    facts = dataclasses.replace(patient(), discharges=())
+    for lengths in ((25,), (12, 13, 30), (5, 50, 7, 3), (90,), (20, 20, 20, 20)):
+        entries = [entry(id=f"e-{n}", start=at(3 + n), minutes=m) for n, m in enumerate(lengths)]
+        claim = propose(facts, entries, today=day(31))
+        per_code: dict[str, int] = {}
+        for item in claim.time_log:
+            assert sum(m for _, m in item.counted) + item.not_counted == item.minutes
+            for code, mins in item.counted:
+                per_code[code] = per_code.get(code, 0) + mins
+        assert per_code == {line.code: line.minutes for line in claim.lines if line.minutes}, lengths

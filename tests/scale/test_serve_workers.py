@@ -80,12 +80,16 @@ def json_lines(text: str) -> list[dict]:
 def test_both_workers_answer_and_log_json(running: Deployment) -> None:
     """The port is shared by two processes: concurrent requests are answered by both (their access log says)."""
     nurse = launch(running.stack, address="127.0.0.2")
-    assert all(a.status_code == 200 for a in at_once(24, lambda: nurse.api("GET", "/month")))
-    time.sleep(0.5)
-    lines = json_lines(running.log("serve"))
-    assert lines and all({"time", "level", "logger", "message", "process"} <= set(line) for line in lines)
-    answered_by = {line["process"] for line in lines if line["logger"] == "uvicorn.access"
-                   and "/api/v1/month" in line["message"]}
+    answered_by: set[int] = set()
+    for _ in range(3):  # which worker accepts a connection is the kernel's choice: a few rounds to see both
+        assert all(a.status_code == 200 for a in at_once(24, lambda: nurse.api("GET", "/month")))
+        time.sleep(0.5)
+        lines = json_lines(running.log("serve"))
+        assert lines and all({"time", "level", "logger", "message", "process"} <= set(line) for line in lines)
+        answered_by = {line["process"] for line in lines if line["logger"] == "uvicorn.access"
+                       and "/api/v1/month" in line["message"]}
+        if len(answered_by) == 2:
+            break
     assert len(answered_by) == 2, answered_by
 
 
@@ -110,6 +114,9 @@ def test_rate_limits_are_counted_once_across_workers(running: Deployment) -> Non
         with from_address("127.0.0.9") as client:
             return client.get(f"{running.stack.app_url}/launch",
                               params={"iss": "https://x.example/fhir", "launch": "x"})
+    # The windows are minutes from the epoch: start well inside one, so the 40 requests are counted in one window.
+    if time.time() % 60 > 45:
+        time.sleep(61 - time.time() % 60)
     answers = at_once(40, bogus)
     assert sorted(a.status_code for a in answers) == [400] * 30 + [429] * 10, "30 a minute per address, in all"
 
