@@ -224,7 +224,9 @@ def propose_claim(decision: Decision, facts: PatientFacts, entries: tuple[Entry,
     late = tuple(sorted(e.id for e in entries if e.late and e.id in used))
     warnings = list(claim_warnings(decision, late))
     visit = _face_to_face(decision, facts, "tcm")
+    not_before = None
     if visit is not None and today is not None and visit > today and any(c.program == "tcm" for c in billed):
+        not_before = visit
         warnings.append(f"TCM: the face-to-face visit ({visit.isoformat()}) is still to come; the claim may be "
                         "sent only once it took place")
     performers = _performers(org, log, people)
@@ -243,7 +245,7 @@ def propose_claim(decision: Decision, facts: PatientFacts, entries: tuple[Entry,
         place_of_service=org.place_of_service, coverage=patient.coverage, patient_name=patient.name,
         patient_birth_date=patient.birth_date, patient_mrn=patient.mrn, patient_mbi=patient.mbi,
         warnings=tuple(dict.fromkeys(warnings + list(facts.findings))), evidence=evidence, late_entries=late,
-        decision=decision.to_json(), time_log=log)
+        decision=decision.to_json(), time_log=log, not_before=not_before)
 
 
 def _codes_text(codes: tuple[tuple[str, int], ...]) -> str:
@@ -279,6 +281,9 @@ def approval_blockers(claim: ProposedClaim) -> tuple[str, ...]:
     for program in (claim.decision or {}).get("programs") or []:
         if program.get("codes"):
             out.extend(f"{program.get('title', '')}: {gap}" for gap in program.get("gaps") or ())
+    if claim.not_before is not None:
+        out.append(f"TCM: the face-to-face visit on {claim.not_before.isoformat()} is still to come; after it, run "
+                   "the rollup again and approve the new version")
     if claim.lines and not claim.diagnoses:
         out.append("No diagnosis backs the codes on this claim: each line needs the condition it treats, from the "
                    "problem list")

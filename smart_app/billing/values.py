@@ -131,6 +131,9 @@ class ProposedClaim:
     late_entries: tuple[str, ...] = ()
     decision: dict = field(default_factory=dict)
     time_log: tuple[LoggedTime, ...] = ()
+    # TCM: the face-to-face visit the claim rests on, when it was still to come at proposal time. Such a claim
+    # may not be approved; the rollup after the visit proposes a version without it.
+    not_before: dt.date | None = None
 
     @property
     def billable(self) -> bool:
@@ -166,7 +169,8 @@ class ProposedClaim:
                                         for t in data.get("time_log", ())),
                       "performers": tuple(Performer(**p) for p in data.get("performers", ())),
                       "warnings": tuple(data.get("warnings", ())), "evidence": tuple(data.get("evidence", ())),
-                      "late_entries": tuple(data.get("late_entries", ()))})
+                      "late_entries": tuple(data.get("late_entries", ())),
+                      "not_before": dt.date.fromisoformat(data["not_before"]) if data.get("not_before") else None})
 
 
 def _jsonable(value: object) -> object:

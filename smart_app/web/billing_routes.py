@@ -21,7 +21,7 @@ from smart_app.billing.pricing import organization_pricing
 from smart_app.billing.proposal import approval_blockers
 from smart_app.billing.review import Reviewer, ReviewResult, approve, hold
 from smart_app.billing.rollup import run_rollup
-from smart_app.billing.superbill import estimate_label, money
+from smart_app.billing.superbill import estimate_label, money, person
 from smart_app.db import transaction
 from smart_app.errors import EhrError, SmartAppError
 from smart_app.ledger.months import Month
@@ -72,7 +72,7 @@ async def billing_page(request: Request) -> Response:
     pricing = organization_pricing(org)
     return TEMPLATES.TemplateResponse(request, template, {
         "estimate": lambda line: money(pricing.unit(line.code, line.rate).times(line.units)) or "unknown",
-        "estimate_label": estimate_label(pricing), "blockers_of": approval_blockers,
+        "estimate_label": estimate_label(pricing), "blockers_of": approval_blockers, "person": person,
         "org": org, "month": month, "claims": claims, "deliveries": deliveries, "summary": summary,
         "plan_lines": plan_lines, "plan_problem": plan_problem, "status_text": STATUS_TEXT,
         "billable": [c for c in every if c.claim.billable], "handle": who.handle, "who": who,

@@ -8,8 +8,9 @@ import datetime as dt
 from datetime import UTC, datetime
 
 from smart_app.billing.fhir_resources import charge_item, claim_resource, time_log_csv
-from smart_app.billing.proposal import PatientInfo, propose_claim
+from smart_app.billing.proposal import PatientInfo, approval_blockers, propose_claim
 from smart_app.billing.superbill import reconciliation
+from smart_app.billing.values import ProposedClaim
 from smart_app.ehr.names import PractitionerDetails, credentials, medicare_id, practitioner_details
 from smart_app.launch.organizations import Organization
 from smart_app.ledger.facts_merge import time_entries
@@ -66,6 +67,15 @@ def test_no_date_of_service_after_today():
     claim = propose_claim(decision, ccm, (entry(start=at(3), minutes=25),), month_end, "pat-1", PatientInfo(),
                           today=day(6))
     assert [line.service_date for line in claim.lines] == [day(6)]
+
+
+def test_a_tcm_claim_cannot_be_approved_before_its_visit_and_the_next_rollup_lifts_that():
+    early = propose(tcm_patient(day(12)), today=day(10))
+    assert early.not_before == day(12)
+    assert ProposedClaim.from_json(early.to_json()).not_before == day(12)
+    assert [b for b in approval_blockers(early) if "2026-03-12 is still to come" in b]
+    after = propose(tcm_patient(day(12)), today=day(13))
+    assert after.not_before is None and approval_blockers(after) == ()
 
 
 def test_each_line_points_only_at_its_own_programs_diagnoses():
