@@ -94,7 +94,8 @@ def _biller_views(page: str) -> dict[str, View]:
 def _superbill_views(text: str) -> dict[str, View]:
     rows: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in csv.DictReader(io.StringIO(text, newline="")):
-        rows[row["patient_id"]].append(row)
+        if row["row"] == "code":  # the itemized time log's rows follow each patient's code rows
+            rows[row["patient_id"]].append(row)
     return {patient: (frozenset((r["code"], int(r["units"])) for r in lines), sum(int(r["minutes"]) for r in lines),
                       sum((_money(r["estimated_amount"]) for r in lines), Decimal("0.00")))
             for patient, lines in rows.items()}
