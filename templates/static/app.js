@@ -200,15 +200,45 @@
 
   function submit(event) {
     event.preventDefault();
-    var form = event.target;
+    send(event.target, {});
+  }
+
+  // The choices an error offers (a quick log that would overlap: place it before, or count it as shared).
+  function offer(form, choices) {
+    var box = regions(form);
+    var list = document.createElement("div");
+    list.className = "choices";
+    list.setAttribute("role", "group");
+    list.setAttribute("aria-label", "Choose what to do");
+    choices.forEach(function (choice) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = choice.label;
+      b.addEventListener("click", function () { send(form, choice.fields || {}); });
+      list.appendChild(b);
+    });
+    box.appendChild(list);
+  }
+
+  function send(form, extra) {
     var button = form.querySelector("button[type=submit]");
-    if (button) { button.disabled = true; }
     clearMessages();
+    Array.prototype.forEach.call(document.querySelectorAll(".form-messages .choices"), function (el) { el.remove(); });
+    var data = body(form);
+    for (var k in extra) { data[k] = extra[k]; }
+    var programSelect = form.querySelector("[data-program-select]");
+    if ((programSelect || form.hasAttribute("data-quick")) && !data.program) {
+      tell(form, "Choose the program this time counts toward first.", true);
+      var chooser = programSelect || document.querySelector("form.start-timer [data-program-select]");
+      if (chooser) { chooser.focus(); }
+      return;
+    }
+    if (button) { button.disabled = true; }
     var where = place(form);
     fetch(form.getAttribute("data-api"), {
       method: "POST", credentials: "same-origin",
       headers: app.headers({ "Content-Type": "application/json", "X-CSRF-Token": app.csrf }),
-      body: JSON.stringify(body(form))
+      body: JSON.stringify(data)
     }).then(function (r) {
       return r.json().then(function (data) { return { ok: r.ok, data: data }; });
     }).then(function (res) {
@@ -217,6 +247,7 @@
       }
       var err = res.data.error || {};
       tell(form, (err.message || "The request failed.") + (err.hint ? " " + err.hint : ""), true);
+      if (err.choices && err.choices.length) { offer(form, err.choices); }
       if (button) { button.disabled = false; button.focus(); }
     }).catch(function () {
       tell(form, "The app could not be reached; nothing was saved. Check the connection and try again.", true);
@@ -224,18 +255,24 @@
     });
   }
 
+  // Only the activities of the chosen program are offered; the one this person last used for this patient
+  // in that program comes first, and with none the person chooses (no activity is assumed for them).
   function filterActivities(select) {
     var form = select.form;
     var activity = form.querySelector("[data-activity-select]");
     if (!activity) { return; }
-    var first = null;
+    var last = {};
+    try { last = JSON.parse(activity.getAttribute("data-last") || "{}"); } catch (e) { last = {}; }
+    var wanted = null;
     Array.prototype.forEach.call(activity.options, function (opt) {
+      if (!opt.value) { return; }
       var fits = (" " + opt.getAttribute("data-programs") + " ").indexOf(" " + select.value + " ") >= 0;
       opt.hidden = !fits;
       opt.disabled = !fits;
-      if (fits && !first) { first = opt; }
+      if (fits && opt.value === last[select.value]) { wanted = opt; }
     });
-    if (activity.selectedOptions[0] && activity.selectedOptions[0].disabled && first) { first.selected = true; }
+    if (wanted) { wanted.selected = true; }
+    else if (activity.selectedOptions[0] && activity.selectedOptions[0].disabled) { activity.value = ""; }
   }
 
   function tick() {

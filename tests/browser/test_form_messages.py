@@ -50,6 +50,7 @@ def test_each_forms_message_shows_beside_it_and_focus_stays(cross_site: Stack, s
     # The next form's error clears the old success message.
     manual = frame.locator(".manual-entry form")
     frame.get_by_text("Add time manually").click()
+    manual.get_by_label("Activity").select_option("patient-call")
     manual.get_by_label("Start time", exact=True).fill("09:00")
     manual.get_by_label("Minutes", exact=True).fill("5")
     manual.get_by_label("Date", exact=True).evaluate("el => el.removeAttribute('max')")
@@ -67,12 +68,26 @@ def test_each_forms_message_shows_beside_it_and_focus_stays(cross_site: Stack, s
     assert frame.get_by_role("alert").filter(has_text="future").count() == 0
     assert focused_text(frame).startswith("Patient or caregiver call")
 
+    # A second quick log ending now would overlap the first: the app says so beside it and lets the person choose.
+    other = frame.locator(".quick-log form", has_text="Communication with another provider")
+    other.get_by_role("button").click()
+    beside = other.locator(MESSAGES)
+    beside.get_by_role("alert").filter(has_text="would overlap your time").wait_for(timeout=10000)
+    assert frame.locator(".entries tbody tr").count() == 1
+    beside.get_by_role("button", name="before that time").click()
+    other = frame.locator(".quick-log form", has_text="Communication with another provider")
+    other.locator(MESSAGES).get_by_role("status").filter(has_text="Recorded").wait_for(timeout=10000)
+    assert frame.locator(".entries tbody tr").count() == 2
+    # The capture forms now start from this person's last activity for this patient.
+    assert frame.locator("form.start-timer").get_by_label("Activity").input_value() == "provider-communication"
+
 
 def test_a_message_whose_form_is_gone_shows_under_its_section(cross_site: Stack, small_page) -> None:  # noqa: F811
     frame = app_frame(small_page, cross_site, "ccm-two-chronic")
     if frame.get_by_role("button", name="Discard timer").count():
         frame.get_by_role("button", name="Discard timer").click()
         frame.get_by_role("button", name="Discard timer").wait_for(state="detached", timeout=10000)
+    frame.locator("form.start-timer").get_by_label("Activity").select_option("record-review")
     frame.get_by_role("button", name="Start timer").click()
     frame.get_by_role("button", name="Discard timer").click()
     section = frame.locator("section.capture .section-messages")
