@@ -42,6 +42,7 @@ from smart_app.services import AppContext
 from smart_app.statuses import WritebackStatus
 from smart_app.web.authorization import Principal, administrator_names, roles_of
 from smart_app.web.capture_defaults import CaptureDefaults, capture_defaults
+from smart_app.web.consent_list import ListedConsent, listed_consents, programs_without_consent
 from smart_app.web.consent_sync import send_pending_consents
 from smart_app.web.evidence_offers import Offer, evidence_offers
 from smart_app.web.orgs import org_today
@@ -88,6 +89,9 @@ class PatientView:
     offers: tuple[Offer, ...] = ()
     # The program and activity the capture forms offer first (this person's last for this patient).
     defaults: CaptureDefaults = CaptureDefaults(programs=(), program=None)
+    # Every consent on file (the EHR's and the app's), and the programs a new consent may be recorded for.
+    listed_consents: tuple[ListedConsent, ...] = ()
+    consent_missing: tuple[str, ...] = ()
 
     @property
     def role(self) -> str:
@@ -196,6 +200,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
     scale_choices = (tuple((name, highest) for name, (_, highest) in recordable_scales(rule_set).items())
                      if needs_scale & set(time_programs) else ())
     consent_programs = tuple(p for p in time_programs if p != "tcm")
+    on_file = listed_consents(record.get("consents"), consents)
     defaults = capture_defaults(time_programs, {f.time_program for f in rule_set.families.values() if f.time_based},
                                 recent)
     pricing = organization_pricing(org)
@@ -209,4 +214,5 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                        consent_programs=consent_programs,
                        undetermined=undetermined, scales=tuple(r for r in scales if r.month == month),
                        scale_choices=scale_choices, cost_shares=cost_shares, cost_label=pricing.label,
-                       offers=offers, defaults=defaults)
+                       offers=offers, defaults=defaults, listed_consents=on_file,
+                       consent_missing=tuple(programs_without_consent(consent_programs, on_file)))
