@@ -8,6 +8,8 @@ class SmartAppError(Exception):
 
     title = "Something went wrong"
     status_code = 500
+    # What the person may choose to do instead, each {"label": ..., "fields": {...}} to send again with.
+    choices: tuple[dict[str, object], ...] = ()
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)

@@ -209,11 +209,45 @@ def test_openapi_document_describes_every_operation(stack: Stack) -> None:
     assert "minutes" in doc["components"]["schemas"]["EntryCreate"]["properties"]
 
 
-def test_quick_logs_in_a_row_are_placed_back_to_back(stack: Stack) -> None:
+def test_a_quick_log_that_would_overlap_is_refused_with_choices_never_moved(stack: Stack) -> None:
     headers, _ = launch(stack, "tcm-recent-discharge", user="pr-psych-consultant")
     body = {"program": "tcm", "activity": "patient-call", "ending_now": True, "minutes": 5}
     first = api(stack, "POST", "/entries", headers, json=body)
+    assert first.status_code == 201, first.text
+    a = first.json()["entries"][0]
     second = api(stack, "POST", "/entries", headers, json={**body, "activity": "record-review", "minutes": 7})
-    assert first.status_code == 201 and second.status_code == 201, second.text
-    a, b = first.json()["entries"][0], second.json()["entries"][0]
+    assert second.status_code == 409, second.text
+    error = second.json()["error"]
+    assert "would overlap your time already recorded" in error["message"]
+    assert "nothing was recorded" in error["message"]
+    place, shared = error["choices"]
+    assert shared["fields"] == {"shared": True}
+    # The person chose to place it before: it ends where the earlier task starts, as the choice said.
+    chosen = api(stack, "POST", "/entries", headers,
+                 json={**body, "activity": "record-review", "minutes": 7, **place["fields"]})
+    assert chosen.status_code == 201, chosen.text
+    b = chosen.json()["entries"][0]
     assert dt.datetime.fromisoformat(b["start"]) + dt.timedelta(minutes=7) == dt.datetime.fromisoformat(a["start"])
+    # Only two entries: the refused one recorded nothing.
+    assert len(api(stack, "GET", "/month", headers).json()["entries"]) == 2
+
+
+def test_a_correction_keeps_the_original_note_unless_changed(stack: Stack) -> None:
+    headers, _ = launch(stack, "tcm-recent-discharge", user="pr-psych-consultant")
+    date, time = earlier_today(600)
+    made = api(stack, "POST", "/entries", headers, json={
+        "program": "tcm", "activity": "patient-call", "date": date, "time": time, "minutes": 10,
+        "note": "spoke with daughter about meds"})
+    assert made.status_code == 201, made.text
+    entry_id = made.json()["entries"][0]["id"]
+    amended = api(stack, "POST", f"/entries/{entry_id}/amend", headers, json={
+        "program": "tcm", "activity": "patient-call", "date": date, "time": time, "minutes": 12,
+        "reason": "call ran longer"})
+    assert amended.status_code == 200, amended.text
+    replacement = amended.json()["entries"][0]
+    assert replacement["note"] == "spoke with daughter about meds"
+    again = api(stack, "POST", f"/entries/{replacement['id']}/amend", headers, json={
+        "program": "tcm", "activity": "patient-call", "date": date, "time": time, "minutes": 12,
+        "reason": "note fixed", "note": "spoke with son"})
+    assert again.status_code == 200, again.text
+    assert again.json()["entries"][0]["note"] == "spoke with son"

@@ -115,3 +115,14 @@ def month_fingerprint(month: PatientMonth) -> str:
     for entry in month.entries:
         sums[(entry.program, entry.role)] += entry.minutes
     return ledger_fingerprint(len(month.history), sums)
+
+
+def recent_choices(session: Session, organization_id: str, patient_id: str, performer: str,
+                   limit: int = 50) -> list[tuple[str, str]]:
+    """(program, activity) of this person's latest entries for this patient, newest recorded first."""
+    rows = session.execute(
+        select(TimeEntryRow.program, TimeEntryRow.activity)
+        .where(TimeEntryRow.organization_id == organization_id, TimeEntryRow.patient_id == patient_id,
+               TimeEntryRow.performer == performer, TimeEntryRow.kind != EntryKind.VOID)
+        .order_by(TimeEntryRow.recorded_at.desc(), TimeEntryRow.starts_at.desc()).limit(limit))
+    return [(program, activity) for program, activity in rows]

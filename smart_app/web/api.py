@@ -19,7 +19,7 @@ from smart_app.db import transaction
 from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization
 from smart_app.ledger.entries import amend_entry, record_entry, void_entry
-from smart_app.ledger.errors import LedgerNotFound
+from smart_app.ledger.errors import LedgerNotFound, OverlapError
 from smart_app.ledger.queries import counting_overlaps, get_entry, patient_month
 from smart_app.ledger.timers import discard_timer, get_timer, running_timer, start_timer, stop_timer
 from smart_app.ledger.values import DEFAULT_TIMER_CAP_MINUTES, Entry, EntryInput, Timer, TimerInput
@@ -175,18 +175,45 @@ def timer_discard(request: Request) -> Response:
     return JSONResponse({"timer": timer_json(timer), "message": "Timer discarded; no time was recorded."})
 
 
-def _quick_start(db: Session, who: Principal, minutes: int) -> dt.datetime:
-    """Where a quick-logged task goes: ending now, or just before the person's own time it would overlap.
+class QuickLogOverlap(OverlapError):
+    """A quick log ending now would overlap the person's own recorded time: they choose, the app does not."""
 
-    Two tasks logged one after the other both "end now"; the later click is taken as the earlier work.
-    """
-    end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+
+def _earlier_end(db: Session, who: Principal, minutes: int, end: dt.datetime) -> dt.datetime:
+    """The latest end before `end` at which `minutes` of work overlap none of the person's counted time."""
     for _ in range(20):
         clashes = counting_overlaps(db, who.organization.id, who.performer, end - dt.timedelta(minutes=minutes), end)
         if not clashes:
             break
         end = min(e.start for e in clashes)
-    return end - dt.timedelta(minutes=minutes)
+    return end
+
+
+def _quick_start(db: Session, who: Principal, body: EntryCreate) -> dt.datetime:
+    """A quick log ends now (or where the person chose); an overlap is refused with the choices, never moved."""
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    minutes = max(body.minutes, 1)
+    if body.ends_at is not None:
+        return body.ends_at.astimezone(dt.UTC) - dt.timedelta(minutes=minutes)
+    start = now - dt.timedelta(minutes=minutes)
+    clashes = [] if body.shared else counting_overlaps(db, who.organization.id, who.performer, start, now)
+    if not clashes:
+        return start
+    tz = ZoneInfo(who.organization.timezone)
+    first = min(clashes, key=lambda e: e.start)
+    earlier = _earlier_end(db, who, minutes, now)
+    error = QuickLogOverlap(
+        f"{minutes} minutes ending now ({now.astimezone(tz):%H:%M}) would overlap your time already recorded from "
+        f"{first.start.astimezone(tz):%H:%M} to {first.end.astimezone(tz):%H:%M}, so nothing was recorded.",
+        "Choose: record it ending before that time, count it as shared time (the same minutes deliberately "
+        "counted twice), or correct the earlier entry.", first)
+    error.choices = (
+        {"label": f"Record it {earlier.astimezone(tz) - dt.timedelta(minutes=minutes):%H:%M} to "
+                  f"{earlier.astimezone(tz):%H:%M}, before that time",
+         "fields": {"ends_at": earlier.isoformat()}},
+        {"label": "Record it ending now as shared time", "fields": {"shared": True}},
+    )
+    raise error
 
 
 def _start(who: Principal, body: EntryCreate) -> dt.datetime:
@@ -205,8 +232,7 @@ async def entry_create(request: Request) -> Response:
 
     def record() -> Response:
         with transaction(ctx(request).sessions) as db:
-            start = (_quick_start(db, who, max(body.minutes, 1)) if body.ending_now and not body.shared
-                     else _start(who, body))
+            start = _quick_start(db, who, body) if body.ending_now else _start(who, body)
             fields = EntryInput(org.id, who.patient_id, who.performer, who.time_role, body.program, body.activity,
                                 start, body.minutes, body.note, "manual", body.shared)
             result = record_entry(db, fields, timezone=org.timezone, recorded_by=who.performer,
@@ -226,7 +252,8 @@ async def entry_amend(request: Request) -> Response:
         with transaction(ctx(request).sessions) as db:
             original = correctable_entry(db, who, entry_id)
             replacement = dataclasses.replace(original.to_input(), program=body.program, activity=body.activity,
-                                              start=_start(who, body), minutes=body.minutes, note=body.note,
+                                              start=_start(who, body), minutes=body.minutes,
+                                              note=original.note if body.note is None else body.note,
                                               shared=body.shared)
             result = amend_entry(db, org.id, entry_id, replacement, by=who.performer, reason=body.reason,
                                  timezone=org.timezone, allow_closed_month=body.allow_closed_month)

@@ -49,10 +49,19 @@ class EntryCreate(_Body):
     date: dt.date | None = None
     time: dt.time | None = None
     ending_now: bool = False
+    # With ending_now: the instant the work ended, when the person chose to place it before time it overlaps.
+    ends_at: dt.datetime | None = None
     minutes: int
     note: str = Field(default="", max_length=2000)
     shared: bool = False
     allow_closed_month: bool = False
+
+    @field_validator("ends_at")
+    @classmethod
+    def _with_offset(cls, ends_at: dt.datetime | None) -> dt.datetime | None:
+        if ends_at is not None and ends_at.tzinfo is None:
+            raise ValueError("ends_at needs a UTC offset, e.g. 2026-12-06T10:30:00Z")
+        return ends_at
 
     @field_validator("minutes")
     @classmethod
@@ -64,9 +73,10 @@ class EntryCreate(_Body):
 
 
 class EntryAmend(EntryCreate):
-    """A correction that replaces an entry, with the reason."""
+    """A correction that replaces an entry, with the reason; without a note it keeps the original's."""
 
     reason: str = Field(min_length=3, max_length=500)
+    note: str | None = Field(default=None, max_length=2000)  # type: ignore[assignment]
 
 
 class EntryVoid(_Body):

@@ -41,8 +41,10 @@ async def app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SmartAppError)
     log.info("user-facing error on %s: %s (%d)", request.url.path, type(exc).__name__, exc.status_code)
     if wants_json(request):
-        return JSONResponse({"error": {"title": exc.title, "message": exc.message, "hint": exc.hint}},
-                            status_code=exc.status_code)
+        error: dict[str, object] = {"title": exc.title, "message": exc.message, "hint": exc.hint}
+        if exc.choices:
+            error["choices"] = list(exc.choices)
+        return JSONResponse({"error": error}, status_code=exc.status_code)
     return TEMPLATES.TemplateResponse(request, "error.html", {
         "title": exc.title, "message": exc.message, "hint": exc.hint},
         status_code=exc.status_code)

@@ -28,7 +28,7 @@ from smart_app.ledger.directory import remember_patient, save_month_status
 from smart_app.ledger.evidence import evidence_history
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.months import Month
-from smart_app.ledger.queries import month_fingerprint, patient_month
+from smart_app.ledger.queries import month_fingerprint, patient_month, recent_choices
 from smart_app.ledger.scales import ScaleRecord, recordable_scales, scales_for
 from smart_app.ledger.timers import running_timer
 from smart_app.ledger.values import PatientMonth, Timer
@@ -41,6 +41,8 @@ from smart_app.rules.rates import CostShare, monthly_cost_share
 from smart_app.services import AppContext
 from smart_app.statuses import WritebackStatus
 from smart_app.web.authorization import Principal, administrator_names, roles_of
+from smart_app.web.capture_defaults import CaptureDefaults, capture_defaults
+from smart_app.web.consent_list import ListedConsent, listed_consents, programs_without_consent
 from smart_app.web.consent_sync import send_pending_consents
 from smart_app.web.evidence_offers import Offer, evidence_offers
 from smart_app.web.orgs import org_today
@@ -85,6 +87,11 @@ class PatientView:
     cost_label: str = ""
     # Where a reason says what would lift it: what is on file, where the EHR keeps it, and the form to record it.
     offers: tuple[Offer, ...] = ()
+    # The program and activity the capture forms offer first (this person's last for this patient).
+    defaults: CaptureDefaults = CaptureDefaults(programs=(), program=None)
+    # Every consent on file (the EHR's and the app's), and the programs a new consent may be recorded for.
+    listed_consents: tuple[ListedConsent, ...] = ()
+    consent_missing: tuple[str, ...] = ()
 
     @property
     def role(self) -> str:
@@ -128,7 +135,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
     performer = who.user
 
     def read_ledger() -> tuple[Principal, PatientMonth, Timer | None, list[ConsentRecord], list[ScaleRecord],
-                               set[str]]:
+                               set[str], list[tuple[str, str]]]:
         # What the EHR says of the user may have changed their roles: settle it and decide them again.
         fresh = settle_identity(app.launch, session, identity.name, identity.codes)
         with transaction(app.sessions) as db:
@@ -140,9 +147,10 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
             consents = consent_history(db, org.id, patient_id)
             scales = scales_for(db, org.id, patient_id)
             managers = people_with_time_role(db, org.id, TimeRole.CARE_MANAGER, org.role_assignments)
-        return now, ledger, timer, consents, scales, managers
+            recent = recent_choices(db, org.id, patient_id, performer) if performer else []
+        return now, ledger, timer, consents, scales, managers, recent
 
-    who, ledger, timer, consents, scales, managers = await run_in_threadpool(read_ledger)
+    who, ledger, timer, consents, scales, managers, recent = await run_in_threadpool(read_ledger)
     roles = who.roles
     if any(c.writeback_status == WritebackStatus.PENDING for c in consents):
         await send_pending_consents(app, session, org, consents)
@@ -192,6 +200,9 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
     scale_choices = (tuple((name, highest) for name, (_, highest) in recordable_scales(rule_set).items())
                      if needs_scale & set(time_programs) else ())
     consent_programs = tuple(p for p in time_programs if p != "tcm")
+    on_file = listed_consents(record.get("consents"), consents)
+    defaults = capture_defaults(time_programs, {f.time_program for f in rule_set.families.values() if f.time_based},
+                                recent)
     pricing = organization_pricing(org)
     cost_shares = tuple(share for p in consent_programs if (share := monthly_cost_share(pricing, p)))
     return PatientView(organization=org, month=month, today=today, days_left=Month.parse(month).days_left(today),
@@ -203,4 +214,5 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                        consent_programs=consent_programs,
                        undetermined=undetermined, scales=tuple(r for r in scales if r.month == month),
                        scale_choices=scale_choices, cost_shares=cost_shares, cost_label=pricing.label,
-                       offers=offers)
+                       offers=offers, defaults=defaults, listed_consents=on_file,
+                       consent_missing=tuple(programs_without_consent(consent_programs, on_file)))

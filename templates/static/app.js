@@ -98,57 +98,181 @@
     return data;
   }
 
-  function refresh(focusId) {
+  // Each data-api form gets its own live regions right after it, so a message shows beside the control
+  // it is about; the page-wide #status/#problem are for what belongs to no form (a failed refresh).
+  function regions(form) {
+    var next = form.nextElementSibling;
+    if (next && next.classList.contains("form-messages")) { return next; }
+    var box = document.createElement("div");
+    box.className = "form-messages";
+    box.innerHTML = '<div class="live" role="status" aria-live="polite" aria-atomic="true"></div>' +
+                    '<div class="live problem" role="alert" aria-live="assertive" aria-atomic="true"></div>';
+    form.insertAdjacentElement("afterend", box);
+    return box;
+  }
+
+  function tell(form, text, isProblem) {
+    var box = regions(form);
+    box.children[isProblem ? 1 : 0].textContent = text;
+  }
+
+  function clearMessages() {
+    Array.prototype.forEach.call(document.querySelectorAll(".form-messages .live, #status, #problem"),
+      function (el) { el.textContent = ""; });
+  }
+
+  // A form is found again after the page is re-rendered by what it posts to and, for forms that post to
+  // the same place (quick logs, attestations), by its fields and its place among them.
+  function formKey(form) {
+    var fields = Array.prototype.map.call(form.querySelectorAll("input[type=hidden]"), function (el) {
+      return el.name + "=" + el.value;
+    }).join("&");
+    return form.getAttribute("data-api") + "?" + fields;
+  }
+
+  function findForm(key, nth) {
+    var same = Array.prototype.filter.call(document.querySelectorAll("form[data-api]"), function (f) {
+      return formKey(f) === key;
+    });
+    return same[Math.min(nth, same.length - 1)] || null;
+  }
+
+  function place(form) {
+    var key = formKey(form);
+    var same = Array.prototype.filter.call(document.querySelectorAll("form[data-api]"), function (f) {
+      return formKey(f) === key;
+    });
+    var section = form.closest("section[aria-labelledby]");
+    return { key: key, nth: same.indexOf(form), section: section ? section.getAttribute("aria-labelledby") : null };
+  }
+
+  // Where a message goes when its form is gone after the re-render (a stopped timer, a corrected entry):
+  // a live region under the heading of the section the person was working in.
+  function sectionRegions(headingId) {
+    var heading = headingId && document.getElementById(headingId);
+    if (!heading) { return null; }
+    var next = heading.nextElementSibling;
+    if (next && next.classList.contains("form-messages")) { return next; }
+    var box = document.createElement("div");
+    box.className = "form-messages section-messages";
+    box.innerHTML = '<div class="live" role="status" aria-live="polite" aria-atomic="true"></div>' +
+                    '<div class="live problem" role="alert" aria-live="assertive" aria-atomic="true"></div>';
+    heading.insertAdjacentElement("afterend", box);
+    return box;
+  }
+
+  function focusable(el) {
+    if (!el) { return null; }
+    if (!el.matches("a, button, input, select, textarea")) { el.setAttribute("tabindex", "-1"); }
+    return el;
+  }
+
+  function refresh(where, message) {
     var main = document.getElementById("page-main");
+    if (!main) { if (message) { say("status", message); } return Promise.resolve(); }
     return fetch(main.getAttribute("data-refresh"), { headers: app.headers(), credentials: "same-origin" })
       .then(function (r) { return r.text().then(function (t) { return { ok: r.ok, text: t }; }); })
       .then(function (res) {
         if (!res.ok) { say("problem", "The page could not be refreshed; reload the app from the chart."); return; }
         main.innerHTML = res.text;
         wire(main);
-        var target = focusId && document.getElementById(focusId);
+        var form = findForm(where.key, where.nth);
+        var target = null, box = null;
+        if (form) {
+          // Reopen the folded part the person was working in, so the message and focus are visible.
+          for (var d = form.closest("details"); d; d = d.parentElement && d.parentElement.closest("details")) {
+            d.open = true;
+          }
+          box = regions(form);
+          target = form.querySelector("button[type=submit]");
+        } else {
+          box = sectionRegions(where.section);
+          target = where.section && document.getElementById(where.section);
+        }
+        // Announced once the page shows the new state (the regions were empty when wired, so it is read).
+        setTimeout(function () {
+          if (box) { box.children[0].textContent = message; } else { say("status", message); }
+        }, 50);
+        target = focusable(target);
         if (target) { target.focus(); }
       });
   }
 
   function submit(event) {
     event.preventDefault();
-    var form = event.target;
+    send(event.target, {});
+  }
+
+  // The choices an error offers (a quick log that would overlap: place it before, or count it as shared).
+  function offer(form, choices) {
+    var box = regions(form);
+    var list = document.createElement("div");
+    list.className = "choices";
+    list.setAttribute("role", "group");
+    list.setAttribute("aria-label", "Choose what to do");
+    choices.forEach(function (choice) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = choice.label;
+      b.addEventListener("click", function () { send(form, choice.fields || {}); });
+      list.appendChild(b);
+    });
+    box.appendChild(list);
+  }
+
+  function send(form, extra) {
     var button = form.querySelector("button[type=submit]");
+    clearMessages();
+    Array.prototype.forEach.call(document.querySelectorAll(".form-messages .choices"), function (el) { el.remove(); });
+    var data = body(form);
+    for (var k in extra) { data[k] = extra[k]; }
+    var programSelect = form.querySelector("[data-program-select]");
+    if ((programSelect || form.hasAttribute("data-quick")) && !data.program) {
+      tell(form, "Choose the program this time counts toward first.", true);
+      var chooser = programSelect || document.querySelector("form.start-timer [data-program-select]");
+      if (chooser) { chooser.focus(); }
+      return;
+    }
     if (button) { button.disabled = true; }
-    say("problem", "");
+    var where = place(form);
     fetch(form.getAttribute("data-api"), {
       method: "POST", credentials: "same-origin",
       headers: app.headers({ "Content-Type": "application/json", "X-CSRF-Token": app.csrf }),
-      body: JSON.stringify(body(form))
+      body: JSON.stringify(data)
     }).then(function (r) {
       return r.json().then(function (data) { return { ok: r.ok, data: data }; });
     }).then(function (res) {
       if (res.ok) {
-        // Announce only once the page shows the new state, so what is read matches what is seen.
-        return refresh("capture-title").then(function () { say("status", res.data.message || "Saved."); });
+        return refresh(where, res.data.message || "Saved.");
       }
       var err = res.data.error || {};
-      say("problem", (err.message || "The request failed.") + (err.hint ? " " + err.hint : ""));
-      if (button) { button.disabled = false; }
+      tell(form, (err.message || "The request failed.") + (err.hint ? " " + err.hint : ""), true);
+      if (err.choices && err.choices.length) { offer(form, err.choices); }
+      if (button) { button.disabled = false; button.focus(); }
     }).catch(function () {
-      say("problem", "The app could not be reached; nothing was saved. Check the connection and try again.");
-      if (button) { button.disabled = false; }
+      tell(form, "The app could not be reached; nothing was saved. Check the connection and try again.", true);
+      if (button) { button.disabled = false; button.focus(); }
     });
   }
 
+  // Only the activities of the chosen program are offered; the one this person last used for this patient
+  // in that program comes first, and with none the person chooses (no activity is assumed for them).
   function filterActivities(select) {
     var form = select.form;
     var activity = form.querySelector("[data-activity-select]");
     if (!activity) { return; }
-    var first = null;
+    var last = {};
+    try { last = JSON.parse(activity.getAttribute("data-last") || "{}"); } catch (e) { last = {}; }
+    var wanted = null;
     Array.prototype.forEach.call(activity.options, function (opt) {
+      if (!opt.value) { return; }
       var fits = (" " + opt.getAttribute("data-programs") + " ").indexOf(" " + select.value + " ") >= 0;
       opt.hidden = !fits;
       opt.disabled = !fits;
-      if (fits && !first) { first = opt; }
+      if (fits && opt.value === last[select.value]) { wanted = opt; }
     });
-    if (activity.selectedOptions[0] && activity.selectedOptions[0].disabled && first) { first.selected = true; }
+    if (wanted) { wanted.selected = true; }
+    else if (activity.selectedOptions[0] && activity.selectedOptions[0].disabled) { activity.value = ""; }
   }
 
   function tick() {
@@ -197,6 +321,7 @@
     });
     Array.prototype.forEach.call(root.querySelectorAll("form[data-api]"), function (form) {
       form.addEventListener("submit", submit);
+      regions(form);
     });
     Array.prototype.forEach.call(root.querySelectorAll("[data-program-select]"), function (select) {
       select.addEventListener("change", function () { filterActivities(select); });

@@ -37,6 +37,10 @@ def test_timer_and_quick_log_in_a_third_party_iframe(cross_site: Stack, page) ->
     frame = app_frame(page, cross_site, "ccm-two-chronic")
     assert bar_value(frame, "bar-ccm-99490") == 0
 
+    # With no history for this person and patient, the activity is theirs to choose, not assumed.
+    start = frame.locator("form.start-timer")
+    assert start.get_by_label("Activity").input_value() == ""
+    start.get_by_label("Activity").select_option("patient-call")
     frame.get_by_role("button", name="Start timer").click()
     frame.get_by_text("Timer running for").wait_for(timeout=10000)
     frame.get_by_role("button", name="Stop and record").click()
@@ -55,6 +59,7 @@ def test_manual_entry_errors_are_announced_and_nothing_is_saved(cross_site: Stac
     frame = app_frame(page, cross_site, "pcm-single-complex")
     frame.get_by_text("Add time manually").click()
     form = frame.locator(".manual-entry form")
+    form.get_by_label("Activity").select_option("patient-call")
     form.get_by_label("Start time", exact=True).fill("09:00")
     form.get_by_label("Minutes", exact=True).fill("5")
     form.get_by_label("Date", exact=True).fill("2099-01-01")
