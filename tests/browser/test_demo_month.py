@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.browser.quick_log import quick_log
 from tests.browser.test_month_end_journey import sign_in_as_biller
 from tests.databases import fresh_database
 from tests.stack import Stack, running_stack
@@ -31,9 +32,9 @@ def chart(page, stack: Stack, patient: str, user: str):
 
 
 def reach_99490(frame) -> None:
-    frame.get_by_role("button", name="Medication reconciliation, 15 min").click()
+    quick_log(frame, "Medication reconciliation, 15 min")
     frame.locator("#bar-ccm-99490[value='15']").wait_for(timeout=10000)
-    frame.get_by_role("button", name="Patient or caregiver call, 5 min").click()
+    quick_log(frame, "Patient or caregiver call, 5 min")
     frame.locator("article.program.status-billable", has_text=CCM).wait_for(timeout=10000)
 
 
@@ -54,14 +55,12 @@ def test_one_approval_locks_one_patient_month(ehr: Stack, page) -> None:
     assert "1 ready" in billing.locator(".month-summary").inner_text()
 
     # The other patient's time after the approval is on time.
-    other.get_by_role("button", name="Patient or caregiver call, 5 min").click()
-    other.locator("#status").filter(has_text="Recorded").wait_for(timeout=10000)
-    status = other.locator("#status").inner_text()
+    status = quick_log(other, "Patient or caregiver call, 5 min")
+    assert "Recorded" in status
     assert "late" not in status and "already approved" not in status
     assert other.locator(".entries .late, span.late").count() == 0
 
     # The approved patient's time is late, and the page says where it goes.
-    first.get_by_role("button", name="Patient or caregiver call, 5 min").click()
-    first.locator("#status").filter(has_text="already approved").wait_for(timeout=10000)
-    assert "corrected claim" in first.locator("#status").inner_text()
+    status = quick_log(first, "Patient or caregiver call, 5 min")
+    assert "already approved" in status and "corrected claim" in status, status
     first.locator("span.late").first.wait_for(timeout=10000)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.browser.quick_log import quick_log
 from tests.databases import fresh_database
 from tests.stack import Stack, running_stack
 
@@ -40,9 +41,9 @@ def test_from_chart_to_claim_in_the_ehr(ehr: Stack, page) -> None:
     frame = open_app(page, ehr, "pr-nurse")
     ccm = frame.locator("article.program", has_text="Chronic care management (non-complex)")
     assert "On track" in ccm.inner_text()
-    frame.get_by_role("button", name="Medication reconciliation, 15 min").click()
+    quick_log(frame, "Medication reconciliation, 15 min")
     frame.locator("#bar-ccm-99490[value='15']").wait_for(timeout=10000)
-    frame.get_by_role("button", name="Patient or caregiver call, 5 min").click()
+    quick_log(frame, "Patient or caregiver call, 5 min")
     billable = frame.locator("article.program.status-billable", has_text="Chronic care management (non-complex)")
     billable.wait_for(timeout=10000)
     assert "99490" in billable.inner_text()

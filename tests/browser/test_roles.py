@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.browser.quick_log import quick_log
 from tests.browser.test_month_end_journey import open_app, sign_in_as_biller
 from tests.databases import fresh_database
 from tests.stack import Stack, running_stack
@@ -40,9 +41,9 @@ def test_each_person_does_what_their_role_allows(ehr: Stack, page) -> None:
     # The nurse (LPN, clinical staff) logs time from the chart: 20 minutes, CCM billable.
     nurse = open_app(page, ehr, "pr-nurse")
     assert "Signed in as Tomas Delgado (clinician)" in nurse.locator(".signed-in").inner_text()
-    nurse.get_by_role("button", name="Medication reconciliation, 15 min").click()
+    quick_log(nurse, "Medication reconciliation, 15 min")
     nurse.locator("#bar-ccm-99490[value='15']").wait_for(timeout=10000)
-    nurse.get_by_role("button", name="Patient or caregiver call, 5 min").click()
+    quick_log(nurse, "Patient or caregiver call, 5 min")
     nurse.locator("article.program.status-billable", has_text="Chronic care management (non-complex)").wait_for(
         timeout=10000)
     # ... is offered neither the panel nor the billing review, and refused both if they try.
