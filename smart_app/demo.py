@@ -61,7 +61,8 @@ def sandbox_org(sandbox_base: str) -> Organization:
         raise ConfigError(f"The demo's organization file {path} is missing.",
                           "Reinstall the app (or restore launch/sandbox.toml in a checkout).")
     org = load_organization_file(path)
-    return with_overrides(org, issuer=f"{sandbox_base}/fhir", frame_origins=(sandbox_base,))
+    return with_overrides(org, issuer=f"{sandbox_base}/fhir", frame_origins=(sandbox_base,),
+                          chart_link=f"{sandbox_base}/ehr/chart/{{patient_id}}")
 
 
 def sandbox_client(engine: Engine, settings: Settings, org: Organization) -> SandboxClient:

@@ -6,6 +6,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
@@ -48,6 +49,9 @@ class Organization:
     role_assignments: tuple[Assignment, ...] = ()
     # One-person practices may let a biller approve a claim that carries their own minutes.
     allow_self_approval: bool = False
+    # The EHR's address for a patient's chart, with {patient_id}: the running timer's banner links there when
+    # the timer runs for another patient. Empty: the banner names the patient without a link.
+    chart_link: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -102,11 +106,25 @@ def parse_organization(data: dict[str, object], source: str) -> Organization:
         backend_client_id=str(data.get("backend_client_id", "")),
         role_map=parse_role_map(data.get("role_map"), source),
         role_assignments=parse_assignments(data.get("role_assignment", data.get("role_assignments")), source),
+        chart_link=_chart_link(data.get("chart_link", ""), source),
         allow_self_approval=_flag(data.get("allow_self_approval", False), "allow_self_approval", source),
         # Read back from the database, the extras arrive already gathered under "extra".
         extra={**(gathered if isinstance(gathered, dict) else {}),
                **{k: v for k, v in data.items() if k not in known and k != "extra"}},
     )
+
+
+def _chart_link(value: object, source: str) -> str:
+    link = str(value or "")
+    if link and not (link.startswith(("http://", "https://")) and "{patient_id}" in link):
+        raise ConfigError(f"{source}: chart_link {link!r} is not an http(s) URL with {{patient_id}} in it.",
+                          'For example chart_link = "https://ehr.example.org/chart/{patient_id}".')
+    return link
+
+
+def chart_address(org: Organization, patient_id: str) -> str | None:
+    """The EHR's address of a patient's chart, where the organization configured one."""
+    return org.chart_link.replace("{patient_id}", quote(patient_id, safe="")) if org.chart_link else None
 
 
 def _flag(value: object, key: str, source: str) -> bool:

@@ -31,3 +31,9 @@ def save_month_status(db: Session, organization_id: str, patient_id: str, month:
         "eligible_programs": eligible_programs, "decision": decision, "panel": panel,
         "evaluated_at": now or utcnow()},
         ("organization_id", "patient_id", "month"))
+
+
+def patient_name(db: Session, organization_id: str, patient_id: str) -> str | None:
+    """The name the directory last saw for a patient, or None when the app has never opened their chart."""
+    row = db.get(PatientRow, (organization_id, patient_id))
+    return row.name if row else None

@@ -24,7 +24,7 @@ from smart_app.launch.flow import (
 )
 from smart_app.launch.keys import public_jwks
 from smart_app.launch.models import LaunchKind
-from smart_app.launch.organizations import Organization, list_organizations
+from smart_app.launch.organizations import Organization, chart_address, list_organizations
 from smart_app.launch.sessions import active_session, settle_identity
 from smart_app.ledger.consents import ConsentRecord
 from smart_app.statuses import WritebackStatus
@@ -160,7 +160,7 @@ async def render_patient_page(request: Request, who: Principal, status_code: int
         "view": view, "summary": view.summary, "session": who.session, "who": view.who, "handle": who.handle,
         "csrf": csrf_token(app.settings, who.session.id_hash), "quick_log": QUICK_LOG,
         "timer_cap": cap_minutes(view.organization), "writeback_text": writeback_text,
-        "activity_label": view.vocabulary.label},
+        "activity_label": view.vocabulary.label, "chart_address": chart_address},
         status_code=status_code)
 
 

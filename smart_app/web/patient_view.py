@@ -24,7 +24,7 @@ from smart_app.ehr.record import fetch_record
 from smart_app.launch.organizations import Organization
 from smart_app.launch.sessions import settle_identity
 from smart_app.ledger.consents import ConsentRecord, consent_history
-from smart_app.ledger.directory import remember_patient, save_month_status
+from smart_app.ledger.directory import patient_name, remember_patient, save_month_status
 from smart_app.ledger.evidence import evidence_history
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.months import Month
@@ -92,6 +92,8 @@ class PatientView:
     # Every consent on file (the EHR's and the app's), and the programs a new consent may be recorded for.
     listed_consents: tuple[ListedConsent, ...] = ()
     consent_missing: tuple[str, ...] = ()
+    # The running timer's patient, named for the banner (None: the directory has not seen them).
+    timer_patient_name: str | None = None
 
     @property
     def role(self) -> str:
@@ -135,7 +137,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
     performer = who.user
 
     def read_ledger() -> tuple[Principal, PatientMonth, Timer | None, list[ConsentRecord], list[ScaleRecord],
-                               set[str], list[tuple[str, str]]]:
+                               set[str], list[tuple[str, str]], str | None]:
         # What the EHR says of the user may have changed their roles: settle it and decide them again.
         fresh = settle_identity(app.launch, session, identity.name, identity.codes)
         with transaction(app.sessions) as db:
@@ -148,9 +150,10 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
             scales = scales_for(db, org.id, patient_id)
             managers = people_with_time_role(db, org.id, TimeRole.CARE_MANAGER, org.role_assignments)
             recent = recent_choices(db, org.id, patient_id, performer) if performer else []
-        return now, ledger, timer, consents, scales, managers, recent
+            timer_name = patient_name(db, org.id, timer.patient_id) if timer else None
+        return now, ledger, timer, consents, scales, managers, recent, timer_name
 
-    who, ledger, timer, consents, scales, managers, recent = await run_in_threadpool(read_ledger)
+    who, ledger, timer, consents, scales, managers, recent, timer_name = await run_in_threadpool(read_ledger)
     roles = who.roles
     if any(c.writeback_status == WritebackStatus.PENDING for c in consents):
         await send_pending_consents(app, session, org, consents)
@@ -215,4 +218,5 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                        undetermined=undetermined, scales=tuple(r for r in scales if r.month == month),
                        scale_choices=scale_choices, cost_shares=cost_shares, cost_label=pricing.label,
                        offers=offers, defaults=defaults, listed_consents=on_file,
-                       consent_missing=tuple(programs_without_consent(consent_programs, on_file)))
+                       consent_missing=tuple(programs_without_consent(consent_programs, on_file)),
+                       timer_patient_name=summary.name if timer and timer.patient_id == patient_id else timer_name)

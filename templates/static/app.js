@@ -276,12 +276,13 @@
   }
 
   function tick() {
-    var box = document.querySelector(".timer-running");
-    if (!box) { return; }
-    var started = new Date(box.getAttribute("data-started"));
-    var seconds = Math.max(0, Math.floor((Date.now() - started.getTime()) / 1000));
-    var m = Math.floor(seconds / 60), s = seconds % 60;
-    box.querySelector(".elapsed").textContent = m + " min " + (s < 10 ? "0" : "") + s + " s elapsed";
+    // The banner at the top and the capture section's box both show the elapsed time.
+    document.querySelectorAll(".timer-running, .timer-banner").forEach(function (box) {
+      var started = new Date(box.getAttribute("data-started"));
+      var seconds = Math.max(0, Math.floor((Date.now() - started.getTime()) / 1000));
+      var m = Math.floor(seconds / 60), s = seconds % 60;
+      box.querySelector(".elapsed").textContent = m + " min " + (s < 10 ? "0" : "") + s + " s elapsed";
+    });
   }
 
   // Links to the app's other pages carry the session in a POST body where cookies are refused.
