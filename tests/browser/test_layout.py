@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_capture_flow import app_frame, cross_site  # noqa: F401 - the module's stack fixture
 from tests.stack import Stack
 
@@ -19,7 +20,10 @@ SIZES = {"sidebar-420": (420, 800, 420), "1024x768": (1024, 768, None), "desktop
 def sized(chromium: object, request: pytest.FixtureRequest) -> Iterator[tuple[object, int | None]]:
     width, height, frame_width = SIZES[request.param]
     context = chromium.new_context(viewport={"width": width, "height": height})
-    yield context.new_page(), frame_width
+    page = context.new_page()
+    yield page, frame_width
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"layout-{request.param}.png"), full_page=True)
     context.close()
 
 
@@ -101,6 +105,8 @@ def test_layout_timer_banner_and_target_sizes(cross_site: Stack, sized) -> None:
         assert size["height"] >= 24 and size["width"] >= 24, size
     assert_banner_at_top(frame)
 
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("iframe").screenshot(path=str(ARTIFACTS / f"layout-other-patient-{frame_width or 'wide'}.png"))
     link.click()
     # The EHR opens the timer's patient, and the app with it.
     page.wait_for_url(cross_site.chart_url("ccm-two-chronic") + "*", timeout=20000)
