@@ -1,4 +1,4 @@
-"""The in-chart view of a Decision: one card per program, ordered by what needs attention."""
+"""The in-chart view of a Decision: one card per program, in the rule set's order so cards never jump."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ class ProgramCard:
     minutes_total: int
     # Minutes behind the billed codes (the claim's and the panel's counted minutes).
     minutes_counted: int = 0
+    # Codes that evidence missing from the record keeps out of reach, each with what is missing; they get no
+    # progress bar, since more minutes alone would not bill them.
+    missing: tuple[tuple[str, str], ...] = ()
 
     @property
     def relevant(self) -> bool:
@@ -61,19 +64,32 @@ def card_for(program: ProgramDecision) -> ProgramCard:
         status, text = "needs-action", "Needs action before it can be billed"
     else:
         status, text = "not-eligible", "Not eligible as documented"
+    missing = _missing(program, paths)
+    reachable = tuple(b for b in program.progress if b.code not in dict(missing))
+    if status == "needs-action" and not reachable and missing:
+        text = "Not billable as documented: evidence is missing"
     return ProgramCard(
         key=program.program, title=program.title, status=status, status_text=text,
-        codes=tuple((c.code, c.units) for c in program.codes), bars=program.progress,
+        codes=tuple((c.code, c.units) for c in program.codes), bars=reachable, missing=missing,
         reasons=blocking,
         warnings=program.warnings + tuple(f"Needed before the claim can be approved: {gap}" for gap in program.gaps),
         minutes_total=program.minutes_total,
         minutes_counted=sum(c.minutes for c in program.codes))
 
 
-ORDER = {"billable": 0, "in-progress": 1, "needs-action": 2, "not-eligible": 3}
+def _missing(program: ProgramDecision, paths: dict[str | None, frozenset[str]]) -> tuple[tuple[str, str], ...]:
+    """Each barred code whose path is blocked by evidence the care team cannot give this month, with what is missing."""
+    out: list[tuple[str, str]] = []
+    for bar in program.progress:
+        kinds = paths.get(bar.code, paths.get(None, frozenset()))
+        if kinds <= ACTIONABLE:
+            continue
+        gaps = [r.reason for r in program.reasons
+                if r.kind not in ACTIONABLE and r.code in (bar.code, None)]
+        out.append((bar.code, "; ".join(dict.fromkeys(gaps))))
+    return tuple(out)
 
 
 def program_cards(decision: Decision) -> list[ProgramCard]:
-    """Cards for every program, the ones closest to billing first."""
-    cards = [card_for(p) for p in decision.programs]
-    return sorted(cards, key=lambda c: (ORDER[c.status], -c.minutes_total))
+    """Cards for every program in the rule set's order: a card keeps its place as minutes and statuses change."""
+    return [card_for(p) for p in decision.programs]
