@@ -1,0 +1,34 @@
+"""The patient page's cards: each keeps its place as minutes grow, and a code that missing evidence keeps out of
+reach says what is missing instead of showing a progress bar."""
+
+from __future__ import annotations
+
+from smart_app.rules import evaluate
+from smart_app.rules.loader import default_rule_set
+from smart_app.web.program_cards import program_cards
+from tests.rules.conftest import patient, t
+
+RULES = default_rule_set("medicare", 2026)
+
+
+def cards_after(minutes: int, **facts: object) -> list:
+    return program_cards(evaluate(patient(**facts), [t("ccm", minutes)] if minutes else [], RULES, month="2026-03"))
+
+
+def test_cards_keep_their_place_as_minutes_grow_and_statuses_change() -> None:
+    orders = [[c.key for c in cards_after(m)] for m in (0, 10, 19, 20, 45, 90)]
+    assert all(order == orders[0] for order in orders)
+    # The CCM card went from "on track" to billable on the way without moving.
+    statuses = {m: next(c.status for c in cards_after(m) if c.key == "ccm") for m in (10, 20)}
+    assert statuses == {10: "in-progress", 20: "billable"}
+
+
+def test_a_code_missing_evidence_says_what_is_missing_and_shows_no_bar() -> None:
+    complex_ccm = next(c for c in cards_after(25, complexity=None) if c.key == "complex_ccm")
+    assert [b.code for b in complex_ccm.bars] == []
+    assert [code for code, _ in complex_ccm.missing] == ["99487"]
+    assert "medical decision making" in dict(complex_ccm.missing)["99487"]
+    assert complex_ccm.status_text == "Not billable as documented: evidence is missing"
+    # Documented, the same code is reachable again: a bar and nothing missing.
+    reachable = next(c for c in cards_after(25) if c.key == "complex_ccm")
+    assert [b.code for b in reachable.bars] == ["99487"] and reachable.missing == ()
