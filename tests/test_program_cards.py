@@ -32,3 +32,15 @@ def test_a_code_missing_evidence_says_what_is_missing_and_shows_no_bar() -> None
     # Documented, the same code is reachable again: a bar and nothing missing.
     reachable = next(c for c in cards_after(25) if c.key == "complex_ccm")
     assert [b.code for b in reachable.bars] == ["99487"] and reachable.missing == ()
+
+
+def test_a_blocked_codes_bar_stays_full_once_its_minutes_are_met() -> None:
+    def ccm(minutes: int):
+        decision = evaluate(patient(consents=()), [t("ccm", minutes)], RULES, month="2026-03")
+        return next(c for c in program_cards(decision, RULES) if c.key == "ccm")
+
+    assert [(b.code, b.minutes, b.target) for b in ccm(10).bars][:1] == [("99490", 10, 20)]
+    # Past 20 minutes, without consent: the 99490 bar stays, full, beside the reason that blocks it.
+    card = ccm(25)
+    assert ("99490", 25, 20) in [(b.code, b.minutes, b.target) for b in card.bars]
+    assert card.reasons[0].kind == "consent" and card.status == "needs-action"

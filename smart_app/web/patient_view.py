@@ -182,7 +182,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
         decision = evaluate(facts, time_entries(ledger.entries, org.timezone), rule_set, month=month)
         month_end = Month.of(today).last_day
         undetermined = tuple(summarize(facts, rule_set.conditions, month_end).undetermined())
-        cards = tuple(program_cards(decision))
+        cards = tuple(program_cards(decision, rule_set))
         offers = evidence_offers(facts, rule_set, cards, recorded, today)
         with transaction(app.sessions) as db:
             remember_patient(db, org.id, patient_id, name=summary.name, birth_date=summary.birth_date,

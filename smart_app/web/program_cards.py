@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from smart_app.rules.decision import Decision, ProgramDecision, Progress, Reason
+from smart_app.rules.schema import RuleSet
 from smart_app.rules.standing import path_kinds, short_of_minutes_only
 
 # Reasons a clinician can act on this month (a missing rating scale can be given and recorded in the
@@ -49,7 +50,27 @@ def for_people(reason: Reason) -> Reason:
     return dataclasses.replace(reason, lift=FIELD_NOTE.sub("", reason.lift) if reason.lift else reason.lift)
 
 
-def card_for(program: ProgramDecision) -> ProgramCard:
+def _met_but_blocked(program: ProgramDecision, rule_set: RuleSet | None) -> tuple[Progress, ...]:
+    """Full bars for base codes whose minutes are met but that something else blocks: the evaluator reports no
+    progress for them, and without these the bar would vanish as minutes grow."""
+    family = rule_set.families.get(program.program) if rule_set else None
+    if family is None or not program.reasons:
+        return ()
+    billed = {c.code for c in program.codes}
+    barred = {b.code for b in program.progress}
+    roles = dict(program.minutes_by_role)
+    out = []
+    for key, code in family.codes.items():
+        need = code.time.min_minutes
+        if code.base_codes or not need or key in billed or key in barred:
+            continue
+        minutes = sum(roles.get(role, 0) for role in code.counted_roles)
+        if minutes >= need:
+            out.append(Progress(key, minutes, need))
+    return tuple(out)
+
+
+def card_for(program: ProgramDecision, rule_set: RuleSet | None = None) -> ProgramCard:
     """Classify one program's decision for display."""
     # Judged per code: CoCM's initial-month code does not apply in a later month of the episode, while its
     # subsequent-month code lacks only minutes; the family is then on track, not "not eligible".
@@ -64,8 +85,9 @@ def card_for(program: ProgramDecision) -> ProgramCard:
         status, text = "needs-action", "Needs action before it can be billed"
     else:
         status, text = "not-eligible", "Not eligible as documented"
-    missing = _missing(program, paths)
-    reachable = tuple(b for b in program.progress if b.code not in dict(missing))
+    bars = _met_but_blocked(program, rule_set) + program.progress
+    missing = _missing(program, bars, paths)
+    reachable = tuple(b for b in bars if b.code not in dict(missing))
     if status == "needs-action" and not reachable and missing:
         text = "Not billable as documented: evidence is missing"
     return ProgramCard(
@@ -77,10 +99,11 @@ def card_for(program: ProgramDecision) -> ProgramCard:
         minutes_counted=sum(c.minutes for c in program.codes))
 
 
-def _missing(program: ProgramDecision, paths: dict[str | None, frozenset[str]]) -> tuple[tuple[str, str], ...]:
+def _missing(program: ProgramDecision, bars: tuple[Progress, ...],
+             paths: dict[str | None, frozenset[str]]) -> tuple[tuple[str, str], ...]:
     """Each barred code whose path is blocked by evidence the care team cannot give this month, with what is missing."""
     out: list[tuple[str, str]] = []
-    for bar in program.progress:
+    for bar in bars:
         kinds = paths.get(bar.code, paths.get(None, frozenset()))
         if kinds <= ACTIONABLE:
             continue
@@ -90,6 +113,7 @@ def _missing(program: ProgramDecision, paths: dict[str | None, frozenset[str]]) 
     return tuple(out)
 
 
-def program_cards(decision: Decision) -> list[ProgramCard]:
-    """Cards for every program in the rule set's order: a card keeps its place as minutes and statuses change."""
-    return [card_for(p) for p in decision.programs]
+def program_cards(decision: Decision, rule_set: RuleSet | None = None) -> list[ProgramCard]:
+    """Cards for every program in the rule set's order: a card keeps its place as minutes and statuses change.
+    With the rule set, a blocked code keeps its (full) bar once its minutes are met."""
+    return [card_for(p, rule_set) for p in decision.programs]
