@@ -96,3 +96,16 @@ def test_two_files_may_share_an_issuer_but_not_an_id(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text('id = "a"\n' + body.replace("https://e/fhir", "https://other/fhir"))
     with pytest.raises(ConfigError, match="share the id 'a'"):
         load_directory(tmp_path)
+
+
+def test_chart_link_names_the_patient_in_the_ehrs_address_or_is_refused(tmp_path: Path) -> None:
+    from smart_app.launch.organizations import chart_address, parse_organization
+
+    base = {"id": "o", "name": "O", "issuer": "https://ehr.example.org/fhir", "client_id": "c"}
+    assert chart_address(parse_organization(base, "o.toml"), "p1") is None
+    org = parse_organization({**base, "chart_link": "https://ehr.example.org/chart/{patient_id}"}, "o.toml")
+    # The id is quoted: a patient id cannot reach into the EHR's path or query.
+    assert chart_address(org, "a/b?c") == "https://ehr.example.org/chart/a%2Fb%3Fc"
+    for bad in ("https://ehr.example.org/chart", "javascript:alert(1)//{patient_id}"):
+        with pytest.raises(ConfigError, match="chart_link"):
+            parse_organization({**base, "chart_link": bad}, "o.toml")
