@@ -283,6 +283,9 @@
       var m = Math.floor(seconds / 60), s = seconds % 60;
       box.querySelector(".elapsed").textContent = m + " min " + (s < 10 ? "0" : "") + s + " s elapsed";
     });
+    // Whatever is scrolled or focused into view lands below the pinned banner, however tall it wraps.
+    var banner = document.querySelector(".timer-banner");
+    document.documentElement.style.scrollPaddingTop = banner ? (banner.offsetHeight + 8) + "px" : "";
   }
 
   // Links to the app's other pages carry the session in a POST body where cookies are refused.
@@ -313,7 +316,21 @@
     carry({ preventDefault: function () {}, currentTarget: link });
   }
 
+  // The banner's link to this patient's timer: the controls are brought in below the banner and focused.
+  function toTimer(event) {
+    var target = document.getElementById("timer-controls");
+    var banner = document.querySelector(".timer-banner");
+    if (!target) { return; }
+    event.preventDefault();
+    var top = target.getBoundingClientRect().top + window.scrollY - (banner ? banner.offsetHeight + 8 : 0);
+    window.scrollTo(0, Math.max(0, top));
+    target.focus({ preventScroll: true });
+  }
+
   function wire(root) {
+    Array.prototype.forEach.call(root.querySelectorAll("a[href='#timer-controls']"), function (link) {
+      link.addEventListener("click", toTimer);
+    });
     Array.prototype.forEach.call(root.querySelectorAll("a[data-carry]"), function (link) {
       link.addEventListener("click", carry);
     });

@@ -13,7 +13,8 @@ from tests.browser.test_capture_flow import app_frame, cross_site  # noqa: F401 
 from tests.stack import Stack
 
 # name: (viewport width, height, width of the app's iframe or None for the sandbox chart's own layout)
-SIZES = {"sidebar-420": (420, 800, 420), "1024x768": (1024, 768, None), "desktop-1440": (1440, 900, None)}
+SIZES = {"sidebar-360": (360, 740, 360), "sidebar-420": (420, 800, 420),
+         "1024x768": (1024, 768, None), "desktop-1440": (1440, 900, None)}
 
 
 @pytest.fixture(params=list(SIZES))
@@ -107,6 +108,16 @@ def test_layout_timer_banner_and_target_sizes(cross_site: Stack, sized) -> None:
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator("iframe").screenshot(path=str(ARTIFACTS / f"layout-other-patient-{frame_width or 'wide'}.png"))
+    # Brought into view from the banner's link, the timer's controls are not hidden behind the banner.
+    frame = open_app(page, cross_site, "ccm-two-chronic", frame_width)
+    frame.get_by_role("region", name="Running timer").get_by_role("link").click()
+    frame.locator("html").evaluate("() => new Promise(r => setTimeout(r, 300))")
+    controls, banner = rect(frame.locator("#timer-controls")), rect(frame.get_by_role("region", name="Running timer"))
+    assert controls["y"] >= banner["y"] + banner["height"] - 1, (controls, banner)
+    assert frame.locator("body").evaluate("() => document.activeElement.id") == "timer-controls"
+
+    frame = open_app(page, cross_site, "ccm-no-consent", frame_width)
+    link = frame.get_by_role("region", name="Running timer").get_by_role("link", name="chart to stop it")
     link.click()
     # The EHR opens the timer's patient, and the app with it.
     page.wait_for_url(cross_site.chart_url("ccm-two-chronic") + "*", timeout=20000)
