@@ -44,3 +44,19 @@ def test_a_blocked_codes_bar_stays_full_once_its_minutes_are_met() -> None:
     card = ccm(25)
     assert ("99490", 25, 20) in [(b.code, b.minutes, b.target) for b in card.bars]
     assert card.reasons[0].kind == "consent" and card.status == "needs-action"
+
+
+def test_the_timer_banner_names_a_patient_from_the_directory(sessions) -> None:
+    # On SQLite and PostgreSQL: the banner's name for another patient's timer comes from the directory.
+    from smart_app.db import transaction
+    from smart_app.launch.organizations import Organization, save_organizations
+    from smart_app.ledger.directory import patient_name, remember_patient
+
+    org = Organization(id="org-banner", name="Banner Clinic", issuer="https://banner.example.org/fhir", client_id="app")
+    with transaction(sessions) as db:
+        save_organizations(db, [org])
+        remember_patient(db, org.id, "p-1", name="Harold Whitaker", birth_date=None, mrn=None, care_manager=None,
+                         care_manager_name=None)
+    with transaction(sessions) as db:
+        assert patient_name(db, org.id, "p-1") == "Harold Whitaker"
+        assert patient_name(db, org.id, "p-never-opened") is None
