@@ -42,6 +42,8 @@ LABELS = {"problems": "Problem list", "expected_outcome": "Expected outcome", "p
           "coordination": "Coordination with outside agencies and specialists",
           "review_every_months": "Periodic review (months)"}
 MAX_ITEMS = 50
+# The programs (rule families) whose codes need a comprehensive care plan established (CPT's descriptors).
+CARE_PLAN_PROGRAMS = frozenset({"ccm", "complex_ccm", "pcm", "apcm"})
 _LOCK_SPACE = "smart_app.ledger.care_plan"
 
 
@@ -361,3 +363,34 @@ def review_due(versions: Iterable[CarePlanVersion], today: date) -> date | None:
     """The next review date of the plan in force today (None without an established plan). Pure."""
     current = in_force(versions, today)
     return current.review_due if current else None
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _parts(line: str, count: int, what: str, shape: str) -> list[str]:
+    parts = [p.strip() for p in line.split("|")]
+    if len(parts) != count or not all(parts):
+        raise InvalidCarePlan(f"{what} {line!r} is not written as {shape}.", f"Write each {what.lower()} on its "
+                              f"own line as {shape}.")
+    return parts
+
+
+def from_form(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The content from the editor's fields: a problem per line, goals as `description | target | YYYY-MM-DD`,
+    interventions as `action | who`. Pure; `parse_content` checks the result."""
+    goals = [dict(zip(("description", "target", "due"), _parts(line, 3, "Goal", "description | target | date"),
+                      strict=True)) for line in _lines(str(fields.get("goals") or ""))]
+    interventions = [dict(zip(("action", "responsible"), _parts(line, 2, "Intervention", "action | who"),
+                              strict=True)) for line in _lines(str(fields.get("interventions") or ""))]
+    return {**{name: fields.get(name) for name in TEXT_FIELDS}, "problems": _lines(str(fields.get("problems") or "")),
+            "goals": goals, "interventions": interventions, "review_every_months": fields.get("review_every_months")}
+
+
+def to_form(content: CarePlanContent) -> dict[str, Any]:
+    """The editor's fields for a content (the inverse of `from_form`). Pure."""
+    return {**{name: getattr(content, name) for name in TEXT_FIELDS}, "problems": "\n".join(content.problems),
+            "goals": "\n".join(f"{g.description} | {g.target} | {g.due.isoformat()}" for g in content.goals),
+            "interventions": "\n".join(f"{i.action} | {i.responsible}" for i in content.interventions),
+            "review_every_months": content.review_every_months}
