@@ -5,6 +5,7 @@ new row (append-only) covered by the audit chain; the established version in for
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterable, Mapping
@@ -28,7 +29,8 @@ from smart_app.ledger.records import CarePlanRow, CarePlanVersionRow
 from smart_app.ledger.validation import MAX_NOTE_CHARS
 from smart_app.ledger.writelock import hold_key
 from smart_app.paths import data_path
-from smart_app.rules.facts import Condition
+from smart_app.rules.facts import CarePlan as FactCarePlan
+from smart_app.rules.facts import Condition, PatientFacts
 from smart_app.statuses import CarePlanStatus
 
 TEMPLATE_FOLDER = "care-plan-templates"
@@ -394,3 +396,25 @@ def to_form(content: CarePlanContent) -> dict[str, Any]:
             "goals": "\n".join(f"{g.description} | {g.target} | {g.due.isoformat()}" for g in content.goals),
             "interventions": "\n".join(f"{i.action} | {i.responsible}" for i in content.interventions),
             "review_every_months": content.review_every_months}
+
+
+# How the facts name a plan established in the app: its version number and row id (`with_care_plans`).
+APP_PLAN_PREFIX = "app-care-plan/"
+
+
+def with_care_plans(facts: PatientFacts, versions: Iterable[CarePlanVersion]) -> PatientFacts:
+    """The facts with each established version as an active CarePlan dated its signature, as one read from the EHR
+    (drafts do not count). Pure."""
+    plans = tuple(FactCarePlan("active", v.established_on, id=f"{APP_PLAN_PREFIX}v{v.number}/{v.id}")
+                  for v in versions if v.status is CarePlanStatus.ESTABLISHED and v.established_on)
+    return dataclasses.replace(facts, care_plans=facts.care_plans + plans) if plans else facts
+
+
+def plan_in_force_named(facts: PatientFacts, last_day: date) -> str | None:
+    """How a claim names the app's care plan in force at the month's end ("version 2, established 2026-12-06")."""
+    ours = [p for p in facts.care_plans if p.id and p.id.startswith(APP_PLAN_PREFIX) and p.date <= last_day]
+    if not ours:
+        return None
+    plan = max(ours, key=lambda p: (p.date, int((p.id or "").split("/")[1][1:])))
+    number = (plan.id or "").split("/")[1][1:]
+    return f"care plan version {number}, established {plan.date.isoformat()} in the app"

@@ -109,3 +109,40 @@ def test_a_version_changed_outside_the_app_is_named_by_verify(factory: sessionma
         report = verify(db)
     assert not report.ok
     assert [(p.kind, p.table, p.row_id) for p in report.problems] == [("row-edited", "care_plan_versions", draft.id)]
+
+
+def test_the_established_plan_counts_like_an_ehr_careplan_and_the_claim_names_its_version() -> None:
+    from smart_app.billing.proposal import PatientInfo, propose_claim
+    from smart_app.ledger.care_plans import CarePlanVersion, with_care_plans
+    from smart_app.ledger.facts_merge import time_entries
+    from smart_app.rules import evaluate
+    from smart_app.rules.loader import default_rule_set
+    from tests.billing.claims import entry
+    from tests.billing.test_proposal_audit import ORG as CLAIM_ORG
+    from tests.billing.test_proposal_audit import at
+    from tests.rules.conftest import day, patient
+
+    rules = default_rule_set("medicare", 2026)
+    content = seed(load_templates()["diabetes"], [], day(2))
+    facts = patient(care_plans=())
+    entries = (entry(start=at(3), minutes=25),)
+
+    def version(number: int, status: CarePlanStatus, on: date | None) -> CarePlanVersion:
+        return CarePlanVersion(f"v{number}", "plan", ORG, "pat-1", number, status, "diabetes", content, DOCTOR, NOW,
+                               on, add_months(on, 12) if on else None)
+
+    def warned(merged):  # noqa: ANN001, ANN202
+        ccm = evaluate(merged, time_entries(entries, "UTC"), rules, month="2026-03").program("ccm")
+        return [w for w in ccm.warnings if "care plan" in w]
+
+    assert warned(facts)
+    # A draft is not a plan; one established after the month does not count for it either.
+    assert warned(with_care_plans(facts, [version(1, CarePlanStatus.DRAFT, None),
+                                          version(2, CarePlanStatus.ESTABLISHED, date(2026, 4, 2))]))
+    merged = with_care_plans(facts, [version(1, CarePlanStatus.DRAFT, None),
+                                     version(2, CarePlanStatus.ESTABLISHED, day(4)),
+                                     version(4, CarePlanStatus.ESTABLISHED, day(20))])
+    assert not warned(merged)
+    decision = evaluate(merged, time_entries(entries, "UTC"), rules, month="2026-03")
+    claim = propose_claim(decision, merged, entries, CLAIM_ORG, "pat-1", PatientInfo("Ada"), today=day(31))
+    assert "care plan: care plan version 4, established 2026-03-20 in the app" in claim.evidence
