@@ -443,9 +443,9 @@ def test_statement_count_does_not_grow_with_patients(factory) -> None:
     few = statements_for_panel(factory)
     seed(factory, 10, 200)
     many = statements_for_panel(factory)
-    # Five for the month (the care plans' review dates among them), and seven for the one batch of patients evaluated
-    # here (facts, app records of four kinds: consents, attestations, scales, recorded evidence; entries).
-    assert few == many <= 12
+    # Five for the month (the care plans' review dates among them), and eight for the one batch of patients evaluated
+    # here (facts, app records of five kinds: consents, attestations, scales, recorded evidence, care plans; entries).
+    assert few == many <= 13
     assert panel(factory).totals.patients == 200
 
 
