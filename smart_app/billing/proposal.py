@@ -35,6 +35,9 @@ class PatientInfo:
     mbi: str | None = None
 
 
+# How a claim's evidence names the care plan in force (the superbill shows it under its own heading).
+CARE_PLAN_EVIDENCE = "care plan: "
+
 def _face_to_face(decision: Decision, facts: PatientFacts, program: str) -> dt.date | None:
     """TCM's date of service: the face-to-face visit of the discharge the decision rests on (CMS MLN908628)."""
     by_id = {d.id: d for d in facts.discharges if d.id}
@@ -241,7 +244,7 @@ def propose_claim(decision: Decision, facts: PatientFacts, entries: tuple[Entry,
     plan = plan_in_force_named(facts, Month.parse(decision.month).last_day)
     if plan and any(p.program in CARE_PLAN_PROGRAMS for p in decision.programs if p.codes):
         # The plan in force that month, named on the claim (CCM and PCM are billable only with one).
-        evidence += (f"care plan: {plan}",)
+        evidence += (CARE_PLAN_EVIDENCE + plan,)
     return ProposedClaim(
         organization_id=org.id, patient_id=patient_id, month=decision.month, lines=lines,
         diagnoses=diagnoses, performers=performers,
