@@ -74,3 +74,32 @@ def test_the_biller_cannot_open_or_draft_the_care_plan(stack: Stack) -> None:
     assert api(stack, "POST", "/care-plans", biller, json={}).status_code in (401, 403)
     with new_browser() as browser:
         assert browser.get(f"{stack.app_url}/patient/care-plan", headers=biller).status_code == 403
+
+
+def test_the_signed_plan_lifts_the_ccm_cards_care_plan_warning(stack: Stack) -> None:
+    from tests.test_capture_api import earlier_today
+    from tests.test_consent_capture import ALL_ELEMENTS
+    from tests.test_patient_page import card
+
+    patient, title = "ccm-no-consent", "Chronic care management (non-complex)"
+    manager, _ = launch(stack, patient, user="pr-care-manager")
+    date, _ = earlier_today(0)
+    assert api(stack, "POST", "/consents", manager, json={
+        "program": "ccm", "method": "verbal", "obtained_on": date, **ALL_ELEMENTS}).status_code == 201
+    day, time = earlier_today(200)
+    assert api(stack, "POST", "/entries", manager, json={
+        "program": "ccm", "activity": "care-plan-update", "date": day, "time": time, "minutes": 25}).status_code == 201
+
+    def ccm_card() -> str:
+        with new_browser() as browser:
+            return html_lib.unescape(card(browser.get(f"{stack.app_url}/patient", headers=manager).text, title))
+
+    assert "no active care plan on file" in ccm_card()
+    draft = fields(plan_page(stack, manager))
+    saved = api(stack, "POST", "/care-plans", manager, json=draft)
+    assert saved.status_code == 201, saved.text
+    assert "no active care plan on file" in ccm_card(), "a draft is not a plan"
+    doctor, _ = launch(stack, patient, user="pr-billing-md")
+    signed = api(stack, "POST", f"/care-plans/{saved.json()['care_plan']['id']}/sign", doctor, json={})
+    assert signed.status_code == 201, signed.text
+    assert "no active care plan on file" not in ccm_card()
