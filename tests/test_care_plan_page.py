@@ -64,6 +64,8 @@ def test_the_care_manager_drafts_and_only_the_billing_practitioner_establishes(s
     html = plan_page(stack, doctor)
     assert "Version 2, established" in html and f"review due <strong>{established['review_due']}" in html
     assert len(re.findall(r"<tr><td>\d+</td>", html)) == 2
+    # People by the name and credentials the EHR gives them, not by reference.
+    assert "established" in html and "Adaeze Okafor" in html and "by Practitioner/pr-billing-md" not in html
     with new_browser() as browser:
         patient = html_lib.unescape(browser.get(f"{stack.app_url}/patient", headers=doctor).text)
     assert 'href="/patient/care-plan"' in patient and f"next review {established['review_due']}" in patient

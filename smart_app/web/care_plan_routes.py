@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from smart_app.billing.practitioners import known_people
 from smart_app.db import transaction
 from smart_app.ehr.chart import Problem
 from smart_app.ledger.care_plans import (
@@ -50,6 +51,12 @@ class CarePlanPage:
     seeded_from: str
     in_program: bool
     may_sign: bool
+    # Practitioners' names as the EHR last gave them, by reference.
+    names: dict[str, str]
+
+    def person(self, reference: str) -> str:
+        """A practitioner by name and credentials where the app has read them, else by reference."""
+        return self.names.get(reference, reference)
 
     @property
     def latest(self) -> CarePlanVersion | None:
@@ -73,11 +80,13 @@ async def _page(request: Request) -> CarePlanPage:
     view = await build_patient_view(app, who)
     templates = load_templates()
 
-    def read() -> list[CarePlanVersion]:
+    def read() -> tuple[list[CarePlanVersion], dict[str, str]]:
         with transaction(app.sessions) as db:
-            return plan_versions(db, who.organization.id, who.patient_id)
+            people = known_people(db, who.organization.id)
+            return plan_versions(db, who.organization.id, who.patient_id), {
+                ref: ", ".join(part for part in (p.name, p.credentials) if part) or ref for ref, p in people.items()}
 
-    versions = await run_in_threadpool(read)
+    versions, names = await run_in_threadpool(read)
     conditions = [_condition(p) for p in view.summary.problems]
     asked = request.query_params.get("template", "")
     latest = versions[0] if versions else None
@@ -92,7 +101,7 @@ async def _page(request: Request) -> CarePlanPage:
     return CarePlanPage(view=view, versions=tuple(versions), templates=tuple(templates.values()), template=key,
                         fields=fields, seeded_from=source, in_program=in_program,
                         may_sign=view.is_billing_practitioner and latest is not None
-                        and latest.status is CarePlanStatus.DRAFT)
+                        and latest.status is CarePlanStatus.DRAFT, names=names)
 
 
 async def care_plan_page(request: Request) -> Response:
