@@ -89,3 +89,10 @@ class EvidenceKind(StrEnum):
     CONDITION_HIGH_RISK = "condition-high-risk"
     # A comprehensive care plan on file (established or revised on the date).
     CARE_PLAN = "care-plan"
+
+
+class CarePlanStatus(StrEnum):
+    """A care-plan version: a draft the care team is writing, or the plan a billing practitioner signed."""
+
+    DRAFT = "draft"
+    ESTABLISHED = "established"

@@ -55,7 +55,7 @@ import io
 import json
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -64,18 +64,20 @@ from sqlalchemy.orm import Session
 
 from smart_app.billing.facts_source import cached_facts_many
 from smart_app.billing.rollup import month_entries, with_app_records_needed
+from smart_app.ledger.care_plans import CARE_PLAN_PROGRAMS
 from smart_app.ledger.directory import save_month_status
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.models import TimeEntryRow
 from smart_app.ledger.months import Month
 from smart_app.ledger.queries import counting, ledger_fingerprint
-from smart_app.ledger.records import MonthStatusRow, PatientRow
+from smart_app.ledger.records import CarePlanVersionRow, MonthStatusRow, PatientRow
 from smart_app.ledger.values import PROGRAMS
 from smart_app.rules.decision import Decision
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.rates import Pricing
 from smart_app.rules.schema import RuleSet
 from smart_app.rules.standing import Standing, standings
+from smart_app.statuses import CarePlanStatus
 
 DEFAULT_CLOSE_WITHIN = 10
 
@@ -112,6 +114,9 @@ class PanelRow:
     captured_unknown: int = 0
     within_reach: bool = False
     reach_rate: Decimal | None = None
+    # The next review of the care plan established in the app (programs that need one), and whether it is due.
+    care_plan_review: dt.date | None = None
+    care_plan_review_due: bool = False
 
 
 @dataclass(frozen=True)
@@ -268,7 +273,7 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
     """The panel of an organization-month (see the module docstring for every definition).
 
     `pricing` prices the estimates (default: national figures of `rule_set`); `timezone` is the organization's,
-    which dates its entries. Four statements for the month, plus a few per batch of patients whose kept
+    which dates its entries. Five statements for the month, plus a few per batch of patients whose kept
     decision no longer matches the ledger; with `keep`, the decisions made afresh are stored for the next load.
     """
     Month.parse(month)
@@ -303,6 +308,19 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
         for patient_id, name, mrn, manager, manager_name in session.execute(
             select(pr.patient_id, pr.name, pr.mrn, pr.care_manager, pr.care_manager_name)
             .where(pr.organization_id == organization_id, month_patients))}
+
+    # The review date of each patient's latest established care plan (one statement; versions are few).
+    reviews: dict[str, tuple[int, dt.date | None]] = {}
+    cv = CarePlanVersionRow
+    for patient_id, number, due in session.execute(
+            select(cv.patient_id, cv.number, cv.review_due)
+            .where(cv.organization_id == organization_id, cv.status == CarePlanStatus.ESTABLISHED,
+                   or_(cv.patient_id.in_(select(te.patient_id).where(te.organization_id == organization_id,
+                                                                     te.month == month)),
+                       cv.patient_id.in_(select(ms.patient_id).where(ms.organization_id == organization_id,
+                                                                     ms.month == month))))):
+        if patient_id not in reviews or number > reviews[patient_id][0]:
+            reviews[patient_id] = (number, due)
 
     pricing = pricing or Pricing(rule_set)
     days_left = Month.parse(month).days_left(today)
@@ -374,6 +392,9 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
                 a.status, as_of, eligibility, manager, a.counted, a.codes_met,
                 a.captured if a.codes_met else _ZERO, a.captured_unknown if a.codes_met else 0, reach,
                 a.reach_rate if reach else None)
+            if prog in CARE_PLAN_PROGRAMS and patient_id in reviews:
+                due = reviews[patient_id][1]
+                row = replace(row, care_plan_review=due, care_plan_review_due=due is not None and due <= today)
             needed = a.needed if a.needed is not None else _NEVER
             keyed.append(((_GROUP[a.status], needed, folded, patient_id, rank.get(prog, len(rank)), prog), row))
 

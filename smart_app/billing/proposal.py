@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from smart_app.billing.values import ClaimLine, ConsentEvidence, Diagnosis, LoggedTime, Performer, ProposedClaim
 from smart_app.ehr.names import PractitionerDetails
 from smart_app.launch.organizations import Organization
+from smart_app.ledger.care_plans import CARE_PLAN_PROGRAMS, plan_in_force_named
 from smart_app.ledger.months import Month
 from smart_app.ledger.values import Entry
 from smart_app.rules.decision import Decision
@@ -33,6 +34,9 @@ class PatientInfo:
     coverage: str | None = None
     mbi: str | None = None
 
+
+# How a claim's evidence names the care plan in force (the superbill shows it under its own heading).
+CARE_PLAN_EVIDENCE = "care plan: "
 
 def _face_to_face(decision: Decision, facts: PatientFacts, program: str) -> dt.date | None:
     """TCM's date of service: the face-to-face visit of the discharge the decision rests on (CMS MLN908628)."""
@@ -237,6 +241,10 @@ def propose_claim(decision: Decision, facts: PatientFacts, entries: tuple[Entry,
         warnings += [f"no NPI on file in the EHR for {p.label} ({p.role})" for p in performers if not p.npi]
     evidence = tuple(f"{p.program}: {item.kind} {item.id or ''} {item.date or ''} {item.detail}".strip()
                      for p in decision.programs if p.codes for item in p.evidence)
+    plan = plan_in_force_named(facts, Month.parse(decision.month).last_day)
+    if plan and any(p.program in CARE_PLAN_PROGRAMS for p in decision.programs if p.codes):
+        # The plan in force that month, named on the claim (CCM and PCM are billable only with one).
+        evidence += (CARE_PLAN_EVIDENCE + plan,)
     return ProposedClaim(
         organization_id=org.id, patient_id=patient_id, month=decision.month, lines=lines,
         diagnoses=diagnoses, performers=performers,

@@ -43,7 +43,15 @@ from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.models import TimeEntryRow
 from smart_app.ledger.months import Month
 from smart_app.ledger.queries import _to_entry
-from smart_app.ledger.records import AttestationRow, ConsentRow, EvidenceRow, MonthStatusRow, PatientRow, ScaleRow
+from smart_app.ledger.records import (
+    AttestationRow,
+    CarePlanVersionRow,
+    ConsentRow,
+    EvidenceRow,
+    MonthStatusRow,
+    PatientRow,
+    ScaleRow,
+)
 from smart_app.ledger.values import Entry
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.facts import PatientFacts
@@ -153,9 +161,10 @@ def month_entries(db: Session, organization_id: str, ids: Sequence[str], month: 
 
 
 def with_app_records_needed(db: Session, organization_id: str, ids: Sequence[str]) -> set[str]:
-    """Patients of the batch with consents, attestations, rating scales or other evidence captured in the app."""
+    """Patients of the batch with consents, attestations, rating scales, care plans or other evidence captured in the
+    app."""
     found: set[str] = set()
-    for table in (ConsentRow, AttestationRow, ScaleRow, EvidenceRow):
+    for table in (ConsentRow, AttestationRow, ScaleRow, EvidenceRow, CarePlanVersionRow):
         found.update(db.scalars(select(table.patient_id).where(
             table.organization_id == organization_id, table.patient_id.in_(ids)).distinct()))
     return found

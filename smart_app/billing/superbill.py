@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from smart_app.billing.fhir_resources import PLACE_OF_SERVICE_NAMES, program_minutes, program_name
+from smart_app.billing.proposal import CARE_PLAN_EVIDENCE
 from smart_app.billing.values import ClaimLine, LoggedTime, ProposedClaim
 from smart_app.jinja_env import environment
 from smart_app.ledger.months import Month
@@ -122,6 +123,8 @@ class PatientView:
     time_log: tuple[LogRow, ...] = ()
     # How the log's minutes add up to the minutes billed, and why the rest are not billed.
     reconciliation: tuple[str, ...] = ()
+    # The care plan established in the app and in force that month, as the claim names it ("" when none).
+    care_plan: str = ""
 
 
 def approval_text(name: str, when: datetime, timezone: str) -> str:
@@ -248,6 +251,8 @@ def patient_view(claim: ProposedClaim, pricing: Pricing, approval: str = "") -> 
         programs=tuple(programs), people=people, estimated_total=money(estimated_total(claim, pricing)),
         warnings=claim.warnings, late_entries=len(claim.late_entries), approval=approval,
         mbi=claim.patient_mbi or "", time_log=log_rows(claim), reconciliation=reconciliation(claim),
+        care_plan=next((e.removeprefix(CARE_PLAN_EVIDENCE) for e in claim.evidence
+                        if e.startswith(CARE_PLAN_EVIDENCE)), ""),
     )
 
 
@@ -415,6 +420,9 @@ def _patient_page(pdf: FPDF, view: PatientView, month: str, label: str) -> None:
     _section(pdf, "Consent")
     pdf.multi_cell(0, 5, latin1("\n".join(view.consents) or "No consent on the claim"), new_x="LMARGIN",
                    new_y="NEXT")
+    if view.care_plan:
+        _section(pdf, "Care plan")
+        pdf.multi_cell(0, 5, latin1(view.care_plan), new_x="LMARGIN", new_y="NEXT")
     _section(pdf, "Codes")
     if view.lines:
         _table(pdf, ("Code", "Description", "Units", "Service date", "Minutes (by role)", "Consent",

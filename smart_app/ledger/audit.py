@@ -58,6 +58,8 @@ CONSENT_WITHDRAWN = "consent.withdrawn"
 ATTESTATION_RECORDED = "attestation.recorded"
 SCALE_RECORDED = "scale.recorded"
 EVIDENCE_RECORDED = "evidence.recorded"
+CARE_PLAN_DRAFTED = "care-plan.drafted"
+CARE_PLAN_ESTABLISHED = "care-plan.established"
 CLAIM_APPROVED = "claim.approved"
 CLAIM_HELD = "claim.held"
 WRITEBACK_SENT = "writeback.sent"
@@ -77,6 +79,7 @@ ACTIONS = frozenset({
     CONSENT_RECORDED, CONSENT_WITHDRAWN, ATTESTATION_RECORDED, SCALE_RECORDED, CLAIM_APPROVED, CLAIM_HELD,
     WRITEBACK_SENT, WRITEBACK_FAILED, ORG_CHANGED, KEYS_GENERATED, KEYS_ROTATED, CONSENT_WRITEBACK, CLAIMS_PROPOSED,
     ROLLUP_RUN, EXPORTED, LEDGER_BASELINED, ROLE_GRANTED, ROLE_REVOKED, EVIDENCE_RECORDED,
+    CARE_PLAN_DRAFTED, CARE_PLAN_ESTABLISHED,
 })
 # The actor of what the app does on its own (delivering the outbox, writing consents back to the EHR).
 APP_ACTOR = "smart-app"

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from smart_app.ledger.attestations import attestations_for
+from smart_app.ledger.care_plans import plan_versions, with_care_plans
 from smart_app.ledger.consents import ConsentRecord, consent_history, facts_consents
 from smart_app.ledger.evidence import evidence_history, with_evidence
 from smart_app.ledger.scales import ScaleRecord, facts_scales, scales_for
@@ -19,8 +20,8 @@ from smart_app.rules.facts import PatientFacts, TimeEntry
 def with_app_records(db: Session, organization_id: str, patient_id: str, timezone: str,
                      ehr_facts: PatientFacts, consents: list[ConsentRecord] | None = None,
                      scales: list[ScaleRecord] | None = None) -> PatientFacts:
-    """The EHR's facts plus the consents, attestations, rating scales and other evidence captured in the app (its
-    system of record).
+    """The EHR's facts plus the consents, attestations, rating scales, established care plans and other evidence
+    captured in the app (its system of record).
 
     `consents`, `scales`: the patient's consent history and recorded scales when the caller has already read them.
     """
@@ -32,6 +33,7 @@ def with_app_records(db: Session, organization_id: str, patient_id: str, timezon
     merged = dataclasses.replace(ehr_facts, consents=ehr_facts.consents + facts_consents(consents),
                                  attestations=ehr_facts.attestations + attestations,
                                  rating_scales=ehr_facts.rating_scales + facts_scales(scales))
+    merged = with_care_plans(merged, plan_versions(db, organization_id, patient_id))
     return with_evidence(merged, evidence_history(db, organization_id, patient_id))
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smart_app.db import Base, StrEnumType, UTCDateTime, enum_check
-from smart_app.statuses import ConsentKind, EvidenceKind, WritebackStatus
+from smart_app.statuses import CarePlanStatus, ConsentKind, EvidenceKind, WritebackStatus
 
 
 class ConsentRow(Base):
@@ -161,3 +161,42 @@ class MonthStatusRow(Base):
     # The panel's summary of `decision` and the ledger state it saw (`billing.panel.snapshot_json`); a column of
     # its own so the panel reads a few hundred bytes per patient, not the whole Decision (migration 0011).
     panel: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class CarePlanRow(Base):
+    """A patient's comprehensive care plan: one per patient, its content kept in `care_plan_versions`."""
+
+    __tablename__ = "care_plans"
+    __table_args__ = (UniqueConstraint("organization_id", "patient_id", name="uq_care_plans_org_patient"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    patient_id: Mapped[str] = mapped_column(String(200))
+    started_by: Mapped[str] = mapped_column(String(500))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CarePlanVersionRow(Base):
+    """One version of a care plan (append-only): a draft, or the established plan a billing practitioner signed."""
+
+    __tablename__ = "care_plan_versions"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "number", name="uq_care_plan_versions_plan_number"),
+        Index("ix_care_plan_versions_org_patient", "organization_id", "patient_id"),
+        enum_check("status", CarePlanStatus, "ck_care_plan_versions_status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("care_plans.id"))
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    patient_id: Mapped[str] = mapped_column(String(200))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[CarePlanStatus] = mapped_column(StrEnumType(CarePlanStatus, 12))
+    template: Mapped[str] = mapped_column(String(60))
+    # The plan's elements as canonical JSON text (`ledger.care_plans.CarePlanContent`), hashed as stored.
+    content: Mapped[str] = mapped_column(Text)
+    written_by: Mapped[str] = mapped_column(String(500))
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set on an established version: the day the practitioner signed it and the next review it schedules.
+    established_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    review_due: Mapped[date | None] = mapped_column(Date, nullable=True)

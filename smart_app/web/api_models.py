@@ -162,3 +162,23 @@ class MonthRun(_Body):
             return check_month(month)
         except InvalidEntry as exc:
             raise ValueError(f"{exc.message} {exc.hint}") from exc
+
+
+class CarePlanDraft(_Body):
+    """A draft of the comprehensive care plan, as the editor writes it (one item per line)."""
+
+    template: str = Field(default="", max_length=60)
+    problems: str = Field(max_length=20000)
+    expected_outcome: str = Field(max_length=4000)
+    prognosis: str = Field(max_length=4000)
+    goals: str = Field(max_length=20000)
+    symptom_management: str = Field(max_length=4000)
+    interventions: str = Field(max_length=20000)
+    medication_management: str = Field(max_length=4000)
+    community_services: str = Field(max_length=4000)
+    coordination: str = Field(max_length=4000)
+    review_every_months: int = Field(ge=1, le=12)
+
+
+class CarePlanSign(_Body):
+    """The billing practitioner's signature on the latest draft (no fields: who and when are the request's)."""

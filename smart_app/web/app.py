@@ -21,7 +21,16 @@ from smart_app.launch.organizations import Organization, save_organizations
 from smart_app.paths import data_path
 from smart_app.services import build_context
 from smart_app.settings import Settings
-from smart_app.web import admin_routes, api, billing_routes, consent_api, pages, panel_routes, scale_api
+from smart_app.web import (
+    admin_routes,
+    api,
+    billing_routes,
+    care_plan_routes,
+    consent_api,
+    pages,
+    panel_routes,
+    scale_api,
+)
 from smart_app.web.authorization import protect
 from smart_app.web.body_limit import BodyLimit
 from smart_app.web.input_guard import InputGuard
@@ -113,6 +122,7 @@ def create_app(settings: Settings, organizations: list[Organization] | None = No
         *api.routes(),
         *consent_api.routes(),
         *scale_api.routes(),
+        *care_plan_routes.routes(),
         *panel_routes.routes(),
         *billing_routes.routes(),
         *admin_routes.routes(),

@@ -89,6 +89,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/attestations"): Rule("attesting a condition", roles=CLINICAL, patient=True),
     ("POST", "/api/v1/evidence"): Rule("recording evidence for the rules", roles=CLINICAL, patient=True),
     ("POST", "/api/v1/scales"): Rule("recording a rating scale", roles=CLINICAL, patient=True),
+    ("GET", "/patient/care-plan"): Rule("the care plan", roles=CLINICAL, patient=True),
+    ("POST", "/patient/care-plan"): Rule("the care plan", roles=CLINICAL, patient=True),
+    ("POST", "/api/v1/care-plans"): Rule("drafting the care plan", roles=CLINICAL, patient=True),
+    # Any clinician reaches it; `ledger.care_plans.establish` then requires the billing-practitioner time role.
+    ("POST", "/api/v1/care-plans/{version_id}/sign"): Rule("signing the care plan", roles=CLINICAL, patient=True),
     ("GET", "/panel"): Rule("the care-team panel", roles=PANEL, sign_in=True),
     ("POST", "/panel"): Rule("the care-team panel", roles=PANEL, sign_in=True),
     ("GET", "/panel.csv"): Rule("the panel's CSV", roles=PANEL, sign_in=True),

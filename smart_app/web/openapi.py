@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from smart_app import __version__
 from smart_app.web.api_models import (
+    CarePlanDraft,
+    CarePlanSign,
     EntryAmend,
     EntryCreate,
     EntryVoid,
@@ -32,6 +34,10 @@ OPERATIONS = [
     ("post", "/api/v1/evidence", "Record a fact the rules need and the EHR does not hold (a TCM step, a CoCM "
      "episode start, QMB status, a high-risk judgement, a care plan on file), attributed and audited",
      EvidenceCreate, "201"),
+    ("post", "/api/v1/care-plans", "Save a draft of the comprehensive care plan (a new version, attributed and "
+     "audited)", CarePlanDraft, "201"),
+    ("post", "/api/v1/care-plans/{version_id}/sign", "Establish the latest draft with the billing practitioner's "
+     "signature (refused to anyone else)", CarePlanSign, "201"),
 ]
 ERRORS = {"401": "No valid launch session: relaunch from the chart",
           "403": "Another patient, another person's timer, or a request without CSRF proof",

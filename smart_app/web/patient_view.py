@@ -23,6 +23,7 @@ from smart_app.ehr.names import medicare_id, practitioner_details
 from smart_app.ehr.record import fetch_record
 from smart_app.launch.organizations import Organization
 from smart_app.launch.sessions import settle_identity
+from smart_app.ledger.care_plans import CARE_PLAN_PROGRAMS, CarePlanVersion, in_force, plan_versions
 from smart_app.ledger.consents import ConsentRecord, consent_history
 from smart_app.ledger.directory import patient_name, remember_patient, save_month_status
 from smart_app.ledger.evidence import evidence_history
@@ -94,6 +95,8 @@ class PatientView:
     consent_missing: tuple[str, ...] = ()
     # The running timer's patient, named for the banner (None: the directory has not seen them).
     timer_patient_name: str | None = None
+    # The care plan established in the app and in force today, shown where a program needing one applies.
+    care_plan: CarePlanVersion | None = None
 
     @property
     def role(self) -> str:
@@ -104,6 +107,11 @@ class PatientView:
     def is_billing_practitioner(self) -> bool:
         """Whether this person may correct others' entries (the billing practitioner)."""
         return self.roles.time_role is TimeRole.BILLING_PRACTITIONER
+
+    @property
+    def care_plan_shown(self) -> bool:
+        """Whether a program that needs a comprehensive care plan applies (CCM, PCM, APCM)."""
+        return any(c.key in CARE_PLAN_PROGRAMS and c.relevant for c in self.cards)
 
     @property
     def active_consent_programs(self) -> set[str]:
@@ -168,7 +176,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
     manager = care_manager(record, org.role_map, managers)
 
     def evaluate_and_keep() -> tuple[Decision, tuple[ProgramCard, ...], tuple[CountedCondition, ...], tuple[str, ...],
-                                     tuple[Offer, ...]]:
+                                     tuple[Offer, ...], CarePlanVersion | None]:
         with transaction(app.sessions) as db:
             # Kept so the month-end rollup can run from the last read when the EHR is unavailable.
             save_facts(db, org.id, patient_id, month, ehr_facts, coverage_reference(record),
@@ -179,6 +187,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                             utcnow())
             facts = with_app_records(db, org.id, patient_id, org.timezone, ehr_facts, consents, scales)
             recorded = evidence_history(db, org.id, patient_id)
+            plan = in_force(plan_versions(db, org.id, patient_id), today)
         decision = evaluate(facts, time_entries(ledger.entries, org.timezone), rule_set, month=month)
         month_end = Month.of(today).last_day
         undetermined = tuple(summarize(facts, rule_set.conditions, month_end).undetermined())
@@ -192,9 +201,9 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                               eligible_programs=[c.key for c in cards if c.status in ("billable", "in-progress")],
                               decision=decision.to_json(),
                               panel=snapshot_json(decision, rule_set, month_fingerprint(ledger)))
-        return decision, cards, undetermined, facts.findings, offers
+        return decision, cards, undetermined, facts.findings, offers, plan
 
-    decision, cards, undetermined, fact_findings, offers = await run_in_threadpool(evaluate_and_keep)
+    decision, cards, undetermined, fact_findings, offers, plan = await run_in_threadpool(evaluate_and_keep)
     time_programs = tuple(dict.fromkeys(
         rule_set.families[c.key].time_program for c in cards
         if c.relevant and rule_set.families[c.key].time_program))
@@ -219,4 +228,5 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                        scale_choices=scale_choices, cost_shares=cost_shares, cost_label=pricing.label,
                        offers=offers, defaults=defaults, listed_consents=on_file,
                        consent_missing=tuple(programs_without_consent(consent_programs, on_file)),
-                       timer_patient_name=summary.name if timer and timer.patient_id == patient_id else timer_name)
+                       timer_patient_name=summary.name if timer and timer.patient_id == patient_id else timer_name,
+                       care_plan=plan)

@@ -176,3 +176,14 @@ def test_national_superbill_uses_the_rule_sets_cms_figures():
     rows = list(csv.DictReader(io.StringIO(superbill_csv([ccm_claim()], pricing=NATIONAL))))
     # G0556 was recorded with a CY2025 figure; the superbill prices it from the CY2026 rule set.
     assert rows[2]["estimated_rate"] == "16.37" and rows[2]["estimate_basis"] == "national"
+
+
+def test_the_superbill_names_the_care_plan_version_in_force():
+    from smart_app.billing.proposal import CARE_PLAN_EVIDENCE
+
+    named = "care plan version 2, established 2026-03-04 in the app"
+    claims = [ccm_claim(evidence=(CARE_PLAN_EVIDENCE + named,)), ccm_claim(patient_id="pat-2")]
+    html = superbill_html(claims, organization_name="Clinic", month="2026-03", generated=GENERATED, pricing=NATIONAL)
+    assert html.count("<h3>Care plan</h3>") == 1 and f'<p class="care-plan">{named}</p>' in html
+    assert superbill_pdf(claims, organization_name="Clinic", month="2026-03", generated=GENERATED,
+                         pricing=NATIONAL)[:5] == b"%PDF-"

@@ -443,9 +443,9 @@ def test_statement_count_does_not_grow_with_patients(factory) -> None:
     few = statements_for_panel(factory)
     seed(factory, 10, 200)
     many = statements_for_panel(factory)
-    # Four for the month, and seven for the one batch of patients evaluated here (facts, app records of four kinds:
-    # consents, attestations, scales, recorded evidence; entries).
-    assert few == many <= 11
+    # Five for the month (the care plans' review dates among them), and eight for the one batch of patients evaluated
+    # here (facts, app records of five kinds: consents, attestations, scales, recorded evidence, care plans; entries).
+    assert few == many <= 13
     assert panel(factory).totals.patients == 200
 
 
@@ -472,7 +472,26 @@ def test_decisions_made_afresh_are_kept_for_the_next_load_when_asked(factory) ->
     with factory() as db:
         kept = {r.patient_id: r.panel["ledger"] for r in db.scalars(select(MonthStatusRow)) if r.panel}
     assert set(kept) == {f"k{i}" for i in range(5)}
-    # The next load reads the kept decisions (four statements, no evaluation) and shows the same rows.
-    assert statements_for_panel(factory) == 4
+    # The next load reads the kept decisions (five statements, no evaluation) and shows the same rows.
+    assert statements_for_panel(factory) == 5
     assert panel(factory).rows == tuple(replace(r, eligibility_as_of=panel(factory).rows[i].eligibility_as_of)
                                         for i, r in enumerate(first.rows))
+
+
+def test_a_care_plan_whose_review_date_has_come_shows_review_due(factory) -> None:
+    from smart_app.access.roles import TimeRole
+    from smart_app.ledger.care_plans import establish, load_templates, save_draft
+    from smart_app.ledger.care_plans import seed as seed_plan
+
+    add(factory, "due", 25)
+    add(factory, "fresh", 25)
+    for patient, signed in (("due", date(2025, 10, 1)), ("fresh", date(2026, 11, 2))):
+        content = seed_plan(load_templates()["hypertension"], [], signed).to_json()
+        with transaction(factory) as db:
+            draft = save_draft(db, ORG, patient, content, template="hypertension", by="Practitioner/cm", now=NOW)
+            establish(db, ORG, patient, draft.id, by="Practitioner/md", time_role=TimeRole.BILLING_PRACTITIONER,
+                      on=signed, now=NOW)
+    result = panel(factory)
+    assert (row(result, "due").care_plan_review, row(result, "due").care_plan_review_due) == (date(2026, 10, 1), True)
+    assert (row(result, "fresh").care_plan_review, row(result, "fresh").care_plan_review_due) == (
+        date(2027, 11, 2), False)
