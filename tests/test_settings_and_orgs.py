@@ -109,3 +109,35 @@ def test_chart_link_names_the_patient_in_the_ehrs_address_or_is_refused(tmp_path
     for bad in ("https://ehr.example.org/chart", "javascript:alert(1)//{patient_id}"):
         with pytest.raises(ConfigError, match="chart_link"):
             parse_organization({**base, "chart_link": bad}, "o.toml")
+
+
+def test_two_workers_saving_a_new_organization_at_once_both_start(sessions) -> None:
+    """Every `serve --workers N` worker saves the organization files as it starts: the second must not stop on a
+    duplicate key while the first has inserted the row but not yet committed (as seen with two workers)."""
+    import threading
+
+    from smart_app.launch.organizations import Organization, get_organization, save_organizations
+
+    org = Organization(id="org-race", name="Clinic", issuer="http://127.0.0.1:9/fhir", client_id="app")
+    first = sessions()
+    first.begin()
+    save_organizations(first, [org])
+    failures: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with sessions() as db, db.begin():
+                save_organizations(db, [org])
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    worker.join(0.5)  # the second waits on the first's uncommitted row
+    first.commit()
+    first.close()
+    worker.join(30)
+    assert not worker.is_alive() and failures == []
+    with sessions() as db:
+        saved = get_organization(db, "org-race")
+        assert saved is not None and saved.name == "Clinic"

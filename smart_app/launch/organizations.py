@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from smart_app.access.config import assignments_json, mappings_json, parse_assignments, parse_role_map
 from smart_app.access.roles import Assignment, RoleMapping
 from smart_app.db import utcnow
+from smart_app.dialect_upsert import upsert
 from smart_app.errors import ConfigError
 from smart_app.launch.models import OrganizationRow
 from smart_app.paths import data_path
@@ -163,14 +164,17 @@ def with_overrides(org: Organization, **changes: object) -> Organization:
 
 
 def save_organizations(session: Session, orgs: list[Organization]) -> None:
-    """Insert or update each organization in the database."""
+    """Insert or update each organization in the database.
+
+    An upsert, because every worker of `serve --workers N` saves the organization files as it starts: two
+    reading "absent" and both inserting would stop one worker with a duplicate key.
+    """
     for org in orgs:
-        row = session.get(OrganizationRow, org.id)
-        if row is None:
-            row = OrganizationRow(id=org.id)
-            session.add(row)
-        row.name, row.issuer, row.client_id = org.name, org.issuer, org.client_id
-        row.client_auth, row.config, row.updated_at = org.client_auth, org.to_config(), utcnow()
+        values = {"id": org.id, "name": org.name, "issuer": org.issuer, "client_id": org.client_id,
+                  "client_auth": org.client_auth, "config": org.to_config(), "updated_at": utcnow()}
+        upsert(session, OrganizationRow, values, ("id",))
+    # Rows this session already holds are read again, so the caller sees what was just written.
+    session.expire_all()
 
 
 # Parsed organizations by (id, updated_at): every request reads its organization's row, and parsing it (role maps,
