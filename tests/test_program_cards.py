@@ -34,6 +34,15 @@ def test_a_code_missing_evidence_says_what_is_missing_and_shows_no_bar() -> None
     assert [b.code for b in reachable.bars] == ["99487"] and reachable.missing == ()
 
 
+def test_a_reason_shared_by_several_codes_is_said_once() -> None:
+    cards = cards_after(0, qmb=None)
+    apcm = next(c for c in cards if c.key == "apcm")
+    assert any("QMB" in r.reason or "Qualified Medicare Beneficiary" in r.reason for r in apcm.reasons), apcm.reasons
+    for card in cards:
+        said = [(r.reason, r.lift) for r in card.reasons]
+        assert len(said) == len(set(said)), (card.key, said)
+
+
 def test_a_blocked_codes_bar_stays_full_once_its_minutes_are_met() -> None:
     def ccm(minutes: int):
         decision = evaluate(patient(consents=()), [t("ccm", minutes)], RULES, month="2026-03")

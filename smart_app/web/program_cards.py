@@ -75,7 +75,13 @@ def card_for(program: ProgramDecision, rule_set: RuleSet | None = None) -> Progr
     # Judged per code: CoCM's initial-month code does not apply in a later month of the episode, while its
     # subsequent-month code lacks only minutes; the family is then on track, not "not eligible".
     paths = path_kinds(program)
-    blocking = tuple(for_people(r) for r in program.reasons if r.kind != "minutes")
+    # One line per reason: a block shared by several codes (QMB status unknown for each APCM level) is said once.
+    said: dict[tuple[str, str], Reason] = {}
+    for r in program.reasons:
+        if r.kind != "minutes":
+            shown = for_people(r)
+            said.setdefault((shown.reason, shown.lift), shown)
+    blocking = tuple(said.values())
     if program.codes:
         status, text = "billable", "Billable this month"
     elif short_of_minutes_only(program):
