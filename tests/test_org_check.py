@@ -111,7 +111,7 @@ def test_live_check_names_the_read_the_token_does_not_allow(installed: dict[str,
     out = checked.stdout
     assert "[ok ] A real backend token from" in out
     assert "[note] The system scopes the month-end jobs ask for were granted" in out
-    assert "Not granted: system/CarePlan.rs" in out
+    assert "Not granted: system/CarePlan.crus system/CarePlan.rs" in out
     assert re.search(rf"\[FAILED\] One FHIR read with that token \(GET {re.escape(fhir_base)}/Practitioner\?_count=1\)"
                      r"\n\s+The EHR refused access to the Practitioner records", out)
 

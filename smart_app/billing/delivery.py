@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC
 
 from smart_app.billing.outbox import DeliveryReport, deliver
@@ -33,6 +34,16 @@ async def deliver_pass(app: AppContext, org: Organization, *, lease_seconds: int
     await in_thread(_sweep, app, org, plan.can_update_claim)
     return await deliver(app.sessions, FhirClient(app.http, org.issuer, token), capabilities_for(caps, plan), org.id,
                          lease_seconds=lease_seconds)
+
+
+async def deliver_rows(app: AppContext, org: Organization, row_ids: Sequence[str]) -> DeliveryReport:
+    """Send just these outbox rows now (a safety alert, a signed care plan): the rest waits for its pass."""
+    if not row_ids:
+        return DeliveryReport()
+    token = None if org.extra.get("writeback_open") is True else await backend_token(app.launch, org)
+    caps, plan = await organization_plan(app, org)
+    return await deliver(app.sessions, FhirClient(app.http, org.issuer, token), capabilities_for(caps, plan), org.id,
+                         only=row_ids)
 
 
 def _sweep(app: AppContext, org: Organization, can_update_claim: bool) -> None:

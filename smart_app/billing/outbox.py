@@ -198,15 +198,17 @@ class _Lease:
     payload: dict = field(default_factory=dict)
 
 
-def _due(sessions: sessionmaker, organization_id: str, now: datetime, limit: int) -> list[tuple[str, str, bool]]:
-    """(id, resource type, whether the payload has an id) of the due rows, oldest first."""
+def _due(sessions: sessionmaker, organization_id: str, now: datetime, limit: int,
+         only: Sequence[str] | None = None) -> list[tuple[str, str, bool]]:
+    """(id, resource type, whether the payload has an id) of the due rows (of `only`, when given), oldest first."""
+    query = select(OutboxRow.id, OutboxRow.resource_type, OutboxRow.payload).where(
+        OutboxRow.organization_id == organization_id, OutboxRow.status == OutboxStatus.PENDING,
+        OutboxRow.next_attempt_at <= now,
+        or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now))
+    if only is not None:
+        query = query.where(OutboxRow.id.in_(list(only)))
     with sessions() as db:
-        rows = db.execute(
-            select(OutboxRow.id, OutboxRow.resource_type, OutboxRow.payload).where(
-                OutboxRow.organization_id == organization_id, OutboxRow.status == OutboxStatus.PENDING,
-                OutboxRow.next_attempt_at <= now,
-                or_(OutboxRow.leased_until.is_(None), OutboxRow.leased_until <= now))
-            .order_by(OutboxRow.created_at, OutboxRow.id).limit(limit)).all()
+        rows = db.execute(query.order_by(OutboxRow.created_at, OutboxRow.id).limit(limit)).all()
     return [(r.id, r.resource_type, bool((r.payload or {}).get("id"))) for r in rows]
 
 
@@ -537,8 +539,9 @@ def _in_transaction(caps: EhrCapabilities, resource_type: str, payload_has_id: b
 async def deliver(sessions: sessionmaker, client: FhirClient, caps: EhrCapabilities, organization_id: str, *,
                   limit: int = 200, now: datetime | None = None, lease_seconds: int = 60,
                   batch_size: int = TRANSACTION_ENTRIES,
-                  backoff_base: float = DEFAULT_BACKOFF_BASE) -> DeliveryReport:
-    """Send up to `limit` due rows of the organization to the EHR; see the module docstring.
+                  backoff_base: float = DEFAULT_BACKOFF_BASE, only: Sequence[str] | None = None) -> DeliveryReport:
+    """Send up to `limit` due rows of the organization (of the row ids `only`, when given) to the EHR; see the
+    module docstring.
 
     `now` fixes the clock (tests); otherwise each step reads the time. Raises SessionExpired when the EHR
     refuses the authorization (401): the rows stay pending, nothing is marked failed.
@@ -546,7 +549,7 @@ async def deliver(sessions: sessionmaker, client: FhirClient, caps: EhrCapabilit
     clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
     tally = {"sent": 0, "already_there": 0, "retried": 0, "failed": 0, "not_accepted": 0}
     # Every database step runs in the thread pool: a delivery pass started from a web request never holds the loop.
-    due = await in_thread(_due, sessions, organization_id, clock(), limit)
+    due = await in_thread(_due, sessions, organization_id, clock(), limit, only)
     bundled = {row_id for row_id, kind, has_id in due if _in_transaction(caps, kind, has_id)}
     size = max(batch_size, 1)
     waiting = [row_id for row_id, _, _ in due]

@@ -32,14 +32,23 @@ CHOICES: Mapping[str, tuple[str, ...]] = {
     "activity": ("Task", "Communication", "DocumentReference"),
     "superbill": ("DocumentReference",),
     "consent": ("Consent",),
+    # A rating scale recorded in the app, item by item: written at once (a safety alert cannot wait for the
+    # month's claim). Epic takes QuestionnaireResponse; Oracle Health takes only notes and messages.
+    "scale": ("Observation", "QuestionnaireResponse", "Communication", "DocumentReference"),
+    # The signed comprehensive care plan: a CarePlan with its Goals where the EHR accepts them, else its PDF.
+    "care_plan": ("CarePlan", "DocumentReference"),
 }
 PURPOSES = tuple(CHOICES)
 LABELS = {"claim": "Claims", "minutes": "Minutes", "activity": "Activities", "superbill": "Superbills",
-          "consent": "Consents"}
+          "consent": "Consents", "scale": "Rating scales", "care_plan": "Care plans"}
 NONE = "none"
 _FEATURE_KEYS = ("conditional_create", "transaction", "can_update_claim", "force")
 SECTION = "[writeback]"
 EXPORT_ONLY = "not sent; billers get them from the export and the biller page"
+# What stays in the app when the EHR takes nothing for a purpose that is not a billing record.
+NOT_SENT = {"scale": "not sent; kept in the app and printed on the superbill (tell the care team of a safety "
+                     "alert directly)",
+            "care_plan": "not sent; kept in the app (print the patient copy from the care plan page)"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,8 @@ class WritebackPlan:
     notes: tuple[str, ...] = ()
     # Purposes whose target the organization file set (rather than the CapabilityStatement).
     overridden: frozenset[str] = frozenset()
+    scale: str | None = None
+    care_plan: str | None = None
 
     def target(self, purpose: str) -> str | None:
         """The resource type used for `purpose` ("claim", "minutes", ...), or None."""
@@ -182,7 +193,8 @@ def plan_for(caps: EhrCapabilities, overrides: object = None) -> WritebackPlan:
             raise _refused("can_update_claim", f"{claim_type} update")
         can_update = update_claims
     return WritebackPlan(claim=targets["claim"], minutes=targets["minutes"], activity=targets["activity"],
-                         superbill=targets["superbill"], consent=targets["consent"],
+                         superbill=targets["superbill"], consent=targets["consent"], scale=targets["scale"],
+                         care_plan=targets["care_plan"],
                          conditional_create=conditional, transaction=transaction, can_update_claim=can_update,
                          notes=tuple(notes), overridden=frozenset(overridden))
 
@@ -205,7 +217,8 @@ def capabilities_for(caps: EhrCapabilities, plan: WritebackPlan) -> EhrCapabilit
 def _line(purpose: str, target: str | None, overridden: bool) -> str:
     label = LABELS[purpose]
     if target is None:
-        return f"{label}: {EXPORT_ONLY}" + (" (set in the organization file)" if overridden else "")
+        return f"{label}: {NOT_SENT.get(purpose, EXPORT_ONLY)}" + (" (set in the organization file)" if overridden
+                                                                    else "")
     if overridden:
         return f"{label}: as {target} resources (set in the organization file)"
     preferred = CHOICES[purpose]

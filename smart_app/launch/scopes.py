@@ -44,7 +44,9 @@ BACKEND_READS = tuple(s.replace("patient/", "system/") for s in PATIENT_READS) +
 # Write-back creates, reads back what it wrote to find it again, and updates what a corrected claim replaced
 # (entered-in-error, or superseded for documents: billing.supersede).
 BACKEND_WRITES = ("system/Claim.crus", "system/ChargeItem.crus", "system/Observation.crus", "system/Task.crus",
-                  "system/Communication.crus", "system/DocumentReference.crus", "system/Consent.crs")
+                  "system/Communication.crus", "system/DocumentReference.crus", "system/Consent.crs",
+                  # Rating scales item by item, and the signed care plan with its goals (superseded by the next).
+                  "system/QuestionnaireResponse.cr", "system/CarePlan.crus", "system/Goal.crus")
 
 
 def backend_scopes() -> str:

@@ -17,7 +17,8 @@ from tests.live_server import serve
 
 ALL = frozenset({"read", "search-type", "create", "update"})
 READ = frozenset({"read", "search-type"})
-TYPES = ("Claim", "ChargeItem", "Observation", "Task", "Communication", "DocumentReference", "Consent", "Patient")
+TYPES = ("Claim", "ChargeItem", "Observation", "Task", "Communication", "DocumentReference", "Consent", "Patient",
+         "CarePlan")
 
 OPEN = EhrCapabilities(batch=True, transaction=True, interactions={t: ALL for t in TYPES},
                        conditional_create=frozenset(TYPES))
@@ -34,13 +35,15 @@ def test_an_open_ehr_takes_every_resource_as_its_own_type() -> None:
     plan = plan_for(OPEN, None)
     assert plan == WritebackPlan(claim="Claim", minutes="Observation", activity="Task", superbill="DocumentReference",
                                  consent="Consent", conditional_create=frozenset(TYPES), transaction=True,
-                                 can_update_claim=True, notes=())
+                                 can_update_claim=True, notes=(), scale="Observation", care_plan="CarePlan")
     assert describe_plan(plan) == [
         "Claims: as Claim resources",
         "Minutes: as Observation resources",
         "Activities: as Task resources",
         "Superbills: as DocumentReference resources",
         "Consents: as Consent resources",
+        "Rating scales: as Observation resources",
+        "Care plans: as CarePlan resources",
         "Corrections to a sent claim: as an update of the Claim",
         "Duplicates: prevented by conditional create (If-None-Exist) inside transaction Bundles",
     ]
@@ -55,6 +58,7 @@ def test_an_epic_like_ehr_falls_back_and_leaves_claims_to_the_export() -> None:
     assert "Claims: not sent; billers get them from the export and the biller page" in lines
     assert "Activities: as Communication (the EHR does not accept Task from apps)" in lines
     assert "Consents: not sent; billers get them from the export and the biller page" in lines
+    assert "Care plans: as DocumentReference (the EHR does not accept CarePlan from apps)" in lines
     assert lines[-1] == ("Duplicates: prevented by searching for each resource's identifier before creating it "
                          "(the EHR offers no conditional create)")
     assert not any(line.startswith("Corrections") for line in lines)
@@ -77,7 +81,10 @@ def test_an_ehr_that_takes_nothing_sends_nothing() -> None:
     assert plan.types() == frozenset()
     lines = describe_plan(plan)
     assert lines == [f"{label}: not sent; billers get them from the export and the biller page"
-                     for label in ("Claims", "Minutes", "Activities", "Superbills", "Consents")]
+                     for label in ("Claims", "Minutes", "Activities", "Superbills", "Consents")] + [
+        "Rating scales: not sent; kept in the app and printed on the superbill (tell the care team of a safety "
+        "alert directly)",
+        "Care plans: not sent; kept in the app (print the patient copy from the care plan page)"]
     # Activities fall back all the way to a DocumentReference note.
     only_notes = EhrCapabilities(interactions={"DocumentReference": ALL})
     assert plan_for(only_notes, None).activity == "DocumentReference"
