@@ -101,6 +101,9 @@ class Progress:
             return f"{self.code}: at the cap of {self.unit} units"
         if self.unit > 1:
             return f"{self.code}: {self.remaining} more minutes for unit {self.unit}"
+        if self.minutes >= self.target:
+            # Reached but not billed (evidence missing): "25 of 20 minutes" read as a slip of the app.
+            return f"{self.code}: {self.minutes} minutes, the {self.target} needed are reached"
         return f"{self.code}: {self.minutes} of {self.target} minutes"
 
 
