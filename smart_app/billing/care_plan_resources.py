@@ -97,7 +97,9 @@ def goal_resources(version: CarePlanVersion) -> list[dict]:
             "description": {"text": goal.description},
             "subject": _patient(version),
             "startDate": start,
-            "target": [{"detailString": goal.target, "dueDate": goal.due.isoformat()}],
+            # gol-1: a target with a detail needs its measure (what is measured: the goal's own words).
+            "target": [{"measure": {"text": goal.description}, "detailString": goal.target,
+                        "dueDate": goal.due.isoformat()}],
             "expressedBy": {"reference": version.written_by},
         }))
     return goals
