@@ -8,6 +8,7 @@ import base64
 import html as html_lib
 import io
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -34,14 +35,23 @@ def read(stack: Stack, reference: str) -> dict:
     return backend_read(stack, reference)
 
 
-def draft_and_sign(stack: Stack, patient: str, manager: dict, doctor: dict, **changes: object) -> dict:
-    """The care manager saves the editor's draft (with `changes`), the billing practitioner signs it."""
+def save_draft(stack: Stack, manager: dict, **changes: object) -> str:
+    """The care manager saves the editor's draft (with `changes`); its id."""
     draft = {**fields(plan_page(stack, manager)), **changes}
     saved = api(stack, "POST", "/care-plans", manager, json=draft)
     assert saved.status_code == 201, saved.text
-    signed = api(stack, "POST", f"/care-plans/{saved.json()['care_plan']['id']}/sign", doctor, json={})
+    return saved.json()["care_plan"]["id"]
+
+
+def sign(stack: Stack, doctor: dict, version_id: str) -> dict:
+    signed = api(stack, "POST", f"/care-plans/{version_id}/sign", doctor, json={})
     assert signed.status_code == 201, signed.text
     return signed.json()
+
+
+def draft_and_sign(stack: Stack, patient: str, manager: dict, doctor: dict, **changes: object) -> dict:
+    """The care manager saves the editor's draft (with `changes`), the billing practitioner signs it."""
+    return sign(stack, doctor, save_draft(stack, manager, **changes))
 
 
 def deliver_twice(stack: Stack) -> None:
@@ -176,3 +186,61 @@ def test_an_ehr_without_care_plan_create_gets_the_patient_copy_as_a_document_onc
     assert count(stack, "DocumentReference", document_identifier(org, v2["id"])) == [new_id]
     html = html_lib.unescape(plan_page(stack, doctor))
     assert re.search(rf"Written to the EHR as DocumentReference/{re.escape(new_id)}\.", html)
+
+
+def arm(stack: Stack, kind: str, count_: int) -> None:
+    httpx.post(f"{stack.sandbox_url}/_sandbox/faults",
+               json={"match": "POST /fhir", "kind": kind, "count": count_}).raise_for_status()
+
+
+def disarm(stack: Stack) -> None:
+    httpx.delete(f"{stack.sandbox_url}/_sandbox/faults").raise_for_status()
+
+
+def test_an_answer_lost_at_signing_leaves_one_care_plan_after_the_retry(stack: Stack) -> None:
+    patient, org = "complex-ccm-high", stack.organization.id
+    manager, _ = launch(stack, patient, user="pr-care-manager")
+    doctor, _ = launch(stack, patient, user="pr-billing-md")
+    draft = save_draft(stack, manager)
+    # The EHR writes the CarePlan and its Goals, but its answer never reaches the app.
+    arm(stack, "500-after-commit", 1)
+    try:
+        signed = sign(stack, doctor, draft)
+    finally:
+        disarm(stack)
+    version = signed["care_plan"]
+    assert version["ehr"] == "pending" and "Waiting to be sent to the EHR as a CarePlan" in signed["message"]
+    assert "In the EHR: Waiting to be sent" in plan_page(stack, doctor)
+    # The retry waits out its backoff (seconds); each pass until then sends nothing and is no error.
+    biller = biller_headers(stack)
+    for _ in range(30):
+        sent = api(stack, "POST", "/billing/deliver", biller)
+        assert sent.status_code == 200, sent.text
+        if "In the EHR: Written" in plan_page(stack, doctor):
+            break
+        time.sleep(0.5)
+    (plan_id,) = count(stack, "CarePlan", plan_identifier(org, version["id"]))
+    goals = read(stack, f"CarePlan/{plan_id}")["goal"]
+    for number in range(1, len(goals) + 1):
+        assert len(count(stack, "Goal", goal_identifier(org, version["id"], number))) == 1
+    assert f"Written to the EHR as CarePlan/{plan_id}" in plan_page(stack, doctor)
+
+
+def test_a_version_never_sent_is_withdrawn_when_a_newer_one_is_signed(stack: Stack) -> None:
+    patient, org = "bhi-depression-phq9", stack.organization.id
+    manager, _ = launch(stack, patient, user="pr-care-manager")
+    doctor, _ = launch(stack, patient, user="pr-billing-md")
+    draft = save_draft(stack, manager)
+    arm(stack, "500", 50)  # the EHR fails every write while version 1 is signed
+    try:
+        v1 = sign(stack, doctor, draft)["care_plan"]
+    finally:
+        disarm(stack)
+    assert v1["ehr"] == "pending"
+    v2 = draft_and_sign(stack, patient, manager, doctor, prognosis="Fair.")["care_plan"]
+    assert v2["ehr"] == "written"
+    deliver_twice(stack)
+    # Version 1 never reaches the EHR, even once the outbox is retried; version 2 replaces nothing there.
+    assert count(stack, "CarePlan", plan_identifier(org, v1["id"])) == []
+    (new_id,) = count(stack, "CarePlan", plan_identifier(org, v2["id"]))
+    assert "replaces" not in read(stack, f"CarePlan/{new_id}")
