@@ -37,7 +37,7 @@ from smart_app.billing.models import OutboxRow
 from smart_app.billing.outbox import RETIRING, OutgoingResource, enqueue
 from smart_app.billing.practitioners import known_people
 from smart_app.db import utcnow
-from smart_app.ledger.care_plans import CarePlanVersion, in_force, plan_versions
+from smart_app.ledger.care_plans import CarePlanVersion, plan_versions
 from smart_app.ledger.records import CarePlanVersionRow, PatientRow
 from smart_app.statuses import CarePlanStatus, OutboxStatus
 
@@ -162,21 +162,52 @@ def _outgoing(resource: dict) -> OutgoingResource:
     return OutgoingResource(resource["resourceType"], PURPOSE, identifier["system"], identifier["value"], resource)
 
 
+def _needs_work(latest_id: str, rows: Sequence[tuple[str, str, OutboxStatus]], organization_id: str) -> bool:
+    """Whether a patient's plan in force is not queued yet, or an older version's row is still to withdraw or
+    retire; `rows` are (identifier, purpose, status) of the patient's care-plan rows."""
+    tokens = {identifier for identifier, _, _ in rows}
+    plan = identifier_token(plan_identifier(organization_id, latest_id))
+    document = identifier_token(document_identifier(organization_id, latest_id))
+    if plan not in tokens and document not in tokens:
+        return True
+    for identifier, purpose, status in rows:
+        if purpose == RETIRING or identifier.partition("|")[2].split(":")[1:2] == [latest_id]:
+            continue
+        if status in (OutboxStatus.PENDING, OutboxStatus.FAILED):
+            return True
+        if status == OutboxStatus.DONE and not any(f"{identifier}:{s}" in tokens for _, s in RETIRED.values()):
+            return True
+    return False
+
+
 def sweep(db: Session, organization_id: str, practice: str, target: str | None, *,
           now: datetime | None = None) -> int:
-    """For each patient, the plan in force shared (if signing could not queue it) and older versions retired (what
-    was being sent at signing); how many patients' plans were looked at. Idempotent."""
-    now = now or utcnow()
+    """Each patient's plan in force queued (when signing could not queue it) and older versions withdrawn or retired
+    (what was being sent at signing); how many patients needed it. Idempotent; reads only identifiers and statuses
+    for the patients who need nothing."""
     if target is None:
         return 0
-    patients = db.scalars(select(CarePlanVersionRow.patient_id).distinct().where(
-        CarePlanVersionRow.organization_id == organization_id,
-        CarePlanVersionRow.status == CarePlanStatus.ESTABLISHED)).all()
-    for patient_id in patients:
-        current = in_force(plan_versions(db, organization_id, patient_id), now.date() + timedelta(days=1))
-        if current is not None:
-            share_version(db, current, target, practice=practice, now=now)
-    return len(patients)
+    now = now or utcnow()
+    latest: dict[str, tuple[int, str]] = {}
+    for patient_id, number, version_id in db.execute(select(
+            CarePlanVersionRow.patient_id, CarePlanVersionRow.number, CarePlanVersionRow.id).where(
+            CarePlanVersionRow.organization_id == organization_id,
+            CarePlanVersionRow.status == CarePlanStatus.ESTABLISHED)):
+        if number > latest.get(patient_id, (0, ""))[0]:
+            latest[patient_id] = (number, version_id)
+    rows: dict[str, list[tuple[str, str, OutboxStatus]]] = {}
+    for patient_id, identifier, purpose, status in db.execute(select(
+            OutboxRow.patient_id, OutboxRow.identifier, OutboxRow.purpose, OutboxRow.status).where(
+            OutboxRow.organization_id == organization_id, OutboxRow.identifier.like("urn:smart-app:care-plan%"))):
+        rows.setdefault(patient_id, []).append((identifier, purpose, OutboxStatus(status)))
+    swept = 0
+    for patient_id, (_, version_id) in sorted(latest.items()):
+        if not _needs_work(version_id, rows.get(patient_id, []), organization_id):
+            continue
+        current = next(v for v in plan_versions(db, organization_id, patient_id) if v.id == version_id)
+        share_version(db, current, target, practice=practice, now=now)
+        swept += 1
+    return swept
 
 
 def _main_tokens(version: CarePlanVersion) -> tuple[str, str]:
