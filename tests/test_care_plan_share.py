@@ -4,6 +4,7 @@ or delivered again; a newer version revokes (supersedes) the old one there."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html as html_lib
 import io
@@ -16,7 +17,8 @@ import pypdf
 import pytest
 
 from smart_app.billing.care_plan_resources import document_identifier, goal_identifier, plan_identifier
-from tests.billing.test_writeback_e2e import backend_read
+from smart_app.launch.backend import backend_token
+from smart_app.services import build_context
 from tests.databases import fresh_database
 from tests.stack import Stack, biller_headers, new_browser, running_stack
 from tests.test_capture_api import api, launch
@@ -32,7 +34,26 @@ def count(stack: Stack, kind: str, identifier: dict) -> list[str]:
 
 
 def read(stack: Stack, reference: str) -> dict:
-    return backend_read(stack, reference)
+    return read_all(stack, [reference])[0]
+
+
+def read_all(stack: Stack, references: list[str]) -> list[dict]:
+    """Read resources from the EHR as the app's backend does (one Backend Services token for them all)."""
+    async def go() -> list[dict]:
+        app = build_context(stack.settings)
+        try:
+            token = await backend_token(app.launch, stack.organization)
+            found = []
+            for reference in references:
+                answer = await app.http.get(f"{stack.fhir_base}/{reference}",
+                                            headers={"Authorization": f"Bearer {token}"})
+                answer.raise_for_status()
+                found.append(answer.json())
+            return found
+        finally:
+            await app.http.aclose()
+            app.engine.dispose()
+    return asyncio.run(go())
 
 
 def save_draft(stack: Stack, manager: dict, **changes: object) -> str:
@@ -121,7 +142,7 @@ def test_signing_writes_the_care_plan_and_goals_once_and_a_new_version_revokes_t
     assert plan["addresses"] and all(a["reference"].startswith("Condition/") for a in plan["addresses"])
     goal_refs = [g["reference"] for g in plan["goal"]]
     assert goal_refs and all(ref.startswith("Goal/") for ref in goal_refs), "urn:uuid references were resolved"
-    goals = [read(stack, ref) for ref in goal_refs]
+    goals = read_all(stack, goal_refs)
     assert all(g["lifecycleStatus"] == "active" and g["target"][0]["dueDate"] and g["target"][0]["detailString"]
                for g in goals)
     assert all(g["expressedBy"]["reference"] == "Practitioner/pr-billing-md" for g in goals)
@@ -146,8 +167,8 @@ def test_signing_writes_the_care_plan_and_goals_once_and_a_new_version_revokes_t
     old = read(stack, f"CarePlan/{plan_id}")
     assert old["status"] == "revoked"
     assert [g["reference"] for g in old["goal"]] == goal_refs, "the revoked plan keeps its Goals for the record"
-    assert all(read(stack, ref)["lifecycleStatus"] == "cancelled" for ref in goal_refs)
-    assert all(read(stack, g["reference"])["lifecycleStatus"] == "active" for g in new["goal"])
+    assert all(g["lifecycleStatus"] == "cancelled" for g in read_all(stack, goal_refs))
+    assert all(g["lifecycleStatus"] == "active" for g in read_all(stack, [g["reference"] for g in new["goal"]]))
     deliver_twice(stack)
     assert count(stack, "CarePlan", plan_identifier(org, v2["id"])) == [new_id]
     assert read(stack, f"CarePlan/{plan_id}")["status"] == "revoked"

@@ -152,13 +152,14 @@ def care_plan_resource(version: CarePlanVersion, goals: Sequence[dict], *, condi
         "period": {"start": start},
         "created": start,
         "author": {"reference": version.written_by},
-        "goal": [{"reference": full_url(goal)} for goal in goals],
         "activity": [{"detail": {"status": "not-started", "description": f"{i.action} ({i.responsible})"}}
                      for i in content.interventions],
         "note": [{"text": f"{LABELS[name]}: {getattr(content, name)}"}
                  for name in ("prognosis", "symptom_management", "medication_management", "community_services",
                               "coordination")],
     }
+    if goals:  # FHIR has no empty arrays
+        resource["goal"] = [{"reference": full_url(goal)} for goal in goals]
     if conditions:
         resource["addresses"] = [{"reference": ref} for ref in conditions]
     if replaces:

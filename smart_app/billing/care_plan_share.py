@@ -127,9 +127,12 @@ def _retire_older(db: Session, version: CarePlanVersion, now: datetime) -> tuple
 
 
 def share_version(db: Session, version: CarePlanVersion, target: str | None, *, practice: str,
-                  now: datetime | None = None) -> list[str]:
+                  goals: bool = True, now: datetime | None = None) -> list[str]:
     """Queue an established version for the EHR as `target` ("CarePlan", "DocumentReference" or None) and retire
-    older versions there; the ids of the pending rows to send now. Idempotent."""
+    older versions there; the ids of the pending rows to send now. Idempotent.
+
+    `goals`: whether the EHR takes Goal create; without it the CarePlan goes alone (its narrative lists the goals),
+    rather than waiting for Goals that never arrive."""
     if version.status is not CarePlanStatus.ESTABLISHED or target is None:
         return []
     now = now or utcnow()
@@ -139,12 +142,12 @@ def share_version(db: Session, version: CarePlanVersion, target: str | None, *, 
     if queued & set(_main_tokens(version)):
         pass  # queued already (signed before, or by an earlier sweep): nothing to build
     elif target == "CarePlan":
-        goals = goal_resources(version)
-        plan = care_plan_resource(version, goals, conditions=condition_references(db, version.organization_id,
-                                                                                  version),
+        goal_list = goal_resources(version) if goals else []
+        plan = care_plan_resource(version, goal_list, conditions=condition_references(db, version.organization_id,
+                                                                                      version),
                                   replaces=replaced.get("CarePlan"))
         # Goals first: the CarePlan points at them, and the outbox sends targets before what references them.
-        resources = [_outgoing(goal) for goal in goals] + [_outgoing(plan)]
+        resources = [_outgoing(goal) for goal in goal_list] + [_outgoing(plan)]
     elif target == "DocumentReference":
         pdf = care_plan_pdf(plan_copy(db, version.organization_id, practice, version), generated=now)
         resources = [_outgoing(care_plan_document(version, pdf, created=now,
@@ -180,7 +183,7 @@ def _needs_work(latest_id: str, rows: Sequence[tuple[str, str, OutboxStatus]], o
     return False
 
 
-def sweep(db: Session, organization_id: str, practice: str, target: str | None, *,
+def sweep(db: Session, organization_id: str, practice: str, target: str | None, *, goals: bool = True,
           now: datetime | None = None) -> int:
     """Each patient's plan in force queued (when signing could not queue it) and older versions withdrawn or retired
     (what was being sent at signing); how many patients needed it. Idempotent; reads only identifiers and statuses
@@ -205,7 +208,7 @@ def sweep(db: Session, organization_id: str, practice: str, target: str | None, 
         if not _needs_work(version_id, rows.get(patient_id, []), organization_id):
             continue
         current = next(v for v in plan_versions(db, organization_id, patient_id) if v.id == version_id)
-        share_version(db, current, target, practice=practice, now=now)
+        share_version(db, current, target, practice=practice, goals=goals, now=now)
         swept += 1
     return swept
 
@@ -228,11 +231,11 @@ def share_status(db: Session, version: CarePlanVersion, target: str | None) -> S
                                       "pass.")
     if row.status == OutboxStatus.DONE:
         reference = f"{row.resource_type}/{row.fhir_id}"
-        goals = ""
-        if row.resource_type == "CarePlan":
-            count = len(version.content.goals)
-            goals = f" with {count} Goal{'s' if count != 1 else ''}"
-        return ShareStatus("written", f"Written to the EHR as {reference}{goals}.", reference)
+        with_goals = ""
+        if row.resource_type == "CarePlan" and (row.payload or {}).get("goal"):
+            count = len(row.payload["goal"])
+            with_goals = f" with {count} Goal{'s' if count != 1 else ''}"
+        return ShareStatus("written", f"Written to the EHR as {reference}{with_goals}.", reference)
     if row.status == OutboxStatus.PENDING:
         why = f" (last try: {row.last_error})" if row.last_error else ""
         return ShareStatus("pending", f"Waiting to be sent to the EHR as a {row.resource_type}{why}; the next "

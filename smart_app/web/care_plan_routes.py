@@ -15,6 +15,7 @@ from starlette.routing import Route
 from smart_app.billing.care_plan_pdf import care_plan_pdf
 from smart_app.billing.care_plan_share import ShareStatus, plan_copy, share_status, share_version
 from smart_app.billing.delivery import deliver_rows, organization_plan
+from smart_app.billing.plan import capabilities_for
 from smart_app.billing.practitioners import known_people
 from smart_app.db import transaction, utcnow
 from smart_app.ehr.chart import Problem
@@ -144,20 +145,21 @@ async def draft_create(request: Request) -> Response:
                                     "practitioner signs it to establish the plan."}, status_code=201)
 
 
-async def _target(app: AppContext, org: Organization) -> tuple[str | None, str]:
-    """Where the EHR takes a care plan (plan.care_plan) and, when its capabilities could not be read, why."""
+async def _target(app: AppContext, org: Organization) -> tuple[str | None, bool, str]:
+    """Where the EHR takes a care plan (plan.care_plan), whether it takes Goals, and why neither is known when its
+    capabilities could not be read."""
     try:
-        _, plan = await organization_plan(app, org)
+        caps, plan = await organization_plan(app, org)
     except EhrError as exc:
         log.warning("care plan write-back: %s", exc.message)
-        return None, exc.message
-    return plan.care_plan, ""
+        return None, False, exc.message
+    return plan.care_plan, capabilities_for(caps, plan).can("Goal", "create"), ""
 
 
 async def _sharing(app: AppContext, org: Organization, version: CarePlanVersion | None) -> ShareStatus | None:
     if version is None:
         return None
-    target, why = await _target(app, org)
+    target, _, why = await _target(app, org)
 
     def read() -> ShareStatus:
         with transaction(app.sessions) as db:
@@ -175,14 +177,15 @@ async def draft_sign(request: Request) -> Response:
     who = principal(request)
     app = ctx(request)
     await parse(request, CarePlanSign)
-    target, why = await _target(app, who.organization)
+    target, goals, why = await _target(app, who.organization)
 
     def write() -> tuple[CarePlanVersion, list[str]]:
         with transaction(app.sessions) as db:
             version = establish(db, who.organization.id, who.patient_id, request.path_params["version_id"],
                                 by=who.performer, time_role=who.roles.time_role, on=org_today(who.organization))
             # Unknown target (capabilities unreadable): the next delivery pass's sweep queues it.
-            rows = share_version(db, version, target, practice=who.organization.name) if not why else []
+            rows = (share_version(db, version, target, practice=who.organization.name, goals=goals)
+                    if not why else [])
             return version, rows
 
     version, rows = await run_in_threadpool(write)

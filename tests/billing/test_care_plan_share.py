@@ -115,3 +115,15 @@ def test_a_version_being_sent_when_a_newer_one_is_signed_is_retired_once_it_is_d
         assert sweep(db, ORG, "Care Plan Clinic", "CarePlan", now=NOW + timedelta(days=1)) == 0
         assert sweep(db, ORG, "Care Plan Clinic", None) == 0, "an EHR that takes no care plan gets none"
 
+
+
+def test_an_ehr_that_takes_no_goal_gets_the_care_plan_alone(org) -> None:
+    content = seed(load_templates()["copd"], (), NOW.date()).to_json()
+    with transaction(org) as db:
+        draft = save_draft(db, ORG, PATIENT, content, template="copd", by="Practitioner/pr-care-manager", now=NOW)
+        version = establish(db, ORG, PATIENT, draft.id, by=DOCTOR, time_role=TimeRole.BILLING_PRACTITIONER,
+                            on=NOW.date(), now=NOW)
+        share_version(db, version, "CarePlan", practice="Care Plan Clinic", goals=False, now=NOW)
+    (plan,) = rows(org).values()
+    assert plan.resource_type == "CarePlan" and "goal" not in plan.payload
+    assert "Measurable treatment goals" in plan.payload["text"]["div"], "the narrative still lists the goals"
