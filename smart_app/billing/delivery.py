@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC
 
+from smart_app.billing import care_plan_share
 from smart_app.billing.outbox import DeliveryReport, deliver
 from smart_app.billing.plan import WritebackPlan, capabilities_for, plan_for
 from smart_app.billing.supersede import months_to_sweep, supersede
@@ -31,7 +32,7 @@ async def deliver_pass(app: AppContext, org: Organization, *, lease_seconds: int
     """Send the organization's due outbox rows with a Backend Services token (none for open servers)."""
     token = None if org.extra.get("writeback_open") is True else await backend_token(app.launch, org)
     caps, plan = await organization_plan(app, org)
-    await in_thread(_sweep, app, org, plan.can_update_claim)
+    await in_thread(_sweep, app, org, plan, capabilities_for(caps, plan).can("Goal", "create"))
     return await deliver(app.sessions, FhirClient(app.http, org.issuer, token), capabilities_for(caps, plan), org.id,
                          lease_seconds=lease_seconds)
 
@@ -46,11 +47,12 @@ async def deliver_rows(app: AppContext, org: Organization, row_ids: Sequence[str
                          only=row_ids)
 
 
-def _sweep(app: AppContext, org: Organization, can_update_claim: bool) -> None:
-    """Retire now what a replaced claim was sending while its correction was approved."""
+def _sweep(app: AppContext, org: Organization, plan: WritebackPlan, goals: bool) -> None:
+    """Retire now what a replaced claim (or care plan) was sending while its successor was approved (or signed)."""
     with transaction(app.sessions) as db:
-        for patient_id, month in months_to_sweep(db, org.id, can_update_claim=can_update_claim):
-            supersede(db, org.id, patient_id, month, can_update_claim=can_update_claim)
+        for patient_id, month in months_to_sweep(db, org.id, can_update_claim=plan.can_update_claim):
+            supersede(db, org.id, patient_id, month, can_update_claim=plan.can_update_claim)
+        care_plan_share.sweep(db, org.id, org.name, plan.care_plan, goals=goals)
 
 
 def report_line(report: DeliveryReport) -> str:

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ValidationError
 # fhirclient names the element in its messages by the model object's repr.
 _MODEL_REPR = re.compile(r"<fhirclient\.models\.\w+\.(\w+) object at 0x[0-9a-f]+>")
 
-WRITTEN = ("Bundle", "ChargeItem", "Claim", "Communication", "Consent", "DocumentReference", "Observation", "Task")
+WRITTEN = ("Bundle", "CarePlan", "ChargeItem", "Claim", "Communication", "Consent", "DocumentReference", "Goal",
+           "Observation", "Task")
 
 
 def _r4b_model(rtype: str) -> type[BaseModel]:
@@ -25,6 +26,12 @@ def _r4b_model(rtype: str) -> type[BaseModel]:
     if rtype == "Bundle":
         from fhir.resources.R4B.bundle import Bundle
         return Bundle
+    if rtype == "CarePlan":
+        from fhir.resources.R4B.careplan import CarePlan
+        return CarePlan
+    if rtype == "Goal":
+        from fhir.resources.R4B.goal import Goal
+        return Goal
     if rtype == "ChargeItem":
         from fhir.resources.R4B.chargeitem import ChargeItem
         return ChargeItem
@@ -52,6 +59,12 @@ def _r4_model(rtype: str) -> Any:
     if rtype == "Bundle":
         from fhirclient.models.bundle import Bundle
         return Bundle
+    if rtype == "CarePlan":
+        from fhirclient.models.careplan import CarePlan
+        return CarePlan
+    if rtype == "Goal":
+        from fhirclient.models.goal import Goal
+        return Goal
     if rtype == "ChargeItem":
         from fhirclient.models.chargeitem import ChargeItem
         return ChargeItem

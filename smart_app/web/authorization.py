@@ -91,6 +91,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/scales"): Rule("recording a rating scale", roles=CLINICAL, patient=True),
     ("GET", "/patient/care-plan"): Rule("the care plan", roles=CLINICAL, patient=True),
     ("POST", "/patient/care-plan"): Rule("the care plan", roles=CLINICAL, patient=True),
+    ("GET", "/patient/care-plan.pdf"): Rule("the care plan's patient copy", roles=CLINICAL, patient=True),
+    ("POST", "/patient/care-plan.pdf"): Rule("the care plan's patient copy", roles=CLINICAL, patient=True),
     ("POST", "/api/v1/care-plans"): Rule("drafting the care plan", roles=CLINICAL, patient=True),
     # Any clinician reaches it; `ledger.care_plans.establish` then requires the billing-practitioner time role.
     ("POST", "/api/v1/care-plans/{version_id}/sign"): Rule("signing the care plan", roles=CLINICAL, patient=True),

@@ -3,6 +3,7 @@ the care team, signed by the billing practitioner; every version listed (`ledger
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,9 +12,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from smart_app.billing.care_plan_pdf import care_plan_pdf
+from smart_app.billing.care_plan_share import ShareStatus, plan_copy, share_status, share_version
+from smart_app.billing.delivery import deliver_rows, organization_plan
+from smart_app.billing.plan import capabilities_for
 from smart_app.billing.practitioners import known_people
-from smart_app.db import transaction
+from smart_app.db import transaction, utcnow
 from smart_app.ehr.chart import Problem
+from smart_app.errors import EhrError, SmartAppError
+from smart_app.launch.organizations import Organization
 from smart_app.ledger.care_plans import (
     CARE_PLAN_PROGRAMS,
     LABELS,
@@ -28,7 +35,9 @@ from smart_app.ledger.care_plans import (
     suggested,
     to_form,
 )
+from smart_app.ledger.errors import LedgerNotFound
 from smart_app.rules.facts import Condition
+from smart_app.services import AppContext
 from smart_app.statuses import CarePlanStatus
 from smart_app.web.api import parse
 from smart_app.web.api_models import CarePlanDraft, CarePlanSign
@@ -38,6 +47,7 @@ from smart_app.web.patient_view import PatientView, build_patient_view
 from smart_app.web.session_transport import csrf_token
 from smart_app.web.templating import TEMPLATES, ctx
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CarePlanPage:
@@ -53,6 +63,8 @@ class CarePlanPage:
     may_sign: bool
     # Practitioners' names as the EHR last gave them, by reference.
     names: dict[str, str]
+    # Where the established version stands with the EHR (None before any is established).
+    sharing: ShareStatus | None = None
 
     def person(self, reference: str) -> str:
         """A practitioner by name and credentials where the app has read them, else by reference."""
@@ -98,7 +110,9 @@ async def _page(request: Request) -> CarePlanPage:
         key, fields = latest.template, to_form(latest.content)
         source = f"version {latest.number}"
     in_program = any(c.key in CARE_PLAN_PROGRAMS and c.relevant for c in view.cards)
-    return CarePlanPage(view=view, versions=tuple(versions), templates=tuple(templates.values()), template=key,
+    current = next((v for v in versions if v.status is CarePlanStatus.ESTABLISHED), None)
+    return CarePlanPage(sharing=await _sharing(app, who.organization, current),
+                        view=view, versions=tuple(versions), templates=tuple(templates.values()), template=key,
                         fields=fields, seeded_from=source, in_program=in_program,
                         may_sign=view.is_billing_practitioner and latest is not None
                         and latest.status is CarePlanStatus.DRAFT, names=names)
@@ -131,28 +145,91 @@ async def draft_create(request: Request) -> Response:
                                     "practitioner signs it to establish the plan."}, status_code=201)
 
 
+async def _target(app: AppContext, org: Organization) -> tuple[str | None, bool, str]:
+    """Where the EHR takes a care plan (plan.care_plan), whether it takes Goals, and why neither is known when its
+    capabilities could not be read."""
+    try:
+        caps, plan = await organization_plan(app, org)
+    except EhrError as exc:
+        log.warning("care plan write-back: %s", exc.message)
+        return None, False, exc.message
+    return plan.care_plan, capabilities_for(caps, plan).can("Goal", "create"), ""
+
+
+async def _sharing(app: AppContext, org: Organization, version: CarePlanVersion | None) -> ShareStatus | None:
+    if version is None:
+        return None
+    target, _, why = await _target(app, org)
+
+    def read() -> ShareStatus:
+        with transaction(app.sessions) as db:
+            return share_status(db, version, target)
+
+    found = await run_in_threadpool(read)
+    if why and found.state == "none":
+        return ShareStatus("pending", f"Not sent yet: {why} It goes with the next delivery pass.")
+    return found
+
+
 async def draft_sign(request: Request) -> Response:
-    """The billing practitioner establishes the latest draft."""
+    """The billing practitioner establishes the latest draft; the plan is queued for the EHR in the same
+    transaction and sent at once (what the EHR does not take now goes with the next delivery pass)."""
     who = principal(request)
+    app = ctx(request)
     await parse(request, CarePlanSign)
+    target, goals, why = await _target(app, who.organization)
 
-    def write() -> CarePlanVersion:
-        with transaction(ctx(request).sessions) as db:
-            return establish(db, who.organization.id, who.patient_id, request.path_params["version_id"],
-                             by=who.performer, time_role=who.roles.time_role, on=org_today(who.organization))
+    def write() -> tuple[CarePlanVersion, list[str]]:
+        with transaction(app.sessions) as db:
+            version = establish(db, who.organization.id, who.patient_id, request.path_params["version_id"],
+                                by=who.performer, time_role=who.roles.time_role, on=org_today(who.organization))
+            # Unknown target (capabilities unreadable): the next delivery pass's sweep queues it.
+            rows = (share_version(db, version, target, practice=who.organization.name, goals=goals)
+                    if not why else [])
+            return version, rows
 
-    version = await run_in_threadpool(write)
+    version, rows = await run_in_threadpool(write)
+    try:
+        await deliver_rows(app, who.organization, rows)
+    except SmartAppError as exc:
+        # Signed and queued: the EHR or its token failed now; the outbox keeps the rows for the next pass.
+        log.warning("care plan %s not sent at signing: %s", version.id, exc.message)
+    sharing = await _sharing(app, who.organization, version)
     due = version.review_due.isoformat() if version.review_due else ""
     return JSONResponse({"care_plan": {"id": version.id, "version": version.number, "status": version.status.value,
-                                       "review_due": due},
+                                       "review_due": due, "ehr": sharing.state if sharing else "none",
+                                       "ehr_reference": sharing.reference if sharing else None},
                          "message": f"Care plan established as version {version.number}, signed by you; "
-                                    f"review due {due}."}, status_code=201)
+                                    f"review due {due}. " + (sharing.text if sharing else "")}, status_code=201)
+
+
+async def patient_copy(request: Request) -> Response:
+    """The patient copy of an established version as a PDF, shown inline."""
+    who = principal(request)
+    app = ctx(request)
+    wanted = request.query_params.get("version", "")
+
+    def build() -> tuple[bytes, int]:
+        with transaction(app.sessions) as db:
+            version = next((v for v in plan_versions(db, who.organization.id, who.patient_id) if v.id == wanted),
+                           None)
+            if version is None or version.status is not CarePlanStatus.ESTABLISHED:
+                raise LedgerNotFound("No established care-plan version with that id for this patient.",
+                                     "Open the care plan and use the Patient copy (PDF) link of an established "
+                                     "version; a draft has no patient copy until it is signed.")
+            return care_plan_pdf(plan_copy(db, who.organization.id, who.organization.name, version),
+                                 generated=utcnow()), version.number
+
+    pdf, number = await run_in_threadpool(build)
+    return Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="care-plan-v{number}.pdf"', "Cache-Control": "no-store"})
 
 
 def routes() -> list[Route]:
     """The care-plan page and its API."""
     return [
         Route("/patient/care-plan", care_plan_page, methods=["GET", "POST"]),
+        Route("/patient/care-plan.pdf", patient_copy, methods=["GET", "POST"]),
         Route("/api/v1/care-plans", draft_create, methods=["POST"]),
         Route("/api/v1/care-plans/{version_id}/sign", draft_sign, methods=["POST"]),
     ]

@@ -48,10 +48,11 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const PREFIXES = ['/fhir/R4', '/fhir'];
 // The types the app reads (record.py, care_team.py) and writes back (Consent now; Task,
-// Observation, Claim and DocumentReference at month end), plus those the fixtures reference.
+// Observation, Claim and DocumentReference at month end; CarePlan and Goal when a care plan is signed), plus
+// those the fixtures reference.
 const RESOURCE_TYPES = [
   'CarePlan', 'CareTeam', 'Claim', 'Condition', 'Consent', 'Coverage', 'DocumentReference', 'Encounter',
-  'Observation', 'Organization', 'Patient', 'Practitioner', 'PractitionerRole', 'Procedure', 'Task',
+  'Goal', 'Observation', 'Organization', 'Patient', 'Practitioner', 'PractitionerRole', 'Procedure', 'Task',
 ];
 const TYPE_INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'create', 'search-type'];
 
