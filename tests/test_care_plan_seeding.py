@@ -99,3 +99,25 @@ def test_the_missing_care_plan_offer_points_to_the_editor(stack: Stack) -> None:
     assert re.search(r'<a class="evidence-link" href="/patient/care-plan">Write the care plan in the app</a>', ccm)
     # The date form stays, for a plan kept elsewhere.
     assert "For a plan kept elsewhere" in ccm and "Record the care plan date" in ccm
+
+
+def test_an_ehr_that_refuses_allergies_gives_a_note_not_a_failure(tmp_path_factory, pg_template) -> None:
+    """An Epic-like EHR (no batch: the reads go out concurrently) that does not grant AllergyIntolerance: the search
+    is refused (403), the editor says so and still seeds the rest; it never says the patient has no allergies."""
+    from smart_app.launch.scopes import backend_scopes, launch_scopes
+    from tests.databases import fresh_database
+    from tests.stack import running_stack
+
+    granted = " ".join(s for s in (launch_scopes() + " " + backend_scopes()).split()
+                       if "AllergyIntolerance" not in s)
+    tmp = tmp_path_factory.mktemp("no-allergies")
+    with fresh_database("sqlite", tmp, pg_template) as url, \
+            running_stack(url, tmp, profile="epic-like", client_scope=granted) as stack:
+        manager, _ = launch(stack, PATIENT, user="pr-care-manager")
+        html = plan_page(stack, manager, "?template=diabetes")
+        draft = fields(html)
+        assert re.search(r'<p class="note care-plan-unread">Allergies \(AllergyIntolerance\) could not be read, so '
+                         r"the draft has nothing from it: The EHR refused access[^<]*AllergyIntolerance\.<", html), html
+        assert draft["allergies"] == "" and "None recorded" not in html
+        assert "Metformin 500 mg tablet" in draft["medication_management"]
+        assert api(stack, "POST", "/care-plans", manager, json=draft).status_code == 201

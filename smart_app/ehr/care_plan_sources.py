@@ -152,7 +152,8 @@ def chart_facts(results: Mapping[str, object], failures: Mapping[str, str], cond
         return [r for r in value if isinstance(r, dict)]
 
     medications, allergies, teams, encounters = (part(n) for n in PART_NAMES)
-    unread = tuple(f"{PART_NAMES[name]} could not be read, so the draft has nothing from it: {failures[name]}."
+    unread = tuple(f"{PART_NAMES[name]} could not be read, so the draft has nothing from it: "
+                   f"{failures[name].rstrip('.')}."
                    for name in PART_NAMES if name in failures)
     return ChartFacts(
         conditions=tuple(conditions),
