@@ -33,6 +33,8 @@ def test_the_draft_is_seeded_from_the_charts_medications_allergies_team_and_visi
     assert "Lisinopril 10 mg tablet: 1 tablet by mouth once daily" in draft["medication_management"]
     assert draft["allergies"] == "Penicillin (Hives; high criticality)"
     assert "care manager: Maren Lindqvist, RN" in draft["interventions"]
+    # The organization file names the billing practitioner (launch/sandbox.toml), whom the care team lists.
+    assert "billing practitioner: Adaeze Okafor, MD" in draft["interventions"]
     assert "Priya Raman, MD (ophthalmology)" in draft["coordination"]
     assert "Susquehanna Eye Associates" in draft["coordination"]
     # Where each line came from, dated as the EHR dates it (the sandbox shifts the fixtures' dates to this month).
