@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 
-from smart_app.access.roles import CodeSource, RoleCode, RoleMapping
+from smart_app.access.roles import CodeSource, RoleCode, RoleMapping, TimeRole
 from smart_app.ehr.capabilities import EhrCapabilities
 from smart_app.ehr.fhir_client import FhirClient
 from smart_app.ehr.record import FhirQuery, read_parts
@@ -96,10 +96,11 @@ def allergy_lines(allergies: Iterable[dict]) -> tuple[ChartLine, ...]:
     return tuple(lines)
 
 
-def team_lines(teams: Iterable[dict], mappings: Iterable[RoleMapping],
-               time_roles: Mapping[str, str]) -> tuple[TeamMember, ...]:
-    """The members of the active care teams (the patient left out), each with the time role the organization's
-    care-team codes give, else the one the app has granted them (`time_roles`, label by reference)."""
+def team_lines(teams: Iterable[dict], mappings: Iterable[RoleMapping], time_roles: Mapping[str, str],
+               billing_practitioner: str = "") -> tuple[TeamMember, ...]:
+    """The members of the active care teams (the patient left out), each with a time role decided as
+    `access.roles.resolve_roles` decides it: granted or seeded in the app (`time_roles`, label by reference), else
+    the organization's mapping of the care-team role code, else the organization file's billing practitioner."""
     by_code = [m for m in mappings if m.source is CodeSource.CARE_TEAM and m.time_role is not None]
     members: dict[str, TeamMember] = {}
     for team in teams:
@@ -117,8 +118,9 @@ def team_lines(teams: Iterable[dict], mappings: Iterable[RoleMapping],
                      and c.get("code")]
             mapped = next((m.time_role for m in by_code for c in codes if m.matches(c)), None)
             role = ", ".join(dict.fromkeys(text for text in (_concept(c) for c in concepts) if text))
+            billing = TimeRole.BILLING_PRACTITIONER.label if reference == billing_practitioner else None
             members[reference] = TeamMember(str(member.get("display") or reference), role,
-                                            mapped.label if mapped else time_roles.get(reference))
+                                            time_roles.get(reference) or (mapped.label if mapped else billing))
     return tuple(members.values())
 
 
@@ -143,7 +145,7 @@ def visit_lines(encounters: Iterable[dict], today: date) -> tuple[ChartLine, ...
 
 def chart_facts(results: Mapping[str, object], failures: Mapping[str, str], conditions: Iterable[Condition],
                 today: date, mappings: Iterable[RoleMapping] = (),
-                time_roles: Mapping[str, str] | None = None) -> ChartFacts:
+                time_roles: Mapping[str, str] | None = None, billing_practitioner: str = "") -> ChartFacts:
     """The chart facts from the reads' results; a part that failed is None, with a note saying what and why."""
     def part(name: str) -> list[dict] | None:
         value = results.get(name)
@@ -159,14 +161,15 @@ def chart_facts(results: Mapping[str, object], failures: Mapping[str, str], cond
         conditions=tuple(conditions),
         medications=None if medications is None else medication_lines(medications),
         allergies=None if allergies is None else allergy_lines(allergies),
-        team=None if teams is None else team_lines(teams, mappings, time_roles or {}),
+        team=None if teams is None else team_lines(teams, mappings, time_roles or {}, billing_practitioner),
         visits=None if encounters is None else visit_lines(encounters, today),
         unread=unread)
 
 
 async def fetch_chart_facts(client: FhirClient, caps: EhrCapabilities, patient_id: str, today: date,
                             conditions: Iterable[Condition], mappings: Iterable[RoleMapping] = (),
-                            time_roles: Mapping[str, str] | None = None) -> ChartFacts:
+                            time_roles: Mapping[str, str] | None = None,
+                            billing_practitioner: str = "") -> ChartFacts:
     """Read the sources in one round trip and make them chart facts (SessionExpired still ends the session)."""
     results, failures = await read_parts(client, caps, source_requests(patient_id, today))
-    return chart_facts(results, failures, conditions, today, mappings, time_roles)
+    return chart_facts(results, failures, conditions, today, mappings, time_roles, billing_practitioner)

@@ -120,16 +120,13 @@ async def _page(request: Request) -> CarePlanPage:
             people = known_people(db, org.id)
             granted = {ref: role.label for role in TimeRole
                        for ref in people_with_time_role(db, org.id, role, org.role_assignments)}
-            if org.billing_practitioner:
-                # The organization file's billing practitioner, as `access.roles.resolve_roles` reads it too.
-                granted.setdefault(org.billing_practitioner, TimeRole.BILLING_PRACTITIONER.label)
             return plan_versions(db, org.id, who.patient_id), {
                 ref: ", ".join(part for part in (p.name, p.credentials) if part) or ref
                 for ref, p in people.items()}, granted
 
     versions, names, granted = await run_in_threadpool(read)
     conditions = [_condition(p) for p in view.summary.problems]
-    chart = chart_facts(results, failures, conditions, view.today, org.role_map, granted)
+    chart = chart_facts(results, failures, conditions, view.today, org.role_map, granted, org.billing_practitioner)
     asked = request.query_params.get("template", "")
     latest = versions[0] if versions else None
     seeded: tuple[SeededLine, ...] = ()

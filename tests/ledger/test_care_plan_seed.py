@@ -85,11 +85,18 @@ def test_the_fhir_resources_become_chart_lines() -> None:
         {"role": [{"coding": [{"system": "urn:team", "code": "2", "display": "Care manager"}]}],
          "member": {"reference": "Practitioner/cm", "display": "Maren Lindqvist, RN"}},
         {"member": {"reference": "Practitioner/md", "display": "Adaeze Okafor, MD"}},
+        {"role": [{"coding": [{"system": "urn:team", "code": "2"}]}],
+         "member": {"reference": "Practitioner/rn", "display": "Tomas Delgado, LPN"}},
+        {"member": {"reference": "Organization/home-health", "display": "Valley Home Health"}},
         {"member": {"reference": "Patient/p1", "display": "The patient"}},
     ]}, {"status": "inactive", "participant": [{"member": {"reference": "Practitioner/old"}}]}],
-        [mapping], {"Practitioner/md": "billing practitioner"})
+        # A grant in the app wins over the care-team code (as for roles); the organization file names the billing
+        # practitioner.
+        [mapping], {"Practitioner/rn": "clinical staff"}, billing_practitioner="Practitioner/md")
     assert team == (TeamMember("Maren Lindqvist, RN", "Care manager", "care manager"),
-                    TeamMember("Adaeze Okafor, MD", "", "billing practitioner"))
+                    TeamMember("Adaeze Okafor, MD", "", "billing practitioner"),
+                    TeamMember("Tomas Delgado, LPN", "2", "clinical staff"),
+                    TeamMember("Valley Home Health", "", None))
     visits = visit_lines([
         {"status": "finished", "period": {"start": "2026-06-18T14:00:00-04:00"}, "type": [{"text": "Eye exam"}],
          "serviceProvider": {"display": "Eye Associates"}},
