@@ -98,10 +98,9 @@ class CarePlanContent:
     allergies: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """The content as stored (dates ISO); `allergies` only when there are some, so older versions read alike."""
+        """The content as stored (dates ISO)."""
         data: dict[str, Any] = {name: getattr(self, name) for name in TEXT_FIELDS}
-        if self.allergies:
-            data["allergies"] = self.allergies
+        data["allergies"] = self.allergies
         data["problems"] = list(self.problems)
         data["goals"] = [{"description": g.description, "target": g.target, "due": g.due.isoformat()}
                          for g in self.goals]
