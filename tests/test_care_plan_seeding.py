@@ -79,6 +79,10 @@ def test_minutes_spent_on_the_plan_are_logged_as_care_plan_time_and_show_on_the_
     assert len(re.findall(r"<tr><td>\d+</td>", plan_page(stack, manager))) == versions
     assert api(stack, "GET", "/month", manager).json()["minutes_by_program"]["ccm"] == before + 20
 
+    no_minutes = api(stack, "POST", "/care-plans", manager, json={**fields(html), "started_at": "09:00"})
+    assert no_minutes.status_code == 422 and "no minutes" in no_minutes.json()["error"]["message"]
+    assert len(re.findall(r"<tr><td>\d+</td>", plan_page(stack, manager))) == versions
+
     day, time = earlier_today(900)
     if day == dt.datetime.now(TZ).date().isoformat():  # a start time is today's; near midnight there is no room
         started = api(stack, "POST", "/care-plans", manager,

@@ -165,6 +165,9 @@ def record_plan_time(db: Session, who: Principal, *, minutes: int | None, starte
     """Log the minutes spent on the plan as care-plan activity for the person, through the ledger's one way of
     recording time (overlap and month rules and all); None without minutes."""
     if not minutes:
+        if started_at is not None:
+            raise BadRequest("A start time was given for the time spent on the plan, but no minutes.",
+                             "Enter the minutes spent on the plan, or clear the start time.")
         return None
     if not program:
         raise BadRequest("The minutes spent on the plan name no program.",
