@@ -51,7 +51,7 @@ class Stack:
 @contextlib.contextmanager
 def running_stack(database_url: str, data_dir: Path, *, app_host: str = "127.0.0.1",
                   sandbox_host: str = "127.0.0.1", client_jwks_url: bool = False,
-                  profile: str = "open") -> Iterator[Stack]:
+                  profile: str = "open", client_scope: str = "") -> Iterator[Stack]:
     """Start the sandbox and the app against `database_url`; stop both afterwards.
 
     `profile` is the sandbox EHR's profile (open, epic-like, oracle-like). With `client_jwks_url`, the
@@ -67,6 +67,8 @@ def running_stack(database_url: str, data_dir: Path, *, app_host: str = "127.0.0
         client = sandbox_client(engine, settings, org)
         if client_jwks_url:
             client.jwks, client.jwks_url = None, f"{app_url}/.well-known/jwks.json"
+        if client_scope:
+            client.scope = client_scope
         sandbox = create_sandbox(SandboxConfig(
             base_url=sandbox_url, fixtures_dir=data_path("fixtures"),
             clients=[client], app_launch_url=settings.launch_url, profile=profile))

@@ -97,7 +97,8 @@ def test_the_patient_copy_opens_with_the_summary_and_goals(stack: Stack) -> None
     manager, _ = launch(stack, patient, user="pr-care-manager")
     doctor, _ = launch(stack, patient, user="pr-billing-md")
     draft = {**fields(plan_page(stack, manager)),
-             "goals": "Blood pressure | below 130/80 | 2027-03-01\nWalk daily | 30 minutes | 2027-02-01"}
+             "goals": "Blood pressure | below 130/80 | 2027-03-01\nWalk daily | 30 minutes | 2027-02-01",
+             "allergies": "Penicillin: hives"}
     saved = api(stack, "POST", "/care-plans", manager, json=draft)
     assert saved.status_code == 201, saved.text
     # A draft has no patient copy.
@@ -116,6 +117,7 @@ def test_the_patient_copy_opens_with_the_summary_and_goals(stack: Stack) -> None
     assert "Blood pressure: below 130/80, by March 1, 2027" in text
     assert "Walk daily: 30 minutes, by February 1, 2027" in text
     assert "Adaeze Okafor" in text  # who established it, by name
+    assert "Allergies and intolerances" in text and "Penicillin: hives" in text
     # The nurse (clinician) may read it too; the biller may not.
     biller, _ = launch(stack, patient, user="pr-biller")
     assert patient_copy(stack, biller, version["id"]).status_code == 403
@@ -265,3 +267,17 @@ def test_a_version_never_sent_is_withdrawn_when_a_newer_one_is_signed(stack: Sta
     assert count(stack, "CarePlan", plan_identifier(org, v1["id"])) == []
     (new_id,) = count(stack, "CarePlan", plan_identifier(org, v2["id"]))
     assert "replaces" not in read(stack, f"CarePlan/{new_id}")
+
+
+def test_the_practitioners_minutes_spent_signing_are_logged_as_care_plan_time(stack: Stack) -> None:
+    patient = "ccm-two-chronic"
+    manager, _ = launch(stack, patient, user="pr-care-manager")
+    doctor, _ = launch(stack, patient, user="pr-billing-md")
+    version = save_draft(stack, manager)
+    assert 'name="minutes"' in plan_page(stack, doctor).split("Sign and establish")[0], "the sign form asks for time"
+    signed = api(stack, "POST", f"/care-plans/{version}/sign", doctor, json={"minutes": 15, "program": "ccm"})
+    assert signed.status_code == 201, signed.text
+    assert "Recorded" in signed.json()["message"]
+    logged = [e for e in api(stack, "GET", "/month", doctor).json()["entries"]
+              if e["activity"] == "care-plan-update" and e["performer"] == "Practitioner/pr-billing-md"]
+    assert [e["minutes"] for e in logged] == [15]

@@ -142,9 +142,10 @@ def care_plan_pdf(copy: PlanCopy, *, generated: datetime, compress: bool = True)
     _lines(pdf, [content.symptom_management], bullet="")
     _heading(pdf, LABELS["interventions"])
     _lines(pdf, [f"{i.action} ({i.responsible})" for i in content.interventions])
-    for name in ("medication_management", "community_services", "coordination"):
-        _heading(pdf, LABELS[name])
-        _lines(pdf, [getattr(content, name)], bullet="")
+    for name in ("medication_management", "allergies", "community_services", "coordination"):
+        if getattr(content, name):  # allergies: versions saved before that element have none
+            _heading(pdf, LABELS[name])
+            _lines(pdf, [getattr(content, name)], bullet="")
     _heading(pdf, "Review")
     _lines(pdf, [f"Every {content.review_every_months} month(s); next review by {version.review_due}."], bullet="")
     _heading(pdf, "Signature")

@@ -125,6 +125,7 @@ def narrative(version: CarePlanVersion) -> str:
              f"<p><b>{escape(LABELS['interventions'])}</b></p>",
              items([f"{i.action} ({i.responsible})" for i in content.interventions]),
              para(LABELS["medication_management"], content.medication_management),
+             *([para(LABELS["allergies"], content.allergies)] if content.allergies else []),
              para(LABELS["community_services"], content.community_services),
              para(LABELS["coordination"], content.coordination),
              para("Periodic review", f"every {content.review_every_months} month(s)")]

@@ -190,3 +190,12 @@ async def fetch_identity(client: FhirClient, caps: EhrCapabilities, fhir_user: s
     user, roles = results.get("user"), results.get("user_roles")
     return identity_from(reference, user if isinstance(user, dict) else None,
                          list(roles) if isinstance(roles, list) else [], failures)
+
+
+async def read_parts(client: FhirClient, caps: EhrCapabilities,
+                     queries: dict[str, FhirQuery]) -> tuple[dict[str, object], dict[str, str]]:
+    """Further reads in one batch (or concurrently where the EHR has no batch): results and failures by name,
+    none essential (a type the EHR refuses is a failure to note, not an error)."""
+    fetch = _via_batch if caps.batch else _via_concurrent
+    results, failures, _ = await fetch(client, queries)
+    return results, failures

@@ -16,7 +16,13 @@ PATIENT_READS = (
     "patient/CarePlan.rs",
     "patient/CareTeam.rs",
     "patient/Coverage.rs",
+) + (
+    # Read only by the care-plan editor, to seed a draft (medication management, allergies).
+    "patient/MedicationRequest.rs",
+    "patient/AllergyIntolerance.rs",
 )
+# The month-end jobs never seed a care plan: their reads leave these out (least privilege).
+CARE_PLAN_ONLY_READS = ("patient/MedicationRequest.rs", "patient/AllergyIntolerance.rs")
 
 # What the page writes back as the user works: consents captured in the app.
 PATIENT_WRITES = ("patient/Consent.c",)
@@ -39,7 +45,7 @@ def sign_in_scopes() -> str:
     return " ".join(SIGN_IN + USER_READS)
 
 # SMART Backend Services (no user present): the month-end rollup reads facts and writes back.
-BACKEND_READS = tuple(s.replace("patient/", "system/") for s in PATIENT_READS) + (
+BACKEND_READS = tuple(s.replace("patient/", "system/") for s in PATIENT_READS if s not in CARE_PLAN_ONLY_READS) + (
     "system/Practitioner.rs", "system/PractitionerRole.rs")
 # Write-back creates, reads back what it wrote to find it again, and updates what a corrected claim replaced
 # (entered-in-error, or superseded for documents: billing.supersede).

@@ -42,6 +42,7 @@ LABELS = {"problems": "Problem list", "expected_outcome": "Expected outcome", "p
           "interventions": "Planned interventions and who is responsible",
           "medication_management": "Medication management", "community_services": "Community and social services",
           "coordination": "Coordination with outside agencies and specialists",
+          "allergies": "Allergies and intolerances",
           "review_every_months": "Periodic review (months)"}
 MAX_ITEMS = 50
 # The programs (rule families) whose codes need a comprehensive care plan established (CPT's descriptors).
@@ -93,10 +94,13 @@ class CarePlanContent:
     community_services: str
     coordination: str
     review_every_months: int
+    # Optional (older versions have none): the allergies as the EHR lists them, beside medication management.
+    allergies: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The content as stored (dates ISO)."""
         data: dict[str, Any] = {name: getattr(self, name) for name in TEXT_FIELDS}
+        data["allergies"] = self.allergies
         data["problems"] = list(self.problems)
         data["goals"] = [{"description": g.description, "target": g.target, "due": g.due.isoformat()}
                          for g in self.goals]
@@ -203,8 +207,9 @@ def parse_content(data: object) -> CarePlanContent:
     if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 12:
         raise InvalidCarePlan("The review schedule must be every 1 to 12 months.",
                               "Enter how many months until the plan is reviewed (at least yearly).")
+    allergies = _text(data.get("allergies"), LABELS["allergies"], required=False)
     return CarePlanContent(problems=problems, goals=tuple(goals), interventions=tuple(interventions),
-                           review_every_months=months, **texts)
+                           review_every_months=months, allergies=allergies, **texts)
 
 
 def add_months(day: date, months: int) -> date:
@@ -248,7 +253,8 @@ def suggested(templates: Mapping[str, Template], conditions: Iterable[Condition]
 
 
 def seed(template: Template, conditions: Iterable[Condition], today: date) -> CarePlanContent:
-    """A draft from the template and what the EHR has: the active problems first, goals dated from today. Pure."""
+    """A draft from the template and the active problems, goals dated from today. Pure; the rest of the chart
+    (medications, allergies, care team, visits) is added by `ledger.care_plan_seed.seed_from_chart`."""
     elements = template.elements
     problems = [c.display or c.code or "" for c in conditions
                 if c.clinical_status in (None, "active", "recurrence", "relapse") and (c.display or c.code)]
@@ -387,7 +393,8 @@ def from_form(fields: Mapping[str, Any]) -> dict[str, Any]:
     interventions = [dict(zip(("action", "responsible"), _parts(line, 2, "Intervention", "action | who"),
                               strict=True)) for line in _lines(str(fields.get("interventions") or ""))]
     return {**{name: fields.get(name) for name in TEXT_FIELDS}, "problems": _lines(str(fields.get("problems") or "")),
-            "goals": goals, "interventions": interventions, "review_every_months": fields.get("review_every_months")}
+            "goals": goals, "interventions": interventions, "review_every_months": fields.get("review_every_months"),
+            "allergies": fields.get("allergies")}
 
 
 def to_form(content: CarePlanContent) -> dict[str, Any]:
@@ -395,7 +402,7 @@ def to_form(content: CarePlanContent) -> dict[str, Any]:
     return {**{name: getattr(content, name) for name in TEXT_FIELDS}, "problems": "\n".join(content.problems),
             "goals": "\n".join(f"{g.description} | {g.target} | {g.due.isoformat()}" for g in content.goals),
             "interventions": "\n".join(f"{i.action} | {i.responsible}" for i in content.interventions),
-            "review_every_months": content.review_every_months}
+            "review_every_months": content.review_every_months, "allergies": content.allergies}
 
 
 # How the facts name a plan established in the app: its version number and row id (`with_care_plans`).

@@ -177,8 +177,19 @@ class CarePlanDraft(_Body):
     medication_management: str = Field(max_length=4000)
     community_services: str = Field(max_length=4000)
     coordination: str = Field(max_length=4000)
+    allergies: str = Field(default="", max_length=4000)
     review_every_months: int = Field(ge=1, le=12)
+    # Time spent on the plan, logged as care-plan activity for the person (start: local time today; without
+    # one, the minutes end now) toward the program chosen.
+    minutes: int | None = Field(default=None, ge=0, le=1440)
+    started_at: dt.time | None = None
+    program: str = Field(default="", max_length=10)
 
 
 class CarePlanSign(_Body):
-    """The billing practitioner's signature on the latest draft (no fields: who and when are the request's)."""
+    """The billing practitioner's signature on the latest draft (who and when are the request's), with the minutes
+    spent reviewing and establishing it, logged like a draft's."""
+
+    minutes: int | None = Field(default=None, ge=0, le=1440)
+    started_at: dt.time | None = None
+    program: str = Field(default="", max_length=10)

@@ -39,6 +39,11 @@ class Offer:
     # The programs (rule-set family keys) it concerns, and the open card that shows it ("": none does).
     programs: tuple[str, ...] = ()
     card: str = ""
+    # A page of the app where the thing itself is made (the care-plan editor), offered before the form, which then
+    # records only what is kept elsewhere.
+    link: str = ""
+    link_text: str = ""
+    form_intro: str = ""
 
 
 def _needing(rule_set: RuleSet, evidence: str) -> tuple[str, ...]:
@@ -126,5 +131,7 @@ def evidence_offers(facts: PatientFacts, rule_set: RuleSet, cards: tuple[Program
         offers.append(Offer(EvidenceKind.CARE_PLAN, "A comprehensive care plan on file",
                             "no active care plan on file",
                             "an active CarePlan for the patient", button="Record the care plan date",
-                            programs=_needing(rule_set, "care_plan")))
+                            programs=_needing(rule_set, "care_plan"), link="/patient/care-plan",
+                            link_text="Write the care plan in the app",
+                            form_intro="For a plan kept elsewhere (a paper plan, another system), record its date:"))
     return tuple(_placed(offer, cards) for offer in offers)

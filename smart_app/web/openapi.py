@@ -35,7 +35,7 @@ OPERATIONS = [
      "episode start, QMB status, a high-risk judgement, a care plan on file), attributed and audited",
      EvidenceCreate, "201"),
     ("post", "/api/v1/care-plans", "Save a draft of the comprehensive care plan (a new version, attributed and "
-     "audited)", CarePlanDraft, "201"),
+     "audited), with the minutes spent on it logged as care-plan time when given", CarePlanDraft, "201"),
     ("post", "/api/v1/care-plans/{version_id}/sign", "Establish the latest draft with the billing practitioner's "
      "signature (refused to anyone else)", CarePlanSign, "201"),
 ]
