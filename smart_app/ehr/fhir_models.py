@@ -17,7 +17,8 @@ from pydantic import BaseModel, ValidationError
 # fhirclient names the element in its messages by the model object's repr.
 _MODEL_REPR = re.compile(r"<fhirclient\.models\.\w+\.(\w+) object at 0x[0-9a-f]+>")
 
-WRITTEN = ("Bundle", "ChargeItem", "Claim", "Communication", "Consent", "DocumentReference", "Observation", "Task")
+WRITTEN = ("Bundle", "ChargeItem", "Claim", "Communication", "Consent", "DocumentReference", "Observation",
+           "QuestionnaireResponse", "Task")
 
 
 def _r4b_model(rtype: str) -> type[BaseModel]:
@@ -43,6 +44,9 @@ def _r4b_model(rtype: str) -> type[BaseModel]:
     if rtype == "Observation":
         from fhir.resources.R4B.observation import Observation
         return Observation
+    if rtype == "QuestionnaireResponse":
+        from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+        return QuestionnaireResponse
     from fhir.resources.R4B.task import Task
     return Task
 
@@ -70,6 +74,9 @@ def _r4_model(rtype: str) -> Any:
     if rtype == "Observation":
         from fhirclient.models.observation import Observation
         return Observation
+    if rtype == "QuestionnaireResponse":
+        from fhirclient.models.questionnaireresponse import QuestionnaireResponse
+        return QuestionnaireResponse
     from fhirclient.models.task import Task
     return Task
 
