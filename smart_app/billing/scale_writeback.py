@@ -10,12 +10,20 @@ stays pending is retried by the worker's delivery passes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from smart_app.billing.delivery import deliver_rows, organization_plan
-from smart_app.billing.fhir_resources import SCALE_ALERT_KIND, SCALE_KIND, scale_resource
+from smart_app.billing.fhir_resources import (
+    SCALE_ALERT_KIND,
+    SCALE_KIND,
+    business_identifier,
+    identifier_token,
+    scale_resource,
+)
 from smart_app.billing.models import OutboxRow
 from smart_app.billing.outbox import OutgoingResource, enqueue
 from smart_app.billing.plan import CHOICES, NOT_SENT, capabilities_for
@@ -123,3 +131,32 @@ async def write_scale_now(app: AppContext, org: Organization, scale: ScaleRecord
                                  refused)
         refused = refused or sent_as
         resource_type, kind = following, SCALE_ALERT_KIND
+
+
+def delivery_states(db: Session, organization_id: str, scale_ids: Iterable[str]) -> tuple[dict[str, str], set[str]]:
+    """Per app scale id, where its write-back stands in words; and the EHR ids of the resources written."""
+    wanted: dict[str, str] = {}
+    for scale_id in scale_ids:
+        for kind in (SCALE_KIND, SCALE_ALERT_KIND):
+            wanted[identifier_token(business_identifier(kind, organization_id, scale_id))] = scale_id
+    states = {scale_id: "goes to the EHR with the month's claim" for scale_id in wanted.values()}
+    written: set[str] = set()
+    if not wanted:
+        return states, written
+    rows = db.scalars(select(OutboxRow).where(OutboxRow.organization_id == organization_id,
+                                              OutboxRow.identifier.in_(list(wanted)))
+                      .order_by(OutboxRow.created_at))
+    for row in rows:
+        scale_id = wanted[row.identifier]
+        if row.status == OutboxStatus.DONE:
+            states[scale_id] = f"in the EHR as {row.resource_type}/{row.fhir_id}"
+            written.add(str(row.fhir_id))
+        elif not states[scale_id].startswith("in the EHR"):
+            states[scale_id] = _STATE_WORDS.get(row.status, str(row.status)).format(row.resource_type)
+    return states, written
+
+
+_STATE_WORDS = {OutboxStatus.PENDING: "waiting to be sent to the EHR as {} (retried automatically)",
+                OutboxStatus.FAILED: "refused by the EHR as {} (see the biller page)",
+                OutboxStatus.NOT_ACCEPTED: "the EHR takes no {} from apps",
+                OutboxStatus.WITHDRAWN: "withdrawn"}

@@ -14,15 +14,14 @@ from starlette.routing import Route
 
 from smart_app.billing.scale_writeback import ScaleDelivery, write_scale_now
 from smart_app.db import transaction
-from smart_app.ledger.scales import ScaleRecord, record_scale, safety_answer
+from smart_app.ledger.scales import ScaleRecord, record_scale
 from smart_app.rules.loader import rule_set_named
 from smart_app.rules.questionnaires import Questionnaire, for_rule_set
 from smart_app.web.api import parse
 from smart_app.web.api_models import ScaleCreate
 from smart_app.web.authorization import principal
+from smart_app.web.scale_view import safety_alert
 from smart_app.web.templating import ctx
-
-CRISIS_LINE = "988 Suicide & Crisis Lifeline (call or text 988)"
 
 
 def scale_json(record: ScaleRecord, questionnaire: Questionnaire | None = None) -> dict:
@@ -33,29 +32,6 @@ def scale_json(record: ScaleRecord, questionnaire: Questionnaire | None = None) 
     if questionnaire is not None and record.items:
         answer["severity"] = questionnaire.band(record.score)
     return answer
-
-
-def safety_alert(record: ScaleRecord, questionnaire: Questionnaire | None) -> dict | None:
-    """What the person must see at once when the safety item (PHQ-9 item 9) is answered above 0, else None.
-
-    Conservative on purpose: it says what was answered and points to the practice's protocol, not a diagnosis.
-    """
-    score = safety_answer(record, questionnaire)
-    if score is None or questionnaire is None or questionnaire.safety_item is None:
-        return None
-    number = questionnaire.item_number(questionnaire.safety_item)
-    question = next(i.text for i in questionnaire.items if i.loinc == questionnaire.safety_item)
-    answered = questionnaire.answer(score).text
-    return {
-        "scale": record.scale, "item": number, "question": question, "answer": answered, "score": score,
-        "summary": f"Safety alert: {record.scale} item {number} (\u201c{question}\u201d) was answered "
-                   f"\u201c{answered}\u201d.",
-        "actions": [
-            "Follow your practice's suicide-risk protocol now.",
-            "Make sure a clinician assesses the patient today; if the patient is in immediate danger, call 911.",
-            f"The {CRISIS_LINE} is available to the patient at any time.",
-        ],
-    }
 
 
 async def scale_create(request: Request) -> Response:
@@ -85,8 +61,9 @@ async def scale_create(request: Request) -> Response:
     message = (f"{record.scale} recorded for {when}: total {record.score} ({questionnaire.band(record.score)}). "
                f"{delivery.message}")
     if alert:
-        message = f"{alert['summary']} {message}"
-    return JSONResponse({"scale": scale_json(record, questionnaire), "alert": alert, "ehr": delivery.to_json(),
+        message = f"{alert.summary} {message}"
+    return JSONResponse({"scale": scale_json(record, questionnaire), "alert": alert.to_json() if alert else None,
+                         "ehr": delivery.to_json(),
                          "message": message}, status_code=201)
 
 
