@@ -82,11 +82,10 @@ def _row(app: AppContext, row_id: str) -> tuple[OutboxStatus, str | None, str, s
         return row.status, row.fhir_id, row.last_error, row.resource_type
 
 
-def _pending(why: str, alert: bool) -> ScaleDelivery:
-    act = (" Tell the care team about the safety alert directly now (phone or in person)." if alert else
-           " It is sent again on the next delivery pass.")
+def _pending(why: str, alert: bool, resource_type: str | None = None) -> ScaleDelivery:
+    act = " Tell the care team about the safety alert directly now (phone or in person)." if alert else ""
     return ScaleDelivery("pending", f"Not in the EHR yet: {why} The app keeps it and sends it on the next delivery "
-                                    "pass, once." + act)
+                                    "pass, once." + act, resource_type)
 
 
 async def write_scale_now(app: AppContext, org: Organization, scale: ScaleRecord, title: str,
@@ -112,14 +111,14 @@ async def write_scale_now(app: AppContext, org: Organization, scale: ScaleRecord
             await deliver_rows(app, org, [row_id])
         except SmartAppError as exc:
             log.warning("scale %s not sent at once: %s", scale.id, exc.message)
-            return _pending(exc.message, alert)
+            return _pending(exc.message, alert, resource_type)
         status, fhir_id, error, sent_as = await in_thread(_row, app, row_id)
         if status == OutboxStatus.DONE:
             how = f" (the EHR refused it as {refused}, so it went as a {sent_as})" if refused else ""
             return ScaleDelivery("sent", f"Written to the EHR as {sent_as}/{fhir_id}{how}.", sent_as, fhir_id,
                                  refused)
         if status == OutboxStatus.PENDING:
-            return _pending(error or "the EHR did not answer.", alert)
+            return _pending(error or "the EHR did not answer.", alert, sent_as)
         # Refused for good (or a type the EHR takes no create for): a safety alert tries the next type it accepts.
         later = chain[chain.index(resource_type) + 1:] if resource_type in chain else []
         following = next((t for t in later if usable.can(t, "create")), None)
