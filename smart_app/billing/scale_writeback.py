@@ -125,7 +125,8 @@ async def write_scale_now(app: AppContext, org: Organization, scale: ScaleRecord
         if not alert or following is None:
             act = ("Tell the care team about the safety alert directly now (phone or in person), and ask the EHR "
                    "administrator why it was refused." if alert else
-                   "The biller page lists the refusal; the scale stays recorded in the app.")
+                   "The scale stays recorded in the app; the refusal stays in the outbox (`smart-app outbox status`) "
+                   "for an administrator.")
             return ScaleDelivery("refused", f"The EHR refused the {sent_as}: {error} {act}", sent_as, None,
                                  refused)
         refused = refused or sent_as
