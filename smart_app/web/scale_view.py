@@ -127,7 +127,8 @@ def scale_section(rule_set: RuleSet, questionnaires: Mapping[str, Questionnaire]
                               tuple(sorted(found, key=lambda p: p.taken_on, reverse=True)))
                    for name, found in points.items() if name in rule_set.rating_scales)
     alert, delivery = None, ""
-    newest = max((r for r in records if r.scale in questionnaires and questionnaires[r.scale].safety_item),
+    # The newest given item by item: a total alone says nothing of the safety item.
+    newest = max((r for r in records if r.items and r.scale in questionnaires and questionnaires[r.scale].safety_item),
                  key=lambda r: (r.taken_on, r.recorded_at), default=None)
     if newest is not None and newest.taken_on >= today - dt.timedelta(days=14):
         # Shown until a newer one is recorded, for two weeks: the page must not hide it after a reload.
