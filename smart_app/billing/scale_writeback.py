@@ -28,7 +28,7 @@ from smart_app.billing.models import OutboxRow
 from smart_app.billing.outbox import OutgoingResource, enqueue
 from smart_app.billing.plan import CHOICES, NOT_SENT, capabilities_for
 from smart_app.db import in_thread, transaction
-from smart_app.errors import SmartAppError
+from smart_app.errors import ConfigError, SmartAppError
 from smart_app.launch.organizations import Organization
 from smart_app.ledger.scales import ScaleRecord, safety_answer
 from smart_app.rules.questionnaires import Questionnaire
@@ -109,6 +109,11 @@ async def write_scale_now(app: AppContext, org: Organization, scale: ScaleRecord
         row_id = await in_thread(_queue, app, org, scale, outgoing)
         try:
             await deliver_rows(app, org, [row_id])
+        except ConfigError as exc:
+            # The organization cannot write back at all (no Backend Services): waiting will not help.
+            log.warning("scale %s not sent: %s", scale.id, exc.message)
+            act = " Tell the care team about the safety alert directly now (phone or in person)." if alert else ""
+            return ScaleDelivery("not-sent", f"Not sent to the EHR: {exc.message} {exc.hint}{act}", resource_type)
         except SmartAppError as exc:
             log.warning("scale %s not sent at once: %s", scale.id, exc.message)
             return _pending(exc.message, alert, resource_type)
