@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -39,11 +40,20 @@ log = logging.getLogger(__name__)
 PURPOSE = "scale"
 
 
+class Outcome(StrEnum):
+    """Where a scale written at once stands."""
+
+    SENT = "sent"  # in the EHR, with its id
+    PENDING = "pending"  # queued; the next delivery pass (or the month's claim) sends it
+    REFUSED = "refused"  # the EHR refused it for good
+    NOT_SENT = "not-sent"  # this organization writes no scales back
+
+
 @dataclass(frozen=True)
 class ScaleDelivery:
-    """Where a scale written at once stands: sent (with the EHR's id), pending, refused or not sent."""
+    """Where a scale written at once stands, what happened and what to do."""
 
-    status: str  # "sent", "pending", "refused", "not-sent"
+    status: Outcome
     message: str
     resource_type: str | None = None
     fhir_id: str | None = None
@@ -84,8 +94,8 @@ def _row(app: AppContext, row_id: str) -> tuple[OutboxStatus, str | None, str, s
 
 def _pending(why: str, alert: bool, resource_type: str | None = None) -> ScaleDelivery:
     act = " Tell the care team about the safety alert directly now (phone or in person)." if alert else ""
-    return ScaleDelivery("pending", f"Not in the EHR yet: {why} The app keeps it and sends it on the next delivery "
-                                    "pass, once." + act, resource_type)
+    return ScaleDelivery(Outcome.PENDING, f"Not in the EHR yet: {why} The app keeps it and sends it on the next "
+                                          "delivery pass, once." + act, resource_type)
 
 
 async def write_scale_now(app: AppContext, org: Organization, scale: ScaleRecord, title: str,
@@ -97,10 +107,12 @@ async def write_scale_now(app: AppContext, org: Organization, scale: ScaleRecord
         caps, plan = await organization_plan(app, org)
     except SmartAppError as exc:
         log.warning("scale %s not sent at once: %s", scale.id, exc.message)
-        return _pending(f"the EHR's capabilities could not be read ({exc.message}); the month's claim brings it.",
-                        alert)
+        act = " Tell the care team about the safety alert directly now (phone or in person)." if alert else ""
+        return ScaleDelivery(Outcome.PENDING, f"Not in the EHR yet: what the EHR accepts could not be read "
+                                              f"({exc.message}). The app keeps the scale and sends it with the "
+                                              f"month's claim." + act)
     if plan.scale is None:
-        return ScaleDelivery("not-sent", f"This EHR takes no rating scales from the app: {NOT_SENT[PURPOSE]}.")
+        return ScaleDelivery(Outcome.NOT_SENT, f"This EHR takes no rating scales from the app: {NOT_SENT[PURPOSE]}.")
     usable = capabilities_for(caps, plan)
     chain = list(CHOICES[PURPOSE])
     resource_type, kind, refused = plan.scale, SCALE_KIND, None
@@ -113,14 +125,15 @@ async def write_scale_now(app: AppContext, org: Organization, scale: ScaleRecord
             # The organization cannot write back at all (no Backend Services): waiting will not help.
             log.warning("scale %s not sent: %s", scale.id, exc.message)
             act = " Tell the care team about the safety alert directly now (phone or in person)." if alert else ""
-            return ScaleDelivery("not-sent", f"Not sent to the EHR: {exc.message} {exc.hint}{act}", resource_type)
+            return ScaleDelivery(Outcome.NOT_SENT, f"Not sent to the EHR: {exc.message} {exc.hint}{act}",
+                                 resource_type)
         except SmartAppError as exc:
             log.warning("scale %s not sent at once: %s", scale.id, exc.message)
             return _pending(exc.message, alert, resource_type)
         status, fhir_id, error, sent_as = await in_thread(_row, app, row_id)
         if status == OutboxStatus.DONE:
             how = f" (the EHR refused it as {refused}, so it went as a {sent_as})" if refused else ""
-            return ScaleDelivery("sent", f"Written to the EHR as {sent_as}/{fhir_id}{how}.", sent_as, fhir_id,
+            return ScaleDelivery(Outcome.SENT, f"Written to the EHR as {sent_as}/{fhir_id}{how}.", sent_as, fhir_id,
                                  refused)
         if status == OutboxStatus.PENDING:
             return _pending(error or "the EHR did not answer.", alert, sent_as)
@@ -132,7 +145,7 @@ async def write_scale_now(app: AppContext, org: Organization, scale: ScaleRecord
                    "administrator why it was refused." if alert else
                    "The scale stays recorded in the app; the refusal stays in the outbox (`smart-app outbox status`) "
                    "for an administrator.")
-            return ScaleDelivery("refused", f"The EHR refused the {sent_as}: {error} {act}", sent_as, None,
+            return ScaleDelivery(Outcome.REFUSED, f"The EHR refused the {sent_as}: {error} {act}", sent_as, None,
                                  refused)
         refused = refused or sent_as
         resource_type, kind = following, SCALE_ALERT_KIND
