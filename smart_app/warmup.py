@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 from smart_app.rules.chronic import classify_icd10cm
 from smart_app.rules.loader import rule_set_named
+from smart_app.rules.questionnaires import for_rule_set
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +25,10 @@ _PROBE_CODE = "E11.9"
 
 
 def prepare_process(rule_sets: Iterable[str]) -> None:
-    """Load the rule sets and the code tables now, then freeze the heap; call once before serving."""
+    """Load the rule sets, their questionnaires and the code tables now, then freeze the heap; call once before
+    serving. A broken rule or questionnaire file stops the start-up here, not a clinician's first request."""
     for name in dict.fromkeys(rule_sets):
-        rule_set_named(name)
+        for_rule_set(rule_set_named(name))
     classify_icd10cm(_PROBE_CODE)
     gc.collect()
     gc.freeze()

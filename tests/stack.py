@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import html
 import re
 from collections.abc import Iterator
@@ -51,18 +52,21 @@ class Stack:
 @contextlib.contextmanager
 def running_stack(database_url: str, data_dir: Path, *, app_host: str = "127.0.0.1",
                   sandbox_host: str = "127.0.0.1", client_jwks_url: bool = False,
-                  profile: str = "open", client_scope: str = "") -> Iterator[Stack]:
+                  profile: str = "open", client_scope: str = "", writeback: dict | None = None) -> Iterator[Stack]:
     """Start the sandbox and the app against `database_url`; stop both afterwards.
 
     `profile` is the sandbox EHR's profile (open, epic-like, oracle-like). With `client_jwks_url`, the
     sandbox knows the app's keys by its JWKS URL (fetched at each token
-    request, so rotated keys work at once) instead of a copy of the JWKS taken at start-up.
+    request, so rotated keys work at once) instead of a copy of the JWKS taken at start-up. `writeback`: the
+    organization file's [writeback] settings, as a practice would set them.
     """
     app_sock, sandbox_sock = reserve_socket(), reserve_socket()
     app_url, sandbox_url = url_of(app_sock, app_host), url_of(sandbox_sock, sandbox_host)
     settings = load_settings(env={}, base_url=app_url, database_url=database_url,
                              data_dir=data_dir, secret_key=TEST_SECRET)
     org = sandbox_org(sandbox_url)
+    if writeback is not None:
+        org = dataclasses.replace(org, extra={**org.extra, "writeback": writeback})
     with engine_for(database_url) as engine:
         client = sandbox_client(engine, settings, org)
         if client_jwks_url:

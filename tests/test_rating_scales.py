@@ -46,7 +46,7 @@ def test_a_scale_recorded_in_the_app_makes_bhi_billable_and_is_written_back(stac
     before = page(stack, nurse)
     assert "Billable:" not in bhi_card(before)
     assert "no PHQ-9 or GAD-7" in before, "the page says what is missing"
-    assert 'data-api="/api/v1/scales"' in before and "PHQ-9 (0 to 27)" in before, "and offers to record it"
+    assert 'data-api="/api/v1/scales"' in before and "Give the PHQ-9" in before, "and offers to record it"
 
     recorded = api(stack, "POST", "/scales", nurse,
                    json={"scale": "PHQ-9", "score": 12, "date": today(stack).isoformat(), "note": "by phone"})
@@ -55,7 +55,7 @@ def test_a_scale_recorded_in_the_app_makes_bhi_billable_and_is_written_back(stac
     assert (scale["scale"], scale["loinc"], scale["score"]) == ("PHQ-9", "44261-6", 12)
     assert "written to the EHR with the month's claim" in recorded.json()["message"]
     after = page(stack, nurse)
-    assert re.search(r"<strong>PHQ-9</strong> score 12 on " + today(stack).isoformat(), after)
+    assert re.search(r"<td>" + today(stack).isoformat() + r"</td>\s*<td>12</td>", after), "the trend lists it"
     assert re.search(r"Billable: <strong>99484</strong>", bhi_card(after))
 
     # Month end: the biller's approval writes the score to the EHR as an Observation, once.

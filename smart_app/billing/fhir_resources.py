@@ -15,6 +15,7 @@ deduplicate and the EHR write can be a conditional create (`identifier=<system>|
 | `charge_item` | ChargeItem per claim line (no Claim create) | charge: org, patient, month, code, v<version> |
 | `activity_communication` | Communication per activity (EHRs without Task create) | activity-note: org, entry id |
 | `minutes_document` | DocumentReference, text/plain minutes note | minutes-note: org, patient, month, v<version> |
+| `scale_resource` | a rating scale: Observation, QuestionnaireResponse, Communication or note | scale: org, scale id |
 | `claim_bundle` | transaction Bundle with conditional creates | (none) |
 
 fhir.resources (R4B) and fhirclient (R4) check structure and cardinality, not invariants or reference targets, so
@@ -31,6 +32,7 @@ import base64
 import copy
 import csv
 import hashlib
+import html
 import io
 import uuid
 from collections.abc import Iterable
@@ -44,8 +46,9 @@ from smart_app.ehr.names import MBI_SYSTEM, NPI_SYSTEM
 from smart_app.ehr.record import CARE_PROGRAM, LOINC
 from smart_app.errors import SmartAppError
 from smart_app.ledger.months import Month
-from smart_app.ledger.scales import ScaleRecord
+from smart_app.ledger.scales import ScaleRecord, safety_answer
 from smart_app.ledger.values import Entry
+from smart_app.rules.questionnaires import Questionnaire
 from smart_app.statuses import EntryKind
 
 IDENTIFIER_PREFIX = "urn:smart-app:"
@@ -60,6 +63,11 @@ CARE_TEAM_ROLE = "http://terminology.hl7.org/CodeSystem/claimcareteamrole"
 INFO_CATEGORY = "http://terminology.hl7.org/CodeSystem/claiminformationcategory"
 RELATED_CLAIM = "http://terminology.hl7.org/CodeSystem/related-claim-relationship"
 US_CORE_DOC_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category"
+COMMUNICATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"
+# Identifier kinds of a rating scale: the scale as the plan routes it (at once or at month end, the same), and
+# the safety alert's fallback where the EHR refused that.
+SCALE_KIND = "scale"
+SCALE_ALERT_KIND = "scale-alert"
 NO_COVERAGE_DISPLAY = "Medicare Part B (no Coverage resource on file)"
 # The app's own codes (in its CARE_PROGRAM code system).
 TIME_CATEGORY = "care-management-time"
@@ -90,7 +98,8 @@ TEAM_ROLE_DISPLAY = {"primary": "Primary provider", "assist": "Assisting Provide
 # CMS-1500 and 837P carry at most four diagnosis pointers per line.
 MAX_DIAGNOSIS_POINTERS = 4
 _PROVIDER_TYPES = ("Practitioner", "PractitionerRole", "Organization")
-_BUILT = ("Claim", "Observation", "Task", "DocumentReference", "ChargeItem", "Communication", "Bundle")
+_BUILT = ("Claim", "Observation", "Task", "DocumentReference", "ChargeItem", "Communication", "Bundle",
+          "QuestionnaireResponse")
 
 
 class ResourceInvalid(SmartAppError):
@@ -124,7 +133,8 @@ def identifier_token(identifier: dict) -> str:
 
 def business_token(resource: dict) -> str:
     """The token of the resource's `urn:smart-app:` identifier; ValueError when it has none."""
-    for identifier in resource.get("identifier") or []:
+    found = resource.get("identifier")
+    for identifier in [found] if isinstance(found, dict) else found or []:
         if isinstance(identifier, dict) and str(identifier.get("system", "")).startswith(IDENTIFIER_PREFIX):
             return identifier_token(identifier)
     raise ValueError(f"the {resource.get('resourceType', 'resource')} carries no {IDENTIFIER_PREFIX} identifier")
@@ -547,12 +557,48 @@ def minutes_observation(claim: ProposedClaim, program: str, *, version: int = 1)
     return validate_resource(resource)
 
 
-def scale_observation(scale: ScaleRecord, title: str) -> dict:
+def scale_summary(scale: ScaleRecord, questionnaire: Questionnaire | None) -> str:
+    """The scale in one paragraph of plain text: total, severity band, each item's answer, the safety alert."""
+    text = f"{scale.scale} on {scale.taken_on.isoformat()}: total score {scale.score}"
+    if questionnaire is not None and scale.items:
+        text += f" ({questionnaire.band(scale.score)})."
+        answers = [f"{questionnaire.item_number(code)}. {_item_text(questionnaire, code)}: "
+                   f"{questionnaire.answer(value).text} ({value})" for code, value in scale.items]
+        text += " Answers: " + "; ".join(answers) + "."
+    else:
+        text += " (total only; no item answers recorded)."
+    alert = safety_answer(scale, questionnaire)
+    if questionnaire is not None and questionnaire.safety_item and alert is not None:
+        number = questionnaire.item_number(questionnaire.safety_item)
+        text += (f" SAFETY ALERT: {scale.scale} item {number} positive ({questionnaire.answer(alert).text}); follow "
+                 "the practice's suicide-risk protocol and assess the patient today.")
+    text += f" Recorded in the care-management app by {scale.recorded_by}."
+    if scale.note:
+        text += f" Note: {scale.note}"
+    return text
+
+
+def _item_text(questionnaire: Questionnaire, code: str) -> str:
+    return next(item.text for item in questionnaire.items if item.loinc == code)
+
+
+def _answer_concept(questionnaire: Questionnaire, value: int) -> dict:
+    answer = questionnaire.answer(value)
+    return {"coding": [_coding(LOINC, answer.loinc, answer.text)], "text": f"{answer.text} ({value})"}
+
+
+def _scale_identifier(scale: ScaleRecord, kind: str) -> dict:
+    return business_identifier(kind, scale.organization_id, scale.id)
+
+
+def scale_observation(scale: ScaleRecord, title: str, questionnaire: Questionnaire | None = None, *,
+                      kind: str = SCALE_KIND) -> dict:
     """The Observation of a rating scale recorded in the app: its total score (LOINC total-score code) on the
-    date it was given, category survey, identified per recorded scale so it is written once."""
+    date it was given, category survey, one component per item answered (LOINC item code, LOINC answer), the
+    severity band as interpretation text; identified per recorded scale so it is written once."""
     resource: dict = {
         "resourceType": "Observation",
-        "identifier": [business_identifier("scale", scale.organization_id, scale.id)],
+        "identifier": [_scale_identifier(scale, kind)],
         "status": "final",
         "category": [{"coding": [_coding(OBSERVATION_CATEGORY, "survey", "Survey")], "text": "Survey"}],
         "code": {"coding": [_coding(LOINC, scale.loinc, title)], "text": f"{scale.scale} total score"},
@@ -562,9 +608,108 @@ def scale_observation(scale: ScaleRecord, title: str) -> dict:
         "performer": [{"reference": scale.recorded_by}],
         "valueInteger": scale.score,
     }
+    if questionnaire is not None and scale.items:
+        resource["interpretation"] = [{"text": f"{questionnaire.band(scale.score)} ({scale.scale})"}]
+        resource["component"] = [{"code": {"coding": [_coding(LOINC, code)], "text": _item_text(questionnaire, code)},
+                                  "valueCodeableConcept": _answer_concept(questionnaire, value)}
+                                 for code, value in scale.items]
+    notes = []
+    alert = safety_answer(scale, questionnaire)
+    if questionnaire is not None and questionnaire.safety_item and alert is not None:
+        notes.append({"text": f"{scale.scale} item {questionnaire.item_number(questionnaire.safety_item)} positive "
+                              f"({questionnaire.answer(alert).text})."})
     if scale.note:
-        resource["note"] = [{"text": scale.note}]
+        notes.append({"text": scale.note})
+    if notes:
+        resource["note"] = notes
     return validate_resource(resource)
+
+
+def scale_questionnaire_response(scale: ScaleRecord, title: str, questionnaire: Questionnaire | None = None, *,
+                                 kind: str = SCALE_KIND) -> dict:
+    """A completed QuestionnaireResponse of a rating scale: one item per question (LOINC code as linkId, the
+    LOINC answer) and the total score; a total-only scale has the total alone."""
+    items: list[dict] = []
+    if questionnaire is not None and scale.items:
+        items += [{"linkId": code, "text": _item_text(questionnaire, code),
+                   "answer": [{"valueCoding": _coding(LOINC, questionnaire.answer(value).loinc,
+                                                      questionnaire.answer(value).text)}]}
+                  for code, value in scale.items]
+    items.append({"linkId": scale.loinc, "text": f"{title} total score",
+                  "answer": [{"valueInteger": scale.score}]})
+    resource: dict = {
+        "resourceType": "QuestionnaireResponse",
+        # QuestionnaireResponse.identifier is a single Identifier (0..1) in R4.
+        "identifier": _scale_identifier(scale, kind),
+        "status": "completed",
+        "subject": {"reference": _reference(scale.patient_id, "Patient")},
+        "authored": _instant(scale.recorded_at, "scale.recorded_at", "QuestionnaireResponse"),
+        "author": {"reference": scale.recorded_by},
+        "item": items,
+        "text": {"status": "generated", "div": _xhtml(scale_summary(scale, questionnaire))},
+    }
+    return validate_resource(resource)
+
+
+def _xhtml(text: str) -> str:
+    return f'<div xmlns="http://www.w3.org/1999/xhtml"><p>{html.escape(text)}</p></div>'
+
+
+def scale_communication(scale: ScaleRecord, title: str, questionnaire: Questionnaire | None = None, *,
+                        kind: str = SCALE_KIND) -> dict:
+    """A Communication to the care team carrying the scale as text (EHRs that take only notes and messages); a
+    safety alert is category alert, priority urgent, its topic "PHQ-9 item 9 positive"."""
+    alert = safety_answer(scale, questionnaire)
+    urgent = questionnaire is not None and questionnaire.safety_item is not None and alert is not None
+    topic = (f"{scale.scale} item {questionnaire.item_number(questionnaire.safety_item or '')} positive"
+             if urgent and questionnaire is not None else f"{title}: total score {scale.score}")
+    resource: dict = {
+        "resourceType": "Communication",
+        "identifier": [_scale_identifier(scale, kind)],
+        "status": "completed",
+        "category": [{"coding": [_coding(COMMUNICATION_CATEGORY, "alert" if urgent else "notification")]}],
+        "priority": "urgent" if urgent else "routine",
+        "subject": {"reference": _reference(scale.patient_id, "Patient")},
+        "topic": {"text": topic},
+        "sent": _instant(scale.recorded_at, "scale.recorded_at", "Communication"),
+        "sender": {"reference": scale.recorded_by},
+        "payload": [{"contentString": scale_summary(scale, questionnaire)}],
+    }
+    return validate_resource(resource)
+
+
+def scale_document(scale: ScaleRecord, title: str, questionnaire: Questionnaire | None = None, *,
+                   kind: str = SCALE_KIND) -> dict:
+    """A DocumentReference note (text/plain) of the scale: its total, band, answers and any safety alert."""
+    when = _instant(scale.recorded_at, "scale.recorded_at", "DocumentReference")
+    code = questionnaire.panel_loinc if questionnaire is not None else scale.loinc
+    resource: dict = {
+        "resourceType": "DocumentReference",
+        "identifier": [_scale_identifier(scale, kind)],
+        "status": "current",
+        "docStatus": "final",
+        "type": {"coding": [_coding(LOINC, code, title)], "text": title},
+        "category": [{"coding": [_coding(US_CORE_DOC_CATEGORY, "clinical-note", "Clinical Note")]}],
+        "subject": {"reference": _reference(scale.patient_id, "Patient")},
+        "date": when,
+        "author": [{"reference": scale.recorded_by}],
+        "description": f"{scale.scale} of {scale.taken_on.isoformat()}",
+        "content": [{"attachment": _attachment("text/plain; charset=utf-8",
+                                               scale_summary(scale, questionnaire).encode("utf-8"),
+                                               f"{scale.scale} of {scale.taken_on.isoformat()}", when)}],
+    }
+    return validate_resource(resource)
+
+
+# The scale's builder per write-back type (`plan.CHOICES["scale"]`).
+SCALE_BUILDERS = {"Observation": scale_observation, "QuestionnaireResponse": scale_questionnaire_response,
+                  "Communication": scale_communication, "DocumentReference": scale_document}
+
+
+def scale_resource(resource_type: str, scale: ScaleRecord, title: str, questionnaire: Questionnaire | None = None,
+                   *, kind: str = SCALE_KIND) -> dict:
+    """The scale as a `resource_type` (Observation, QuestionnaireResponse, Communication or DocumentReference)."""
+    return SCALE_BUILDERS[resource_type](scale, title, questionnaire, kind=kind)
 
 
 def _minutes(value: int) -> dict:

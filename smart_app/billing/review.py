@@ -21,7 +21,7 @@ from smart_app.billing.fhir_resources import (
     full_url,
     minutes_document,
     minutes_observation,
-    scale_observation,
+    scale_resource,
     superbill_document,
 )
 from smart_app.billing.models import ClaimRow, OutboxRow
@@ -41,6 +41,7 @@ from smart_app.ledger.queries import patient_month
 from smart_app.ledger.scales import ScaleRecord, scales_for
 from smart_app.ledger.values import Entry
 from smart_app.rules.loader import rule_set_named
+from smart_app.rules.questionnaires import Questionnaire, for_rule_set
 from smart_app.statuses import ClaimStatus, OutboxStatus
 
 REVIEWABLE = (ClaimStatus.PROPOSED, ClaimStatus.HELD)
@@ -83,7 +84,9 @@ class ReviewResult:
 
 
 def _outgoing(resource: dict, purpose: str) -> OutgoingResource:
-    ident = next(i for i in resource["identifier"] if str(i.get("system", "")).startswith("urn:smart-app:"))
+    found = resource["identifier"]
+    ident = next(i for i in ([found] if isinstance(found, dict) else found)
+                 if str(i.get("system", "")).startswith("urn:smart-app:"))
     return OutgoingResource(resource["resourceType"], purpose, ident["system"], ident["value"], resource)
 
 
@@ -91,13 +94,15 @@ def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: Wri
                         replaced_fhir_id: str | None, now: datetime, pdf: bytes,
                         replaced_superbill: str | None = None, scales: Sequence[ScaleRecord] = (),
                         titles: Mapping[str, str] | None = None,
+                        questionnaires: Mapping[str, Questionnaire] | None = None,
                         enterer: Reviewer | None = None) -> list[OutgoingResource]:
     """Everything the EHR should receive for an approved claim, as the plan routes it, targets first.
 
     `scales`: rating scales recorded in the app in the claim's month; `titles`: scale name -> full title;
+    `questionnaires`: scale name -> its questionnaire (for scales recorded item by item);
     `enterer`: who approved it (the Claim's enterer).
     """
-    titles = titles or {}
+    titles, questionnaires = titles or {}, questionnaires or {}
     value, version = claim.claim, claim.version
     out: list[OutgoingResource] = []
     observation_refs: dict[str, str] = {}
@@ -125,10 +130,11 @@ def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: Wri
             out.append(_outgoing(activity_task(entry, month=claim.month), "activity"))
         elif plan.activity == "Communication":
             out.append(_outgoing(activity_communication(entry, month=claim.month), "activity"))
-    if plan.minutes == "Observation":
-        # Rating scales given and recorded in the app this month: the EHR should hold them too.
-        out += [_outgoing(scale_observation(scale, titles.get(scale.scale, scale.scale)), "scale")
-                for scale in scales]
+    if plan.scale:
+        # Rating scales given and recorded in the app this month: the EHR should hold them too. One written at
+        # once (web.scale_writeback) carries the same identifier, so the outbox skips it here.
+        out += [_outgoing(scale_resource(plan.scale, scale, titles.get(scale.scale, scale.scale),
+                                         questionnaires.get(scale.scale)), "scale") for scale in scales]
     if plan.superbill == "DocumentReference":
         replaces = f"DocumentReference/{replaced_superbill}" if replaced_superbill else None
         out.append(_outgoing(superbill_document(value, pdf, created=now, version=version, replaces=replaces),
@@ -210,7 +216,7 @@ def approve(db: Session, org: Organization, claim_id: str, *, by: Reviewer, note
                                     replaced_superbill=replaced_superbill, now=now, pdf=pdf,
                                     scales=scales_for(db, org.id, row.patient_id, row.month),
                                     titles={name: scale.title for name, scale in rule_set.rating_scales.items()},
-                                    enterer=by)
+                                    questionnaires=for_rule_set(rule_set), enterer=by)
     row.status, row.reviewed_by, row.reviewed_at, row.review_note = ClaimStatus.APPROVED, by.reference, now, note
     row.reviewed_by_name = by.name
     reviewed = [row]

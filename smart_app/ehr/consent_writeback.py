@@ -65,9 +65,11 @@ def if_none_exist_criteria(system: str, value: str) -> str:
 
 
 def carries_identifier(resource: dict, system: str, value: str) -> bool:
-    """Whether the resource has the identifier `system|value`."""
+    """Whether the resource has the identifier `system|value` (a list, or one Identifier as in a
+    QuestionnaireResponse)."""
+    found = resource.get("identifier")
     return any(isinstance(i, dict) and i.get("system") == system and str(i.get("value")) == value
-               for i in resource.get("identifier") or [])
+               for i in ([found] if isinstance(found, dict) else found or []))
 
 
 def _business_id_or_none(resource: dict) -> str | None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 _MODEL_REPR = re.compile(r"<fhirclient\.models\.\w+\.(\w+) object at 0x[0-9a-f]+>")
 
 WRITTEN = ("Bundle", "CarePlan", "ChargeItem", "Claim", "Communication", "Consent", "DocumentReference", "Goal",
-           "Observation", "Task")
+           "Observation", "QuestionnaireResponse", "Task")
 
 
 def _r4b_model(rtype: str) -> type[BaseModel]:
@@ -50,6 +50,9 @@ def _r4b_model(rtype: str) -> type[BaseModel]:
     if rtype == "Observation":
         from fhir.resources.R4B.observation import Observation
         return Observation
+    if rtype == "QuestionnaireResponse":
+        from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+        return QuestionnaireResponse
     from fhir.resources.R4B.task import Task
     return Task
 
@@ -83,6 +86,9 @@ def _r4_model(rtype: str) -> Any:
     if rtype == "Observation":
         from fhirclient.models.observation import Observation
         return Observation
+    if rtype == "QuestionnaireResponse":
+        from fhirclient.models.questionnaireresponse import QuestionnaireResponse
+        return QuestionnaireResponse
     from fhirclient.models.task import Task
     return Task
 

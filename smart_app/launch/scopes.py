@@ -51,8 +51,9 @@ BACKEND_READS = tuple(s.replace("patient/", "system/") for s in PATIENT_READS if
 # (entered-in-error, or superseded for documents: billing.supersede).
 BACKEND_WRITES = ("system/Claim.crus", "system/ChargeItem.crus", "system/Observation.crus", "system/Task.crus",
                   "system/Communication.crus", "system/DocumentReference.crus", "system/Consent.crs",
-                  # Rating scales item by item, and the signed care plan with its goals (superseded by the next).
-                  "system/QuestionnaireResponse.cr", "system/CarePlan.crus", "system/Goal.crus")
+                  # Rating scales item by item (s: the search by identifier before a create, where the EHR has no
+                  # conditional create), and the signed care plan with its goals (superseded by the next).
+                  "system/QuestionnaireResponse.crs", "system/CarePlan.crus", "system/Goal.crus")
 
 
 def backend_scopes() -> str:

@@ -9,7 +9,7 @@ digest is the SHA-256 of the UTF-8 bytes of the canonical JSON (`audit.canonical
     {"format": "smart-app-row/1", "table": table, "row": {column: value, ...}}
 
 over every column, datetimes as the audit chain writes them (UTC, microseconds, Z), dates ISO, JSON columns as
-their JSON.
+their JSON; a column added to a covered table later (`LATE_COLUMNS`) is left out while NULL.
 
 `verify` walks the chain (`audit.verify_chain`) and checks, in flat memory:
 - each covered row against its `audit_coverage` record (a changed column: row-edited; no record: row-inserted);
@@ -55,6 +55,9 @@ ROW_FORMAT = "smart-app-row/1"
 COVERED_TABLES = ("time_entries", "timers", "consents", "chronic_attestations", "rating_scales", "claims",
                   "recorded_evidence", "care_plans", "care_plan_versions")
 COVERS_KEY = "covers"
+# Columns added to a covered table after rows were written: left out of a row's digest while NULL, so the rows
+# written before the column keep the digest their audit event recorded.
+LATE_COLUMNS: dict[str, frozenset[str]] = {"rating_scales": frozenset({"items"})}
 _BATCH = 1000
 _LOOKUP = 500
 
@@ -71,7 +74,8 @@ def _plain(value: Any) -> Any:
 
 def row_digest(table: str, values: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of a row's canonical content; see the module docstring."""
-    content = {name: _plain(value) for name, value in values.items()}
+    late = LATE_COLUMNS.get(table, frozenset())
+    content = {name: _plain(value) for name, value in values.items() if not (value is None and name in late)}
     return hashlib.sha256(canonical_json({"format": ROW_FORMAT, "table": table, "row": content})
                           .encode("utf-8")).hexdigest()
 

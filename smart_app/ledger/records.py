@@ -100,6 +100,9 @@ class ScaleRow(Base):
     recorded_by: Mapped[str] = mapped_column(String(500))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
     note: Mapped[str] = mapped_column(Text)
+    # The answers, item LOINC code -> score in the questionnaire's order, when given item by item (migration
+    # 0015); None for a total-only score.
+    items: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class AuditEventRow(Base):

@@ -1,13 +1,15 @@
 """Validated rating scales (PHQ-9, GAD-7 ...) the care team administered and recorded in the app.
 
 BHI and CoCM need a validated rating scale in the service month; when the EHR holds none (a PHQ-9 taken by
-phone and never charted), the score recorded here counts, and is written back to the EHR as an Observation
-with the month's claim. Append-only: a wrong score is corrected by recording the right one.
+phone and never charted), the score recorded here counts. A scale with a questionnaire (`rules/questionnaires/`)
+is recorded item by item and scored by the app; any other scale as its total. Append-only: a wrong score is
+corrected by recording the right one.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -23,6 +25,7 @@ from smart_app.ledger.months import zone
 from smart_app.ledger.records import ScaleRow
 from smart_app.ledger.validation import MAX_NOTE_CHARS, earliest_record_day, refuse_nul
 from smart_app.rules.facts import FactSource, RatingScale
+from smart_app.rules.questionnaires import Questionnaire
 from smart_app.rules.schema import RuleSet
 
 
@@ -47,11 +50,51 @@ class ScaleRecord:
     recorded_by: str
     recorded_at: datetime
     note: str
+    # (item LOINC code, score) in the questionnaire's order; empty for a total-only score.
+    items: tuple[tuple[str, int], ...] = ()
+
+    def answered(self, loinc: str) -> int | None:
+        """The score given to the item with this code, or None (not recorded item by item)."""
+        return dict(self.items).get(loinc)
 
 
 def _record(row: ScaleRow) -> ScaleRecord:
+    items = tuple((str(code), int(score)) for code, score in (row.items or {}).items())
     return ScaleRecord(row.id, row.organization_id, row.patient_id, row.scale, row.loinc, row.score, row.taken_on,
-                       row.month, row.recorded_by, row.recorded_at, row.note)
+                       row.month, row.recorded_by, row.recorded_at, row.note, items)
+
+
+def safety_answer(record: ScaleRecord, questionnaire: Questionnaire | None) -> int | None:
+    """The score of the questionnaire's safety item (PHQ-9 item 9) when answered above 0, else None."""
+    if questionnaire is None or questionnaire.safety_item is None:
+        return None
+    answer = record.answered(questionnaire.safety_item)
+    return answer if answer else None
+
+
+def score_items(questionnaire: Questionnaire, items: object) -> tuple[tuple[str, int], ...]:
+    """The answers (item LOINC code -> score) checked against the questionnaire, in its order; InvalidScale
+    naming the item that is missing, unknown or out of range."""
+    name, highest = questionnaire.name, questionnaire.max_answer
+    if not isinstance(items, Mapping):
+        raise InvalidScale(f"The {name} answers must be given per item (item code -> score).",
+                           "Answer every item of the form.")
+    known = {item.loinc for item in questionnaire.items}
+    unknown = [str(code) for code in items if code not in known]
+    if unknown:
+        raise InvalidScale(f"{unknown[0]!r} is not an item of the {name}.",
+                           f"Answer the {name}'s {len(known)} items by their LOINC codes.")
+    scored = []
+    for number, item in enumerate(questionnaire.items, start=1):
+        value = items.get(item.loinc)
+        if value is None:
+            raise InvalidScale(f"Item {number} of the {name} ({item.text}) is not answered.",
+                               f"Choose one answer for item {number}; every item counts toward the total.")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= highest:
+            raise InvalidScale(f"Item {number} of the {name} ({item.text}) must be scored 0 to {highest}; "
+                               f"got {value!r}.", f"Choose one of the answers for item {number}.")
+        scored.append((item.loinc, value))
+    return tuple(scored)
 
 
 def recordable_scales(rule_set: RuleSet) -> dict[str, tuple[str, int]]:
@@ -62,14 +105,27 @@ def recordable_scales(rule_set: RuleSet) -> dict[str, tuple[str, int]]:
 
 def record_scale(session: Session, rule_set: RuleSet, organization_id: str, patient_id: str, scale: str,
                  score: object, taken_on: date, by: str, timezone: str, note: str = "",
-                 now: datetime | None = None) -> ScaleRecord:
-    """Record a scale's total score, administered on the local date `taken_on` (not in the future)."""
+                 now: datetime | None = None, *, items: object = None,
+                 questionnaire: Questionnaire | None = None) -> ScaleRecord:
+    """Record a scale administered on the local date `taken_on` (not in the future): item by item (`items`, item
+    LOINC code -> score, scored with `questionnaire`; `score` then None or the same total), or as its total."""
     now = now or utcnow()
     known = recordable_scales(rule_set)
     if scale not in known:
         raise InvalidScale(f"{scale!r} is not a rating scale the app can record.",
                            f"Choose one of {', '.join(known)}.")
     loinc, highest = known[scale]
+    scored: tuple[tuple[str, int], ...] = ()
+    if items is not None:
+        if questionnaire is None or questionnaire.name != scale:
+            raise InvalidScale(f"The app has no item-by-item form for the {scale}.",
+                               "Record its total score instead.")
+        scored = score_items(questionnaire, items)
+        total = sum(value for _, value in scored)
+        if score is not None and score != total:
+            raise InvalidScale(f"The {scale} items add up to {total}, not {score!r}.",
+                               "Leave the total out: the app scores the items.")
+        score = total
     if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= highest:
         raise InvalidScale(f"A {scale} total score is a whole number from 0 to {highest}; got {score!r}.",
                            f"Enter the total of the {scale} as scored.")
@@ -92,11 +148,13 @@ def record_scale(session: Session, rule_set: RuleSet, organization_id: str, pati
     refuse_nul(note, "The note", InvalidScale)
     row = ScaleRow(id=str(uuid.uuid4()), organization_id=organization_id, patient_id=patient_id, scale=scale,
                    loinc=loinc, score=score, taken_on=taken_on, month=f"{taken_on:%Y-%m}", recorded_by=by,
-                   recorded_at=now, note=note.strip())
+                   recorded_at=now, note=note.strip(), items=dict(scored) if scored else None)
     session.add(row)
+    detail: dict[str, object] = {"scale": scale, "score": score, "date": taken_on.isoformat(), "id": row.id}
+    if scored:
+        detail["items"] = dict(scored)
     record_rows(session, [row], actor=by, action=SCALE_RECORDED, subject=f"Patient/{patient_id}",
-                organization_id=organization_id, now=now,
-                detail={"scale": scale, "score": score, "date": taken_on.isoformat(), "id": row.id})
+                organization_id=organization_id, now=now, detail=detail)
     return _record(row)
 
 

@@ -14,6 +14,7 @@ from smart_app.rules.document import load_document
 from smart_app.rules.errors import FactsError, RuleFileError
 from smart_app.rules.evaluate import Policy, evaluate
 from smart_app.rules.loader import default_rule_set, load_rule_set, rule_file_path
+from smart_app.rules.questionnaires import for_rule_set
 from smart_app.rules.rvu_file import RvuFileError, read_rvu_file
 from smart_app.rules.rvu_import import import_rvu
 
@@ -68,8 +69,10 @@ def _parse_policy(text: str) -> Policy:
 def _check(args: argparse.Namespace) -> int:
     rule_set = load_rule_set(args.file)
     n = sum(len(f.codes) for f in rule_set.families.values())
+    # The questionnaires of its rating scales must agree with it (total-score code, highest total).
+    forms = for_rule_set(rule_set)
     print(f"{args.file}: ok ({rule_set.payer} {rule_set.year}, {len(rule_set.families)} "
-          f"families, {n} codes)")
+          f"families, {n} codes, {len(forms)} questionnaires: {', '.join(forms) or 'none'})")
     return EXIT_OK
 
 

@@ -20,7 +20,7 @@ restriction on what may be created, and whether batch and transaction Bundles ar
 
 The profiles follow the vendors' public CapabilityStatements as summarised in the issue that
 asked for them (Epic: Claim and Consent read-only, Task read/update without create, Observation,
-DocumentReference and Communication create, no conditional create, no batch or transaction;
+DocumentReference, Communication and QuestionnaireResponse create, no conditional create, no batch or transaction;
 Oracle Health Millennium: no create for Claim, Task or Consent, Observation create only for
 vital signs and labs, DocumentReference, Communication and ChargeItem create). `open` (Medplum,
 HAPI) accepts everything, for any resource type: the sandbox's original behaviour. `strict` accepts what
@@ -176,14 +176,16 @@ STRICT = replace(
 EPIC_LIKE = EhrProfile(
     name="epic-like",
     description="Like Epic: Claim and Consent read-only, Task read/update without create, "
-                "Observation, DocumentReference and Communication create; no conditional "
-                "create, no batch or transaction.",
+                "Observation, DocumentReference, Communication and QuestionnaireResponse create; no "
+                "conditional create, no batch or transaction.",
     resources=_table({
         "Condition": _rules(READ, SEARCH, CREATE, UPDATE),
         "Observation": _rules(READ, SEARCH, CREATE, UPDATE),
         "Task": _rules(READ, SEARCH, UPDATE),
         "DocumentReference": _rules(READ, SEARCH, CREATE, UPDATE),
         "Communication": _rules(READ, SEARCH, CREATE),
+        # Epic's QuestionnaireResponse.Create files a completed questionnaire (e.g. a PHQ-9) in the chart.
+        "QuestionnaireResponse": _rules(READ, SEARCH, CREATE),
     }),
 )
 

@@ -128,10 +128,12 @@ class EvidenceCreate(_Body):
 
 
 class ScaleCreate(_Body):
-    """A validated rating scale administered to the patient: its name in the rule set, total score and date."""
+    """A validated rating scale administered to the patient: its name in the rule set, the date, and its answers
+    item by item (item LOINC code -> score; the app scores them) or, for a scale without a form, the total."""
 
     scale: str = Field(min_length=1, max_length=40, examples=["PHQ-9"])
-    score: int = Field(ge=0)
+    score: int | None = Field(default=None, ge=0)
+    items: dict[str, int] | None = Field(default=None, max_length=40, examples=[{"44250-9": 1, "44255-8": 2}])
     date: dt.date
     note: str = Field(default="", max_length=2000)
 

@@ -29,7 +29,8 @@ OPERATIONS = [
     ("post", "/api/v1/entries", "Record time manually", EntryCreate, "201"),
     ("post", "/api/v1/entries/{entry_id}/amend", "Replace an entry with a correction", EntryAmend, "200"),
     ("post", "/api/v1/entries/{entry_id}/void", "Cancel an entry", EntryVoid, "200"),
-    ("post", "/api/v1/scales", "Record a validated rating scale (PHQ-9, GAD-7 ...) administered to the patient",
+    ("post", "/api/v1/scales", "Record a validated rating scale administered to the patient: PHQ-9 and GAD-7 item "
+     "by item (scored by the app and written to the EHR at once; a safety alert for PHQ-9 item 9), others as a total",
      ScaleCreate, "201"),
     ("post", "/api/v1/evidence", "Record a fact the rules need and the EHR does not hold (a TCM step, a CoCM "
      "episode start, QMB status, a high-risk judgement, a care plan on file), attributed and audited",

@@ -14,6 +14,7 @@ from smart_app.billing.facts_source import coverage_reference, save_facts
 from smart_app.billing.panel import snapshot_json
 from smart_app.billing.practitioners import save_people
 from smart_app.billing.pricing import organization_pricing
+from smart_app.billing.scale_writeback import delivery_states
 from smart_app.db import transaction, utcnow
 from smart_app.ehr.care_team import care_manager
 from smart_app.ehr.chart import ChartSummary, chart_summary
@@ -38,6 +39,7 @@ from smart_app.rules.conditions import CountedCondition, summarize
 from smart_app.rules.decision import Decision
 from smart_app.rules.evaluate import evaluate
 from smart_app.rules.loader import rule_set_named
+from smart_app.rules.questionnaires import for_rule_set
 from smart_app.rules.rates import CostShare, monthly_cost_share
 from smart_app.services import AppContext
 from smart_app.statuses import WritebackStatus
@@ -48,6 +50,7 @@ from smart_app.web.consent_sync import send_pending_consents
 from smart_app.web.evidence_offers import Offer, evidence_offers
 from smart_app.web.orgs import org_today
 from smart_app.web.program_cards import ProgramCard, program_cards
+from smart_app.web.scale_view import ScaleSection, scale_section
 
 # The evidence name of "a validated rating scale in the service month" in the rule files.
 SCALE_EVIDENCE = "rating_scale_this_month"
@@ -97,6 +100,8 @@ class PatientView:
     timer_patient_name: str | None = None
     # The care plan established in the app and in force today, shown where a program needing one applies.
     care_plan: CarePlanVersion | None = None
+    # The rating-scale section: item-by-item forms, the total-only form, the safety alert, each scale's trend.
+    scale_section: ScaleSection | None = None
 
     @property
     def role(self) -> str:
@@ -145,7 +150,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
     performer = who.user
 
     def read_ledger() -> tuple[Principal, PatientMonth, Timer | None, list[ConsentRecord], list[ScaleRecord],
-                               set[str], list[tuple[str, str]], str | None]:
+                               set[str], list[tuple[str, str]], str | None, tuple[dict[str, str], set[str]]]:
         # What the EHR says of the user may have changed their roles: settle it and decide them again.
         fresh = settle_identity(app.launch, session, identity.name, identity.codes)
         with transaction(app.sessions) as db:
@@ -159,9 +164,11 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
             managers = people_with_time_role(db, org.id, TimeRole.CARE_MANAGER, org.role_assignments)
             recent = recent_choices(db, org.id, patient_id, performer) if performer else []
             timer_name = patient_name(db, org.id, timer.patient_id) if timer else None
-        return now, ledger, timer, consents, scales, managers, recent, timer_name
+            deliveries = delivery_states(db, org.id, [s.id for s in scales])
+        return now, ledger, timer, consents, scales, managers, recent, timer_name, deliveries
 
-    who, ledger, timer, consents, scales, managers, recent, timer_name = await run_in_threadpool(read_ledger)
+    who, ledger, timer, consents, scales, managers, recent, timer_name, deliveries = await run_in_threadpool(
+        read_ledger)
     roles = who.roles
     if any(c.writeback_status == WritebackStatus.PENDING for c in consents):
         await send_pending_consents(app, session, org, consents)
@@ -211,6 +218,8 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                    if any(SCALE_EVIDENCE in code.evidence for code in fam.codes.values())}
     scale_choices = (tuple((name, highest) for name, (_, highest) in recordable_scales(rule_set).items())
                      if needs_scale & set(time_programs) else ())
+    section = scale_section(rule_set, for_rule_set(rule_set), scale_choices, scales, ehr_facts.rating_scales,
+                            deliveries[0], deliveries[1], today) if scale_choices or scales else None
     consent_programs = tuple(p for p in time_programs if p != "tcm")
     on_file = listed_consents(record.get("consents"), consents)
     defaults = capture_defaults(time_programs, {f.time_program for f in rule_set.families.values() if f.time_based},
@@ -229,4 +238,4 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                        offers=offers, defaults=defaults, listed_consents=on_file,
                        consent_missing=tuple(programs_without_consent(consent_programs, on_file)),
                        timer_patient_name=summary.name if timer and timer.patient_id == patient_id else timer_name,
-                       care_plan=plan)
+                       care_plan=plan, scale_section=section)

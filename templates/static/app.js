@@ -86,6 +86,15 @@
         return;
       }
       if (el.type === "checkbox") { data[el.name] = el.checked; return; }
+      // Radio groups send the checked answer; a rating scale's (data-item) go together as items: {code: score}.
+      if (el.type === "radio") {
+        if (!el.checked) { return; }
+        if (el.hasAttribute("data-item")) {
+          data.items = data.items || {};
+          data.items[el.getAttribute("data-item")] = parseInt(el.value, 10);
+        } else { data[el.name] = el.value; }
+        return;
+      }
       if (el.value === "") { return; }
       if (el.type === "number") { data[el.name] = parseInt(el.value, 10); return; }
       if (el.value === "true" || el.value === "false") { data[el.name] = el.value === "true"; return; }
@@ -350,4 +359,40 @@
 
   wire(document);
   setInterval(tick, 1000);
+})();
+
+// Rating scales given item by item: the running total and its severity band as the person answers, and a note
+// when the safety question (PHQ-9 item 9) is answered above 0. The app scores the items again when recorded.
+(function () {
+  "use strict";
+  function bandOf(form, total) {
+    var found = "";
+    (form.getAttribute("data-bands") || "").split("|").forEach(function (band) {
+      var parts = band.split(":"), range = parts[0].split("-");
+      if (total >= parseInt(range[0], 10) && total <= parseInt(range[1], 10)) { found = parts.slice(1).join(":"); }
+    });
+    return found;
+  }
+  function update(form) {
+    var groups = {}, total = 0, answered = 0, safety = form.getAttribute("data-safety"), flagged = false;
+    Array.prototype.forEach.call(form.querySelectorAll("input[type=radio][data-item]"), function (el) {
+      groups[el.getAttribute("data-item")] = true;
+      if (!el.checked) { return; }
+      total += parseInt(el.value, 10);
+      answered += 1;
+      if (safety && el.getAttribute("data-item") === safety && parseInt(el.value, 10) > 0) { flagged = true; }
+    });
+    var count = Object.keys(groups).length;
+    var box = form.querySelector("[data-scale-total]");
+    if (!box) { return; }
+    box.querySelector("output").textContent = String(total);
+    box.querySelector("[data-scale-progress]").textContent = answered === count
+      ? "(all answered: " + bandOf(form, total) + ")" : "(" + answered + " of " + count + " answered)";
+    var note = form.querySelector("[data-scale-safety]");
+    if (note) { note.hidden = !flagged; }
+  }
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-scale-form]");
+    if (form) { update(form); }
+  });
 })();

@@ -92,17 +92,20 @@ def test_a_phq9_taken_by_phone_is_recorded_in_the_iframe_and_counts(cross_site: 
     frame = app_frame(page, cross_site, "bhi-phq9-by-phone")
     bhi = frame.locator("article.program", has_text="General behavioral health integration")
     assert "no PHQ-9 or GAD-7" in bhi.inner_text()
-    form = frame.locator(".capture-scale form")
-    form.get_by_label("Scale").select_option("PHQ-9")
-    form.get_by_label("Total score").fill("30")
-    # The browser's own range check would stop the submit; remove it to reach the server's check.
-    form.get_by_label("Total score").evaluate("el => el.removeAttribute('max')")
-    form.get_by_role("button", name="Record score").click()
-    frame.get_by_role("alert").filter(has_text="from 0 to 27").wait_for(timeout=10000)
-    form.get_by_label("Total score").fill("11")
-    form.get_by_role("button", name="Record score").click()
-    frame.get_by_text("PHQ-9 score 11 recorded").wait_for(timeout=10000)
-    frame.locator(".scales-recorded", has_text="score 11").wait_for(timeout=10000)
+    form = frame.locator("details.scale-form", has_text="Give the PHQ-9").locator("form")
+    for number, answer in enumerate(["Several days", "More than half the days", "Several days", "Not at all",
+                                     "Several days", "Not at all", "Several days", "Not at all", "Not at all"]):
+        if number != 7:
+            form.locator("fieldset").nth(number).get_by_label(answer).check()
+    assert form.locator("[data-scale-total] output").inner_text() == "6", "the total adds up as the person answers"
+    # The browser's own check would stop the submit with a question unanswered; remove it to reach the server's.
+    form.locator("fieldset").nth(7).locator("input").evaluate_all("els => els.forEach(e => e.required = false)")
+    form.get_by_role("button", name="Record PHQ-9").click()
+    frame.get_by_role("alert").filter(has_text="Item 8 of the PHQ-9").wait_for(timeout=10000)
+    form.locator("fieldset").nth(7).get_by_label("Not at all").check()
+    form.get_by_role("button", name="Record PHQ-9").click()
+    frame.get_by_text("PHQ-9 recorded for").wait_for(timeout=10000)
+    frame.locator("table.scale-trend", has_text="Mild").wait_for(timeout=10000)
     bhi = frame.locator("article.program", has_text="General behavioral health integration")
     assert "no PHQ-9 or GAD-7" not in bhi.inner_text()
 

@@ -27,24 +27,25 @@ def focused_text(frame) -> str:
 def test_each_forms_message_shows_beside_it_and_focus_stays(cross_site: Stack, small_page) -> None:  # noqa: F811
     frame = app_frame(small_page, cross_site, "bhi-phq9-by-phone")
     scale = frame.locator(".capture-scale form")
-    scale.get_by_label("Scale").select_option("PHQ-9")
+    frame.get_by_text("Record another scale's total score").click()
+    scale.get_by_label("Scale").select_option("PHQ-2")
     scale.get_by_label("Total score").fill("30")
     scale.get_by_label("Total score").evaluate("el => el.removeAttribute('max')")
     scale.get_by_role("button", name="Record score").click()
     beside = scale.locator(MESSAGES)
-    beside.get_by_role("alert").filter(has_text="from 0 to 27").wait_for(timeout=10000)
+    beside.get_by_role("alert").filter(has_text="from 0 to 6").wait_for(timeout=10000)
     # Nothing lands in the capture box, far from the form.
-    assert frame.locator(".capture").get_by_role("alert").filter(has_text="from 0 to 27").count() == 0
+    assert frame.locator(".capture").get_by_role("alert").filter(has_text="from 0 to 6").count() == 0
     assert focused_text(frame) == "Record score"
     form_box, alert_box = scale.bounding_box(), beside.get_by_role("alert").bounding_box()
     assert 0 <= alert_box["y"] - (form_box["y"] + form_box["height"]) < 40
 
-    scale.get_by_label("Total score").fill("11")
+    scale.get_by_label("Total score").fill("5")
     scale.get_by_role("button", name="Record score").click()
     # The page is re-rendered: the form is found again, reopened, and its success replaces the old error.
     scale = frame.locator(".capture-scale form")
-    scale.locator(MESSAGES).get_by_role("status").filter(has_text="PHQ-9 score 11 recorded").wait_for(timeout=10000)
-    assert frame.get_by_role("alert").filter(has_text="from 0 to 27").count() == 0
+    scale.locator(MESSAGES).get_by_role("status").filter(has_text="PHQ-2 score 5 recorded").wait_for(timeout=10000)
+    assert frame.get_by_role("alert").filter(has_text="from 0 to 6").count() == 0
     assert focused_text(frame) == "Record score"
 
     # The next form's error clears the old success message.
@@ -57,7 +58,7 @@ def test_each_forms_message_shows_beside_it_and_focus_stays(cross_site: Stack, s
     manual.get_by_label("Date", exact=True).fill("2099-01-01")
     manual.get_by_role("button", name="Record time").click()
     manual.locator(MESSAGES).get_by_role("alert").filter(has_text="future").wait_for(timeout=10000)
-    assert frame.get_by_text("PHQ-9 score 11 recorded").count() == 0
+    assert frame.get_by_text("PHQ-2 score 5 recorded").count() == 0
     assert focused_text(frame) == "Record time"
 
     # A quick log's success shows beside its own button, and the manual entry's error is gone.

@@ -92,7 +92,8 @@ def test_not_json_exits_2(tmp_path, capsys):
 
 def test_check_command(tmp_path, capsys):
     assert main(["check", str(rule_file_path("medicare", 2026))]) == 0
-    assert "ok" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ok" in out and "2 questionnaires: GAD-7, PHQ-9" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text("schema_version: 1\npayer: medicare\n")
     assert main(["check", str(bad)]) == 2

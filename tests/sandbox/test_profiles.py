@@ -134,6 +134,7 @@ EPIC_EXPECTED = {
     "Communication": {"read", "search-type", "create"},
     "ChargeItem": {"read", "search-type"},
     "Patient": {"read", "search-type"},
+    "QuestionnaireResponse": {"read", "search-type", "create"},
 }
 ORACLE_EXPECTED = {
     "Claim": {"read", "search-type"},
@@ -143,6 +144,7 @@ ORACLE_EXPECTED = {
     "DocumentReference": {"read", "search-type", "create", "update"},
     "Communication": {"read", "search-type", "create"},
     "ChargeItem": {"read", "search-type", "create"},
+    "QuestionnaireResponse": {"read", "search-type"},
 }
 
 
