@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from smart_app.db import utcnow
+from smart_app.db import transaction, utcnow
 from smart_app.ledger.audit import ENROLLMENT_RECORDED
 from smart_app.ledger.consents import CONSENT_PROGRAMS, MAX_CONSENT_AGE_YEARS, ConsentRecord, check_person
 from smart_app.ledger.coverage import record_rows
@@ -210,6 +210,12 @@ def enrollment_history(session: Session, organization_id: str, patient_id: str) 
         EnrollmentRow.organization_id == organization_id, EnrollmentRow.patient_id == patient_id,
     ).order_by(EnrollmentRow.recorded_at, EnrollmentRow.id))
     return [_record(row) for row in rows]
+
+
+def read_history(sessions: sessionmaker[Session], organization_id: str, patient_id: str) -> list[EnrollmentRecord]:
+    """`enrollment_history` in a transaction of its own (for a page, in the thread pool)."""
+    with transaction(sessions) as db:
+        return enrollment_history(db, organization_id, patient_id)
 
 
 # -- the derived status (pure) ----------------------------------------------------------------------------------
