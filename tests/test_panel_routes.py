@@ -123,7 +123,7 @@ def test_panel_page_shows_only_the_sessions_organization(client: TestClient) -> 
 def test_panel_page_markup_is_accessible_and_labels_the_estimates(client: TestClient) -> None:
     text = client.get("/panel?month=2026-11", headers=bearer("org-ny")).text
     assert '<caption id="panel-caption">Enrolled patients, November 2026' in text
-    assert text.count('<th scope="col"') == 9
+    assert text.count('<th scope="col"') == 10
     assert '<th scope="row">Nora Close</th>' in text
     assert '<label for="panel-program">' in text and 'id="panel-program" name="program"' in text
     assert '<label for="panel-care-manager">' in text and '<form class="panel-filters" method="get"' in text

@@ -280,19 +280,25 @@ def _app_marks(rows: Iterable[ConsentRow]) -> list[Mark]:
                  holds=r.kind == ConsentKind.CONSENT and r.id not in withdrawn) for r in rows]
 
 
-def app_marks_for(session: Session, organization_id: str, patient_ids: Iterable[str]) -> dict[str, list[Mark]]:
-    """The app's enrollment events, consents and withdrawals of many patients, as steps per patient (two
-    statements per 500 patients)."""
-    ids = sorted(set(patient_ids))
+def app_marks_for(session: Session, organization_id: str,
+                  patient_ids: Iterable[str] | None) -> dict[str, list[Mark]]:
+    """The app's enrollment events, consents and withdrawals of many patients (None: every patient of the
+    organization, in two statements), as steps per patient; two statements per 500 patients named."""
+    chunks: list[list[str] | None] = [None]
+    if patient_ids is not None:
+        ids = sorted(set(patient_ids))
+        chunks = [ids[start:start + 500] for start in range(0, len(ids), 500)]
     out: dict[str, list[Mark]] = defaultdict(list)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        for row in session.scalars(select(EnrollmentRow).where(
-                EnrollmentRow.organization_id == organization_id, EnrollmentRow.patient_id.in_(chunk))):
+    for chunk in chunks:
+        events = select(EnrollmentRow).where(EnrollmentRow.organization_id == organization_id)
+        kept = select(ConsentRow).where(ConsentRow.organization_id == organization_id)
+        if chunk is not None:
+            events = events.where(EnrollmentRow.patient_id.in_(chunk))
+            kept = kept.where(ConsentRow.patient_id.in_(chunk))
+        for row in session.scalars(events):
             out[row.patient_id].extend(event_marks([_record(row)]))
         consents: dict[str, list[ConsentRow]] = defaultdict(list)
-        for consent in session.scalars(select(ConsentRow).where(
-                ConsentRow.organization_id == organization_id, ConsentRow.patient_id.in_(chunk))):
+        for consent in session.scalars(kept):
             consents[consent.patient_id].append(consent)
         for patient_id, rows in consents.items():
             out[patient_id].extend(_app_marks(rows))

@@ -210,7 +210,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
             save_month_status(db, org.id, patient_id, month,
                               eligible_programs=[c.key for c in cards if c.status in ("billable", "in-progress")],
                               decision=decision.to_json(),
-                              panel=snapshot_json(decision, rule_set, month_fingerprint(ledger)))
+                              panel=snapshot_json(decision, rule_set, month_fingerprint(ledger), ehr_facts.consents))
         return decision, cards, undetermined, facts.findings, offers, plan
 
     decision, cards, undetermined, fact_findings, offers, plan = await run_in_threadpool(evaluate_and_keep)
