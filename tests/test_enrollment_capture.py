@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import httpx
+
 from tests.stack import Stack, new_browser
 from tests.test_capture_api import api, launch
 from tests.test_consent_capture import ALL_ELEMENTS
@@ -55,6 +57,8 @@ def test_what_cannot_be_recorded_is_refused_with_what_to_fix(stack: Stack) -> No
         error = sent.json()["error"]
         assert said in error["message"] and error["hint"], (body, error)
     assert "not yet offered" in consent_section(stack, headers), "nothing was recorded"
+    described = httpx.get(f"{stack.app_url}/api/v1/openapi.json").json()["components"]["schemas"]
+    assert set(described["EnrollmentCreate"]["properties"]) == {"program", "status", "date", "reason"}
 
 
 def test_a_person_without_a_clinical_role_cannot_record_a_decline(stack: Stack) -> None:

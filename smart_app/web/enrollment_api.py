@@ -3,9 +3,6 @@ the session's patient, declined (date and reason) or is not for them (reason).""
 
 from __future__ import annotations
 
-import datetime as dt
-
-from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,19 +13,9 @@ from smart_app.ledger.enrollment import EnrollmentRecord, record_enrollment
 from smart_app.ledger.validation import program_label
 from smart_app.statuses import EnrollmentKind
 from smart_app.web.api import parse
-from smart_app.web.api_models import _Body
+from smart_app.web.api_models import EnrollmentCreate
 from smart_app.web.authorization import principal
 from smart_app.web.templating import ctx
-
-
-class EnrollmentCreate(_Body):
-    """A program offered, declined (with the reason) or not for the patient (with the reason), on a date."""
-
-    program: str = Field(min_length=2, max_length=10)
-    status: EnrollmentKind
-    date: dt.date
-    reason: str = Field(default="", max_length=500)
-
 
 _SAID = {EnrollmentKind.OFFERED: "was offered", EnrollmentKind.DECLINED: "declined",
          EnrollmentKind.NOT_CANDIDATE: "is not a candidate for"}
