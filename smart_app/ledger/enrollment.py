@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -272,12 +273,18 @@ def enrollment_statuses(programs: Sequence[str], marks: Iterable[Mark]) -> tuple
 
 # -- many patients at once (the panel) ---------------------------------------------------------------------------
 
-def _app_marks(rows: Iterable[ConsentRow]) -> list[Mark]:
+def _app_marks(rows: Iterable[Any]) -> list[Mark]:
+    """Steps of one patient's consent rows (ORM rows or `_CONSENT_COLUMNS` tuples)."""
     rows = list(rows)
     withdrawn = {r.withdraws_id for r in rows if r.withdraws_id}
     return [Mark(r.program, EnrollmentStatus.ENROLLED if r.kind == ConsentKind.CONSENT else EnrollmentStatus.WITHDRAWN,
                  r.obtained_on, r.obtained_by, "app", r.recorded_at,
                  holds=r.kind == ConsentKind.CONSENT and r.id not in withdrawn) for r in rows]
+
+
+# Only what a status needs, as plain tuples: the panel reads every consent of the organization.
+_CONSENT_COLUMNS = (ConsentRow.id, ConsentRow.patient_id, ConsentRow.program, ConsentRow.kind, ConsentRow.obtained_on,
+                    ConsentRow.obtained_by, ConsentRow.recorded_at, ConsentRow.withdraws_id)
 
 
 def app_marks_for(session: Session, organization_id: str,
@@ -291,14 +298,14 @@ def app_marks_for(session: Session, organization_id: str,
     out: dict[str, list[Mark]] = defaultdict(list)
     for chunk in chunks:
         events = select(EnrollmentRow).where(EnrollmentRow.organization_id == organization_id)
-        kept = select(ConsentRow).where(ConsentRow.organization_id == organization_id)
+        kept = select(*_CONSENT_COLUMNS).where(ConsentRow.organization_id == organization_id)
         if chunk is not None:
             events = events.where(EnrollmentRow.patient_id.in_(chunk))
             kept = kept.where(ConsentRow.patient_id.in_(chunk))
         for row in session.scalars(events):
             out[row.patient_id].extend(event_marks([_record(row)]))
-        consents: dict[str, list[ConsentRow]] = defaultdict(list)
-        for consent in session.scalars(kept):
+        consents: dict[str, list[Any]] = defaultdict(list)
+        for consent in session.execute(kept):
             consents[consent.patient_id].append(consent)
         for patient_id, rows in consents.items():
             out[patient_id].extend(_app_marks(rows))
