@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from smart_app.db import transaction
@@ -150,3 +151,14 @@ def test_many_patients_are_read_at_once(factory) -> None:
     assert program_status("ccm", marks["pat-1"]).status is EnrollmentStatus.DECLINED
     assert program_status("pcm", marks["pat-1"]).status is EnrollmentStatus.ENROLLED
     assert program_status("bhi", marks["pat-2"]).status is EnrollmentStatus.NOT_CANDIDATE
+
+
+def test_the_database_refuses_a_kind_that_is_not_an_enrollment_event(factory) -> None:
+    made = enroll(factory, "offered")
+    # Plain SQL, past the column's enum type: the CHECK constraint of migration 0016 refuses it.
+    with pytest.raises(IntegrityError), transaction(factory) as db:
+        db.execute(text("INSERT INTO enrollment_events (id, organization_id, patient_id, program, kind, on_date, "
+                        "reason, recorded_by, recorded_at) VALUES ('forged', :org, 'pat-1', 'ccm', 'enrolled', "
+                        ":on, '', :by, :at)"), {"org": ORG, "on": date(2026, 11, 1), "by": NURSE, "at": NOW})
+    with factory() as db:
+        assert [e.id for e in enrollment_history(db, ORG, "pat-1")] == [made.id]
