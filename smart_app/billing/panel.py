@@ -408,6 +408,9 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
     decided.update(fresh)
     if to_keep:
         keep_decisions(session, organization_id, month, to_keep)
+        for patient_id, (_, summary) in to_keep.items():
+            if patient_id in snapshots:  # the outreach list reads the fresh summary
+                snapshots[patient_id] = (*snapshots[patient_id][:2], summary)
     # Enrollment: the app's offers, declines and consents (two statements for the organization) and the EHR's
     # consents as last read.
     app_marks = app_marks_for(session, organization_id, None)
