@@ -419,7 +419,10 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
         ehr = from_facts.get(patient_id)
         if ehr is None:
             ehr = _kept_consents((snapshots.get(patient_id) or ([], None, None))[2]) or []
-        return [*app_marks.get(patient_id, ()), *ehr_consent_marks(ehr)]
+        mine = app_marks.get(patient_id)
+        if not ehr:
+            return mine or []
+        return [*(mine or ()), *ehr_consent_marks(ehr)]
 
     managers: dict[str, str] = {}
     assessed: dict[tuple[Standing | None, bool], _Assessment] = {}
@@ -442,7 +445,8 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
         for prog in dict.fromkeys([*sorted(by_program), *sorted(eligible_programs)]):
             if program is not None and prog != program:
                 continue
-            enrolled_as = program_status(prog, marks).status.value if prog in ENROLLMENT_PROGRAMS else ""
+            enrolled_as = "" if prog not in ENROLLMENT_PROGRAMS else (
+                program_status(prog, marks).status.value if marks else EnrollmentStatus.NONE.value)
             if enrollment is not None and enrolled_as != enrollment:
                 continue
             by_role: dict[str, int] = by_program.get(prog) or {}
