@@ -100,3 +100,20 @@ def test_a_decline_is_shown_and_the_program_is_offered_only_behind_record_consen
     refused = api(stack, "POST", "/enrollment", headers,
                   json={"program": "ccm", "status": "declined", "date": day(), "reason": "changed mind"})
     assert refused.status_code == 409 and "record the withdrawal" in refused.json()["error"]["hint"]
+
+
+def test_the_consent_form_offers_programs_neither_declined_nor_ruled_out() -> None:
+    from smart_app.ledger.enrollment import EnrollmentRecord
+    from smart_app.statuses import EnrollmentKind
+    from smart_app.web.consent_list import enrollment_on_file, listed_consents, programs_to_offer
+
+    rejected = {"resourceType": "Consent", "id": "r", "status": "rejected", "dateTime": "2026-10-01",
+                "category": [{"coding": [{"system": "http://example.org/fhir/CodeSystem/care-program",
+                                          "code": "pcm"}]}]}
+    listed = listed_consents([rejected], [])
+    hospice = EnrollmentRecord("e1", "o", "p", "bhi", EnrollmentKind.NOT_CANDIDATE, dt.date(2026, 11, 2), "hospice",
+                               "Practitioner/pr-nurse", dt.datetime(2026, 11, 2, tzinfo=dt.UTC))
+    statuses = enrollment_on_file(["ccm", "pcm", "bhi"], listed, [], [hospice])
+    assert [(s.program, s.status.value, s.source) for s in statuses] == [
+        ("ccm", "none", ""), ("pcm", "declined", "EHR"), ("bhi", "not-candidate", "app")]
+    assert programs_to_offer(["ccm", "pcm", "bhi"], statuses) == ["ccm"]
