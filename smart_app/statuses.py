@@ -96,3 +96,22 @@ class CarePlanStatus(StrEnum):
 
     DRAFT = "draft"
     ESTABLISHED = "established"
+
+
+class EnrollmentKind(StrEnum):
+    """What an enrollment event records about a program, besides consent (kept in `consents`)."""
+
+    OFFERED = "offered"
+    DECLINED = "declined"
+    NOT_CANDIDATE = "not-candidate"
+
+
+class EnrollmentStatus(StrEnum):
+    """A patient's current standing in one program, derived from enrollment events and consents."""
+
+    ENROLLED = "enrolled"
+    WITHDRAWN = "withdrawn"
+    DECLINED = "declined"
+    NOT_CANDIDATE = "not-candidate"
+    OFFERED = "offered"
+    NONE = "none"

@@ -123,7 +123,7 @@ def test_panel_page_shows_only_the_sessions_organization(client: TestClient) -> 
 def test_panel_page_markup_is_accessible_and_labels_the_estimates(client: TestClient) -> None:
     text = client.get("/panel?month=2026-11", headers=bearer("org-ny")).text
     assert '<caption id="panel-caption">Enrolled patients, November 2026' in text
-    assert text.count('<th scope="col"') == 9
+    assert text.count('<th scope="col"') == 10
     assert '<th scope="row">Nora Close</th>' in text
     assert '<label for="panel-program">' in text and 'id="panel-program" name="program"' in text
     assert '<label for="panel-care-manager">' in text and '<form class="panel-filters" method="get"' in text
@@ -223,3 +223,17 @@ def test_the_page_shows_a_page_of_rows_and_links_to_the_next(client: TestClient,
     assert beyond.status_code == 200 and "Page 4 of 4" in beyond.text
     assert client.get("/panel?month=2026-11&page=0", headers=bearer("org-ny")).status_code == 400
     assert client.get("/panel?month=2026-11&page=x", headers=bearer("org-ny")).status_code == 400
+
+
+def test_the_panel_shows_enrollment_per_row_and_filters_by_it(client: TestClient) -> None:
+    text = client.get("/panel?month=2026-11", headers=bearer("org-ny")).text
+    assert '<th scope="col">Enrollment</th>' in text and '<label for="panel-enrollment">' in text
+    # Both patients consented to CCM and BHI in the EHR (the facts last read): four rows.
+    assert text.count('<td class="panel-enrollment enrollment-enrolled">enrolled</td>') == 4
+    assert '<h2 id="panel-outreach-title">Could be offered a program</h2>' in text
+    none = client.get("/panel?month=2026-11&enrollment=declined", headers=bearer("org-ny")).text
+    assert '<th scope="row">' not in none and "No enrolled patients this month match these filters." in none
+    enrolled = client.get("/panel.csv?month=2026-11&enrollment=enrolled", headers=bearer("org-ny")).text
+    assert [r[-1] for r in csv.reader(io.StringIO(enrolled, newline=""))][1:] == ["enrolled"] * 4
+    bad = client.get("/panel?month=2026-11&enrollment=maybe", headers=bearer("org-ny"))
+    assert bad.status_code == 400 and "Unknown enrollment status" in bad.text and "not-candidate" in bad.text

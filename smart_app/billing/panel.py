@@ -34,8 +34,18 @@ Definitions (what the panel page and its CSV mean):
 * **Sort**: close rows first (fewest minutes needed first), then billable rows (closest next
   add-on unit first, those at the cap last), then in progress, not started and not time-based,
   each by minutes needed; ties by patient name (case-insensitive), patient id, then program.
-* **Filters**: `program` (a time program key) and `care_manager` (the `patients.care_manager`
-  reference). Totals follow the filters; the lists of programs and care managers do not.
+* **Enrollment** (`ledger.enrollment`): each row's program status for the patient: enrolled (a consent in
+  force, from the app or the EHR), withdrawn, declined, not a candidate, offered, or none; "" for TCM, which takes
+  no enrollment. The EHR's consents are those of the facts last read (kept with the page's summary in
+  `month_status.panel`, or the rollup's `facts_cache`); the app's offers, declines and consents are read live.
+* **Could be offered** (outreach): patients of the month (a `month_status` row) with a program whose only gaps are
+  consent (and minutes) in the kept decision, no consent in force for any program (conservative: a second program
+  is the care team's call in the chart, as some exclude each other), and an enrollment status for it of none or
+  offered. Declined, not a candidate and withdrawn (the patient chose to stop) are not listed. Filtered by program,
+  care manager and enrollment like the rows.
+* **Filters**: `program` (a time program key), `care_manager` (the `patients.care_manager`
+  reference) and `enrollment` (an enrollment status). Totals follow the filters; the lists of programs and care
+  managers do not.
 * **Revenue estimates** (labelled by `Pricing.label`, e.g. "national estimate, non-facility,
   conversion factor $33.4009; not a payment amount"): each code's estimate comes from
   `smart_app.rules.rates.estimate`, national or, when the organization names its Medicare
@@ -54,7 +64,7 @@ import datetime as dt
 import io
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -66,18 +76,20 @@ from smart_app.billing.facts_source import cached_facts_many
 from smart_app.billing.rollup import month_entries, with_app_records_needed
 from smart_app.ledger.care_plans import CARE_PLAN_PROGRAMS
 from smart_app.ledger.directory import save_month_status
+from smart_app.ledger.enrollment import ENROLLMENT_PROGRAMS, Mark, app_marks_for, ehr_consent_marks, program_status
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.models import TimeEntryRow
 from smart_app.ledger.months import Month
 from smart_app.ledger.queries import counting, ledger_fingerprint
 from smart_app.ledger.records import CarePlanVersionRow, MonthStatusRow, PatientRow
 from smart_app.ledger.values import PROGRAMS
-from smart_app.rules.decision import Decision
+from smart_app.rules.decision import Decision, ProgramDecision
 from smart_app.rules.evaluate import evaluate
+from smart_app.rules.facts import Consent
 from smart_app.rules.rates import Pricing
 from smart_app.rules.schema import RuleSet
-from smart_app.rules.standing import Standing, standings
-from smart_app.statuses import CarePlanStatus
+from smart_app.rules.standing import Standing, path_kinds, standings
+from smart_app.statuses import CarePlanStatus, EnrollmentStatus
 
 DEFAULT_CLOSE_WITHIN = 10
 
@@ -117,6 +129,21 @@ class PanelRow:
     # The next review of the care plan established in the app (programs that need one), and whether it is due.
     care_plan_review: dt.date | None = None
     care_plan_review_due: bool = False
+    # The patient's enrollment status in the program ("" for a program without enrollment: TCM).
+    enrollment: str = ""
+
+
+@dataclass(frozen=True)
+class OutreachRow:
+    """A patient who could be offered a program: only consent (and minutes) stands between them and billing."""
+
+    patient_id: str
+    name: str
+    mrn: str | None
+    care_manager_name: str | None
+    program: str
+    enrollment: str  # none | offered
+    on: dt.date | None = None  # when it was offered
 
 
 @dataclass(frozen=True)
@@ -151,6 +178,7 @@ class Panel:
     programs: tuple[str, ...]
     month: str = ""
     close_within: int = DEFAULT_CLOSE_WITHIN
+    outreach: tuple[OutreachRow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -177,20 +205,45 @@ _NEVER = 1 << 30  # sorts rows with no next threshold after every number of minu
 _BATCH = 500
 
 
-def snapshot_json(decision: Decision, rule_set: RuleSet, ledger: str) -> dict[str, Any]:
-    """What `month_status.panel` keeps: the panel's summary of the Decision, with the ledger state it saw."""
+# Reason kinds that leave a program to consent alone: what outreach can fix.
+_CONSENT_ONLY = frozenset({"consent", "minutes"})
+
+
+def _consent_only(program: ProgramDecision) -> bool:
+    return not program.codes and any("consent" in kinds and kinds <= _CONSENT_ONLY
+                                     for kinds in path_kinds(program).values())
+
+
+def snapshot_json(decision: Decision, rule_set: RuleSet, ledger: str,
+                  consents: tuple[Consent, ...] = ()) -> dict[str, Any]:
+    """What `month_status.panel` keeps: the panel's summary of the Decision, with the ledger state it saw, the
+    programs only consent keeps from billing (outreach), and the EHR's consents as read (`consents`)."""
+    offer = {rule_set.families[p.program].time_program for p in decision.programs
+             if p.program in rule_set.families and _consent_only(p)}
     return {"ledger": ledger,
-            "standings": [s.to_json() for s in standings(decision, rule_set).values() if s.relevant]}
+            "standings": [s.to_json() for s in standings(decision, rule_set).values() if s.relevant],
+            "consent_only": sorted(offer),
+            "consents": [[c.program, c.status, c.date.isoformat()] for c in consents]}
+
+
+def _kept_consents(kept: Any) -> list[Consent] | None:
+    """The EHR's consents a kept summary holds (None for a summary kept before they were)."""
+    if not isinstance(kept, dict) or "consents" not in kept:
+        return None
+    return [Consent(str(p), str(status), dt.date.fromisoformat(str(day))) for p, status, day in kept["consents"]]
 
 
 def _decide_stale(session: Session, organization_id: str, month: str, rule_set: RuleSet, timezone: str,
                   stale: list[str], keep: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None,
-                  states: dict[str, str]) -> tuple[dict[str, dict[str, Standing]], set[str]]:
+                  states: dict[str, str],
+                  ehr_consents: dict[str, list[Consent]] | None = None) -> tuple[dict[str, dict[str, Standing]],
+                                                                                 set[str]]:
     """Evaluate patients whose kept decision does not match the ledger: the rollup's facts, app records, entries.
 
     Returns each patient's standings and the patients with no facts read from the EHR: nothing can be decided for
     those (the rollup cannot bill them either), so they are shown as not checked. With `keep`, each fresh
-    decision is put there (patient -> (Decision JSON, the panel's summary)) for the caller to store.
+    decision is put there (patient -> (Decision JSON, the panel's summary)) for the caller to store; with
+    `ehr_consents`, each patient's consents from the EHR's facts.
     """
     out: dict[str, dict[str, Standing]] = {}
     unread: set[str] = set()
@@ -208,13 +261,16 @@ def _decide_stale(session: Session, organization_id: str, month: str, rule_set: 
                 unread.add(patient_id)
                 continue
             facts = found[0]
+            if ehr_consents is not None:
+                ehr_consents[patient_id] = list(facts.consents)
             if patient_id in own:
                 facts = with_app_records(session, organization_id, patient_id, timezone, facts)
             entries = time_entries(entries_of.get(patient_id, ()), timezone)
             decision = evaluate(facts, entries, rule_set, month=month)
             out[patient_id] = standings(decision, rule_set)
             if keep is not None:
-                keep[patient_id] = (decision.to_json(), snapshot_json(decision, rule_set, states[patient_id]))
+                keep[patient_id] = (decision.to_json(), snapshot_json(decision, rule_set, states[patient_id],
+                                                                      found[0].consents))
     return out, unread
 
 
@@ -269,12 +325,14 @@ def _priced(codes: tuple[tuple[str, int], ...], pricing: Pricing) -> tuple[Decim
 
 def panel_rows(session: Session, organization_id: str, month: str, rule_set: RuleSet, *, today: dt.date,
                timezone: str = "UTC", close_within: int = DEFAULT_CLOSE_WITHIN, program: str | None = None,
-               care_manager: str | None = None, pricing: Pricing | None = None, keep: bool = False) -> Panel:
+               care_manager: str | None = None, pricing: Pricing | None = None, keep: bool = False,
+               enrollment: str | None = None) -> Panel:
     """The panel of an organization-month (see the module docstring for every definition).
 
     `pricing` prices the estimates (default: national figures of `rule_set`); `timezone` is the organization's,
-    which dates its entries. Five statements for the month, plus a few per batch of patients whose kept
+    which dates its entries. Seven statements for the month, plus a few per batch of patients whose kept
     decision no longer matches the ledger; with `keep`, the decisions made afresh are stored for the next load.
+    `enrollment` keeps the rows whose enrollment status is that one.
     """
     Month.parse(month)
     if close_within < 0:
@@ -344,10 +402,27 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
             stale.append(patient_id)
             states[patient_id] = state
     to_keep: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None = {} if keep else None
-    fresh, unread = _decide_stale(session, organization_id, month, rule_set, timezone, stale, to_keep, states)
+    from_facts: dict[str, list[Consent]] = {}
+    fresh, unread = _decide_stale(session, organization_id, month, rule_set, timezone, stale, to_keep, states,
+                                  from_facts)
     decided.update(fresh)
     if to_keep:
         keep_decisions(session, organization_id, month, to_keep)
+        for patient_id, (_, summary) in to_keep.items():
+            if patient_id in snapshots:  # the outreach list reads the fresh summary
+                snapshots[patient_id] = (*snapshots[patient_id][:2], summary)
+    # Enrollment: the app's offers, declines and consents (two statements for the organization) and the EHR's
+    # consents as last read.
+    app_marks = app_marks_for(session, organization_id, None)
+
+    def marks_of(patient_id: str) -> list[Mark]:
+        ehr = from_facts.get(patient_id)
+        if ehr is None:
+            ehr = _kept_consents((snapshots.get(patient_id) or ([], None, None))[2]) or []
+        mine = app_marks.get(patient_id)
+        if not ehr:
+            return mine or []
+        return [*(mine or ()), *ehr_consent_marks(ehr)]
 
     managers: dict[str, str] = {}
     assessed: dict[tuple[Standing | None, bool], _Assessment] = {}
@@ -366,8 +441,13 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
                              if (s["codes"] or s["eligible"] if isinstance(s, dict) else s.codes or s.eligible)}
         by_program = minutes_by.get(patient_id, no_minutes)
         folded = name.casefold()
+        marks = marks_of(patient_id)
         for prog in dict.fromkeys([*sorted(by_program), *sorted(eligible_programs)]):
             if program is not None and prog != program:
+                continue
+            enrolled_as = "" if prog not in ENROLLMENT_PROGRAMS else (
+                program_status(prog, marks).status.value if marks else EnrollmentStatus.NONE.value)
+            if enrollment is not None and enrolled_as != enrollment:
                 continue
             by_role: dict[str, int] = by_program.get(prog) or {}
             minutes = sum(by_role.values())
@@ -391,7 +471,7 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
                 patient_id, name, mrn, manager_name, prog, minutes, a.next_code, a.next_threshold, a.needed,
                 a.status, as_of, eligibility, manager, a.counted, a.codes_met,
                 a.captured if a.codes_met else _ZERO, a.captured_unknown if a.codes_met else 0, reach,
-                a.reach_rate if reach else None)
+                a.reach_rate if reach else None, enrollment=enrolled_as)
             if prog in CARE_PLAN_PROGRAMS and patient_id in reviews:
                 due = reviews[patient_id][1]
                 row = replace(row, care_plan_review=due, care_plan_review_due=due is not None and due <= today)
@@ -400,8 +480,41 @@ def panel_rows(session: Session, organization_id: str, month: str, rule_set: Rul
 
     keyed.sort(key=lambda item: item[0])
     shown = tuple(row for _, row in keyed)
+    outreach = _outreach(snapshots, directory, marks_of, program, care_manager, enrollment)
     return Panel(shown, _totals(shown, days_left, pricing.label), _managers(managers),
-                 _programs(order, minutes_by, snapshots, rule_set), month, close_within)
+                 _programs(order, minutes_by, snapshots, rule_set), month, close_within, outreach)
+
+
+# Who may still be offered a program from the panel; declined, not a candidate, withdrawn and enrolled may not.
+_OFFERABLE = (EnrollmentStatus.NONE, EnrollmentStatus.OFFERED)
+
+
+def _outreach(snapshots: dict[str, tuple[list[str], dt.datetime, Any]],
+              directory: dict[str, tuple[str, str | None, str | None, str | None]],
+              marks_of: Callable[[str], list[Mark]], program: str | None, care_manager: str | None,
+              enrollment: str | None) -> tuple[OutreachRow, ...]:
+    """Patients whose kept decision leaves a program to consent alone, not declined or ruled out (by name)."""
+    out: list[tuple[tuple[str, str, str], OutreachRow]] = []
+    for patient_id, (_, _, kept) in snapshots.items():
+        offer = kept.get("consent_only") if isinstance(kept, dict) else None
+        if not offer:
+            continue
+        name, mrn, manager, manager_name = directory.get(patient_id) or (patient_id, None, None, None)
+        if care_manager is not None and manager != care_manager:
+            continue
+        marks = marks_of(patient_id)
+        if any(m.holds for m in marks):
+            continue  # enrolled in a program already: adding another is the care team's call in the chart
+        for prog in offer:
+            if prog not in ENROLLMENT_PROGRAMS or (program is not None and prog != program):
+                continue
+            standing = program_status(prog, marks)
+            if standing.status not in _OFFERABLE or (enrollment is not None and standing.status != enrollment):
+                continue
+            out.append(((name.casefold(), patient_id, prog),
+                        OutreachRow(patient_id, name, mrn, manager_name, prog, standing.status.value,
+                                    standing.on)))
+    return tuple(row for _, row in sorted(out, key=lambda item: item[0]))
 
 
 
@@ -448,7 +561,7 @@ def csv_header(label: str) -> tuple[str, ...]:
     """The CSV's column names; the captured column says which estimate it holds."""
     return ("Patient", "MRN", "Patient ID", "Care manager", "Program", "Minutes", "Counted minutes",
             "Next code", "Next threshold (minutes)", "Minutes needed", "Status", "Eligibility",
-            "Eligibility as of (UTC)", "Codes met", f"Captured ({label}, USD)", "Within reach")
+            "Eligibility as of (UTC)", "Codes met", f"Captured ({label}, USD)", "Within reach", "Enrollment")
 
 
 def safe_cell(value: str) -> str:
@@ -467,7 +580,7 @@ def _csv_cells(row: PanelRow) -> list[object]:
         safe_cell(row.next_code or ""), blank(row.next_threshold), blank(row.minutes_needed),
         row.status, row.eligibility, as_of,
         safe_cell("; ".join(f"{code} x{units}" for code, units in row.codes_met)),
-        f"{row.captured:.2f}", "yes" if row.within_reach else "no",
+        f"{row.captured:.2f}", "yes" if row.within_reach else "no", row.enrollment,
     ]
 
 

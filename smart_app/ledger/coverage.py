@@ -1,9 +1,9 @@
 """The ledger inside the audit chain: every row the billing depends on is vouched for by an event.
 
 Covered tables: time entries (with amendments and voids), timers, consents, chronicity attestations, rating
-scales, claim versions, recorded evidence and care plans with their versions. Every write of such a row
-appends, in the same transaction, an audit event whose detail lists `covers`: `[table, row id, digest]` for each
-row it inserted or changed; `audit_coverage` keeps, per row, the newest such event (`seq`) and digest. A row's
+scales, claim versions, recorded evidence, care plans with their versions, enrollment events. Every write of such
+a row appends, in the same transaction, an audit event whose detail lists `covers`: `[table, row id, digest]` for
+each row it inserted or changed; `audit_coverage` keeps, per row, the newest such event (`seq`) and digest. A row's
 digest is the SHA-256 of the UTF-8 bytes of the canonical JSON (`audit.canonical_json`: sorted keys, no spaces) of
 
     {"format": "smart-app-row/1", "table": table, "row": {column: value, ...}}
@@ -53,7 +53,7 @@ from smart_app.ledger.records import AuditCoverageRow, AuditEventRow
 ROW_FORMAT = "smart-app-row/1"
 # Every table whose rows the billing rests on; each has a string primary key `id`.
 COVERED_TABLES = ("time_entries", "timers", "consents", "chronic_attestations", "rating_scales", "claims",
-                  "recorded_evidence", "care_plans", "care_plan_versions")
+                  "recorded_evidence", "care_plans", "care_plan_versions", "enrollment_events")
 COVERS_KEY = "covers"
 # Columns added to a covered table after rows were written: left out of a row's digest while NULL, so the rows
 # written before the column keep the digest their audit event recorded.

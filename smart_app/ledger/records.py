@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smart_app.db import Base, StrEnumType, UTCDateTime, enum_check
-from smart_app.statuses import CarePlanStatus, ConsentKind, EvidenceKind, WritebackStatus
+from smart_app.statuses import CarePlanStatus, ConsentKind, EnrollmentKind, EvidenceKind, WritebackStatus
 
 
 class ConsentRow(Base):
@@ -203,3 +203,23 @@ class CarePlanVersionRow(Base):
     # Set on an established version: the day the practitioner signed it and the next review it schedules.
     established_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     review_due: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+class EnrollmentRow(Base):
+    """An enrollment event of a patient and program (offered, declined, not a candidate); append-only, audited."""
+
+    __tablename__ = "enrollment_events"
+    __table_args__ = (
+        Index("ix_enrollment_events_org_patient", "organization_id", "patient_id"),
+        enum_check("kind", EnrollmentKind, "ck_enrollment_events_kind"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    patient_id: Mapped[str] = mapped_column(String(200))
+    program: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[EnrollmentKind] = mapped_column(StrEnumType(EnrollmentKind, 16))
+    on_date: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(500))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from smart_app.ledger.errors import InvalidEntry
 from smart_app.ledger.validation import FIRST_MONTH, LAST_MONTH, check_month
 from smart_app.ledger.values import MAX_ENTRY_MINUTES
-from smart_app.statuses import EvidenceKind
+from smart_app.statuses import EnrollmentKind, EvidenceKind
 
 
 class _Body(BaseModel):
@@ -125,6 +125,15 @@ class EvidenceCreate(_Body):
     date: dt.date | None = None
     value: bool | None = None
     note: str = Field(default="", max_length=2000)
+
+
+class EnrollmentCreate(_Body):
+    """A program offered, declined (with the reason) or not for the patient (with the reason), on a date."""
+
+    program: str = Field(min_length=2, max_length=10)
+    status: EnrollmentKind
+    date: dt.date
+    reason: str = Field(default="", max_length=500)
 
 
 class ScaleCreate(_Body):

@@ -86,6 +86,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/consents"): Rule("recording a consent", roles=CLINICAL, patient=True),
     ("POST", "/api/v1/consents/{consent_id}/withdraw"): Rule("recording a withdrawal", roles=CLINICAL,
                                                               patient=True),
+    # Whoever may record consent may record that the program was offered, declined or is not for the patient.
+    ("POST", "/api/v1/enrollment"): Rule("recording an offer or a decline", roles=CLINICAL, patient=True),
     ("POST", "/api/v1/attestations"): Rule("attesting a condition", roles=CLINICAL, patient=True),
     ("POST", "/api/v1/evidence"): Rule("recording evidence for the rules", roles=CLINICAL, patient=True),
     ("POST", "/api/v1/scales"): Rule("recording a rating scale", roles=CLINICAL, patient=True),

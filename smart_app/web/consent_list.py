@@ -1,4 +1,5 @@
-"""The patient's consents as the page lists them: the EHR's Consent resources and the app's own records."""
+"""The patient's consents as the page lists them: the EHR's Consent resources and the app's own records; and each
+program's enrollment status, which follows them and the offers and declines recorded in the app."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ from dataclasses import dataclass
 
 from smart_app.ehr.facts import APP_CONSENT, map_consents
 from smart_app.ledger.consents import ConsentRecord
+from smart_app.ledger.enrollment import (
+    EnrollmentRecord,
+    ProgramEnrollment,
+    app_consent_marks,
+    ehr_consent_marks,
+    enrollment_statuses,
+    event_marks,
+)
+from smart_app.rules.facts import Consent
 from smart_app.statuses import ConsentKind
 
 # FHIR Consent.status values under which a consent still holds.
@@ -74,3 +84,16 @@ def programs_without_consent(programs: Sequence[str], listed: Sequence[ListedCon
     """The programs a new consent may be recorded for: those with no active consent in the EHR or the app."""
     held = {c.program for c in listed if c.active}
     return [p for p in programs if p not in held]
+
+
+def enrollment_on_file(programs: Sequence[str], listed: Sequence[ListedConsent], records: Sequence[ConsentRecord],
+                       events: Sequence[EnrollmentRecord]) -> tuple[ProgramEnrollment, ...]:
+    """Each program's enrollment status: the app's offers and declines, its consents and the EHR's."""
+    ehr = [Consent(c.program, c.status, c.on) for c in listed if c.source == "EHR"]
+    return enrollment_statuses(programs, [*event_marks(events), *app_consent_marks(records), *ehr_consent_marks(ehr)])
+
+
+def programs_to_offer(missing: Sequence[str], enrollment: Sequence[ProgramEnrollment]) -> list[str]:
+    """The programs the consent form offers by default: without consent, and not declined or not a candidate."""
+    held_back = {e.program for e in enrollment if not e.offered_consent}
+    return [p for p in missing if p not in held_back]

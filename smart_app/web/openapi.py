@@ -6,6 +6,7 @@ from smart_app import __version__
 from smart_app.web.api_models import (
     CarePlanDraft,
     CarePlanSign,
+    EnrollmentCreate,
     EntryAmend,
     EntryCreate,
     EntryVoid,
@@ -29,6 +30,8 @@ OPERATIONS = [
     ("post", "/api/v1/entries", "Record time manually", EntryCreate, "201"),
     ("post", "/api/v1/entries/{entry_id}/amend", "Replace an entry with a correction", EntryAmend, "200"),
     ("post", "/api/v1/entries/{entry_id}/void", "Cancel an entry", EntryVoid, "200"),
+    ("post", "/api/v1/enrollment", "Record that a program was offered to the patient, declined (with the reason) or is "
+     "not for them (with the reason), attributed and audited", EnrollmentCreate, "201"),
     ("post", "/api/v1/scales", "Record a validated rating scale administered to the patient: PHQ-9 and GAD-7 item "
      "by item (scored by the app and written to the EHR at once; a safety alert for PHQ-9 item 9), others as a total",
      ScaleCreate, "201"),

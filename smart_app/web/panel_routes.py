@@ -3,7 +3,8 @@
 Both need the care-manager or biller role (`authorization.ROUTES`) and show only the session's
 organization; a care manager who is not also a biller sees the patients they are care manager for.
 The month is the organization's current month unless `?month=YYYY-MM` names
-another; `?program=` and `?care_manager=` filter the rows; the page shows `PAGE_SIZE` rows at a
+another; `?program=`, `?care_manager=` and `?enrollment=` (a status) filter the rows and the patients who
+could be offered a program; the page shows `PAGE_SIZE` rows at a
 time (`?page=N`), the CSV every row. What the columns and estimates mean
 is in `smart_app.billing.panel`.
 """
@@ -32,8 +33,10 @@ from smart_app.billing.pricing import organization_pricing
 from smart_app.db import transaction
 from smart_app.errors import SmartAppError
 from smart_app.launch.organizations import Organization
+from smart_app.ledger.enrollment import status_label
 from smart_app.ledger.months import Month
 from smart_app.ledger.validation import check_month, program_label
+from smart_app.statuses import EnrollmentStatus
 from smart_app.web.authorization import Principal, principal
 from smart_app.web.orgs import org_today
 from smart_app.web.templating import TEMPLATES, ctx
@@ -65,6 +68,18 @@ def _month(request: Request, today: dt.date) -> str:
         raise _BadRequest(exc.message, exc.hint) from None
 
 
+# The enrollment filter's choices, in the order a care team works through them.
+ENROLLMENT_CHOICES = tuple(EnrollmentStatus)
+
+
+def _enrollment(request: Request) -> str | None:
+    value = _param(request, "enrollment")
+    if value is not None and value not in ENROLLMENT_CHOICES:
+        choices = ", ".join(f"{s.value} ({status_label(s)})" for s in ENROLLMENT_CHOICES)
+        raise _BadRequest(f"Unknown enrollment status {value[:20]!r}.", f"Choose one of: {choices}; or leave it out.")
+    return value
+
+
 def own_patients_only(who: Principal) -> str | None:
     """The care manager whose patients the panel is limited to; None for a biller, who sees everyone."""
     if who.roles.has_any((AppRole.BILLER,)):
@@ -82,11 +97,13 @@ def _load(request: Request) -> tuple[Organization, Panel]:
     month = _month(request, today)
     pricing = organization_pricing(org)
     program = _param(request, "program")
+    enrollment = _enrollment(request)
     mine = own_patients_only(who)
     with transaction(app.sessions) as db:
         panel = panel_rows(db, org.id, month, pricing.rule_set, today=today, timezone=org.timezone,
                            program=program,
-                           care_manager=mine or _param(request, "care_manager"), pricing=pricing, keep=True)
+                           care_manager=mine or _param(request, "care_manager"), pricing=pricing, keep=True,
+                           enrollment=enrollment)
     if program is not None and program not in panel.programs:
         raise _BadRequest(f"Unknown program {program!r}.",
                           f"Choose one of: {', '.join(panel.programs)}, or all programs.")
@@ -98,12 +115,15 @@ def _bad_request(request: Request, exc: _BadRequest) -> Response:
         "title": "Bad request", "message": exc.message, "hint": exc.hint}, status_code=400)
 
 
-def _query(panel: Panel, program: str | None, care_manager: str | None, page: int | None = None) -> str:
+def _query(panel: Panel, program: str | None, care_manager: str | None, page: int | None = None,
+           enrollment: str | None = None) -> str:
     params = {"month": panel.month}
     if program:
         params["program"] = program
     if care_manager:
         params["care_manager"] = care_manager
+    if enrollment:
+        params["enrollment"] = enrollment
     if page is not None and page > 1:
         params["page"] = str(page)
     return urlencode(params)
@@ -136,6 +156,7 @@ def panel_page(request: Request) -> Response:
     except _BadRequest as exc:
         return _bad_request(request, exc)
     program, care_manager = _param(request, "program"), _param(request, "care_manager")
+    enrollment = _param(request, "enrollment")
     zone = ZoneInfo(org.timezone)
     pages = max(1, -(-len(panel.rows) // PAGE_SIZE))
     page = min(page, pages)
@@ -145,9 +166,10 @@ def panel_page(request: Request) -> Response:
         "program": program, "care_manager": care_manager, "estimate_label": panel.totals.label,
         "rows": panel.rows[start:start + PAGE_SIZE], "page": page, "pages": pages, "first": start + 1,
         "last": min(start + PAGE_SIZE, len(panel.rows)),
-        "prev_url": "/panel?" + _query(panel, program, care_manager, page - 1) if page > 1 else None,
-        "next_url": "/panel?" + _query(panel, program, care_manager, page + 1) if page < pages else None,
-        "csv_url": "/panel.csv?" + _query(panel, program, care_manager),
+        "prev_url": "/panel?" + _query(panel, program, care_manager, page - 1, enrollment) if page > 1 else None,
+        "next_url": "/panel?" + _query(panel, program, care_manager, page + 1, enrollment) if page < pages else None,
+        "csv_url": "/panel.csv?" + _query(panel, program, care_manager, None, enrollment),
+        "enrollment": enrollment, "enrollment_choices": ENROLLMENT_CHOICES, "status_label": status_label,
         "program_label": program_label, "money": _money, "handle": request.state.handle,
         "who": principal(request), "own_only": own_patients_only(principal(request)) is not None,
         "eligibility": lambda row: _eligibility_text(row, zone)})

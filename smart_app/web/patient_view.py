@@ -27,6 +27,7 @@ from smart_app.launch.sessions import settle_identity
 from smart_app.ledger.care_plans import CARE_PLAN_PROGRAMS, CarePlanVersion, in_force, plan_versions
 from smart_app.ledger.consents import ConsentRecord, consent_history
 from smart_app.ledger.directory import patient_name, remember_patient, save_month_status
+from smart_app.ledger.enrollment import ProgramEnrollment, read_history
 from smart_app.ledger.evidence import evidence_history
 from smart_app.ledger.facts_merge import time_entries, with_app_records
 from smart_app.ledger.months import Month
@@ -45,7 +46,13 @@ from smart_app.services import AppContext
 from smart_app.statuses import WritebackStatus
 from smart_app.web.authorization import Principal, administrator_names, roles_of
 from smart_app.web.capture_defaults import CaptureDefaults, capture_defaults
-from smart_app.web.consent_list import ListedConsent, listed_consents, programs_without_consent
+from smart_app.web.consent_list import (
+    ListedConsent,
+    enrollment_on_file,
+    listed_consents,
+    programs_to_offer,
+    programs_without_consent,
+)
 from smart_app.web.consent_sync import send_pending_consents
 from smart_app.web.evidence_offers import Offer, evidence_offers
 from smart_app.web.orgs import org_today
@@ -102,6 +109,9 @@ class PatientView:
     care_plan: CarePlanVersion | None = None
     # The rating-scale section: item-by-item forms, the total-only form, the safety alert, each scale's trend.
     scale_section: ScaleSection | None = None
+    # Each consent program's enrollment status, and the programs the consent form offers by default.
+    enrollment: tuple[ProgramEnrollment, ...] = ()
+    consent_offered: tuple[str, ...] = ()
 
     @property
     def role(self) -> str:
@@ -207,7 +217,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
             save_month_status(db, org.id, patient_id, month,
                               eligible_programs=[c.key for c in cards if c.status in ("billable", "in-progress")],
                               decision=decision.to_json(),
-                              panel=snapshot_json(decision, rule_set, month_fingerprint(ledger)))
+                              panel=snapshot_json(decision, rule_set, month_fingerprint(ledger), ehr_facts.consents))
         return decision, cards, undetermined, facts.findings, offers, plan
 
     decision, cards, undetermined, fact_findings, offers, plan = await run_in_threadpool(evaluate_and_keep)
@@ -222,6 +232,9 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                             deliveries[0], deliveries[1], today) if scale_choices or scales else None
     consent_programs = tuple(p for p in time_programs if p != "tcm")
     on_file = listed_consents(record.get("consents"), consents)
+    enrollment = enrollment_on_file(consent_programs, on_file, consents,
+                                    await run_in_threadpool(read_history, app.sessions, org.id, patient_id))
+    missing = tuple(programs_without_consent(consent_programs, on_file))
     defaults = capture_defaults(time_programs, {f.time_program for f in rule_set.families.values() if f.time_based},
                                 recent)
     pricing = organization_pricing(org)
@@ -236,6 +249,7 @@ async def build_patient_view(app: AppContext, who: Principal) -> PatientView:
                        undetermined=undetermined, scales=tuple(r for r in scales if r.month == month),
                        scale_choices=scale_choices, cost_shares=cost_shares, cost_label=pricing.label,
                        offers=offers, defaults=defaults, listed_consents=on_file,
-                       consent_missing=tuple(programs_without_consent(consent_programs, on_file)),
+                       consent_missing=missing, enrollment=enrollment,
+                       consent_offered=tuple(programs_to_offer(missing, enrollment)),
                        timer_patient_name=summary.name if timer and timer.patient_id == patient_id else timer_name,
                        care_plan=plan, scale_section=section)
