@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from smart_app.db import session_factory, transaction
 from smart_app.launch.organizations import save_organizations, with_overrides
@@ -174,3 +175,91 @@ def test_every_page_passes_axe_without_sideways_scroll(ehr: Stack, browsing: Bro
         browsing.page.screenshot(path=str(ARTIFACTS / f"a11y-{browsing.name}-{reach.__name__}.png"), full_page=True)
     if any(problems.values()):
         pytest.fail("\n" + report(problems), pytrace=False)
+
+
+@dataclass(frozen=True)
+class FormCase:
+    """A form of the chart page submitted invalid: its fields as the person left them, and the error expected."""
+
+    name: str
+    form: str  # CSS selector of the form in the app's page
+    fields: dict[str, str | bool]  # name -> value typed, option chosen, or box ticked
+    error: str  # part of the error that must show beside the form
+
+
+# Each form of the chart page that a person can get wrong; the browser's own checks (min, max, required) are
+# switched off so the server's message is what shows, as it does for what only the server knows. The quick-log
+# and discard buttons take no input and so have no wrong way to be sent. Forms added later go here.
+CHART_FORMS = [
+    FormCase("stop the timer", "form[data-api$='/stop']", {"minutes": "5000"}, "You can record between 1 and"),
+    FormCase("start a timer", "form.start-timer", {"activity": ""}, "activity"),
+    FormCase("add time manually", ".manual-entry form",
+             {"activity": "patient-call", "date": "2099-01-01", "time": "09:00", "minutes": "5"}, "future"),
+    FormCase("void an entry", "form[data-api$='/void']", {"reason": "no"}, "reason"),
+    FormCase("correct an entry", "form[data-api$='/amend']", {"reason": ""}, "reason"),
+    FormCase("record consent", ".capture-consent form", {}, "explain"),
+    FormCase("record a rating scale", ".capture-scale form", {"scale": "PHQ-9", "score": "30"}, "from 0 to 27"),
+]
+
+
+def fill(form, fields: dict[str, str | bool]) -> None:
+    form.evaluate("f => { f.noValidate = true; }")
+    for name, value in fields.items():
+        field = form.locator(f"[name='{name}']").first
+        kind = field.evaluate("el => el.tagName === 'SELECT' ? 'select' : el.type")
+        if kind == "select":
+            field.select_option(str(value))
+        elif kind == "checkbox":
+            field.set_checked(bool(value))
+        else:
+            field.fill(str(value))
+
+
+def rect(locator) -> dict[str, float]:
+    """Where an element sits in its own frame's viewport."""
+    return locator.evaluate("el => { const r = el.getBoundingClientRect(); "
+                            "return {x: r.x, y: r.y, width: r.width, height: r.height}; }")
+
+
+def error_beside(frame, case: FormCase) -> str | None:
+    """Submit `case`'s form invalid; what is wrong with where (or whether) its error shows, None when all is well."""
+    form = frame.locator(case.form).first
+    if form.count() == 0:
+        return "the form is not on the page"
+    fill(form, case.fields)
+    form.locator("button[type=submit]").click()
+    beside = form.locator("xpath=following-sibling::div[contains(@class, 'form-messages')][1]")
+    alert = beside.get_by_role("alert").filter(has_text=case.error)
+    try:
+        alert.wait_for(timeout=10000)
+    except PlaywrightTimeout:
+        # The missing error is the finding; the page's alerts say what showed instead.
+        shown = [a.inner_text() for a in frame.get_by_role("alert").all() if a.inner_text().strip()]
+        return f"no error containing {case.error!r} beside the form within 10 s; alerts shown: {shown}"
+    own_section = "el => { const s = el.closest('section'); return s && s.getAttribute('aria-labelledby'); }"
+    if form.evaluate(own_section) != alert.evaluate(own_section):
+        return "the error shows outside the form's own section"
+    others = [a.inner_text() for a in frame.get_by_role("alert").all() if a.inner_text().strip()]
+    if len(others) != 1:
+        return f"other messages stay on the page beside this error: {others}"
+    box, shown = rect(form), rect(alert)
+    if not 0 <= shown["y"] - (box["y"] + box["height"]) < 40 or shown["height"] == 0:
+        return f"the error is not right under the form: form {box}, error {shown}"
+    focused = frame.evaluate("() => document.activeElement && document.activeElement.type")
+    if focused != "submit":
+        return f"focus left the form's button (now on a {focused!r})"
+    return None
+
+
+def test_chart_page_timer_banner_at_top_and_each_forms_error_beside_it(ehr: Stack, browsing: Browsing) -> None:
+    frame = chart_ccm(browsing, ehr)
+    banner = frame.get_by_role("region", name="Running timer")
+    assert abs(rect(banner)["y"]) <= 1
+    # In the EHR's page too, opened afresh (scrolled to its top), the banner starts within the first screen.
+    browsing.page.evaluate("() => window.scrollTo(0, 0)")
+    on_screen = frame.locator(".timer-banner").element_handle().bounding_box()
+    assert 0 <= on_screen["y"] < browsing.page.viewport_size["height"], on_screen
+    open_all_details(frame)
+    problems = {f"{case.name} at {browsing.name}": error_beside(frame, case) for case in CHART_FORMS}
+    if any(problems.values()):
+        pytest.fail("\n" + "\n".join(f"{k}: {v}" for k, v in problems.items() if v), pytrace=False)
