@@ -263,3 +263,69 @@ def test_chart_page_timer_banner_at_top_and_each_forms_error_beside_it(ehr: Stac
     problems = {f"{case.name} at {browsing.name}": error_beside(frame, case) for case in CHART_FORMS}
     if any(problems.values()):
         pytest.fail("\n" + "\n".join(f"{k}: {v}" for k, v in problems.items() if v), pytrace=False)
+
+
+NURSE = "pr-nurse"
+
+
+def focused(frame) -> dict[str, str]:
+    """The app's focused element (empty when the focus is outside the app's frame), and whether it shows focus."""
+    return frame.evaluate("""() => {
+        const el = document.activeElement;
+        if (!document.hasFocus() || !el || el === document.body) { return {text: "", id: "", outline: ""}; }
+        return {text: (el.innerText || el.value || "").trim(), id: el.id, outline: getComputedStyle(el).outlineStyle};
+    }""")
+
+
+def tab_to(page, frame, text: str, *, back: bool = False, most: int = 60) -> int:
+    """Press Tab (Shift+Tab with `back`) until the app's button or link reading `text` has the focus; the presses."""
+    for presses in range(1, most + 1):
+        page.keyboard.press("Shift+Tab" if back else "Tab")
+        now = focused(frame)
+        if now["text"] == text:
+            # WCAG 2.4.7: where the focus is shows.
+            assert now["outline"] not in ("", "none"), f"{text!r} has the focus but shows no outline"
+            return presses
+    raise AssertionError(f"{most} presses of {'Shift+Tab' if back else 'Tab'} never reached {text!r}")
+
+
+def test_timer_and_quick_log_by_keyboard_alone(ehr: Stack, chromium: object) -> None:
+    # A real context (the app's CSP in force), at 1024x768, as the nurse; only the keyboard from here on.
+    context = chromium.new_context(viewport={"width": 1024, "height": 768})
+    page = context.new_page()
+    try:
+        page.goto(f"{ehr.chart_url(CCM)}?user={NURSE}")
+        page.frame_locator("iframe").get_by_role("heading", name="Capture time").wait_for(timeout=20000)
+        frame = page.locator("iframe").element_handle().content_frame()
+        quick = "Medication reconciliation, 15 min"
+        entries = frame.locator(".entries tbody tr").count()
+
+        # From the EHR's page into the app, to a quick log: Enter records it, the message is beside it, focus stays.
+        tab_to(page, frame, quick)
+        page.keyboard.press("Enter")
+        form = frame.locator(".quick-log form").filter(has=frame.get_by_role("button", name=quick))
+        form.locator("xpath=following-sibling::div[contains(@class, 'form-messages')][1]").get_by_role(
+            "status").filter(has_text="Recorded").wait_for(timeout=10000)
+        assert focused(frame)["text"] == quick
+
+        # Back to Start timer (the activity now defaults to the one just used): Enter starts it, focus stays.
+        assert tab_to(page, frame, "Start timer", back=True) <= 3
+        assert frame.locator("form.start-timer [name=activity]").input_value() == "medication-reconciliation"
+        page.keyboard.press("Enter")
+        frame.get_by_role("button", name="Discard timer").wait_for(timeout=10000)
+        frame.get_by_role("region", name="Running timer").wait_for(timeout=10000)
+        assert focused(frame)["text"] == "Start timer"
+
+        # The timer's controls sit just above: Space on Stop and record stops it; the form is gone, so the focus
+        # goes to the heading of the section the person was working in, where the message shows.
+        assert tab_to(page, frame, "Stop and record", back=True) <= 6
+        page.keyboard.press(" ")
+        frame.locator("section.capture .section-messages").get_by_role("status").filter(
+            has_text="nothing was recorded").wait_for(timeout=10000)
+        assert focused(frame)["id"] == "capture-title"
+        assert frame.get_by_role("region", name="Running timer").count() == 0
+        assert frame.locator(".entries tbody tr").count() == entries + 1
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "a11y-keyboard.png"), full_page=True)
+        context.close()
