@@ -20,6 +20,7 @@ from tests.stack import Stack, running_stack
 
 CCM = "ccm-two-chronic"  # the demo's first patient
 BHI = "bhi-phq9-by-phone"
+TCM = "tcm-recent-discharge"
 ADMIN = "pr-billing-md"  # the physician-owner, the practice's administrator
 BILLER = "Pat Kowalski"
 OTHER_ORG = "second-practice"
@@ -87,9 +88,10 @@ def follow(frame, link: str, heading: str):
 
 
 def with_timer_running(frame) -> None:
-    """This patient's timer running, and an entry in the month (so the entries and their corrections show)."""
+    """This patient's timer running, and 20 minutes in the month (entries with their corrections, a billable claim)."""
     if frame.locator(".entries tbody tr").count() == 0:
         quick_log(frame, "Medication reconciliation, 15 min")
+        quick_log(frame, "Patient or caregiver call, 5 min")
     if frame.get_by_role("button", name="Discard timer").count() == 0:
         start = frame.locator("form.start-timer")
         start.get_by_label("Activity").select_option("record-review")
@@ -134,10 +136,30 @@ def sign_in(b: Browsing, stack: Stack):
 
 
 def billing(b: Browsing, stack: Stack):
+    """The biller's own sign-in, then the month's claims (rolled up once, with the chart page's 20 minutes)."""
     b.page.goto(f"{stack.app_url}/signin?next=/billing&org={stack.organization.id}")
     b.page.get_by_role("link", name=BILLER).first.click()
     b.page.get_by_role("heading", name="Month end").wait_for(timeout=20000)
+    if b.page.get_by_text("No claims yet for this month").count():
+        b.page.get_by_role("button", name="Run the rollup").click()
+        b.page.get_by_role("status").filter(has_text="Rollup of").wait_for(timeout=20000)
     return b.page
+
+
+def superbill(b: Browsing, stack: Stack):
+    """The month's superbill, once the biller approved the chart page's claim (its month is then locked)."""
+    page = billing(b, stack)
+    if page.get_by_text("Approved by").count() == 0:
+        page.get_by_role("button", name="Approve and send").first.click()
+        page.get_by_role("status").filter(has_text="Approved").wait_for(timeout=20000)
+    page.get_by_role("link", name="HTML", exact=True).click()
+    page.get_by_role("heading").first.wait_for(timeout=20000)
+    return page
+
+
+def patient_tcm(b: Browsing, stack: Stack):
+    """A TCM patient: the evidence the rules need, with its forms, inside the program's card."""
+    return app_in_chart(b, stack, TCM)
 
 
 def error_page(b: Browsing, stack: Stack):
@@ -147,8 +169,9 @@ def error_page(b: Browsing, stack: Stack):
 
 
 PAGES: dict[str, Callable[[Browsing, Stack], object]] = {
-    "chart page (CCM, timer running)": chart_ccm, "patient page (BHI)": patient_bhi, "care plan": care_plan,
-    "care-team panel": panel, "users and roles": admin_users, "sign-in": sign_in, "billing review": billing,
+    "chart page (CCM, timer running)": chart_ccm, "patient page (BHI)": patient_bhi,
+    "patient page (TCM, evidence to record)": patient_tcm, "care plan": care_plan, "care-team panel": panel,
+    "users and roles": admin_users, "sign-in": sign_in, "billing review": billing, "superbill (HTML)": superbill,
     "error page": error_page}
 
 
