@@ -21,6 +21,7 @@ from tests.stack import Stack, running_stack
 CCM = "ccm-two-chronic"  # the demo's first patient
 BHI = "bhi-phq9-by-phone"
 TCM = "tcm-recent-discharge"
+CARE_MANAGER = "pr-care-manager"
 ADMIN = "pr-billing-md"  # the physician-owner, the practice's administrator
 BILLER = "Pat Kowalski"
 OTHER_ORG = "second-practice"
@@ -65,10 +66,11 @@ def settle(doc) -> None:
     doc.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(null))))")
 
 
-def app_in_chart(browsing: Browsing, stack: Stack, patient_id: str, user: str | None = None):
-    """The chart of `patient_id` (as `user`, else the EHR's default, the care manager) and the app's frame in it."""
+def app_in_chart(browsing: Browsing, stack: Stack, patient_id: str, user: str = CARE_MANAGER):
+    """The chart of `patient_id` as `user` (named each time: a sign-in at the EHR changes its default) and the app's
+    frame in it."""
     page = browsing.page
-    page.goto(stack.chart_url(patient_id) + (f"?user={user}" if user else ""))
+    page.goto(f"{stack.chart_url(patient_id)}?user={user}")
     page.frame_locator("iframe").get_by_role("heading", name="Capture time").wait_for(timeout=20000)
     if browsing.frame_width:
         # The sandbox chart keeps its iframe at least 800 px wide; an EHR sidebar gives the app 420 px.
