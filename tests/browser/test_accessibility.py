@@ -190,6 +190,10 @@ def test_every_page_passes_axe_without_sideways_scroll(ehr: Stack, browsing: Bro
         scroll = sideways_scroll(doc)
         if scroll:
             found.append(scroll)
+        # Wherever a person's timer runs (this patient's or another's), its banner opens the page.
+        banner = doc.locator(".timer-banner")
+        if banner.count() and abs(rect(banner)["y"]) > 1:
+            found.append(f"the running timer's banner is not at the top: {rect(banner)}")
         open_all_details(doc)
         found += violations(doc)
         scroll = sideways_scroll(doc)
