@@ -288,6 +288,12 @@ def test_chart_page_timer_banner_at_top_and_each_forms_error_beside_it(ehr: Stac
     browsing.page.evaluate("() => window.scrollTo(0, 0)")
     on_screen = frame.locator(".timer-banner").element_handle().bounding_box()
     assert 0 <= on_screen["y"] < browsing.page.viewport_size["height"], on_screen
+    # The skip link, focused, shows above the pinned banner (WCAG 2.2 focus not obscured).
+    skip = frame.locator("a.skip")
+    skip.focus()
+    assert skip.evaluate("el => { const r = el.getBoundingClientRect(); "
+                         "return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === el; }"), \
+        "the focused skip link is hidden under the timer banner"
     open_all_details(frame)
     problems = {f"{case.name} at {browsing.name}": error_beside(frame, case) for case in CHART_FORMS}
     # With an error showing (its colours, its live region), the page still passes axe.
