@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test bench lint browser
+.PHONY: demo test bench lint browser interop axe
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ interop:
 	@cd tests/interop/medplum && { test -d node_modules && test ! package-lock.json -nt node_modules/.package-lock.json; } || \
 	  { npm ci --no-audit --no-fund && test -x node_modules/node/bin/node; }
 
-test: $(BIN)/.installed browser interop
+# The accessibility tests inject axe-core (npm, pinned by package-lock.json) into the app's pages.
+axe:
+	@cd tests/browser/axe && { test -d node_modules && test ! package-lock.json -nt node_modules/.package-lock.json; } || \
+	  { npm ci --no-audit --no-fund && test -f node_modules/axe-core/axe.min.js; }
+
+test: $(BIN)/.installed browser interop axe
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 3 --dist loadscope
