@@ -235,7 +235,10 @@ CHART_FORMS = [
     FormCase("void an entry", "form[data-api$='/void']", {"reason": "no"}, "reason"),
     FormCase("correct an entry", "form[data-api$='/amend']", {"reason": ""}, "reason"),
     FormCase("record consent", ".capture-consent form", {}, "explain"),
-    FormCase("record a rating scale", ".capture-scale form", {"scale": "PHQ-9", "score": "30"}, "from 0 to 27"),
+    FormCase("record a declined program", ".record-enrollment form", {"status": "declined", "reason": ""},
+             "Say why the patient declined"),
+    FormCase("give a PHQ-9 item by item", "form.scale-items", {}, "is not answered"),
+    FormCase("record a scale's total", ".capture-scale form", {"scale": "PHQ-2", "score": "30"}, "from 0 to 6"),
 ]
 
 
