@@ -96,6 +96,9 @@ def test_a_missing_or_out_of_range_item_is_named(stack: Stack) -> None:
         ({"scale": "PHQ-9", "items": full, "score": 10}, "add up to 9, not 10"),
         ({"scale": "AUDIT-C", "items": {"75626-2": 1}}, "no item-by-item form for the AUDIT-C"),
         ({"scale": "GAD-7", "items": answers(PHQ9, [0] * 9)}, "is not an item of the GAD-7"),
+        # Sent with nothing at all (the accessibility test found "got None" here): say what to do.
+        ({"scale": "PHQ-9"}, "neither its answers nor a total"),
+        ({"scale": "PHQ-9", "items": {}}, "Item 1 of the PHQ-9"),
     ]
     for body, says in cases:
         answer = record(stack, nurse, body)

@@ -88,9 +88,10 @@
       if (el.type === "checkbox") { data[el.name] = el.checked; return; }
       // Radio groups send the checked answer; a rating scale's (data-item) go together as items: {code: score}.
       if (el.type === "radio") {
+        // An item-by-item form always sends its answers, none included, so the app names the first unanswered.
+        if (el.hasAttribute("data-item")) { data.items = data.items || {}; }
         if (!el.checked) { return; }
         if (el.hasAttribute("data-item")) {
-          data.items = data.items || {};
           data.items[el.getAttribute("data-item")] = parseInt(el.value, 10);
         } else { data[el.name] = el.value; }
         return;
