@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from smart_app.billing.superbill import latin1
+from smart_app.billing.superbill import latin1, letter_pdf
 from smart_app.ledger.care_plans import LABELS, CarePlanVersion
 from smart_app.statuses import CarePlanStatus
 
@@ -73,25 +73,6 @@ def summary(copy: PlanCopy) -> list[tuple[str, list[str]]]:
             ("When we review it", review)]
 
 
-def _new_pdf(heading: str) -> FPDF:
-    from fpdf import FPDF  # fpdf2; imported when a PDF is made
-
-    class PlanPDF(FPDF):
-        def header(self) -> None:
-            self.set_font("Helvetica", "B", 9)
-            self.set_text_color(90, 90, 90)
-            self.cell(0, 5, latin1(heading), new_x="LMARGIN", new_y="NEXT")
-            self.set_text_color(0, 0, 0)
-            self.ln(2)
-
-        def footer(self) -> None:
-            self.set_y(-14)
-            self.set_font("Helvetica", "I", 7.5)
-            self.cell(0, 4, f"Page {self.page_no()} of {{nb}}", align="R")
-
-    return PlanPDF(format="Letter")
-
-
 def _heading(pdf: FPDF, text: str, size: float = 11) -> None:
     pdf.ln(2)
     pdf.set_font("Helvetica", "B", size)
@@ -109,7 +90,7 @@ def care_plan_pdf(copy: PlanCopy, *, generated: datetime, compress: bool = True)
     version, content = copy.version, copy.version.content
     if version.status is not CarePlanStatus.ESTABLISHED or version.established_on is None:
         raise ValueError("only an established care-plan version has a patient copy")
-    pdf = _new_pdf(f"{copy.practice} - care plan for {copy.patient_name}")
+    pdf = letter_pdf(f"{copy.practice} - care plan for {copy.patient_name}")
     pdf.set_compression(compress)
     pdf.set_creation_date(generated)
     pdf.set_title(latin1(f"Care plan for {copy.patient_name}, version {version.number}"))

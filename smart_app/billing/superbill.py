@@ -359,11 +359,12 @@ def latin1(text: object) -> str:
     return "".join(out)
 
 
-def _new_pdf(heading: str, label: str) -> FPDF:
-    """A Letter page PDF with the superbill's heading on top of each page and the estimate label at the foot."""
+def letter_pdf(heading: str, label: str = "") -> FPDF:
+    """A Letter page PDF with `heading` on top of each page and, at the foot, `label` (if any) and the page count;
+    the superbill's and the care plan's patient copy."""
     from fpdf import FPDF  # fpdf2; imported when a PDF is made
 
-    class SuperbillPDF(FPDF):
+    class LetterPDF(FPDF):
         def header(self) -> None:
             self.set_font("Helvetica", "B", 9)
             self.set_text_color(90, 90, 90)
@@ -374,10 +375,11 @@ def _new_pdf(heading: str, label: str) -> FPDF:
         def footer(self) -> None:
             self.set_y(-14)
             self.set_font("Helvetica", "I", 7.5)
-            self.cell(0, 4, latin1(label), new_x="LMARGIN", new_y="NEXT", align="L")
+            if label:
+                self.cell(0, 4, latin1(label), new_x="LMARGIN", new_y="NEXT", align="L")
             self.cell(0, 4, f"Page {self.page_no()} of {{nb}}", align="R")
 
-    return SuperbillPDF(format="Letter")
+    return LetterPDF(format="Letter")
 
 
 def _section(pdf: FPDF, title: str) -> None:
@@ -473,7 +475,7 @@ def superbill_pdf(claims: list[ProposedClaim], *, organization_name: str, month:
     patient per page; `approvals` by patient id. `compress=False` leaves the page streams readable."""
     approvals = approvals or {}
     label = estimate_label(pricing)
-    pdf = _new_pdf(f"Care management superbill - {organization_name} - {Month.parse(month).label}", label)
+    pdf = letter_pdf(f"Care management superbill - {organization_name} - {Month.parse(month).label}", label)
     pdf.set_compression(compress)
     pdf.set_creation_date(generated)
     pdf.set_title(latin1(f"Care management superbill, {organization_name}, {Month.parse(month).label}"))
