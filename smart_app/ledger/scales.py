@@ -117,7 +117,7 @@ def record_scale(session: Session, rule_set: RuleSet, organization_id: str, pati
     loinc, highest = known[scale]
     scored: tuple[tuple[str, int], ...] = ()
     if items is None and score is None and questionnaire is not None and questionnaire.name == scale:
-        raise InvalidScale(f"The {scale} was sent with neither its answers nor a total.",
+        raise InvalidScale(f"The {scale} was sent with neither its answers nor a total score.",
                            "Answer each question; the app adds up the score.")
     if items is not None:
         if questionnaire is None or questionnaire.name != scale:
