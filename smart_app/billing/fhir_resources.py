@@ -419,11 +419,14 @@ def _care_team(claim: ProposedClaim) -> tuple[list[dict], dict[str, list[int]]]:
 
 
 def claim_resource(claim: ProposedClaim, *, created: date, observation_refs: dict[str, str],
-                   replaces: str | None = None, version: int = 1, enterer: dict[str, str] | None = None) -> dict:
+                   replaces: str | None = None, version: int = 1, enterer: dict[str, str] | None = None,
+                   superbill_ref: str | None = None) -> dict:
     """The Claim (professional, use claim) for one patient-month, validated.
 
     - `observation_refs`: program -> reference of its minutes Observation ("Observation/<id>" or the
       Bundle's "urn:uuid:..."), sent as supportingInfo (category `info`) and pointed at by the lines.
+    - `superbill_ref`: the reference of the superbill DocumentReference (its itemized time log), sent as
+      supportingInfo (category `attachment`), so an auditor goes from the Claim to the minutes behind it.
     - `replaces`: the reference of the Claim this one replaces; adds `related` with relationship
       `prior`. The replacement is a new resource with its own identifier (the value ends `v<version>`);
       mark the old one with `entered_in_error`.
@@ -460,6 +463,14 @@ def claim_resource(claim: ProposedClaim, *, created: date, observation_refs: dic
                 "valueReference": {"reference": ref},
             })
             info_by_program.setdefault(program, []).append(len(supporting))
+    if superbill_ref:
+        supporting.append({
+            "sequence": len(supporting) + 1,
+            "category": _concept(INFO_CATEGORY, "attachment", "Attachment"),
+            "code": {"coding": [_coding(CARE_PROGRAM, "superbill")],
+                     "text": "Superbill with the itemized time log"},
+            "valueReference": {"reference": superbill_ref},
+        })
     fixed_team = [1] + ([m["sequence"] for m in care_team if m["role"]["coding"][0]["code"] == "supervisor"])
     items = []
     for n, line in enumerate(claim.lines, start=1):

@@ -113,6 +113,12 @@ def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: Wri
             out.append(_outgoing(observation, "minutes"))
     elif plan.minutes == "DocumentReference":
         out.append(_outgoing(minutes_document(value, created=now, version=version), "minutes"))
+    superbill: dict | None = None
+    if plan.superbill == "DocumentReference":
+        # Before the Claim, which names it in supportingInfo (targets first).
+        replaces_doc = f"DocumentReference/{replaced_superbill}" if replaced_superbill else None
+        superbill = superbill_document(value, pdf, created=now, version=version, replaces=replaces_doc)
+        out.append(_outgoing(superbill, "superbill"))
     if plan.claim == "Claim":
         replaces = f"Claim/{replaced_fhir_id}" if replaced_fhir_id else None
         created = now.astimezone(ZoneInfo(org.timezone)).date()
@@ -121,7 +127,8 @@ def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: Wri
             entered_by = ({"reference": enterer.reference, "display": enterer.name} if enterer.practitioner
                           else {"display": enterer.name})
         out.append(_outgoing(claim_resource(value, created=created, observation_refs=observation_refs,
-                                            replaces=replaces, version=version, enterer=entered_by), "claim"))
+                                            replaces=replaces, version=version, enterer=entered_by,
+                                            superbill_ref=full_url(superbill) if superbill else None), "claim"))
     elif plan.claim == "ChargeItem":
         out += [_outgoing(charge_item(value, line, version=version), "claim") for line in value.lines]
     used = [entries[i] for line in value.lines for i in line.entry_ids if i in entries]
@@ -135,10 +142,6 @@ def writeback_resources(claim: StoredClaim, entries: dict[str, Entry], plan: Wri
         # once (web.scale_writeback) carries the same identifier, so the outbox skips it here.
         out += [_outgoing(scale_resource(plan.scale, scale, titles.get(scale.scale, scale.scale),
                                          questionnaires.get(scale.scale)), "scale") for scale in scales]
-    if plan.superbill == "DocumentReference":
-        replaces = f"DocumentReference/{replaced_superbill}" if replaced_superbill else None
-        out.append(_outgoing(superbill_document(value, pdf, created=now, version=version, replaces=replaces),
-                             "superbill"))
     return out
 
 

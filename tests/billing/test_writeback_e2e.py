@@ -159,6 +159,9 @@ def test_what_was_written_reads_back_with_the_same_codes_units_and_minutes(month
             [("99490", 1)]
         assert claim["patient"]["reference"] == f"Patient/{PATIENT}"
         assert claim["supportingInfo"][0]["valueReference"]["reference"].startswith("Observation/")
+        # An auditor goes from the Claim to the superbill's itemized time log in the EHR.
+        attachment = [i for i in claim["supportingInfo"] if i["category"]["coding"][0]["code"] == "attachment"]
+        assert [i["valueReference"]["reference"] for i in attachment] == [f"DocumentReference/{superbill['id']}"]
     elif profile == "oracle-like":
         charge = search_one(stack, "ChargeItem", ident("charge", "99490", "v1"))
         assert charge["code"]["coding"][0]["code"] == "99490" and charge["quantity"]["value"] == 1
@@ -219,6 +222,8 @@ def test_a_correction_after_write_back_replaces_the_claim_the_fhir_way(tmp_path,
         assert (old_bill["status"], new_bill["status"]) == ("superseded", "current")
         assert new_bill["relatesTo"] == [{"code": "replaces", "target": {"reference": f"DocumentReference/"
                                                                                      f"{old_bill['id']}"}}]
+        assert {"reference": f"DocumentReference/{new_bill['id']}"} in [i["valueReference"]
+                                                                      for i in second["supportingInfo"]]
 
         # The late entry turns out to be a mistake: voided, the month is corrected again (version 3).
         late_id = late.json()["entries"][0]["id"]
