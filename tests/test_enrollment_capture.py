@@ -87,6 +87,11 @@ def test_a_decline_is_shown_and_the_program_is_offered_only_behind_record_consen
     assert "ccm" not in options(after, "capture-consent")
     assert options(after, "consent-anyway") == ["ccm"]
     assert "Record consent anyway (CCM: declined or not a candidate)" in after
+    # The program's card says so too, instead of only asking for the consent.
+    with new_browser() as browser:
+        page = re.sub(r"\s+", " ", browser.get(f"{stack.app_url}/patient", headers=headers).text)
+    assert (f'<p class="enrollment-note">The patient declined on {day()}: cost sharing. Consent can still be '
+            "recorded in the consent section if the patient changes their mind.</p>") in page
 
     # The patient changed their mind: consent recorded anyway makes them enrolled.
     consented = api(stack, "POST", "/consents", headers,

@@ -34,6 +34,8 @@ class ProgramCard:
     # Codes that evidence missing from the record keeps out of reach, each with what is missing; they get no
     # progress bar, since more minutes alone would not bill them.
     missing: tuple[tuple[str, str], ...] = ()
+    # The time program whose minutes and enrollment the card follows (Complex CCM follows CCM's).
+    time_program: str = ""
 
     @property
     def relevant(self) -> bool:
@@ -102,7 +104,9 @@ def card_for(program: ProgramDecision, rule_set: RuleSet | None = None) -> Progr
         reasons=blocking,
         warnings=program.warnings + tuple(f"Needed before the claim can be approved: {gap}" for gap in program.gaps),
         minutes_total=program.minutes_total,
-        minutes_counted=sum(c.minutes for c in program.codes))
+        minutes_counted=sum(c.minutes for c in program.codes),
+        time_program=(rule_set.families[program.program].time_program or program.program
+                      if rule_set is not None and program.program in rule_set.families else program.program))
 
 
 def _missing(program: ProgramDecision, bars: tuple[Progress, ...],
