@@ -231,10 +231,12 @@ async def _target(app: AppContext, org: Organization) -> tuple[str | None, bool,
     return plan.care_plan, capabilities_for(caps, plan).can("Goal", "create"), ""
 
 
-async def _sharing(app: AppContext, org: Organization, version: CarePlanVersion | None) -> ShareStatus | None:
+async def _sharing(app: AppContext, org: Organization, version: CarePlanVersion | None,
+                   known: tuple[str | None, bool, str] | None = None) -> ShareStatus | None:
+    """Where `version` stands with the EHR; `known`: the `_target` answer the caller already has."""
     if version is None:
         return None
-    target, _, why = await _target(app, org)
+    target, _, why = known if known is not None else await _target(app, org)
 
     def read() -> ShareStatus:
         with transaction(app.sessions) as db:
@@ -252,7 +254,8 @@ async def draft_sign(request: Request) -> Response:
     who = principal(request)
     app = ctx(request)
     body = await parse(request, CarePlanSign)
-    target, goals, why = await _target(app, who.organization)
+    known = await _target(app, who.organization)
+    target, goals, why = known
 
     def write() -> tuple[CarePlanVersion, list[str], RecordResult | None]:
         with transaction(app.sessions) as db:
@@ -272,7 +275,7 @@ async def draft_sign(request: Request) -> Response:
     except SmartAppError as exc:
         # Signed and queued: the EHR or its token failed now; the outbox keeps the rows for the next pass.
         log.warning("care plan %s not sent at signing: %s", version.id, exc.message)
-    sharing = await _sharing(app, who.organization, version)
+    sharing = await _sharing(app, who.organization, version, known)
     due = version.review_due.isoformat() if version.review_due else ""
     return JSONResponse({"care_plan": {"id": version.id, "version": version.number, "status": version.status.value,
                                        "review_due": due, "ehr": sharing.state if sharing else "none",
